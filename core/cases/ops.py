@@ -1,0 +1,213 @@
+"""The primitives every case change is built from: loading under lock, versions, events,
+holders, running deadlines and who hears about it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.cases import messages as msg
+from core.cases.model import (
+    CASES,
+    EVENTS,
+    FOLLOWERS,
+    STATE_LABEL_ZH,
+    Case,
+    CaseEvent,
+    CaseFollower,
+    EventKind,
+    Stage,
+    State,
+)
+from core.cases.policy import CasePolicy, next_due, stage_deadline
+from core.cases.routing import Target
+from core.clock import as_utc
+from core.errors import InvalidTransition, NotFound, StaleAction
+from core.hierarchy.model import ChatBinding, Person
+from core.hierarchy.queries import NodeRef, node_by_id
+from core.hierarchy.tree import TIER_FOR_LEVEL
+from core.outbox import Draft, enqueue_many
+
+PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
+BINDINGS: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
+
+EVENT_VERB_ZH: dict[str, str] = {
+    EventKind.opened: "受理登记", EventKind.added: "补充了情况", EventKind.accepted: "受理",
+    EventKind.reported_in: "报到受理", EventKind.replied: "答复了居民",
+    EventKind.asked_more: "请居民补充", EventKind.resolved: "标记为已解决",
+    EventKind.escalated: "转交上级", EventKind.whistled: "吹哨转交职能部门",
+    EventKind.merged: "合并到其他工单", EventKind.merged_in: "并入了重复工单",
+    EventKind.rejected: "驳回", EventKind.reassigned: "改派", EventKind.confirmed: "确认并评价",
+    EventKind.reopened: "反馈未解决", EventKind.auto_closed: "超期自动办结",
+    EventKind.overdue: "超时", EventKind.nagged: "督办",
+}
+
+
+def load(session: Session, case_id: int, *, lock: bool = True) -> Case:
+    """The case, locked for this transaction (FOR UPDATE on PostgreSQL) and freshly read."""
+    q = sa.select(Case).where(CASES.c.id == case_id).execution_options(populate_existing=True)
+    if lock:
+        q = q.with_for_update()
+    case = session.execute(q).scalar_one_or_none()
+    if case is None:
+        raise NotFound(f"没有工单#{case_id}")
+    return case
+
+
+def policy_of(case: Case) -> CasePolicy:
+    return CasePolicy.from_json(case.policy)
+
+
+def check_version(session: Session, case: Case, version: int, *, tz: Any = None) -> None:
+    """Refuse a press of a button that was made for an older state of the case."""
+    if version == case.version:
+        return
+    last = session.execute(
+        sa.select(EVENTS.c.kind, EVENTS.c.at, PEOPLE.c.name)
+        .outerjoin(PEOPLE, PEOPLE.c.id == EVENTS.c.actor_id)
+        .where(EVENTS.c.case_id == case.id)
+        .where(EVENTS.c.kind.not_in([EventKind.nagged.value, EventKind.refused.value]))
+        .order_by(EVENTS.c.id.desc())
+        .limit(1)
+    ).first()
+    what = ""
+    if last is not None:
+        who = last.name or "系统"
+        when = msg.local_time(as_utc(last.at), tz or policy_of(case).tz)
+        what = f"：{when} {who}已{EVENT_VERB_ZH.get(last.kind, last.kind)}"
+    state = STATE_LABEL_ZH[State(case.state)]
+    raise StaleAction(
+        f"工单#{case.id}已有新变化{what}，现为「{state}」。此操作未执行，请按最新消息操作。"
+    )
+
+
+def require_state(case: Case, allowed: set[State], doing: str) -> None:
+    if State(case.state) not in allowed:
+        raise InvalidTransition(
+            f"工单#{case.id}当前为「{STATE_LABEL_ZH[State(case.state)]}」，不能{doing}"
+        )
+
+
+def touch(case: Case, now: datetime) -> None:
+    """Every change moves the version on, so buttons made before it go stale."""
+    case.version += 1
+    case.updated_at = now
+
+
+def record(session: Session, case: Case, *, kind: EventKind, at: datetime,
+           actor_id: int | None = None, from_state: str | None = None,
+           role: str | None = None, via: str | None = None, note: str | None = None,
+           detail: dict[str, Any] | None = None) -> CaseEvent:
+    assert case.id is not None
+    event = CaseEvent(
+        case_id=case.id, at=at, actor_id=actor_id, kind=kind.value,
+        from_state=from_state or case.state, to_state=case.state, role=role,
+        holder_id=case.holder_id, via=via, note=note, detail=detail or {},
+    )
+    session.add(event)
+    return event
+
+
+def assign(case: Case, target: Target) -> None:
+    case.holder_id = target.person.id
+    case.holder_role = target.role.value
+    case.holder_node_id = target.node.id
+
+
+def start_stage(case: Case, stage: Stage, now: datetime, *, keep_renewals: bool = False) -> None:
+    """Start a fresh deadline for `stage` from `now` (never from an old deadline: no cascade)."""
+    policy = policy_of(case)
+    deadline = stage_deadline(policy, stage, now)
+    case.stage = stage.value
+    case.stage_started_at = now
+    case.deadline_at = deadline
+    case.nags_sent = 0
+    if not keep_renewals:
+        case.stage_renewals = 0
+    case.next_due_at = next_due(policy, stage, start=now, deadline=deadline, nags_sent=0)
+
+
+def stop_clock(case: Case) -> None:
+    case.stage = None
+    case.stage_started_at = None
+    case.deadline_at = None
+    case.next_due_at = None
+    case.nags_sent = 0
+
+
+def followers(session: Session, case_id: int) -> list[int]:
+    q = sa.select(FOLLOWERS.c.person_id).where(FOLLOWERS.c.case_id == case_id)
+    return sorted(session.execute(q).scalars())
+
+
+def follow(session: Session, case_id: int, person_ids: list[int]) -> None:
+    have = set(followers(session, case_id))
+    for pid in person_ids:
+        if pid not in have:
+            session.add(CaseFollower(case_id=case_id, person_id=pid))
+            have.add(pid)
+
+
+def mirror_bindings(session: Session, node: NodeRef,
+                    cache: dict[int, list[int]] | None = None) -> list[int]:
+    """Chat groups where the holder's superiors watch: the chat bound to the node above the
+    holder's, for the pair of tiers it mirrors (组长+邻长 for a 邻长's cases, and so on)."""
+    if node.parent_id is None:
+        return []
+    if cache is not None and node.parent_id in cache:
+        return cache[node.parent_id]
+    parent = node_by_id(session, node.parent_id)
+    tier = TIER_FOR_LEVEL.get(parent.level)
+    ids: list[int] = []
+    if tier is not None:
+        ids = list(session.execute(
+            sa.select(BINDINGS.c.id)
+            .where(BINDINGS.c.node_id == parent.id, BINDINGS.c.tier == tier.value)
+            .order_by(BINDINGS.c.id)
+        ).scalars())
+    if cache is not None:
+        cache[node.parent_id] = ids
+    return ids
+
+
+def to_residents(session: Session, case: Case, *, kind: str, text: str,
+                 with_buttons: bool = True) -> list[Draft]:
+    assert case.id is not None
+    actions = msg.resident_actions(case) if with_buttons else ()
+    return [
+        Draft(text=text, kind=kind, person_id=pid, case_id=case.id, actions=actions,
+              dedupe_key=f"c{case.id}v{case.version}:{kind}:p{pid}")
+        for pid in followers(session, case.id)
+    ]
+
+
+def to_person(case: Case, person_id: int | None, *, kind: str, text: str,
+              actions: tuple[Any, ...] = ()) -> list[Draft]:
+    if person_id is None:
+        return []
+    assert case.id is not None
+    return [Draft(text=text, kind=kind, person_id=person_id, case_id=case.id, actions=actions,
+                  dedupe_key=f"c{case.id}v{case.version}:{kind}:p{person_id}")]
+
+
+def to_chats(case: Case, binding_ids: list[int], *, kind: str, text: str) -> list[Draft]:
+    assert case.id is not None
+    return [Draft(text=text, kind=kind, chat_binding_id=b, case_id=case.id,
+                  dedupe_key=f"c{case.id}v{case.version}:{kind}:b{b}")
+            for b in binding_ids]
+
+
+def send(session: Session, drafts: list[Draft], now: datetime) -> None:
+    """Write the messages in the same transaction as the change they report."""
+    enqueue_many(session, drafts=drafts, now=now)
+
+
+def late_by(case: Case, now: datetime) -> timedelta | None:
+    """How late a deadline is being handled, when past the grace of a normal sweep."""
+    if case.deadline_at is None:
+        return None
+    late = now - as_utc(case.deadline_at)
+    return late if late.total_seconds() > policy_of(case).late_grace_s else None

@@ -1,0 +1,309 @@
+"""Opening cases, adding to them and reading them back (the resident's side of the door)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.cases import messages as msg
+from core.cases import ops
+from core.cases.model import (
+    ACTIVE_STATES,
+    ATTACHMENTS,
+    CASES,
+    EVENTS,
+    FOLLOWERS,
+    Attachment,
+    AttachmentKind,
+    Case,
+    CaseEvent,
+    EventKind,
+    Stage,
+    State,
+)
+from core.cases.permissions import may_act
+from core.cases.policy import CasePolicy
+from core.cases.routing import Target, category_by_name, first_target
+from core.clock import Clock, as_utc
+from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
+from core.hierarchy.model import Person, Role
+from core.hierarchy.queries import Chain, actor, chain_for_node, node_by_id, residence_of
+from core.settings import Settings
+
+MAX_TEXT = 4000
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """A file or a location as a platform handed it over (file_ref: the platform's file id
+    or a stored path)."""
+
+    kind: AttachmentKind | str
+    file_ref: str | None = None
+    platform: str | None = None
+    mime: str | None = None
+    size: int | None = None
+    caption: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+def _check_attachment(a: NewAttachment) -> AttachmentKind:
+    try:
+        kind = AttachmentKind(a.kind)
+    except ValueError:
+        raise InvalidInput(f"不支持的附件类型：{a.kind}") from None
+    if kind is AttachmentKind.location:
+        if a.latitude is None or a.longitude is None:
+            raise InvalidInput("位置需要经纬度")
+        if not (-90 <= a.latitude <= 90 and -180 <= a.longitude <= 180):
+            raise InvalidInput(f"经纬度超出范围：{a.latitude}, {a.longitude}")
+    elif not a.file_ref:
+        raise InvalidInput(f"{kind.value} 附件缺少文件")
+    return kind
+
+
+def _clean_text(text: str | None, *, required: bool) -> str:
+    text = (text or "").strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"文字太长（{len(text)}字），请控制在{MAX_TEXT}字以内")
+    if required and not text:
+        raise InvalidInput("请用文字说明遇到的问题")
+    return text
+
+
+def attach(session: Session, case: Case, event: CaseEvent, items: Sequence[NewAttachment], *,
+           purpose: str, by: int, now: datetime) -> None:
+    assert case.id is not None
+    for a in items:
+        kind = _check_attachment(a)
+        session.add(Attachment(
+            case_id=case.id, event_id=event.id, kind=kind.value, purpose=purpose,
+            platform=a.platform, file_ref=a.file_ref, mime=a.mime, size=a.size,
+            caption=a.caption, latitude=a.latitude, longitude=a.longitude, added_by=by,
+            created_at=now,
+        ))
+
+
+def new_holder_text(case: Case, target: Target, *, intro: str, tz: ZoneInfo) -> str:
+    return (f"【{intro}】{msg.title(case)}\n承办：{msg.role_label(target.role.value)} "
+            f"{target.person.name}。{msg.deadline_phrase(case, tz)}。")
+
+
+def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id: int,
+              text: str, opened_by: int | None = None, category: str | None = None,
+              attachments: Sequence[NewAttachment] = (), via: str | None = None) -> Case:
+    """Open a case for a resident and route it at once to the lowest filled tier above them."""
+    now = clock.now()
+    text = _clean_text(text, required=not attachments) or "（图片/语音/位置）"
+    for a in attachments:
+        _check_attachment(a)
+    home = residence_of(session, resident_id)
+    opener = opened_by if opened_by is not None else resident_id
+    if opener != resident_id:
+        who = actor(session, opener)
+        if not (who.leads(home) or who.is_admin_of(home)):
+            raise PermissionDenied("只能为本辖区的居民代报问题")
+    cat = category_by_name(session, category) if category else None
+    chain = chain_for_node(session, home)
+    target = first_target(chain)
+    if target is None:
+        raise Conflict(f"{home.name}以上暂无任何在岗人员可接单，请联系管理员补齐人员")
+    policy = CasePolicy.from_settings(settings)
+    case = Case(
+        resident_id=resident_id, opened_by_id=opener, home_node_id=home.id, node_path=home.path,
+        category_id=cat.id if cat else None, text=text, state=State.open.value, version=1,
+        opened_at=now, updated_at=now, policy=policy.to_json(),
+        first_holder_id=target.person.id, first_holder_role=target.role.value,
+    )
+    ops.assign(case, target)
+    session.add(case)
+    session.flush()
+    assert case.id is not None
+    ops.follow(session, case.id, [resident_id])
+    ops.start_stage(case, Stage.reply, now)
+    skipped = [f"{s.role.value}@{s.node.code}" for s in chain.steps[: _index(chain, target)]
+               if s.vacant]
+    event = ops.record(
+        session, case, kind=EventKind.opened, at=now, actor_id=opener, from_state="",
+        via=via, note=text,
+        detail={"category": cat.name if cat else None, "skipped_vacant": skipped,
+                "routed_to": target.role.value},
+    )
+    session.flush()
+    attach(session, case, event, attachments, purpose="report", by=opener, now=now)
+    tz = policy.tz
+    may_whistle = target.role in (Role.secretary, Role.admin)
+    drafts = ops.to_person(
+        case, target.person.id, kind="new_case",
+        text=new_holder_text(case, target, intro="新工单", tz=tz),
+        actions=msg.holder_actions(case, may_whistle=may_whistle),
+    )
+    drafts += ops.to_residents(
+        session, case, kind="case_opened",
+        text=(f"已收到您反映的问题，编号{msg.title(case)}。已转{msg.role_label(target.role.value)}"
+              f"{target.person.name}，将在{msg.span(policy.duration(Stage.reply))}内答复您。"),
+    )
+    drafts += ops.to_chats(case, ops.mirror_bindings(session, target.node), kind="mirror",
+                           text=new_holder_text(case, target, intro="新工单", tz=tz))
+    ops.send(session, drafts, now)
+    return case
+
+
+def _index(chain: Chain, target: Target) -> int:
+    for i, s in enumerate(chain.steps):
+        if s.role is target.role and s.node.id == target.node.id:
+            return i
+    return 0
+
+
+def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
+                text: str | None = None, attachments: Sequence[NewAttachment] = (),
+                version: int | None = None, via: str | None = None) -> Case:
+    """Append a resident's later words, photos or location to their case and tell the holder."""
+    now = clock.now()
+    case = ops.load(session, case_id)
+    if person_id not in ops.followers(session, case_id):
+        from core.cases.permissions import refuse
+
+        raise refuse(session, case=case, person_id=person_id, action="add", at=now, via=via,
+                     reason=f"工单#{case_id}不是您反映的问题，不能补充")
+    if version is not None:
+        ops.check_version(session, case, version)
+    if State(case.state) not in ACTIVE_STATES:
+        raise InvalidTransition(f"工单#{case_id}已结束，如问题仍在请重新反映")
+    body = _clean_text(text, required=not attachments)
+    for a in attachments:
+        _check_attachment(a)
+    case.updated_at = now
+    event = ops.record(session, case, kind=EventKind.added, at=now, actor_id=person_id,
+                       via=via, note=body or None, detail={"attachments": len(attachments)})
+    session.flush()
+    attach(session, case, event, attachments, purpose="addition", by=person_id, now=now)
+    extra = f"（附{len(attachments)}个附件）" if attachments else ""
+    ops.send(session, [
+        d for d in ops.to_person(
+            case, case.holder_id, kind="case_added",
+            text=f"【居民补充】{msg.title(case)}\n{body}{extra}",
+            actions=msg.holder_actions(case),
+        )
+        # The reply is never echoed to the resident who wrote it.
+        if d.person_id != person_id
+    ], now)
+    return case
+
+
+def case_to_append_to(session: Session, *, clock: Clock, settings: Settings,
+                      resident_id: int) -> int | None:
+    """The resident's case that a message arriving now should extend rather than open anew:
+    their newest unresolved case they wrote to within the append window."""
+    since = clock.now() - settings.append_window
+    last_words = (
+        sa.select(sa.func.max(EVENTS.c.at))
+        .where(EVENTS.c.case_id == CASES.c.id, EVENTS.c.actor_id == resident_id)
+        .where(EVENTS.c.kind.in_([EventKind.opened.value, EventKind.added.value]))
+        .scalar_subquery()
+    )
+    q = (
+        sa.select(CASES.c.id)
+        .join(FOLLOWERS, FOLLOWERS.c.case_id == CASES.c.id)
+        .where(FOLLOWERS.c.person_id == resident_id)
+        .where(CASES.c.state.in_([State.open.value, State.accepted.value]))
+        .where(last_words >= since)
+        .order_by(CASES.c.id.desc())
+        .limit(1)
+    )
+    return session.execute(q).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case as people see it: for a card in a chat or a row on the dashboard."""
+
+    id: int
+    version: int
+    state: State
+    text: str
+    category: str | None
+    resident_id: int
+    holder_id: int | None
+    holder_name: str | None
+    holder_role: str | None
+    stage: str | None
+    deadline_at: datetime | None
+    overdue: bool
+    opened_at: datetime
+    rating: int | None
+    merged_into_id: int | None
+    attachments: int
+
+
+def view(session: Session, *, case_id: int, now: datetime) -> CaseView:
+    """What a case looks like now (no lock; for display)."""
+    from core.hierarchy.model import Category
+
+    case = ops.load(session, case_id, lock=False)
+    holder = session.get(Person, case.holder_id) if case.holder_id else None
+    cat = session.get(Category, case.category_id) if case.category_id else None
+    n_att = session.execute(
+        sa.select(sa.func.count()).where(ATTACHMENTS.c.case_id == case_id)
+    ).scalar_one()
+    deadline = as_utc(case.deadline_at) if case.deadline_at else None
+    return CaseView(
+        id=case_id, version=case.version, state=State(case.state), text=case.text,
+        category=cat.name if cat else None, resident_id=case.resident_id,
+        holder_id=case.holder_id, holder_name=holder.name if holder else None,
+        holder_role=case.holder_role, stage=case.stage, deadline_at=deadline,
+        overdue=bool(deadline and deadline < now and case.stage != Stage.confirm.value),
+        opened_at=as_utc(case.opened_at), rating=case.rating,
+        merged_into_id=case.merged_into_id, attachments=int(n_att),
+    )
+
+
+def history(session: Session, *, case_id: int) -> list[CaseEvent]:
+    """Every event of a case, oldest first: its history and its audit trail."""
+    q = sa.select(CaseEvent).where(EVENTS.c.case_id == case_id).order_by(EVENTS.c.id)
+    return list(session.execute(q).scalars())
+
+
+def attachments_of(session: Session, *, case_id: int) -> list[Attachment]:
+    q = sa.select(Attachment).where(ATTACHMENTS.c.case_id == case_id).order_by(ATTACHMENTS.c.id)
+    return list(session.execute(q).scalars())
+
+
+def cases_held_by(session: Session, *, person_id: int, limit: int = 50) -> list[Case]:
+    """A leader's own work list: cases they hold that wait for them, most urgent first."""
+    q = (
+        sa.select(Case)
+        .where(CASES.c.holder_id == person_id)
+        .where(CASES.c.state.in_([State.open.value, State.accepted.value]))
+        .order_by(CASES.c.deadline_at, CASES.c.id)
+        .limit(limit)
+    )
+    return list(session.execute(q).scalars())
+
+
+def cases_of_resident(session: Session, *, person_id: int, limit: int = 20) -> list[Case]:
+    """The cases a resident follows, newest first."""
+    q = (
+        sa.select(Case)
+        .join(FOLLOWERS, FOLLOWERS.c.case_id == CASES.c.id)
+        .where(FOLLOWERS.c.person_id == person_id)
+        .order_by(CASES.c.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(q).scalars())
+
+
+def can_act(session: Session, *, case_id: int, person_id: int) -> bool:
+    """Whether a leader or admin may act on the case (to decide which buttons to show)."""
+    case = ops.load(session, case_id, lock=False)
+    home = node_by_id(session, case.home_node_id)
+    holder_node = node_by_id(session, case.holder_node_id) if case.holder_node_id else None
+    return may_act(actor(session, person_id), holder_id=case.holder_id,
+                   holder_role=case.holder_role, holder_node=holder_node, home=home)

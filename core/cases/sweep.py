@@ -1,0 +1,266 @@
+"""The deadline engine: nag, escalate or close the cases whose next due time has come.
+
+Only rows with `next_due_at <= now` are read, in due order and in batches, through the index
+on that column. On PostgreSQL they are claimed with FOR UPDATE SKIP LOCKED, so several sweepers
+never handle one case twice; on SQLite the sweep takes the single write lock up front.
+Every due moment is measured from the case's stored stage and policy, so a sweep after downtime
+moves an overdue case exactly one tier, with a fresh deadline counted from now, and skips the
+reminders whose moment has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from core.cases import messages as msg
+from core.cases import ops
+from core.cases.actions import hand_over
+from core.cases.messages import Notice
+from core.cases.model import ACTIVE_STATES, CASES, Case, EventKind, Stage, State
+from core.cases.policy import in_quiet_hours, nags_passed, next_due, out_of_quiet
+from core.cases.routing import next_target
+from core.clock import Clock, as_utc
+from core.db import is_sqlite, session_scope
+from core.hierarchy.queries import Chain, NodeRef, chain_for_node, node_by_id
+from core.outbox import Draft, enqueue_many
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class SweepResult:
+    claimed: int = 0
+    nagged: int = 0
+    escalated: int = 0
+    overdue_at_top: int = 0
+    auto_closed: int = 0
+    held_for_quiet_hours: int = 0
+    messages: int = 0
+    late: int = 0
+
+    def add(self, other: SweepResult) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Sweep:
+    session: Session
+    now: datetime
+    result: SweepResult
+    notices: list[Notice] = field(default_factory=list)
+    drafts: list[Draft] = field(default_factory=list)
+    chains: dict[int, Chain] = field(default_factory=dict)
+    nodes: dict[int, NodeRef] = field(default_factory=dict)
+    mirrors: dict[int, list[int]] = field(default_factory=dict)
+
+    def node(self, node_id: int) -> NodeRef:
+        if node_id not in self.nodes:
+            self.nodes[node_id] = node_by_id(self.session, node_id)
+        return self.nodes[node_id]
+
+    def chain(self, home_id: int) -> Chain:
+        if home_id not in self.chains:
+            self.chains[home_id] = chain_for_node(self.session, self.node(home_id))
+        return self.chains[home_id]
+
+
+def anything_due(session: Session, *, now: datetime) -> bool:
+    """A cheap look at the index: is any case due?"""
+    q = sa.select(CASES.c.id).where(CASES.c.next_due_at <= now).limit(1)
+    return session.execute(q).first() is not None
+
+
+def due_backlog(session: Session, *, now: datetime) -> int:
+    """How many cases are due and not yet handled (for /metrics)."""
+    q = sa.select(sa.func.count()).where(CASES.c.next_due_at <= now)
+    return int(session.execute(q).scalar_one())
+
+
+def sweep(session: Session, *, clock: Clock, batch: int = 2000) -> SweepResult:
+    """Handle up to `batch` due cases in the caller's transaction; messages go to the outbox
+    in that same transaction."""
+    now = clock.now()
+    if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        # Take the write lock before reading, so the writes below cannot lose a race to
+        # another writer after this transaction's snapshot was taken.
+        session.execute(sa.text("UPDATE cases SET id = id WHERE 0 = 1"))
+    q = (
+        sa.select(Case)
+        .where(CASES.c.next_due_at <= now)
+        .order_by(CASES.c.next_due_at, CASES.c.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    run = _Sweep(session, now, SweepResult())
+    for case in session.execute(q).scalars():
+        run.result.claimed += 1
+        _handle(run, case)
+    drafts = run.drafts + msg.coalesce(run.notices)
+    run.result.messages = enqueue_many(session, drafts=drafts, now=now)
+    return run.result
+
+
+def run_sweep(engine: Engine, *, clock: Clock, batch: int = 2000,
+              max_rounds: int = 100) -> SweepResult:
+    """Sweep until nothing is due (one transaction per batch); what the scheduler calls."""
+    total = SweepResult()
+    for _ in range(max_rounds):
+        with Session(engine) as peek:
+            if not anything_due(peek, now=clock.now()):
+                break
+        with session_scope(engine) as session:
+            result = sweep(session, clock=clock, batch=batch)
+        total.add(result)
+        if result.claimed < batch:
+            break
+    else:
+        log.warning("sweep stopped after %d full batches; the rest waits for the next run",
+                    max_rounds)
+    return total
+
+
+def _handle(run: _Sweep, case: Case) -> None:
+    if State(case.state) not in ACTIVE_STATES or case.stage is None:
+        # A case left due after it ended would be swept forever; say so and clear it.
+        log.error("case %s is %s with stage %s but still due; clearing its clock",
+                  case.id, case.state, case.stage)
+        ops.stop_clock(case)
+        return
+    policy = ops.policy_of(case)
+    stage = Stage(case.stage)
+    assert case.deadline_at is not None and case.stage_started_at is not None
+    start, deadline = as_utc(case.stage_started_at), as_utc(case.deadline_at)
+    if deadline <= run.now:
+        _deadline(run, case, stage)
+        return
+    passed = nags_passed(policy, stage, start=start, deadline=deadline, now=run.now)
+    if passed > case.nags_sent:
+        if in_quiet_hours(policy, run.now):
+            # Only a sweep that ran late lands here: hold the reminder until the quiet ends.
+            case.next_due_at = min(out_of_quiet(policy, run.now), deadline)
+            run.result.held_for_quiet_hours += 1
+            return
+        case.nags_sent = passed
+        _nag(run, case, stage, deadline)
+    case.next_due_at = next_due(policy, stage, start=start, deadline=deadline,
+                                nags_sent=case.nags_sent)
+
+
+def _nag(run: _Sweep, case: Case, stage: Stage, deadline: datetime) -> None:
+    assert case.id is not None
+    tz = ops.policy_of(case).tz
+    left = msg.span(deadline - run.now)
+    ops.record(run.session, case, kind=EventKind.nagged, at=run.now, role=case.holder_role,
+               detail={"stage": stage.value, "n": case.nags_sent})
+    run.result.nagged += 1
+    if stage is Stage.confirm:
+        run.drafts += ops.to_residents(
+            run.session, case, kind="confirm_reminder",
+            text=(f"{msg.title(case)}已反馈解决，请确认并评价；{left}后未确认将自动办结。"),
+        )
+        return
+    if case.holder_id is None:
+        return
+    run.notices.append(Notice(
+        person_id=case.holder_id, case_id=case.id, version=case.version,
+        kind=f"nag{case.nags_sent}",
+        text=f"【督办】{msg.title(case)}还剩{left}到期，{msg.deadline_phrase(case, tz)}。",
+        line=f"{msg.title(case)} 剩{left}（{msg.STAGE_LABEL_ZH[stage]}）",
+        actions=msg.holder_actions(case),
+    ))
+
+
+def _deadline(run: _Sweep, case: Case, stage: Stage) -> None:
+    assert case.id is not None
+    late = ops.late_by(case, run.now)
+    if late is not None:
+        run.result.late += 1
+    if stage is Stage.confirm:
+        _auto_close(run, case, late)
+        return
+    assert case.holder_role is not None and case.holder_node_id is not None
+    holder_node = run.node(case.holder_node_id)
+    target = next_target(run.chain(case.home_node_id), role=case.holder_role,
+                         node=holder_node, holder_id=case.holder_id or -1)
+    what = {Stage.reply: "未答复", Stage.handle: "未办结", Stage.department: "部门未报到"}[stage]
+    if target is None:
+        _overdue_at_top(run, case, stage, what, late)
+        return
+    previous = case.holder_id
+    case.escalations += 1
+    note = f"超时{what}，自动转上级{msg.late_phrase(late)}"
+    run.drafts += hand_over(
+        run.session, case, target, now=run.now, stage=Stage.reply, kind=EventKind.escalated,
+        actor_id=None, via=None, note=note, intro="超时转办", notices=run.notices,
+        mirrors=run.mirrors,
+        detail={"auto": True, "stage": stage.value,
+                "late_by_s": int(late.total_seconds()) if late else 0},
+    )
+    run.result.escalated += 1
+    if previous is not None:
+        run.notices.append(Notice(
+            person_id=previous, case_id=case.id, version=case.version, kind="escalated_away",
+            text=(f"{msg.title(case)}超时{what}，已转交{msg.role_label(target.role.value)}"
+                  f"{target.person.name}。"),
+            line=f"{msg.title(case)} 超时{what}，已转{msg.role_label(target.role.value)}",
+        ))
+
+
+def _overdue_at_top(run: _Sweep, case: Case, stage: Stage, what: str,
+                    late: object) -> None:
+    """Nobody above: the holder keeps it with a fresh deadline and, a few times, a reminder."""
+    assert case.id is not None
+    policy = ops.policy_of(case)
+    case.stage_renewals += 1
+    ops.start_stage(case, stage, run.now, keep_renewals=True)
+    run.result.overdue_at_top += 1
+    if case.stage_renewals > policy.nags_per_tier:
+        # Past the cap the clock keeps running quietly; the dashboard shows the case overdue.
+        case.nags_sent = policy.nags_per_tier
+        case.next_due_at = case.deadline_at
+        return
+    ops.record(run.session, case, kind=EventKind.overdue, at=run.now, role=case.holder_role,
+               detail={"stage": stage.value, "renewal": case.stage_renewals})
+    if case.holder_id is not None:
+        tz = policy.tz
+        run.notices.append(Notice(
+            person_id=case.holder_id, case_id=case.id, version=case.version,
+            kind=f"overdue{case.stage_renewals}",
+            text=(f"【超时督办】{msg.title(case)}已超时{what}，已无上级可转，请尽快处理。"
+                  f"{msg.deadline_phrase(case, tz)}。"),
+            line=f"{msg.title(case)} 已超时{what}",
+            actions=msg.holder_actions(case),
+        ))
+
+
+def _auto_close(run: _Sweep, case: Case, late: object) -> None:
+    """No answer from the resident within the confirm window: closed without a rating."""
+    case.state = State.closed.value
+    case.closed_at = run.now
+    case.close_reason = "no_answer"
+    ops.stop_clock(case)
+    ops.touch(case, run.now)
+    ops.record(run.session, case, kind=EventKind.auto_closed, at=run.now,
+               from_state=State.resolved.value, role=case.holder_role,
+               detail={"late": late is not None})
+    run.result.auto_closed += 1
+    assert case.id is not None
+    if case.holder_id is not None:
+        run.notices.append(Notice(
+            person_id=case.holder_id, case_id=case.id, version=case.version, kind="auto_closed",
+            text=f"{msg.title(case)}居民未在期限内确认，已自动办结（未评价）。",
+            line=f"{msg.title(case)} 已自动办结（未评价）",
+        ))
+    run.drafts += ops.to_residents(
+        run.session, case, kind="auto_closed", with_buttons=False,
+        text=f"{msg.title(case)}未收到您的确认，已自动办结。如问题仍在，请重新反映。",
+    )

@@ -1,0 +1,67 @@
+"""Every domain error in one place; webhooks/ maps them to status codes, bot/ to replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code = "domain_error"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class Conflict(DomainError):
+    """The thing changed under the caller (a stale button, a duplicate)."""
+
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class StaleAction(Conflict):
+    code = "stale_action"
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One bad row of an import file."""
+
+    file: str
+    row: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.row}: {self.reason}"
+
+
+class ImportRejected(InvalidInput):
+    """An import found bad rows; nothing was written."""
+
+    code = "import_rejected"
+
+    def __init__(self, errors: list[RowError], *, truncated: int = 0) -> None:
+        self.errors = errors
+        self.truncated = truncated
+        more = f" (and {truncated} more)" if truncated else ""
+        super().__init__(f"import rejected: {len(errors) + truncated} bad row(s){more}")
+
+    def report(self) -> str:
+        lines = [str(e) for e in self.errors]
+        if self.truncated:
+            lines.append(f"... and {self.truncated} more bad rows")
+        return "\n".join(lines)

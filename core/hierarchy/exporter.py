@@ -1,0 +1,131 @@
+"""`linzhang export`: write the hierarchy back in the files `linzhang import` reads."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.errors import InvalidInput
+from core.hierarchy.readers import HEADERS, Kind
+from core.hierarchy.tree import subtree_bounds
+
+XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit, less the header
+
+
+@dataclass
+class ExportReport:
+    files: list[Path]
+    nodes: int
+    members: int
+    categories: int
+
+
+def _where_subtree(root_path: str | None, alias: str) -> tuple[str, dict[str, str]]:
+    if root_path is None:
+        return "", {}
+    low, high = subtree_bounds(root_path)
+    return f" AND {alias}.path >= :low AND {alias}.path < :high", {"low": low, "high": high}
+
+
+def _nodes(conn: sa.Connection, root_path: str | None) -> Iterator[tuple[str, ...]]:
+    where, params = _where_subtree(root_path, "n")
+    rows = conn.execute(sa.text(
+        "SELECT n.code, p.code, n.level, n.name, n.latitude, n.longitude FROM node n"
+        " LEFT JOIN node p ON p.id = n.parent_id WHERE 1 = 1" + where + " ORDER BY n.path"
+    ), params)
+    for code, pcode, level, name, lat, lon in rows:
+        yield (code, pcode or "", level, name, _num(lat), _num(lon))
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else repr(v)
+
+
+def _members(conn: sa.Connection, root_path: str | None) -> Iterator[tuple[str, ...]]:
+    where, params = _where_subtree(root_path, "n")
+    # One chat account per platform per person: the first one they got. The others are kept in
+    # the database; a re-import never drops them.
+    rows = conn.execute(sa.text(
+        "SELECT p.name, p.phone, x.role, n.code, x.address,"
+        " (SELECT c.external_id FROM chat_identity c WHERE c.id = (SELECT MIN(c2.id)"
+        "   FROM chat_identity c2 WHERE c2.person_id = p.id AND c2.platform = 'telegram')),"
+        " (SELECT c.external_id FROM chat_identity c WHERE c.id = (SELECT MIN(c2.id)"
+        "   FROM chat_identity c2 WHERE c2.person_id = p.id AND c2.platform = 'wechat')),"
+        " (SELECT c.external_id FROM chat_identity c WHERE c.id = (SELECT MIN(c2.id)"
+        "   FROM chat_identity c2 WHERE c2.person_id = p.id AND c2.platform = 'wecom'))"
+        " FROM post x JOIN person p ON p.id = x.person_id JOIN node n ON n.id = x.node_id"
+        " WHERE p.phone IS NOT NULL" + where + " ORDER BY x.id"
+    ), params)
+    for name, phone, role, code, address, tg, openid, wecom in rows:
+        yield (name, phone, role, code, address or "", tg or "", openid or "", wecom or "")
+
+
+def _categories(conn: sa.Connection) -> Iterator[tuple[str, ...]]:
+    for name, suffix in conn.execute(
+        sa.text("SELECT name, department_suffix FROM category ORDER BY id")
+    ):
+        yield (name, suffix or "")
+
+
+def export_files(engine: Engine, out: Path, *, fmt: str = "csv",
+                 root_code: str | None = None) -> ExportReport:
+    """Write nodes, members and categories (CSV files in a folder, or one XLSX workbook)."""
+    if fmt not in ("csv", "xlsx"):
+        raise InvalidInput(f"unknown export format {fmt!r} (csv or xlsx)")
+    with engine.connect() as conn:
+        root_path = None
+        if root_code is not None:
+            root_path = conn.execute(sa.text("SELECT path FROM node WHERE code = :c"),
+                                     {"c": root_code}).scalar_one_or_none()
+            if root_path is None:
+                raise InvalidInput(f"no node with code {root_code!r}")
+        has_coords = conn.execute(sa.text(
+            "SELECT 1 FROM node WHERE latitude IS NOT NULL OR longitude IS NOT NULL LIMIT 1"
+        )).first() is not None
+        node_headers = HEADERS[Kind.nodes] + (("latitude", "longitude") if has_coords else ())
+        tables = [
+            (Kind.nodes, node_headers,
+             (r if has_coords else r[:4] for r in _nodes(conn, root_path))),
+            (Kind.members, HEADERS[Kind.members], _members(conn, root_path)),
+            (Kind.categories, HEADERS[Kind.categories], _categories(conn)),
+        ]
+        counts: dict[Kind, int] = {}
+        files: list[Path] = []
+        if fmt == "csv":
+            out.mkdir(parents=True, exist_ok=True)
+            for kind, headers, rows in tables:
+                path = out / f"{kind.value}.csv"
+                with path.open("w", newline="", encoding="utf-8") as f:
+                    w = csv.writer(f)
+                    w.writerow(headers)
+                    n = 0
+                    for row in rows:
+                        w.writerow(row)
+                        n += 1
+                counts[kind] = n
+                files.append(path)
+        else:
+            from openpyxl import Workbook
+
+            wb = Workbook(write_only=True)
+            for kind, headers, rows in tables:
+                ws = wb.create_sheet(kind.value)
+                ws.append(list(headers))
+                n = 0
+                for row in rows:
+                    n += 1
+                    if n > XLSX_MAX_ROWS:
+                        raise InvalidInput(f"{kind.value} has more rows than one XLSX sheet holds;"
+                                           " export as CSV")
+                    ws.append(list(row))
+                counts[kind] = n
+            path = out if out.suffix.lower() == ".xlsx" else out / "linzhang.xlsx"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            wb.save(path)
+            files.append(path)
+    return ExportReport(files, counts[Kind.nodes], counts[Kind.members], counts[Kind.categories])

@@ -1,0 +1,390 @@
+"""`linzhang import`: all-or-nothing import of nodes, members and categories."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.clock import Clock, SystemClock
+from core.db import write_transaction
+from core.errors import ImportRejected, InvalidInput, RowError
+from core.hierarchy import import_members
+from core.hierarchy.model import Level
+from core.hierarchy.readers import Kind, Table, open_tables
+from core.hierarchy.tree import nesting_error, parse_level, role_error
+
+Progress = Callable[[str, int], None]
+CODE_RE = re.compile(r"[0-9A-Za-z._-]{1,40}")
+SUFFIX_RE = re.compile(r"[0-9A-Za-z]{1,10}")
+
+
+@dataclass
+class ImportReport:
+    nodes_added: int = 0
+    nodes_updated: int = 0
+    categories_added: int = 0
+    categories_updated: int = 0
+    people_added: int = 0
+    people_updated: int = 0
+    posts_added: int = 0
+    posts_updated: int = 0
+    identities_added: int = 0
+    rows_read: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def lap(self, phase: str) -> None:
+        """Record how long the phase that just ended took."""
+        now = time.perf_counter()
+        last = getattr(self, "_last", None) or now
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - last
+        self._last = now
+
+    @property
+    def changed(self) -> bool:
+        return any((self.nodes_added, self.nodes_updated, self.categories_added,
+                    self.categories_updated, self.people_added, self.people_updated,
+                    self.posts_added, self.posts_updated, self.identities_added))
+
+    def summary(self) -> str:
+        return (
+            f"nodes +{self.nodes_added} ~{self.nodes_updated}, "
+            f"people +{self.people_added} ~{self.people_updated}, "
+            f"posts +{self.posts_added} ~{self.posts_updated}, "
+            f"chat identities +{self.identities_added}, "
+            f"categories +{self.categories_added} ~{self.categories_updated} "
+            f"in {self.seconds:.1f}s"
+        )
+
+
+class Errors:
+    """Collects bad rows, keeping the first `limit` and counting the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items: list[RowError] = []
+        self.dropped = 0
+
+    def add(self, file: str, row: int, reason: str) -> None:
+        if len(self.items) < self.limit:
+            self.items.append(RowError(file, row, reason))
+        else:
+            self.dropped += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.items) or self.dropped > 0
+
+    def raise_if_any(self) -> None:
+        if self:
+            self.items.sort(key=lambda e: (e.file, e.row))
+            raise ImportRejected(self.items, truncated=self.dropped)
+
+
+@dataclass
+class NodeRow:
+    code: str
+    parent_code: str
+    level: Level
+    name: str
+    lat: float | None
+    lon: float | None
+    where: tuple[str, int]
+
+
+@dataclass
+class TreeNode:
+    """A node as it will be after the import: from the database, the files, or both."""
+
+    id: int
+    code: str
+    parent_code: str
+    level: Level
+    name: str
+    path: str
+    lat: float | None
+    lon: float | None
+    stored: tuple[object, ...] | None  # the stored row, None for a new node
+    where: tuple[str, int] | None = None  # the file row that sets it
+
+
+def import_files(
+    engine: Engine, paths: Iterable[Path | str], *, clock: Clock | None = None,
+    progress: Progress | None = None, max_errors: int = 1000,
+) -> ImportReport:
+    """Import hierarchy files in one transaction; any bad row rejects the whole import."""
+    started = time.perf_counter()
+    clock = clock or SystemClock()
+    tables: list[Table] = []
+    errors = Errors(max_errors)
+    for p in paths:
+        try:
+            tables.extend(open_tables(Path(p)))
+        except InvalidInput as exc:
+            errors.add(Path(p).name, 0, str(exc).split(": ", 1)[-1])
+    errors.raise_if_any()
+    if not tables:
+        raise InvalidInput("nothing to import: name at least one file")
+    report = ImportReport()
+    tick = progress or (lambda _phase, _n: None)
+    report.lap("open")
+    with write_transaction(engine) as conn:
+        tree = _load_tree(conn)
+        report.lap("load tree")
+        node_rows = _read_nodes([t for t in tables if t.kind == Kind.nodes], errors, report, tick)
+        changed = _merge_nodes(tree, node_rows, errors)
+        _check_changed_levels(conn, tree, changed, errors)
+        report.lap("nodes")
+        categories = _read_categories([t for t in tables if t.kind == Kind.categories], errors)
+        levels = {code: (n.id, n.level) for code, n in tree.items()}
+        members = [t for t in tables if t.kind == Kind.members]
+        staged = import_members.stage(conn, members, levels, errors, report, tick) if members \
+            else None
+        errors.raise_if_any()
+        if staged is not None:
+            import_members.check(conn, staged, errors, report)
+            errors.raise_if_any()
+        _write_nodes(conn, tree, report)
+        _write_categories(conn, categories, report)
+        report.lap("write nodes")
+        if staged is not None:
+            import_members.apply(conn, staged, report, now=clock.now())
+            tick("apply", 1)
+        report.lap("apply")
+    report.lap("commit")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load_tree(conn: sa.Connection) -> dict[str, TreeNode]:
+    rows = conn.exec_driver_sql(
+        "SELECT n.id, n.code, p.code, n.level, n.name, n.path, n.latitude, n.longitude, n.parent_id"
+        " FROM node n LEFT JOIN node p ON p.id = n.parent_id"
+    )
+    tree: dict[str, TreeNode] = {}
+    for nid, code, pcode, level, name, path, lat, lon, pid in rows:
+        tree[code] = TreeNode(nid, code, pcode or "", Level(level), name, path, lat, lon,
+                              stored=(pid, level, name, path, lat, lon))
+    return tree
+
+
+def _cell(row: list[str], i: int | None) -> str:
+    return row[i].strip() if i is not None and i < len(row) else ""
+
+
+def _opt_float(text: str, lo: float, hi: float) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    value = float(text)
+    if not lo <= value <= hi:
+        raise ValueError
+    return value
+
+
+def _read_nodes(tables: list[Table], errors: Errors, report: ImportReport,
+                tick: Progress) -> list[NodeRow]:
+    out: list[NodeRow] = []
+    first: dict[str, tuple[str, int]] = {}
+    for t in tables:
+        ci, pi, li, ni = (t.columns[k] for k in ("code", "parent_code", "level", "name"))
+        lai, loi = t.columns.get("latitude"), t.columns.get("longitude")
+        count = 0
+        for rowno, row in t.rows():
+            count += 1
+            code, parent, level_text, name = (_cell(row, i) for i in (ci, pi, li, ni))
+            bad = _node_row_error(code, parent, level_text, name)
+            if bad:
+                errors.add(t.label, rowno, bad)
+                continue
+            if code in first:
+                f, r = first[code]
+                errors.add(t.label, rowno, f"duplicate code {code} (first on {f}:{r})")
+                continue
+            try:
+                lat = _opt_float(_cell(row, lai), -90, 90)
+                lon = _opt_float(_cell(row, loi), -180, 180)
+            except ValueError:
+                errors.add(t.label, rowno, "latitude/longitude is not a valid coordinate")
+                continue
+            first[code] = (t.label, rowno)
+            level = parse_level(level_text)
+            assert level is not None
+            out.append(NodeRow(code, parent, level, name, lat, lon, (t.label, rowno)))
+        report.rows_read[t.label] = count
+        tick("nodes", count)
+    return out
+
+
+def _node_row_error(code: str, parent: str, level_text: str, name: str) -> str | None:
+    if not code:
+        return "code is empty"
+    if not CODE_RE.fullmatch(code):
+        return f"code {code!r} is malformed (letters, digits, . _ - up to 40)"
+    if parent == code:
+        return f"node {code} names itself as its parent"
+    if parse_level(level_text) is None:
+        return f"unknown level {level_text!r} (district, town, village, area, group, " \
+               "neighborhood, department or 区县/乡镇/村/片/组/邻/职能部门)"
+    if not name:
+        return "name is empty"
+    if len(name) > 200:
+        return "name is longer than 200 characters"
+    return None
+
+
+def _merge_nodes(tree: dict[str, TreeNode], rows: list[NodeRow], errors: Errors) -> set[str]:
+    """Lay the file rows over the stored tree; returns the codes whose level changed."""
+    next_id = max((n.id for n in tree.values()), default=0) + 1
+    level_changed: set[str] = set()
+    for r in rows:
+        node = tree.get(r.code)
+        if node is None:
+            tree[r.code] = TreeNode(next_id, r.code, r.parent_code, r.level, r.name, "",
+                                    r.lat, r.lon, stored=None, where=r.where)
+            next_id += 1
+            continue
+        if node.level != r.level:
+            level_changed.add(r.code)
+        node.parent_code, node.level, node.name = r.parent_code, r.level, r.name
+        node.where = r.where
+        if r.lat is not None or r.lon is not None:
+            node.lat, node.lon = r.lat, r.lon
+    for r in rows:
+        node = tree[r.code]
+        parent = tree.get(r.parent_code) if r.parent_code else None
+        if r.parent_code and parent is None:
+            errors.add(*r.where, f"parent {r.parent_code} does not exist")
+            continue
+        bad = nesting_error(r.level, parent.level if parent else None)
+        if bad:
+            errors.add(*r.where, f"wrong nesting: {bad} ({r.parent_code})" if parent else
+                       f"wrong nesting: {bad}")
+    if not errors:
+        _assign_paths(tree, errors)
+    return level_changed
+
+
+def _assign_paths(tree: dict[str, TreeNode], errors: Errors) -> None:
+    resolved: dict[str, str] = {}
+    for start in tree:
+        chain: list[str] = []
+        code = start
+        while code not in resolved:
+            if code in chain:
+                n = tree[start]
+                where = n.where or ("database", 0)
+                errors.add(*where, f"node {start} is its own ancestor (a cycle through {code})")
+                return
+            chain.append(code)
+            parent = tree[code].parent_code
+            if not parent:
+                resolved[code] = f"/{tree[code].id}/"
+                chain.pop()
+                break
+            code = parent
+        for c in reversed(chain):
+            resolved[c] = f"{resolved[tree[c].parent_code]}{tree[c].id}/"
+    for code, path in resolved.items():
+        tree[code].path = path
+
+
+def _check_changed_levels(conn: sa.Connection, tree: dict[str, TreeNode], changed: set[str],
+                          errors: Errors) -> None:
+    """A node whose level changes must still fit its stored children and the posts on it."""
+    if not changed or errors:
+        return
+    stored_children: dict[str, list[TreeNode]] = {}
+    for n in tree.values():
+        if n.where is None and n.parent_code in changed:
+            stored_children.setdefault(n.parent_code, []).append(n)
+    for code in changed:
+        node = tree[code]
+        where = node.where or ("database", 0)
+        for child in stored_children.get(code, []):
+            bad = nesting_error(child.level, node.level)
+            if bad:
+                errors.add(*where, f"changing {code} to {node.level.value} would break its "
+                           f"child {child.code}: {bad}")
+        for (role,) in conn.execute(sa.text("SELECT DISTINCT role FROM post WHERE node_id = :n"),
+                                    {"n": node.id}):
+            from core.hierarchy.model import Role
+
+            bad = role_error(Role(role), node.level)
+            if bad:
+                errors.add(*where, f"changing {code} to {node.level.value} conflicts with its "
+                           f"posts: {bad}")
+
+
+def _read_categories(tables: list[Table], errors: Errors) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    seen: dict[str, tuple[str, int]] = {}
+    for t in tables:
+        ci, di = t.columns["category"], t.columns.get("department_suffix")
+        for rowno, row in t.rows():
+            name = row[ci].strip() if ci < len(row) else ""
+            suffix = row[di].strip() if di is not None and di < len(row) else ""
+            if not name:
+                errors.add(t.label, rowno, "category is empty")
+            elif len(name) > 50:
+                errors.add(t.label, rowno, "category is longer than 50 characters")
+            elif name in seen:
+                errors.add(t.label, rowno, f"duplicate category {name} (first on "
+                           f"{seen[name][0]}:{seen[name][1]})")
+            elif suffix and not SUFFIX_RE.fullmatch(suffix):
+                errors.add(t.label, rowno, f"department suffix {suffix!r} is malformed (e.g. D01)")
+            else:
+                seen[name] = (t.label, rowno)
+                out[name] = suffix or None
+    return out
+
+
+def _write_nodes(conn: sa.Connection, tree: dict[str, TreeNode], report: ImportReport) -> None:
+    inserts, updates = [], []
+    for n in tree.values():
+        pid = tree[n.parent_code].id if n.parent_code else None
+        row = (pid, n.level.value, n.name, n.path, n.lat, n.lon)
+        if n.stored is None:
+            inserts.append((n.path.count("/"), (n.id, n.code, *row)))
+        elif row != n.stored:
+            updates.append((*row, n.id))
+    # Parents first, so that foreign keys hold at every insert.
+    inserts.sort(key=lambda x: x[0])
+    ph = "?" if conn.dialect.name == "sqlite" else "%s"
+    if inserts:
+        conn.exec_driver_sql(
+            "INSERT INTO node (id, code, parent_id, level, name, path, latitude, longitude)"
+            f" VALUES ({', '.join([ph] * 8)})", [r for _, r in inserts],
+        )
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('node', 'id'), (SELECT MAX(id) FROM node))"
+            )
+    if updates:
+        conn.exec_driver_sql(
+            f"UPDATE node SET parent_id = {ph}, level = {ph}, name = {ph}, path = {ph},"
+            f" latitude = {ph}, longitude = {ph} WHERE id = {ph}", updates,
+        )
+    report.nodes_added, report.nodes_updated = len(inserts), len(updates)
+
+
+def _write_categories(conn: sa.Connection, categories: dict[str, str | None],
+                      report: ImportReport) -> None:
+    stored: dict[str, str | None] = {
+        name: suffix
+        for name, suffix in conn.execute(sa.text("SELECT name, department_suffix FROM category"))
+    }
+    for name, suffix in categories.items():
+        if name not in stored:
+            conn.execute(sa.text("INSERT INTO category (name, department_suffix) VALUES (:n, :s)"),
+                         {"n": name, "s": suffix})
+            report.categories_added += 1
+        elif stored[name] != suffix:
+            conn.execute(sa.text("UPDATE category SET department_suffix = :s WHERE name = :n"),
+                         {"n": name, "s": suffix})
+            report.categories_updated += 1

@@ -1,0 +1,122 @@
+"""The city tree: nodes, people, the posts they hold, their chat identities and bound chats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class Level(StrEnum):
+    district = "district"
+    town = "town"
+    village = "village"
+    area = "area"
+    group = "group"
+    neighborhood = "neighborhood"
+    department = "department"
+
+
+class Role(StrEnum):
+    secretary = "secretary"
+    area_leader = "area_leader"
+    group_leader = "group_leader"
+    neighbor_leader = "neighbor_leader"
+    resident = "resident"
+    department = "department"
+    admin = "admin"
+
+
+class Platform(StrEnum):
+    telegram = "telegram"
+    wechat = "wechat"
+    wecom = "wecom"
+    web = "web"
+
+
+class Tier(StrEnum):
+    """Which pair of tiers a bound chat group mirrors."""
+
+    town_secretary = "town_secretary"  # 乡镇+书记, bound to a town
+    secretary_area = "secretary_area"  # 书记+片长, bound to a village
+    area_group = "area_group"  # 片长+组长, bound to an area
+    group_neighbor = "group_neighbor"  # 组长+邻长, bound to a group
+    neighbor_resident = "neighbor_resident"  # 邻长+居民, bound to a neighborhood
+
+
+# Materialized paths compare byte-wise; PostgreSQL's default collation would not.
+PathType = sa.String(400).with_variant(sa.String(400, collation="C"), "postgresql")
+
+
+class Node(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=sa.Column(sa.String(40), nullable=False, unique=True))
+    parent_id: int | None = Field(default=None, foreign_key="node.id", index=True)
+    level: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    name: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    # "/1/17/230/": ids from the root down, for subtree and ancestor queries without recursion.
+    path: str = Field(sa_column=sa.Column(PathType, nullable=False, index=True))
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(100), nullable=False))
+    # Unique when present; a person who joined by invite code may not have given one yet.
+    phone: str | None = Field(default=None, sa_column=sa.Column(sa.String(20), unique=True))
+    language: str = Field(default="zh", sa_column=sa.Column(sa.String(8), nullable=False))
+    created_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Post(SQLModel, table=True):
+    """A role held by a person on a node (one members.csv row)."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("person_id", "role", "node_id", name="uq_post_person_role_node"),
+        sa.Index("ix_post_node_role", "node_id", "role"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    # No index of its own: the unique (person_id, role, node_id) index leads with it.
+    person_id: int = Field(foreign_key="person.id")
+    node_id: int = Field(foreign_key="node.id")
+    role: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    address: str | None = Field(default=None, sa_column=sa.Column(sa.String(300)))
+
+
+class ChatIdentity(SQLModel, table=True):
+    """One chat account of a person; a person may have several."""
+
+    __tablename__ = "chat_identity"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "external_id", name="uq_identity_platform_external"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    external_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    unreachable: bool = Field(default=False)
+    last_seen_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class ChatBinding(SQLModel, table=True):
+    """A chat group bound to a node and the pair of tiers it mirrors."""
+
+    __tablename__ = "chat_binding"
+    __table_args__ = (sa.UniqueConstraint("platform", "chat_id", name="uq_binding_platform_chat"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    node_id: int = Field(foreign_key="node.id", index=True)
+    tier: str = Field(sa_column=sa.Column(sa.String(24), nullable=False))
+    title: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    bound_by: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Category(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(50), nullable=False, unique=True))
+    department_suffix: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))

@@ -1,0 +1,141 @@
+"""Write side of the hierarchy outside imports: chat accounts, posts and bound chats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.hierarchy.model import (
+    ChatBinding,
+    ChatIdentity,
+    Level,
+    Person,
+    Platform,
+    Post,
+    Role,
+    Tier,
+)
+from core.hierarchy.queries import Actor, NodeRef, node_by_code
+from core.hierarchy.tree import TIER_FOR_LEVEL, normalize_phone, parse_role, role_error
+
+
+def link_identity(session: Session, *, person_id: int, platform: Platform | str,
+                  external_id: str, now: datetime) -> ChatIdentity:
+    """Bind a chat account to a person; refuses an account that already belongs to another."""
+    platform = Platform(platform)
+    existing = session.exec(select(ChatIdentity).where(
+        ChatIdentity.platform == platform.value, ChatIdentity.external_id == str(external_id)
+    )).first()
+    if existing is not None:
+        if existing.person_id != person_id:
+            raise Conflict(f"this {platform.value} account already belongs to another person")
+        existing.last_seen_at = now
+        existing.unreachable = False
+        return existing
+    ident = ChatIdentity(person_id=person_id, platform=platform.value,
+                         external_id=str(external_id), last_seen_at=now)
+    session.add(ident)
+    session.flush()
+    return ident
+
+
+def create_person(session: Session, *, name: str, phone: str | None, now: datetime,
+                  language: str = "zh") -> Person:
+    """A new person (a resident joining by invite may not have given a phone)."""
+    norm = None
+    if phone:
+        norm = normalize_phone(phone)
+        if norm is None:
+            raise InvalidInput(f"malformed phone {phone!r}")
+        if session.exec(select(Person).where(Person.phone == norm)).first() is not None:
+            raise Conflict("a person with this phone already exists")
+    person = Person(name=name.strip()[:100] or "居民", phone=norm, language=language,
+                    created_at=now)
+    session.add(person)
+    session.flush()
+    return person
+
+
+def assign_role(session: Session, *, by: Actor, phone: str, role: Role | str,
+                node_code: str) -> Post:
+    """An admin gives the person with this phone a post on a node within their subtree."""
+    parsed = parse_role(str(role))
+    if parsed is None:
+        raise InvalidInput(f"unknown role {role!r}")
+    node = node_by_code(session, node_code)
+    if not by.is_admin_of(node):
+        raise PermissionDenied(f"{node.code} is outside what you administer")
+    bad = role_error(parsed, node.level)
+    if bad:
+        raise InvalidInput(bad)
+    norm = normalize_phone(phone)
+    if norm is None:
+        raise InvalidInput(f"malformed phone {phone!r}")
+    person = session.exec(select(Person).where(Person.phone == norm)).first()
+    if person is None:
+        raise NotFound(f"nobody with phone {norm}; import them first")
+    post = session.exec(select(Post).where(
+        Post.person_id == person.id, Post.role == parsed.value, Post.node_id == node.id
+    )).first()
+    if post is None:
+        assert person.id is not None
+        post = Post(person_id=person.id, node_id=node.id, role=parsed.value)
+        session.add(post)
+        session.flush()
+    return post
+
+
+def bind_chat(session: Session, *, by: Actor, platform: Platform | str, chat_id: str,
+              node_code: str, title: str | None, now: datetime,
+              tier: Tier | str | None = None) -> ChatBinding:
+    """Bind a chat group to a node and the tier pair it mirrors (an admin of that node only)."""
+    node = node_by_code(session, node_code)
+    if not by.is_admin_of(node):
+        raise PermissionDenied(f"only an admin of {node.code} may bind a chat to it")
+    chosen = Tier(tier) if tier else TIER_FOR_LEVEL.get(node.level)
+    if chosen is None:
+        raise InvalidInput(f"a chat cannot mirror a {node.level.value}; bind it to a town, "
+                           "village, area, group or neighborhood")
+    existing = session.exec(select(ChatBinding).where(
+        ChatBinding.platform == str(Platform(platform).value), ChatBinding.chat_id == str(chat_id)
+    )).first()
+    if existing is not None:
+        existing.node_id, existing.tier, existing.title = node.id, chosen.value, title
+        existing.bound_by, existing.created_at = by.person.id, now
+        return existing
+    binding = ChatBinding(platform=Platform(platform).value, chat_id=str(chat_id),
+                          node_id=node.id, tier=chosen.value, title=title,
+                          bound_by=by.person.id, created_at=now)
+    session.add(binding)
+    session.flush()
+    return binding
+
+
+def unbind_chat(session: Session, *, by: Actor, platform: Platform | str, chat_id: str) -> None:
+    """Remove a chat group's binding (an admin of its node only)."""
+    binding = session.exec(select(ChatBinding).where(
+        ChatBinding.platform == Platform(platform).value, ChatBinding.chat_id == str(chat_id)
+    )).first()
+    if binding is None:
+        raise NotFound("this chat is not bound")
+    path = session.execute(sa.select(sa.text("path")).select_from(sa.text("node"))
+                           .where(sa.text("id = :i")), {"i": binding.node_id}).scalar_one()
+    if not by.is_admin_of(path):
+        raise PermissionDenied("only an admin of the bound node may unbind this chat")
+    session.delete(binding)
+
+
+def bindings_for(session: Session, *, nodes: list[NodeRef]) -> list[ChatBinding]:
+    """The chats bound to any of these nodes (where a case card is posted)."""
+    if not nodes:
+        return []
+    return list(session.exec(select(ChatBinding).where(
+        ChatBinding.node_id.in_([n.id for n in nodes])  # type: ignore[attr-defined]
+    ).order_by(sa.text("id"))))
+
+
+__all__ = ["Level", "assign_role", "bind_chat", "bindings_for", "create_person",
+           "link_identity", "unbind_chat"]

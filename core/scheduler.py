@@ -1,0 +1,84 @@
+"""The scheduler that runs the deadline sweep; built by the composition root, never at import.
+
+There is one job for the whole system, not one per case: deadlines live in the database and
+the job asks the index what is due, so a restart loses nothing and memory does not grow with
+the number of open cases.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+
+from core.cases.sweep import SweepResult, run_sweep
+from core.clock import Clock
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_JOB_ID = "linzhang.deadline_sweep"
+
+
+@dataclass
+class SweepJob:
+    """The sweep as a job: runs one pass, logs what it did, keeps totals for /metrics."""
+
+    engine: Engine
+    clock: Clock
+    batch: int
+    runs: int = 0
+    failures: int = 0
+    totals: SweepResult = field(default_factory=SweepResult)
+    last: SweepResult | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self) -> SweepResult:
+        with self._lock:
+            try:
+                result = run_sweep(self.engine, clock=self.clock, batch=self.batch)
+            except Exception:
+                self.failures += 1
+                # The next run retries; deadlines are in the database, so nothing is lost.
+                log.exception("deadline sweep failed")
+                raise
+            self.runs += 1
+            self.last = result
+            self.totals.add(result)
+        if result.claimed:
+            log.info("sweep: %s", result)
+        return result
+
+
+def build_scheduler(*, engine: Engine, clock: Clock, settings: Settings,
+                    kind: Literal["background", "asyncio"] = "background") -> BaseScheduler:
+    """A scheduler (not started) with the sweep job every `sweep_interval`; the caller starts
+    and shuts it down (the web app's lifespan, `linzhang serve`)."""
+    scheduler: BaseScheduler = (
+        AsyncIOScheduler(timezone="UTC") if kind == "asyncio" else BackgroundScheduler(
+            timezone="UTC")
+    )
+    job = SweepJob(engine=engine, clock=clock, batch=settings.sweep_batch)
+    scheduler.add_job(
+        job, IntervalTrigger(seconds=settings.sweep_interval.total_seconds(), timezone="UTC"),
+        id=SWEEP_JOB_ID, name="deadline sweep", max_instances=1, coalesce=True,
+        misfire_grace_time=None, replace_existing=True,
+    )
+    return scheduler
+
+
+def sweep_job(scheduler: BaseScheduler) -> SweepJob:
+    """The job object (for its counters)."""
+    job = scheduler.get_job(SWEEP_JOB_ID)
+    if job is None:
+        raise LookupError("this scheduler has no sweep job")
+    func = job.func
+    assert isinstance(func, SweepJob)
+    return func

@@ -1,0 +1,118 @@
+"""Deployment settings, read from environment variables and a `.env` file."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Turn `4h`, `90s`, `1h30m`, `72h` or a number of seconds into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    text = str(value).strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return timedelta(seconds=float(text))
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 4h, 90s, 1h30m)")
+    return timedelta(seconds=total)
+
+
+def parse_clock_time(value: Any) -> time:
+    """Turn `22:00` into a time of day."""
+    if isinstance(value, time):
+        return value
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(value).strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ValueError(f"not a time of day: {value!r} (use HH:MM)")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
+
+
+class Settings(BaseSettings):
+    """Everything a deployment can set; defaults are the embedded SQLite setup."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "sqlite:///./linzhang.db"
+    timezone: str = "Asia/Shanghai"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    log_level: str = "INFO"
+
+    # Deadline policy (DESIGN.md, "Case lifecycle").
+    reply_deadline: Duration = timedelta(hours=4)
+    handle_deadline: Duration = timedelta(hours=72)
+    department_deadline: Duration = timedelta(hours=24)
+    confirm_window: Duration = timedelta(hours=72)
+    nag_before: Duration = timedelta(minutes=30)
+    nags_per_tier: int = Field(default=3, ge=0)
+    quiet_start: ClockTime = time(22, 0)
+    quiet_end: ClockTime = time(7, 0)
+    pause_deadlines_in_quiet_hours: bool = False
+    sweep_interval: Duration = timedelta(seconds=1)
+    sweep_batch: int = Field(default=2000, ge=1)
+    append_window: Duration = timedelta(minutes=10)
+
+    # Warning colours: a node is at a level when its open cases reach the count or its overdue
+    # cases reach the overdue count; it drops back only below the threshold minus hysteresis.
+    warn_yellow_open: int = 5
+    warn_orange_open: int = 15
+    warn_red_open: int = 30
+    warn_yellow_overdue: int = 1
+    warn_orange_overdue: int = 3
+    warn_red_overdue: int = 5
+    warn_hysteresis: float = Field(default=0.2, ge=0, lt=1)
+
+    # Platforms.
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    telegram_webhook_secret: SecretStr | None = None
+    wechat_app_id: str | None = None
+    wechat_app_secret: SecretStr | None = None
+    wechat_token: SecretStr | None = None
+    wechat_encoding_aes_key: SecretStr | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wecom_corp_id: str | None = None
+    wecom_agent_id: str | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_encoding_aes_key: SecretStr | None = None
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    redis_url: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

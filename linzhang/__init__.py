@@ -1,0 +1,1 @@
+"""The linzhang command line: the composition root's front door."""

@@ -1,0 +1,3 @@
+from linzhang.cli import main
+
+raise SystemExit(main())

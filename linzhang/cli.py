@@ -1,0 +1,177 @@
+"""`linzhang serve | demo | migrate | import FILE... | export`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from core.errors import DomainError, ImportRejected
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "core" / "demo"
+
+
+def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SystemExit(f"linzhang: bad setting: {exc}") from None
+
+
+def _engine(settings):  # type: ignore[no-untyped-def]
+    from core.db import make_engine, migrate
+
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return engine
+
+
+class _Bars:
+    """tqdm progress bars on a terminal, silence elsewhere."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, phase: str, n: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(phase)
+        if bar is None:
+            bar = self.bars[phase] = tqdm(desc=phase, unit=" rows", unit_scale=True, leave=False)
+        bar.update(n)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()  # type: ignore[attr-defined]
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.hierarchy.importer import import_files
+
+    settings = _settings()
+    engine = _engine(settings)
+    bars = _Bars()
+    try:
+        report = import_files(engine, args.files, progress=bars, max_errors=args.max_errors)
+    except ImportRejected as exc:
+        bars.close()
+        print(exc.report(), file=sys.stderr)
+        print(f"linzhang import: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    bars.close()
+    print(f"imported: {report.summary()}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.hierarchy.exporter import export_files
+
+    settings = _settings()
+    report = export_files(_engine(settings), Path(args.out), fmt=args.format, root_code=args.root)
+    print(f"exported {report.nodes} nodes, {report.members} members, {report.categories} "
+          f"categories to {', '.join(str(f) for f in report.files)}")
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from core.db import current_revision
+
+    settings = _settings()
+    print(f"schema at revision {current_revision(_engine(settings))}")
+    return 0
+
+
+def _serve(settings, *, host: str | None, port: int | None) -> int:  # type: ignore[no-untyped-def]
+    import uvicorn
+
+    from webhooks.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level.lower())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _serve(_settings(), host=args.host, port=args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.db import make_engine, migrate
+    from core.hierarchy.importer import import_files
+
+    db = Path(args.db).resolve()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    settings = _settings(database_url=f"sqlite:///{db}", reply_deadline=args.deadline,
+                         handle_deadline=args.deadline, department_deadline=args.deadline,
+                         confirm_window=args.deadline, nag_before="30s")
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    report = import_files(engine, sorted(DEMO_DIR.glob("*.csv")))
+    engine.dispose()
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"demo city imported ({report.summary()}) into {db}")
+    print(f"deadlines shortened to {args.deadline} so escalation shows within minutes")
+    print(f"linzhang demo: open http://{host}:{port}/ in a browser")
+    return _serve(settings, host=host, port=port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="linzhang", description="邻长制 chat-first front door")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the server (webhooks, web chat, dashboard, scheduler)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="fresh SQLite database with the demo city, then serve")
+    d.add_argument("--db", default="linzhang-demo.db")
+    d.add_argument("--deadline", default="2m", help="reply deadline for the demo (default 2m)")
+    d.add_argument("--host")
+    d.add_argument("--port", type=int)
+    d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("migrate", help="bring the database schema up to date")
+    m.set_defaults(func=cmd_migrate)
+
+    i = sub.add_parser("import", help="import nodes/members/categories CSV or XLSX files")
+    i.add_argument("files", nargs="+")
+    i.add_argument("--max-errors", type=int, default=1000, help="bad rows to list at most")
+    i.set_defaults(func=cmd_import)
+
+    e = sub.add_parser("export", help="write the hierarchy back as CSV files or a workbook")
+    e.add_argument("--out", default="export", help="folder (csv) or .xlsx path")
+    e.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    e.add_argument("--root", help="only this node's subtree (a node code)")
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except DomainError as exc:
+        print(f"linzhang {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Shared fixtures: real SQLite files, the real PostgreSQL server, a fake clock."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.clock import FakeClock
+from core.db import make_engine, migrate
+
+PG_ADMIN_URL = os.environ.get(
+    "LINZHANG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("LINZHANG_REQUIRE_POSTGRES") == "1"
+_pg_state: dict[str, object] = {"skipped": 0, "ran": 0, "why": ""}
+
+
+def _pg_available() -> str | None:
+    """None when the server answers, else why not."""
+    try:
+        eng = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # any failure means: no server to test against
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin URL of a reachable PostgreSQL, or a skip (a failure when CI requires it)."""
+    why = _pg_available()
+    if why is not None:
+        _pg_state["why"] = why
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required (LINZHANG_REQUIRE_POSTGRES=1) but: {why}")
+        pytest.skip(f"PostgreSQL tests did not run: no server at {PG_ADMIN_URL} ({why})")
+    return PG_ADMIN_URL
+
+
+def create_pg_database(admin_url: str) -> str:
+    """A fresh, empty database on the server; returns its URL."""
+    name = f"linzhang_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(admin_url: str, url: str) -> None:
+    name = sa.engine.make_url(url).database
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    url = create_pg_database(pg_server)
+    _pg_state["ran"] = int(_pg_state["ran"]) + 1  # type: ignore[call-overload]
+    try:
+        yield url
+    finally:
+        drop_pg_database(pg_server, url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    return f"sqlite:///{tmp_path / 'linzhang.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on a SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")  # type: ignore[no-any-return]
+    return request.getfixturevalue("pg_url")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    eng = make_engine(sqlite_url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    skipped = [
+        r for r in terminalreporter.stats.get("skipped", [])
+        if "PostgreSQL tests did not run" in str(getattr(r, "longrepr", ""))
+    ]
+    if skipped:
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} PostgreSQL tests did NOT run: {_pg_state['why']}", yellow=True
+        )
+    elif int(_pg_state["ran"]):  # type: ignore[call-overload]
+        terminalreporter.write_line(f"PostgreSQL tests ran ({_pg_state['ran']} databases).")
