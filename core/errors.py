@@ -23,6 +23,24 @@ class InvalidInput(DomainError):
     code = "invalid_input"
 
 
+class MediaRejected(InvalidInput):
+    """A photo, voice note, video or document was refused.
+
+    `str(exc)` is a short, polite Chinese sentence a resident can read; `reason` is a short
+    English reason for the logs (e.g. "too_large: 21000000 > 20971520 bytes").
+    """
+
+    code = "media_rejected"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"MediaRejected({self.message!r}, reason={self.reason!r})"
+
+
 class Conflict(DomainError):
     """The thing changed under the caller (a stale button, a duplicate)."""
 

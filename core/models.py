@@ -1,7 +1,12 @@
 """Imports every table module so that SQLModel.metadata knows the whole schema."""
 
+from core import conversations as conversations_model
+from core import deliveries as deliveries_model
+from core import inbound as inbound_model
 from core import outbox as outbox_model
 from core.cases import model as cases_model
+from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
 
-__all__ = ["cases_model", "hierarchy_model", "outbox_model"]
+__all__ = ["cases_model", "conversations_model", "deliveries_model", "hierarchy_model",
+           "inbound_model", "invites_model", "outbox_model"]

@@ -8,8 +8,11 @@ Contract for senders (issue 4):
 - After delivering, `mark_sent`; after a failure, `mark_failed` (retried with backoff, or
   `dead` after `max_attempts` or when `permanent=True`). A lease that runs out (a sender
   crashed) makes the row claimable again: delivery is at least once.
-- A message goes to a person (`person_id`: deliver to their reachable chat identities) or to a
-  bound chat group (`chat_binding_id`), never both. `actions` are buttons:
+- A message goes to exactly one of: a person (`person_id`: deliver to their reachable chat
+  identities), a bound chat group (`chat_binding_id`), or a raw chat (`platform` + `address`:
+  a stranger who has not joined yet, or the chat a message came from). `options` carries
+  platform hints (reply_to_message_id, request_contact, photo, document, answer_press, card).
+  `actions` are buttons:
   `[{"action": "accept", "label": "受理", "case_id": 12, "version": 3}, ...]`; a press comes back
   to the case services with that case_id and version.
 """
@@ -44,12 +47,21 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
         sa.CheckConstraint(
-            "(person_id IS NULL) <> (chat_binding_id IS NULL)", name="ck_outbox_one_recipient"
+            "(CASE WHEN person_id IS NULL THEN 0 ELSE 1 END)"
+            " + (CASE WHEN chat_binding_id IS NULL THEN 0 ELSE 1 END)"
+            " + (CASE WHEN address IS NULL THEN 0 ELSE 1 END) = 1",
+            name="ck_outbox_one_recipient",
         ),
     )
     id: int | None = Field(default=None, primary_key=True)
     person_id: int | None = Field(default=None, foreign_key="person.id")
     chat_binding_id: int | None = Field(default=None, foreign_key="chat_binding.id")
+    # A raw chat on one platform: a stranger who has not joined, or the chat a message came from.
+    platform: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
+    address: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
+    # Platform hints: reply_to_message_id, request_contact, photo/document refs, answer_press,
+    # card (a case card whose later edits should follow the case).
+    options: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     actions: list[dict[str, Any]] = Field(
@@ -98,6 +110,9 @@ class Draft:
     case_id: int | None = None
     actions: tuple[Action, ...] = ()
     not_before: datetime | None = None
+    platform: str | None = None
+    address: str | None = None
+    options: dict[str, Any] | None = None
 
 
 def _insert(session: Session) -> Any:
@@ -114,21 +129,37 @@ def enqueue_many(session: Session, *, drafts: Sequence[Draft], now: datetime) ->
     """Write messages in the caller's transaction, skipping any whose dedupe key exists."""
     if not drafts:
         return 0
-    rows = []
+    rows: list[dict[str, Any]] = []
     for d in drafts:
-        if (d.person_id is None) == (d.chat_binding_id is None):
+        recipients = (d.person_id is not None) + (d.chat_binding_id is not None) + (
+            d.address is not None)
+        if recipients != 1 or (d.address is not None and not d.platform):
             raise InvalidInput(f"outbox message {d.dedupe_key!r} needs exactly one recipient")
         rows.append({
-            "person_id": d.person_id, "chat_binding_id": d.chat_binding_id, "text": d.text,
+            "person_id": d.person_id, "chat_binding_id": d.chat_binding_id,
+            "platform": d.platform, "address": d.address, "options": d.options,
+            "text": d.text,
             "case_id": d.case_id, "actions": [a.to_json() for a in d.actions], "kind": d.kind,
             "status": OutboxStatus.pending.value, "attempts": 0,
             "next_attempt_at": max(d.not_before, now) if d.not_before else now,
             "created_at": now, "dedupe_key": d.dedupe_key,
         })
-    stmt = (
-        _insert(session).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OUT.c.id)
-    )
-    return len(session.execute(stmt, rows).all())
+    stmt = _insert(session).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    if len(rows) == 1:
+        return len(session.execute(stmt.returning(OUT.c.id), rows).all())
+    # Many rows: leave out keys already written, then a plain executemany (pipelined on
+    # PostgreSQL), several times faster than RETURNING every id; ON CONFLICT still covers a
+    # concurrent writer of the same key.
+    keys = [r["dedupe_key"] for r in rows]
+    known = set(session.execute(
+        sa.select(OUT.c.dedupe_key).where(OUT.c.dedupe_key.in_(keys))).scalars())
+    fresh: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["dedupe_key"] not in known:
+            fresh.setdefault(str(r["dedupe_key"]), r)
+    if fresh:
+        session.execute(stmt, list(fresh.values()))
+    return len(fresh)
 
 
 def enqueue(session: Session, *, draft: Draft, now: datetime) -> bool:

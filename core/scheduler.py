@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,14 +18,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from core.cases.sweep import SweepResult, run_sweep
+from core.cases.sweep import SweepResult, earliest_due, run_sweep
 from core.clock import Clock
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SWEEP_JOB_ID = "linzhang.deadline_sweep"
+WAKE_JOB_ID = "linzhang.deadline_wake"
 
 
 @dataclass
@@ -34,6 +37,8 @@ class SweepJob:
     engine: Engine
     clock: Clock
     batch: int
+    interval: timedelta = timedelta(seconds=1)
+    scheduler: BaseScheduler | None = None
     runs: int = 0
     failures: int = 0
     totals: SweepResult = field(default_factory=SweepResult)
@@ -54,7 +59,25 @@ class SweepJob:
             self.totals.add(result)
         if result.claimed:
             log.info("sweep: %s", result)
+        self._wake_for_next_due()
         return result
+
+    def _wake_for_next_due(self) -> None:
+        """When the next case falls due before the next tick, run once more at that moment,
+        so a deadline is met within the sweep's own time rather than up to a tick later."""
+        if self.scheduler is None or not self.scheduler.running:
+            return
+        with Session(self.engine) as session:
+            due = earliest_due(session)
+        if due is None:
+            return
+        delay = due - self.clock.now()
+        if timedelta(0) < delay < self.interval:
+            self.scheduler.add_job(
+                self, "date", run_date=datetime.now(UTC) + delay, id=WAKE_JOB_ID,
+                name="deadline sweep (due moment)", replace_existing=True,
+                misfire_grace_time=None,
+            )
 
 
 def build_scheduler(*, engine: Engine, clock: Clock, settings: Settings,
@@ -65,7 +88,8 @@ def build_scheduler(*, engine: Engine, clock: Clock, settings: Settings,
         AsyncIOScheduler(timezone="UTC") if kind == "asyncio" else BackgroundScheduler(
             timezone="UTC")
     )
-    job = SweepJob(engine=engine, clock=clock, batch=settings.sweep_batch)
+    job = SweepJob(engine=engine, clock=clock, batch=settings.sweep_batch,
+                   interval=settings.sweep_interval, scheduler=scheduler)
     scheduler.add_job(
         job, IntervalTrigger(seconds=settings.sweep_interval.total_seconds(), timezone="UTC"),
         id=SWEEP_JOB_ID, name="deadline sweep", max_instances=1, coalesce=True,

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     sweep_batch: int = Field(default=2000, ge=1)
     append_window: Duration = timedelta(minutes=10)
 
+    # Media (core/media): where files are kept, and what is accepted.
+    media_dir: str = "./media"
+    max_photo_bytes: int = Field(default=20 * 2**20, ge=1)
+    max_voice_bytes: int = Field(default=20 * 2**20, ge=1)
+    max_video_bytes: int = Field(default=50 * 2**20, ge=1)
+    max_document_bytes: int = Field(default=20 * 2**20, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+
     # Warning colours: a node is at a level when its open cases reach the count or its overdue
     # cases reach the overdue count; it drops back only below the threshold minus hysteresis.
     warn_yellow_open: int = 5
@@ -89,6 +97,7 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str = "https://api.telegram.org"
     telegram_webhook_secret: SecretStr | None = None
+    telegram_bot_username: str | None = None  # for t.me/<bot>?start=<invite> links
     wechat_app_id: str | None = None
     wechat_app_secret: SecretStr | None = None
     wechat_token: SecretStr | None = None

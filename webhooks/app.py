@@ -34,6 +34,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)
     app.state.container = c
+    from webhooks import telegram
+
+    app.include_router(telegram.router(c))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:

@@ -208,7 +208,8 @@ def resolve(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
 def hand_over(session: Session, case: Case, target: Target, *, now: datetime, stage: Stage,
               kind: EventKind, actor_id: int | None, via: str | None, note: str | None,
               detail: dict[str, object], intro: str, notices: list[Notice] | None = None,
-              mirrors: dict[int, list[int]] | None = None) -> list[Draft]:
+              mirrors: dict[int, list[int]] | None = None,
+              followers: list[int] | None = None) -> list[Draft]:
     """Give the case to a new holder with a fresh deadline, and say so to everyone concerned.
     With `notices`, the new holder's message joins them (the sweep digests them per person)."""
     before_state, before_role = case.state, case.holder_role
@@ -235,7 +236,7 @@ def hand_over(session: Session, case: Case, target: Target, *, now: datetime, st
             actions=actions,
         ))
     drafts += ops.to_residents(
-        session, case, kind="progress",
+        session, case, kind="progress", people=followers,
         text=f"{msg.title(case)}已转交{msg.role_label(target.role.value)}{target.person.name}处理。",
     )
     drafts += ops.to_chats(case, ops.mirror_bindings(session, target.node, mirrors),

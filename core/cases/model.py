@@ -60,6 +60,7 @@ class EventKind(StrEnum):
     nagged = "nagged"
     overdue = "overdue"  # the deadline passed at the top of the chain: nobody above to take it
     refused = "refused"  # somebody tried an action they may not take
+    categorized = "categorized"  # the resident or a leader chose the case's category
 
 
 class AttachmentKind(StrEnum):

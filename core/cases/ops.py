@@ -43,6 +43,7 @@ EVENT_VERB_ZH: dict[str, str] = {
     EventKind.rejected: "驳回", EventKind.reassigned: "改派", EventKind.confirmed: "确认并评价",
     EventKind.reopened: "反馈未解决", EventKind.auto_closed: "超期自动办结",
     EventKind.overdue: "超时", EventKind.nagged: "督办",
+    EventKind.categorized: "选择类别",
 }
 
 
@@ -174,14 +175,26 @@ def mirror_bindings(session: Session, node: NodeRef,
 
 
 def to_residents(session: Session, case: Case, *, kind: str, text: str,
-                 with_buttons: bool = True) -> list[Draft]:
+                 with_buttons: bool = True, people: list[int] | None = None) -> list[Draft]:
+    """A message to every resident following the case (`people` when already known)."""
     assert case.id is not None
     actions = msg.resident_actions(case) if with_buttons else ()
     return [
         Draft(text=text, kind=kind, person_id=pid, case_id=case.id, actions=actions,
               dedupe_key=f"c{case.id}v{case.version}:{kind}:p{pid}")
-        for pid in followers(session, case.id)
+        for pid in (followers(session, case.id) if people is None else people)
     ]
+
+
+def followers_of(session: Session, case_ids: list[int]) -> dict[int, list[int]]:
+    """The followers of many cases in one query."""
+    out: dict[int, list[int]] = {cid: [] for cid in case_ids}
+    q = (sa.select(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id)
+         .where(FOLLOWERS.c.case_id.in_(case_ids))
+         .order_by(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id))
+    for case_id, person_id in session.execute(q):
+        out[case_id].append(person_id)
+    return out
 
 
 def to_person(case: Case, person_id: int | None, *, kind: str, text: str,

@@ -24,10 +24,10 @@ from core.cases.actions import hand_over
 from core.cases.messages import Notice
 from core.cases.model import ACTIVE_STATES, CASES, Case, EventKind, Stage, State
 from core.cases.policy import in_quiet_hours, nags_passed, next_due, out_of_quiet
-from core.cases.routing import next_target
+from core.cases.routing import chains_for, next_target
 from core.clock import Clock, as_utc
 from core.db import is_sqlite, session_scope
-from core.hierarchy.queries import Chain, NodeRef, chain_for_node, node_by_id
+from core.hierarchy.queries import Chain, NodeRef, chain_for_node, node_by_id, nodes_by_ids
 from core.outbox import Draft, enqueue_many
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,18 @@ class _Sweep:
     chains: dict[int, Chain] = field(default_factory=dict)
     nodes: dict[int, NodeRef] = field(default_factory=dict)
     mirrors: dict[int, list[int]] = field(default_factory=dict)
+    followers: dict[int, list[int]] = field(default_factory=dict)
+
+    def prefetch(self, cases: list[Case]) -> None:
+        """Read what the due cases need in a handful of queries, not a few per case."""
+        ids = {c.home_node_id for c in cases} | {c.holder_node_id for c in cases
+                                                  if c.holder_node_id is not None}
+        self.nodes.update(nodes_by_ids(self.session, ids))
+        moving = [c for c in cases if c.deadline_at is not None
+                  and as_utc(c.deadline_at) <= self.now and c.stage != Stage.confirm.value]
+        homes = {c.home_node_id: self.nodes[c.home_node_id] for c in moving}
+        self.chains.update(chains_for(self.session, list(homes.values())))
+        self.followers.update(ops.followers_of(self.session, [c.id for c in cases if c.id]))
 
     def node(self, node_id: int) -> NodeRef:
         if node_id not in self.nodes:
@@ -76,6 +88,13 @@ def anything_due(session: Session, *, now: datetime) -> bool:
     """A cheap look at the index: is any case due?"""
     q = sa.select(CASES.c.id).where(CASES.c.next_due_at <= now).limit(1)
     return session.execute(q).first() is not None
+
+
+def earliest_due(session: Session) -> datetime | None:
+    """When the next case falls due (the first entry of the index)."""
+    q = sa.select(sa.func.min(CASES.c.next_due_at))
+    found = session.execute(q).scalar_one_or_none()
+    return None if found is None else as_utc(found)
 
 
 def due_backlog(session: Session, *, now: datetime) -> int:
@@ -101,9 +120,14 @@ def sweep(session: Session, *, clock: Clock, batch: int = 2000) -> SweepResult:
         .execution_options(populate_existing=True)
     )
     run = _Sweep(session, now, SweepResult())
-    for case in session.execute(q).scalars():
-        run.result.claimed += 1
-        _handle(run, case)
+    cases = list(session.execute(q).scalars())
+    run.result.claimed = len(cases)
+    if cases:
+        run.prefetch(cases)
+    # Everything below only adds and changes rows; one flush at the end writes them together.
+    with session.no_autoflush:
+        for case in cases:
+            _handle(run, case)
     drafts = run.drafts + msg.coalesce(run.notices)
     run.result.messages = enqueue_many(session, drafts=drafts, now=now)
     return run.result
@@ -164,7 +188,7 @@ def _nag(run: _Sweep, case: Case, stage: Stage, deadline: datetime) -> None:
     run.result.nagged += 1
     if stage is Stage.confirm:
         run.drafts += ops.to_residents(
-            run.session, case, kind="confirm_reminder",
+            run.session, case, kind="confirm_reminder", people=run.followers.get(case.id),
             text=(f"{msg.title(case)}已反馈解决，请确认并评价；{left}后未确认将自动办结。"),
         )
         return
@@ -201,7 +225,7 @@ def _deadline(run: _Sweep, case: Case, stage: Stage) -> None:
     run.drafts += hand_over(
         run.session, case, target, now=run.now, stage=Stage.reply, kind=EventKind.escalated,
         actor_id=None, via=None, note=note, intro="超时转办", notices=run.notices,
-        mirrors=run.mirrors,
+        mirrors=run.mirrors, followers=run.followers.get(case.id),
         detail={"auto": True, "stage": stage.value,
                 "late_by_s": int(late.total_seconds()) if late else 0},
     )
@@ -262,5 +286,6 @@ def _auto_close(run: _Sweep, case: Case, late: object) -> None:
         ))
     run.drafts += ops.to_residents(
         run.session, case, kind="auto_closed", with_buttons=False,
+        people=run.followers.get(case.id),
         text=f"{msg.title(case)}未收到您的确认，已自动办结。如问题仍在，请重新反映。",
     )

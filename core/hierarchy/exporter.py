@@ -6,6 +6,7 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -33,13 +34,25 @@ def _where_subtree(root_path: str | None, alias: str) -> tuple[str, dict[str, st
 
 
 def _nodes(conn: sa.Connection, root_path: str | None) -> Iterator[tuple[str, ...]]:
+    """Depth first, siblings by code: parents before children, and an order that does not
+    depend on row ids (ORDER BY path would: a fresh import numbers the nodes differently, so
+    export → import elsewhere → export would shuffle the rows)."""
     where, params = _where_subtree(root_path, "n")
-    rows = conn.execute(sa.text(
-        "SELECT n.code, p.code, n.level, n.name, n.latitude, n.longitude FROM node n"
-        " LEFT JOIN node p ON p.id = n.parent_id WHERE 1 = 1" + where + " ORDER BY n.path"
-    ), params)
-    for code, pcode, level, name, lat, lon in rows:
+    rows: list[Any] = list(conn.execute(sa.text(
+        "SELECT n.id, n.parent_id, n.code, p.code, n.level, n.name, n.latitude, n.longitude"
+        " FROM node n LEFT JOIN node p ON p.id = n.parent_id WHERE 1 = 1" + where
+    ), params))
+    ids = {r[0] for r in rows}
+    children: dict[int | None, list[Any]] = {}
+    for r in rows:
+        children.setdefault(r[1] if r[1] in ids else None, []).append(r)
+    for kids in children.values():
+        kids.sort(key=lambda r: r[2])
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        nid, _, code, pcode, level, name, lat, lon = stack.pop()
         yield (code, pcode or "", level, name, _num(lat), _num(lon))
+        stack.extend(reversed(children.get(nid, [])))
 
 
 def _num(v: float | None) -> str:

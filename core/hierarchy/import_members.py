@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -161,25 +161,36 @@ def check(conn: sa.Connection, staged: Staged, errors: Errors, report: ImportRep
     limit = errors.limit + 1
     label = staged.labels
 
-    dup = conn.exec_driver_sql(
-        "SELECT s.src, s.rowno, f.src, f.rowno, s.phone, s.role FROM imp_member s"
+    def bad_rows(sql: str, params: dict[str, str] | None = None) -> list[Any]:
+        """The first `limit` bad rows in file order; the rest are only counted."""
+        rows = list(conn.execute(sa.text(f"{sql} ORDER BY s.seq LIMIT {limit}"), params or {}))
+        if len(rows) == limit:
+            total = conn.execute(sa.text(f"SELECT COUNT(*) FROM ({sql}) q"),
+                                 params or {}).scalar_one()
+            errors.dropped += total - len(rows)
+        return rows
+
+    dup = bad_rows(
+        "SELECT s.src, s.rowno, f.src AS fsrc, f.rowno AS frow, s.phone, s.role"
+        " FROM imp_member s"
         " JOIN (SELECT phone, role, node_id, MIN(seq) AS first FROM imp_member"
         "       GROUP BY phone, role, node_id HAVING COUNT(*) > 1) d"
         "   ON d.phone = s.phone AND d.role = s.role AND d.node_id = s.node_id"
         " JOIN imp_member f ON f.seq = d.first"
-        f" WHERE s.seq <> d.first ORDER BY s.seq LIMIT {limit}"
+        " WHERE s.seq <> d.first"
     )
     report.lap("check duplicates")
     for src, rowno, fsrc, frow, phone, role in dup:
         errors.add(label[src], rowno, f"duplicate: {phone} already holds {role} on this node "
                    f"({label[fsrc]}:{frow})")
 
-    names = conn.exec_driver_sql(
-        "SELECT s.src, s.rowno, s.name, f.name, f.src, f.rowno FROM imp_member s"
+    names = bad_rows(
+        "SELECT s.src, s.rowno, s.name, f.name AS fname, f.src AS fsrc, f.rowno AS frow"
+        " FROM imp_member s"
         " JOIN (SELECT phone, MIN(seq) AS first FROM imp_member GROUP BY phone"
         "       HAVING COUNT(DISTINCT name) > 1) d ON d.phone = s.phone"
         " JOIN imp_member f ON f.seq = d.first"
-        f" WHERE s.name <> f.name ORDER BY s.seq LIMIT {limit}"
+        " WHERE s.name <> f.name"
     )
     report.lap("check names")
     for src, rowno, name, fname, fsrc, frow in names:
@@ -187,23 +198,24 @@ def check(conn: sa.Connection, staged: Staged, errors: Errors, report: ImportRep
                    f"({label[fsrc]}:{frow}); one phone is one person")
 
     for col, (platform, _) in IDENTITY_COLUMNS.items():
-        twice = conn.exec_driver_sql(
-            f"SELECT s.src, s.rowno, s.{col}, f.src, f.rowno FROM imp_member s"
+        twice = bad_rows(
+            f"SELECT s.src, s.rowno, s.{col}, f.src AS fsrc, f.rowno AS frow"
+            " FROM imp_member s"
             f" JOIN (SELECT {col} AS v, MIN(seq) AS first FROM imp_member WHERE {col} IS NOT NULL"
             f"       GROUP BY {col} HAVING COUNT(DISTINCT phone) > 1) d ON d.v = s.{col}"
             " JOIN imp_member f ON f.seq = d.first"
-            f" WHERE s.phone <> f.phone ORDER BY s.seq LIMIT {limit}"
+            " WHERE s.phone <> f.phone"
         )
         for src, rowno, value, fsrc, frow in twice:
             errors.add(label[src], rowno, f"{FILE_COLUMN[col]} {value} is already given to "
                        f"another person ({label[fsrc]}:{frow})")
-        taken = conn.execute(sa.text(
+        taken = bad_rows(
             f"SELECT s.src, s.rowno, s.{col}, p.name FROM imp_member s"
-            " JOIN chat_identity c ON c.platform = :platform AND c.external_id = s." + col +
+            f" JOIN chat_identity c ON c.platform = :platform AND c.external_id = s.{col}"
             " JOIN person p ON p.id = c.person_id"
-            " WHERE p.phone IS NOT NULL AND p.phone <> s.phone"
-            f" ORDER BY s.seq LIMIT {limit}"
-        ), {"platform": platform.value})
+            " WHERE p.phone IS NOT NULL AND p.phone <> s.phone",
+            {"platform": platform.value},
+        )
         report.lap(f"check identities {col}")
         for src, rowno, value, owner in taken:
             errors.add(label[src], rowno, f"{FILE_COLUMN[col]} {value} already belongs to "
@@ -253,7 +265,9 @@ def apply(conn: sa.Connection, staged: Staged, report: ImportReport, *, now: dat
     for col, (platform, _) in IDENTITY_COLUMNS.items():
         r = conn.execute(sa.text(
             "INSERT INTO chat_identity (person_id, platform, external_id, unreachable)"
-            f" SELECT MIN(s.person_id), :platform, s.{col}, :no FROM imp_member s"
+            # CAST: PostgreSQL cannot type a bare parameter used both here and in a comparison.
+            " SELECT MIN(s.person_id), CAST(:platform AS VARCHAR(16)),"
+            f" s.{col}, :no FROM imp_member s"
             f" WHERE s.{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chat_identity c"
             f"   WHERE c.platform = :platform AND c.external_id = s.{col})"
             # In key order: the unique index then grows at its end instead of at random.

@@ -82,7 +82,7 @@ def test_full_loop_accept_reply_resolve_confirm(engine: Engine, clock: FakeClock
               version=case.version, note="已清理",
               after_photos=(NewAttachment("photo", file_ref="after.jpg"),))
     assert case.state == State.resolved.value and case.stage == Stage.confirm.value
-    rate = [m for m in outbox(engine, person_id=city["resident1"]) if m.kind == "resolved"][0]
+    rate = next(m for m in outbox(engine, person_id=city["resident1"]) if m.kind == "resolved")
     assert [a.get("rating") for a in rate.actions][:5] == [5, 4, 3, 2, 1]
     case = do(engine, closing.confirm, clock=clock, case_id=cid, person_id=city["resident1"],
               version=case.version, rating=5, comment="很快")
@@ -141,7 +141,9 @@ def test_superior_may_take_over_and_admin_may_act(engine: Engine, clock: FakeClo
            version=case.version, text="x")
     case = do(engine, actions.reply, clock=clock, case_id=cid, person_id=city["town_admin"],
               version=case.version, text="镇里已知悉")
-    assert case.holder_role == "admin"
+    # Answering the resident on an accepted case does not take it from its holder.
+    assert case.holder_role == "area_leader"
+    assert "镇里已知悉" in outbox(engine, person_id=city["resident1"])[-1].text
 
 
 def test_manual_escalation_needs_a_reason_and_skips_vacant_posts(engine: Engine,

@@ -1,0 +1,126 @@
+"""One inbound update, one transaction: deduplicate, run the flow, write what to send.
+
+What a platform acknowledged with 200 is in the database (the update log), and everything
+the flow wants said is in the outbox of the same transaction, or neither is.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.flows import router
+from bot.flows.context import Ctx
+from bot.flows.texts import t
+from bot.flows.types import Inbound, Outbound
+from core import inbound as inbound_log
+from core.clock import Clock
+from core.db import write_session
+from core.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    StaleAction,
+)
+from core.hierarchy.queries import actor_by_identity
+from core.outbox import Action, Draft, enqueue_many
+
+log = logging.getLogger(__name__)
+
+ERROR_KEYS: list[tuple[type[DomainError], str]] = [
+    (StaleAction, "stale"), (PermissionDenied, "denied"), (NotFound, "not_found"),
+    (InvalidInput, "invalid"), (Conflict, "conflict"), (DomainError, "invalid"),
+]
+
+
+def error_reply(exc: DomainError, lang: str) -> str:
+    """The polite sentence for a domain error."""
+    for cls, key in ERROR_KEYS:
+        if isinstance(exc, cls):
+            return t(lang, key, detail=str(exc))
+    return t(lang, "busy")
+
+
+def to_drafts(outs: list[Outbound], *, inbound: Inbound) -> list[Draft]:
+    """Outbox rows for what a flow wants said (dedupe keys tie them to this update)."""
+    drafts = []
+    for n, o in enumerate(outs):
+        options: dict[str, Any] = dict(o.options)
+        for key, value in (("reply_to_message_id", o.reply_to_message_id),
+                           ("request_contact", o.request_contact), ("document", o.document),
+                           ("photo", o.photo), ("answer_press", o.answer_press)):
+            if value:
+                options[key] = value
+        drafts.append(Draft(
+            text=o.text, kind=o.kind,
+            dedupe_key=f"in:{inbound.platform}:{inbound.update_id}:{n}",
+            person_id=o.person_id, chat_binding_id=o.chat_binding_id,
+            platform=o.platform if o.address else None, address=o.address,
+            case_id=o.case_id, options=options or None,
+            actions=tuple(
+                Action(b.action, b.label, b.case_id, b.version,
+                       (("arg", b.arg),) if b.arg is not None else ())
+                for b in o.buttons
+            ),
+        ))
+    return drafts
+
+
+def run_flow(session: Session, *, inbound: Inbound, clock: Clock, settings: Any) -> list[Outbound]:
+    """Run the flow for one inbound message inside the caller's transaction."""
+    who = actor_by_identity(session, inbound.platform, inbound.sender_id)
+    ctx = Ctx(session=session, clock=clock, settings=settings, inbound=inbound, actor=who)
+    try:
+        with session.begin_nested():
+            router.handle(ctx)
+    except DomainError as exc:
+        # The savepoint undid the flow's partial work; the person still gets an answer.
+        ctx.out = []
+        ctx.ack(error_reply(exc, ctx.lang))
+        ctx.say(error_reply(exc, ctx.lang))
+    return ctx.out
+
+
+def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock: Clock,
+            settings: Any) -> bool:
+    """Store, deduplicate and handle one update; False when it was a platform's retry."""
+    now = clock.now()
+    with write_session(engine) as session:
+        rid = inbound_log.record(session, platform=inbound.platform,
+                                 update_id=inbound.update_id, payload=payload, now=now)
+        if rid is None:
+            return False
+        try:
+            with session.begin_nested():
+                outs = run_flow(session, inbound=inbound, clock=clock, settings=settings)
+                enqueue_many(session, drafts=to_drafts(outs, inbound=inbound), now=now)
+            inbound_log.finish(session, inbound_id=rid, now=now)
+        except Exception as exc:
+            # Not understood or a bug: keep the update (for replay) and answer the platform 200,
+            # so it is never retried forever; the person is told we are on it.
+            log.exception("inbound %s/%s failed", inbound.platform, inbound.update_id)
+            inbound_log.finish(session, inbound_id=rid, now=now,
+                               error=f"{type(exc).__name__}: {exc}")
+            busy = Outbound(text=t("zh", "busy"), platform=inbound.platform,
+                            address=inbound.chat_id)
+            enqueue_many(session, drafts=to_drafts([busy], inbound=inbound), now=now)
+    return True
+
+
+def record_unparsed(engine: Engine, *, platform: str, update_id: str, payload: dict[str, Any],
+                    now: datetime, error: str) -> bool:
+    """Keep an update we could not understand, so that nothing sent to us is lost."""
+    with write_session(engine) as session:
+        rid = inbound_log.record(session, platform=platform, update_id=update_id,
+                                 payload=payload, now=now)
+        if rid is None:
+            return False
+        inbound_log.finish(session, inbound_id=rid, now=now, error=error)
+    log.warning("unparsed %s update %s: %s", platform, update_id, error)
+    return True

@@ -1,0 +1,205 @@
+"""Leaders at work: button presses on case cards, replies to a card, and the prompts between."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.flows.context import Ctx
+from bot.flows.join import to_attachment
+from bot.flows.report import ask_category, choose_category, split_off
+from bot.flows.types import Button, Press
+from core import conversations
+from core.cases import actions, closing
+from core.cases.services import add_to_case, view
+
+CASE_REF = re.compile(r"(?:工单)?#(\d{1,12})")
+# Presses that need words first: the prompt to show and the state to wait in.
+PROMPTS = {
+    "reply": ("prompt_reply", "await_reply"),
+    "escalate": ("prompt_escalate", "await_escalate"),
+    "ask_more": ("prompt_ask_more", "await_ask_more"),
+    "add": ("prompt_add", "await_add"),
+    "reject": ("prompt_reject", "await_reject"),
+}
+
+
+def press(ctx: Ctx, p: Press) -> None:
+    """A button on a case card or a resident's message."""
+    assert ctx.actor is not None
+    who, cid, ver, via = ctx.actor.person.id, p.case_id, p.version, ctx.via
+    common: dict[str, Any] = {"clock": ctx.clock, "case_id": cid, "person_id": who,
+                              "version": ver, "via": via}
+    if p.action in PROMPTS:
+        _check_current(ctx, p)
+        prompt, state = PROMPTS[p.action]
+        i = ctx.inbound
+        conversations.set_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                                user_id=i.sender_id, state=state,
+                                data={"case_id": cid, "version": ver}, now=ctx.clock.now())
+        ctx.ack(ctx.t(prompt))
+        ctx.say(ctx.t(prompt), case_id=cid)
+    elif p.action == "accept":
+        actions.accept(ctx.session, **common)
+        _done(ctx, "accepted", cid)
+    elif p.action == "resolve":
+        actions.resolve(ctx.session, **common)
+        _done(ctx, "resolved", cid)
+    elif p.action == "whistle":
+        _whistle(ctx, p, common)
+    elif p.action == "confirm":
+        rating = int(p.arg or "0") if (p.arg or "").isdigit() else 0
+        closing.confirm(ctx.session, rating=rating, **common)
+        _done(ctx, "rated", cid)
+    elif p.action == "not_fixed":
+        closing.not_fixed(ctx.session, **common)
+        _done(ctx, "reopened", cid)
+    elif p.action == "category":
+        choose_category(ctx, cid, p.arg)
+    elif p.action == "new_case":
+        split_off(ctx)
+    else:
+        ctx.ack(ctx.t("invalid", detail="这个按钮已失效"))
+
+
+def _check_current(ctx: Ctx, p: Press) -> None:
+    """Refuse a stale press before asking for words that could not be used."""
+    from core.cases import ops
+
+    case = ops.load(ctx.session, p.case_id, lock=False)
+    ops.check_version(ctx.session, case, p.version)
+
+
+def _whistle(ctx: Ctx, p: Press, common: dict[str, Any]) -> None:
+    from bot.flows.report import category_names
+    from core.cases.model import Case
+
+    case = ctx.session.get(Case, p.case_id)
+    category = None
+    names = category_names(ctx)
+    if p.arg is not None:
+        category = names[int(p.arg)] if p.arg.isdigit() and int(p.arg) < len(names) else None
+    if case is not None and case.category_id is None and category is None:
+        ctx.ack(ctx.t("pick_whistle_category"))
+        ctx.say(ctx.t("pick_whistle_category"), case_id=p.case_id, buttons=tuple(
+            Button(n, "whistle", p.case_id, p.version, arg=str(k)) for k, n in enumerate(names)))
+        return
+    actions.whistle(ctx.session, category=category, **common)
+    _done(ctx, "whistled", p.case_id)
+
+
+def _done(ctx: Ctx, key: str, case_id: int) -> None:
+    ctx.ack(ctx.t(key, case=case_id))
+    ctx.say(ctx.t(key, case=case_id), case_id=case_id)
+    refresh_card(ctx, case_id)
+
+
+def refresh_card(ctx: Ctx, case_id: int) -> None:
+    """Ask every platform to bring the case's cards up to date (“已受理 by 张三 10:42”)."""
+    from bot.flows.types import Outbound
+    from core.cases import messages as msg
+    from core.cases.model import STATE_LABEL_ZH, Case
+
+    now = ctx.clock.now()
+    v = view(ctx.session, case_id=case_id, now=now)
+    case = ctx.session.get(Case, case_id)
+    assert case is not None and ctx.actor is not None
+    stamp = now.astimezone(ctx.tz).strftime("%H:%M")
+    text = (f"{msg.title(case)}\n状态：{STATE_LABEL_ZH[v.state]}（{ctx.actor.person.name} "
+            f"{stamp}）\n承办：{msg.role_label(v.holder_role)}{v.holder_name or ''}")
+    buttons = tuple(Button(a.label, a.action, a.case_id, a.version)
+                    for a in msg.holder_actions(case))
+    ctx.out.append(Outbound(text=text, kind="card_update", platform=ctx.inbound.platform,
+                            address="*", case_id=case_id, buttons=buttons))
+
+
+def pending_step(ctx: Ctx, state: str, data: dict[str, int]) -> bool:
+    """The words a prompt waited for; False when the message is not for it."""
+    i = ctx.inbound
+    assert ctx.actor is not None
+    if i.command == "cancel":
+        conversations.clear_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                                  user_id=i.sender_id)
+        ctx.say(ctx.t("cancelled"))
+        return True
+    if state not in {s for _, s in PROMPTS.values()} or i.command:
+        return False
+    cid, ver = int(data["case_id"]), int(data["version"])
+    words = i.text or " ".join(m.recognition or "" for m in i.media).strip()
+    atts = tuple(to_attachment(m, i.platform) for m in i.media)
+    conversations.clear_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                              user_id=i.sender_id)
+    common: dict[str, Any] = {"clock": ctx.clock, "case_id": cid,
+                              "person_id": ctx.actor.person.id, "version": ver, "via": ctx.via}
+    if state == "await_reply":
+        actions.reply(ctx.session, text=words or _media_note(i.media), **common)
+        _done(ctx, "replied", cid)
+    elif state == "await_escalate":
+        actions.escalate(ctx.session, reason=words, **common)
+        _done(ctx, "escalated", cid)
+    elif state == "await_ask_more":
+        actions.ask_more(ctx.session, question=words, **common)
+        _done(ctx, "asked_more", cid)
+    elif state == "await_reject":
+        actions.reject(ctx.session, reason=words, **common)
+        _done(ctx, "done", cid)
+    elif state == "await_add":
+        add_to_case(ctx.session, clock=ctx.clock, case_id=cid, person_id=ctx.actor.person.id,
+                    text=words, attachments=atts, via=ctx.via)
+        ctx.say(ctx.t("added", case=cid), case_id=cid)
+    return True
+
+
+def _media_note(media: tuple[object, ...]) -> str:
+    return "（见图片/语音）" if media else ""
+
+
+def case_of_reply(ctx: Ctx) -> int | None:
+    """Which case a reply is about: the replied-to bot message names it (工单#12)."""
+    i = ctx.inbound
+    if i.reply_to_text:
+        m = CASE_REF.search(i.reply_to_text)
+        if m:
+            return int(m.group(1))
+    if i.text:
+        m = CASE_REF.match(i.text.strip())
+        if m and not i.chat_is_private:
+            return int(m.group(1))
+    return None
+
+
+def reply_to_card(ctx: Ctx, case_id: int) -> None:
+    """A leader answered by replying to a case card: that is the answer to the resident."""
+    from core.cases.model import State
+
+    assert ctx.actor is not None
+    i = ctx.inbound
+    now = ctx.clock.now()
+    v = view(ctx.session, case_id=case_id, now=now)
+    if ctx.actor.person.id in _followers(ctx, case_id):
+        add_to_case(ctx.session, clock=ctx.clock, case_id=case_id, person_id=ctx.actor.person.id,
+                    text=i.text, attachments=[to_attachment(m, i.platform) for m in i.media],
+                    via=ctx.via)
+        ctx.say(ctx.t("added", case=case_id), case_id=case_id)
+        return
+    text = i.text or _media_note(i.media)
+    if v.state == State.accepted and not i.text and i.media:
+        # A photo alone on an accepted case is the after-photo of the fix.
+        actions.resolve(ctx.session, clock=ctx.clock, case_id=case_id,
+                        person_id=ctx.actor.person.id, version=v.version,
+                        after_photos=tuple(to_attachment(m, i.platform) for m in i.media),
+                        via=ctx.via)
+        _done(ctx, "resolved", case_id)
+        return
+    actions.reply(ctx.session, clock=ctx.clock, case_id=case_id, person_id=ctx.actor.person.id,
+                  version=v.version, text=text, via=ctx.via)
+    _done(ctx, "replied", case_id)
+
+
+def _followers(ctx: Ctx, case_id: int) -> list[int]:
+    from core.cases import ops
+
+    return ops.followers(ctx.session, case_id)
+
+
+__all__ = ["ask_category", "case_of_reply", "pending_step", "press", "reply_to_card"]

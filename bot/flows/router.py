@@ -1,0 +1,106 @@
+"""Which flow takes an inbound message: one place that reads like the bot's table of contents."""
+
+from __future__ import annotations
+
+from bot.flows import commands, join, leader, report
+from bot.flows.context import Ctx
+from core import conversations
+from core.hierarchy.model import Person
+
+LEADER_COMMANDS = {
+    "cases": lambda ctx: commands.cases(ctx),
+    "overdue": lambda ctx: commands.cases(ctx, overdue=True),
+    "invite": commands.invite_cmd,
+    "stats": commands.stats_cmd,
+    "case": commands.case_cmd,
+    "find": commands.find_cmd,
+    "assign": commands.assign_cmd,
+    "bind": commands.bind_cmd,
+    "unbind": commands.unbind_cmd,
+}
+
+
+def handle(ctx: Ctx) -> None:
+    """Run the flow an inbound message calls for; what to send collects in ctx.out."""
+    i = ctx.inbound
+    if ctx.actor is not None:
+        person = ctx.session.get(Person, ctx.actor.person.id)
+        ctx.lang = person.language if person else "zh"
+    elif i.language and i.language.startswith("en"):
+        ctx.lang = "en"
+
+    if i.command == "start":
+        join.start(ctx)
+        return
+    if i.contact_phone:
+        join.shared_phone(ctx)
+        return
+    if i.command == "lang":
+        _lang(ctx)
+        return
+    if i.command == "help":
+        commands.help_cmd(ctx)
+        return
+    if ctx.actor is None:
+        if i.chat_is_private:
+            join.keep_stranger_words(ctx)
+        elif i.command:
+            ctx.say(ctx.t("how_to_join"))
+        return  # strangers' chatter in groups is not ours to answer
+
+    if i.press is not None:
+        leader.press(ctx, i.press)
+        return
+    conv = conversations.get_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                                   user_id=i.sender_id, now=ctx.clock.now())
+    if conv is not None and conv.state == "await_import" and any(
+        m.kind == "document" for m in i.media
+    ):
+        from bot.flows import admin_files
+
+        admin_files.run_import(ctx)
+        return
+    if conv is not None and conv.state.startswith("await_") and leader.pending_step(
+        ctx, conv.state, conv.data
+    ):
+        return
+    if i.command:
+        _command(ctx)
+        return
+    case_id = leader.case_of_reply(ctx)
+    if case_id is not None:
+        leader.reply_to_card(ctx, case_id)
+        return
+    if not i.chat_is_private:
+        return  # group messages that are not replies to a card are people talking
+    if ctx.actor.residences():
+        report.report(ctx)
+    else:
+        ctx.say(ctx.t("leader_free_text"))
+
+
+def _command(ctx: Ctx) -> None:
+    i = ctx.inbound
+    name = i.command or ""
+    if name == "my":
+        report.my_cases(ctx)
+    elif name == "cancel":
+        ctx.say(ctx.t("cancelled"))
+    elif name in ("import", "export"):
+        from bot.flows import admin_files
+
+        admin_files.handle(ctx, name)
+    elif name in LEADER_COMMANDS:
+        LEADER_COMMANDS[name](ctx)
+    else:
+        ctx.say(ctx.t("unknown_command", command=name[:32]))
+
+
+def _lang(ctx: Ctx) -> None:
+    want = (ctx.inbound.args[0] if ctx.inbound.args else "").lower()
+    lang = "en" if want.startswith("en") else "zh"
+    person = ctx.person()
+    if person is not None:
+        person.language = lang
+    ctx.lang = lang
+    ctx.say(ctx.t("lang_set"))

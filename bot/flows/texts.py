@@ -1,0 +1,158 @@
+"""What the bot says, Chinese first, English on request (/lang en)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEXTS: dict[str, dict[str, str]] = {
+    "zh": {
+        "how_to_join": ("您好！我是邻长制服务助手。请点下方“分享手机号”按钮，"
+                        "或扫描您所在楼栋邻长张贴的二维码加入。\n"
+                        "您刚才发的内容已保存，加入后会自动转给您的邻长，不会丢失。"),
+        "share_phone": "📱 分享手机号",
+        "kept_pending": "已保存您的反映。加入后将立即转给您的邻长。",
+        "phone_not_found": ("没有找到手机号 {phone} 的登记信息。请扫描邻长张贴的二维码加入，"
+                            "或联系您的邻长登记。您发的内容已保存。"),
+        "welcome_resident": ("欢迎，{name}！您已加入{home}。\n"
+                             "有任何问题，直接发文字、照片、语音或位置给我，"
+                             "我会马上转给您的邻长，4小时内答复。\n发 /my 查看您反映的问题。"),
+        "welcome_leader": ("欢迎，{name}（{roles}）。\n新工单会发到这里；点工单下方按钮受理、"
+                           "答复或转上级，也可以直接“回复”工单消息答复居民。\n"
+                           "/cases 待办  /overdue 超时  /help 帮助"),
+        "pending_routed": "您加入前反映的 {n} 条内容已转给邻长。",
+        "added": "已补充到工单#{case}。如果这是另一个问题，请点下方按钮单独立案。",
+        "new_case_button": "这是新问题",
+        "split_done": "已单独立案。",
+        "ask_category": "为了更快转给对的人，请选一个类别（可跳过）：",
+        "category_set": "已记录类别：{category}",
+        "emergency": ("⚠️ 如有火情、燃气泄漏、打架或有人受伤，请立即拨打 "
+                      "119（火警）/ 110（报警）/ 120（急救）！"),
+        "my_none": "您还没有反映过问题。直接发文字、照片或语音给我即可。",
+        "my_header": "您反映的问题：",
+        "no_cases": "目前没有待办工单。",
+        "cases_header": "待办工单（{scope}）：",
+        "overdue_header": "超时工单（{scope}）：",
+        "prompt_reply": "请输入给居民的答复（文字、图片或语音），发 /cancel 取消：",
+        "prompt_escalate": "请说明转上级的原因（例如：解决不了，需要上级协调），发 /cancel 取消：",
+        "prompt_ask_more": "请输入需要居民补充的内容，发 /cancel 取消：",
+        "prompt_add": "请发送要补充的文字、照片或语音，发 /cancel 取消：",
+        "prompt_reject": "请说明驳回原因，发 /cancel 取消：",
+        "cancelled": "已取消。",
+        "done": "已完成。",
+        "accepted": "已受理工单#{case}。",
+        "replied": "已把答复转给居民（工单#{case}）。",
+        "resolved": "工单#{case}已标记为已解决，等待居民确认。可回复工单消息补发整改后照片。",
+        "escalated": "工单#{case}已转上级。",
+        "whistled": "工单#{case}已吹哨转交职能部门。",
+        "pick_whistle_category": "吹哨前请选择问题类别：",
+        "asked_more": "已请居民补充（工单#{case}）。",
+        "rated": "感谢您的评价！工单#{case}已办结。",
+        "reopened": "已反馈未解决，工单#{case}已重新交给承办人处理。",
+        "not_a_case_reply": "请“回复”某条工单消息来答复，或发 /cases 查看待办。",
+        "leader_free_text": ("如需答复居民，请“回复”对应的工单消息；发 /cases 查看待办。"
+                             "如果您自己要反映问题，请先加入所在的邻。"),
+        "stale": "{detail}",
+        "denied": "抱歉，{detail}",
+        "invalid": "抱歉，{detail}",
+        "not_found": "抱歉，{detail}",
+        "conflict": "{detail}",
+        "busy": "抱歉，系统暂时繁忙，您的消息已保存，我们会尽快处理。",
+        "unknown_command": "不认识的命令 /{command}。发 /help 查看可用命令。",
+        "admin_only": "抱歉，/{command} 只有管理员可以使用。",
+        "leaders_only": "抱歉，/{command} 只有邻长及以上人员可以使用。",
+        "usage": "用法：{usage}",
+        "lang_set": "已切换为中文。",
+        "slow_down": "您发得太快了，请稍等一分钟再发。已收到的内容都已保存。",
+        "group_only_admin_bind": "只有该网格的管理员可以绑定群。",
+        "bound": "本群已绑定到 {node}（{tier}）。工单卡片会同步到这里。",
+        "unbound": "本群已解除绑定。",
+        "invite": ("{node} 的邀请链接：\n{link}\n请打印二维码张贴在楼道，居民扫码即可加入。"
+                   "\n二维码海报：{poster}"),
+        "help_resident": ("直接发文字、照片、语音、视频或位置即可反映问题。\n"
+                          "/my 我的问题  /lang en English  /help 帮助"),
+        "help_leader": ("/cases 待办工单  /overdue 超时工单  /invite 本邻邀请码\n"
+                        "回复工单消息即可答复居民；按钮：受理、已解决、转上级、请居民补充、吹哨。"),
+        "help_admin": ("/stats [编码] 统计  /overdue [编码] 超时  /case <编号> 工单记录\n"
+                       "/find <姓名|手机号|编码>  /assign <手机号> <角色> <编码>\n"
+                       "/bind <编码>（在群里）  /unbind  /import（发送表格文件）  /export"),
+        "import_send_file": "请把 nodes/members/categories 的 CSV 或 XLSX 文件作为附件发给我。",
+        "import_ok": "导入成功：{summary}",
+        "import_failed": "导入失败，数据库未做任何改动。问题行：\n{errors}",
+        "export_ready": "导出完成：{nodes} 个网格，{members} 条人员记录。",
+    },
+    "en": {
+        "how_to_join": ("Hello! Please tap “Share my phone number” below, or scan the QR poster "
+                        "your neighbor leader put up. What you sent is kept and reaches your "
+                        "neighbor leader as soon as you join."),
+        "share_phone": "📱 Share my phone number",
+        "kept_pending": "Saved. It goes to your neighbor leader as soon as you join.",
+        "phone_not_found": ("No record for {phone}. Please scan your neighbor leader's QR poster "
+                            "or ask them to register you. What you sent is kept."),
+        "welcome_resident": ("Welcome, {name}! You joined {home}. Send text, photos, voice or a "
+                             "location any time; your neighbor leader answers within 4 hours. "
+                             "/my lists your reports."),
+        "welcome_leader": ("Welcome, {name} ({roles}). New cases arrive here; use the buttons or "
+                           "reply to a case message to answer. /cases /overdue /help"),
+        "pending_routed": "{n} message(s) you sent before joining went to your neighbor leader.",
+        "added": "Added to case #{case}. If this is a different problem, tap below.",
+        "new_case_button": "This is a new problem",
+        "split_done": "Filed as a separate case.",
+        "ask_category": "To reach the right people faster, pick a category (optional):",
+        "category_set": "Category noted: {category}",
+        "emergency": ("⚠️ Fire, gas leak, a fight or someone hurt? Call 119 (fire) / 110 "
+                      "(police) / 120 (ambulance) now!"),
+        "my_none": "You have not reported anything yet. Just send me text, a photo or voice.",
+        "my_header": "Your reports:",
+        "no_cases": "Nothing waiting.",
+        "cases_header": "Open cases ({scope}):",
+        "overdue_header": "Overdue cases ({scope}):",
+        "prompt_reply": "Type your answer to the resident (text, photo or voice); /cancel to stop:",
+        "prompt_escalate": "Why does it go up a tier? /cancel to stop:",
+        "prompt_ask_more": "What should the resident add? /cancel to stop:",
+        "prompt_add": "Send the text, photo or voice to add; /cancel to stop:",
+        "prompt_reject": "Why is it rejected? /cancel to stop:",
+        "cancelled": "Cancelled.",
+        "done": "Done.",
+        "accepted": "Case #{case} accepted.",
+        "replied": "Your answer went to the resident (case #{case}).",
+        "resolved": "Case #{case} marked resolved; waiting for the resident to confirm.",
+        "escalated": "Case #{case} went up a tier.",
+        "whistled": "Case #{case} was handed to the department.",
+        "pick_whistle_category": "Pick the category before whistling:",
+        "asked_more": "Asked the resident for more (case #{case}).",
+        "rated": "Thank you! Case #{case} is closed.",
+        "reopened": "Noted as not fixed; case #{case} is back with its holder.",
+        "not_a_case_reply": "Reply to a case message to answer it, or send /cases.",
+        "leader_free_text": "To answer a resident, reply to the case message; /cases lists them.",
+        "stale": "{detail}",
+        "denied": "Sorry, {detail}",
+        "invalid": "Sorry, {detail}",
+        "not_found": "Sorry, {detail}",
+        "conflict": "{detail}",
+        "busy": "Sorry, we are busy; your message is saved and will be handled.",
+        "unknown_command": "Unknown command /{command}. /help lists what I understand.",
+        "admin_only": "Sorry, /{command} is for admins.",
+        "leaders_only": "Sorry, /{command} is for neighbor leaders and above.",
+        "usage": "Usage: {usage}",
+        "lang_set": "Switched to English.",
+        "slow_down": "You are sending very fast; please wait a minute. Everything so far is kept.",
+        "group_only_admin_bind": "Only an admin of that node may bind a chat.",
+        "bound": "This chat is now bound to {node} ({tier}); case cards will appear here.",
+        "unbound": "This chat is no longer bound.",
+        "invite": "Invite link for {node}:\n{link}\nQR poster: {poster}",
+        "help_resident": "Send text, photos, voice, video or a location to report. /my /lang zh",
+        "help_leader": "/cases /overdue /invite — reply to a case message to answer it.",
+        "help_admin": ("/stats [code] /overdue [code] /case <id> /find <name|phone|code> "
+                       "/assign <phone> <role> <code> /bind <code> /unbind /import /export"),
+        "import_send_file": "Send me the nodes/members/categories CSV or XLSX files.",
+        "import_ok": "Imported: {summary}",
+        "import_failed": "Import rejected, nothing changed. Bad rows:\n{errors}",
+        "export_ready": "Exported {nodes} nodes and {members} member rows.",
+    },
+}
+
+
+def t(lang: str | None, key: str, **fields: Any) -> str:
+    table = TEXTS.get(lang or "zh", TEXTS["zh"])
+    template = table.get(key) or TEXTS["zh"][key]
+    return template.format(**fields) if fields else template

@@ -1,0 +1,70 @@
+"""Work lists for leaders (cases below a node, overdue ones) and the category of a case."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.cases import ops
+from core.cases.model import Case, EventKind, Stage, State
+from core.cases.permissions import refuse
+from core.clock import Clock
+from core.errors import InvalidTransition
+from core.hierarchy.queries import NodeRef, actor, node_by_id
+from core.hierarchy.tree import subtree_bounds
+
+CASES = Case.__table__  # type: ignore[attr-defined]
+
+
+def open_cases_below(session: Session, *, node: NodeRef, now: datetime,
+                     overdue_only: bool = False, limit: int = 30) -> list[Case]:
+    """Unfinished cases from homes in the node's subtree, most urgent first."""
+    low, high = subtree_bounds(node.path)
+    q = (
+        sa.select(Case)
+        .where(CASES.c.node_path >= low, CASES.c.node_path < high)
+        .where(CASES.c.state.in_([State.open.value, State.accepted.value]))
+    )
+    if overdue_only:
+        q = q.where(CASES.c.deadline_at < now, CASES.c.stage != Stage.confirm.value)
+    q = q.order_by(CASES.c.deadline_at, CASES.c.id).limit(limit)
+    return list(session.execute(q).scalars())
+
+
+def count_open_below(session: Session, *, node: NodeRef, now: datetime) -> tuple[int, int]:
+    """(unfinished, overdue) case counts in the node's subtree."""
+    low, high = subtree_bounds(node.path)
+    base = sa.and_(CASES.c.node_path >= low, CASES.c.node_path < high,
+                   CASES.c.state.in_([State.open.value, State.accepted.value]))
+    overdue = sa.func.sum(sa.case((CASES.c.deadline_at < now, 1), else_=0))
+    row = session.execute(sa.select(sa.func.count(), overdue).where(base)).one()
+    return int(row[0]), int(row[1] or 0)
+
+
+def set_category(session: Session, *, clock: Clock, case_id: int, person_id: int,
+                 category: str, via: str | None = None) -> Case:
+    """The resident, the holder, anyone above or an admin names what kind of problem it is."""
+    from core.cases.routing import category_by_name
+
+    now = clock.now()
+    case = ops.load(session, case_id)
+    cat = category_by_name(session, category)
+    if State(case.state) not in (State.open, State.accepted, State.resolved):
+        raise InvalidTransition(f"工单#{case_id}已结束，不能再改类别")
+    allowed = person_id in ops.followers(session, case_id) or person_id == case.holder_id
+    if not allowed:
+        who = actor(session, person_id)
+        home = node_by_id(session, case.home_node_id)
+        allowed = who.leads(home) or who.is_admin_of(home)
+    if not allowed:
+        raise refuse(session, case=case, person_id=person_id, action="category", at=now,
+                     via=via, reason=f"您不能修改工单#{case_id}的类别")
+    if case.category_id == cat.id:
+        return case
+    case.category_id = cat.id
+    case.updated_at = now
+    ops.record(session, case, kind=EventKind.categorized, at=now, actor_id=person_id, via=via,
+               note=cat.name)
+    return case

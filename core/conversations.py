@@ -1,0 +1,91 @@
+"""What someone is in the middle of, kept in the database so any worker takes the next step;
+and the reports of people who have not joined yet, kept until they do."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel, select
+
+from core.clock import as_utc
+
+
+class Conversation(SQLModel, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "chat_id", "user_id", name="uq_conversation_who"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    user_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    state: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON,
+                                                                          nullable=False))
+    updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class PendingReport(SQLModel, table=True):
+    """Something a stranger sent before joining: routed as a case once they join."""
+
+    __tablename__ = "pending_report"
+    __table_args__ = (sa.Index("ix_pending_sender", "platform", "sender_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    sender_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    received_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
+
+
+def get_state(session: Session, *, platform: str, chat_id: str, user_id: str, now: datetime,
+              ttl: timedelta = timedelta(hours=24)) -> Conversation | None:
+    """The conversation someone is in, unless it went stale."""
+    conv = session.exec(select(Conversation).where(
+        Conversation.platform == platform, Conversation.chat_id == chat_id,
+        Conversation.user_id == user_id,
+    )).first()
+    if conv is None:
+        return None
+    if now - as_utc(conv.updated_at) > ttl:
+        session.delete(conv)
+        return None
+    return conv
+
+
+def set_state(session: Session, *, platform: str, chat_id: str, user_id: str, state: str,
+              data: dict[str, Any], now: datetime) -> None:
+    """Remember what someone is in the middle of."""
+    conv = session.exec(select(Conversation).where(
+        Conversation.platform == platform, Conversation.chat_id == chat_id,
+        Conversation.user_id == user_id,
+    )).first()
+    if conv is None:
+        session.add(Conversation(platform=platform, chat_id=chat_id, user_id=user_id,
+                                 state=state, data=data, updated_at=now))
+    else:
+        conv.state, conv.data, conv.updated_at = state, data, now
+
+
+def clear_state(session: Session, *, platform: str, chat_id: str, user_id: str) -> None:
+    """Forget what someone was in the middle of."""
+    session.execute(sa.delete(Conversation.__table__).where(  # type: ignore[attr-defined]
+        sa.text("platform = :p AND chat_id = :c AND user_id = :u")
+    ), {"p": platform, "c": chat_id, "u": user_id})
+
+
+def keep_pending(session: Session, *, platform: str, sender_id: str, chat_id: str,
+                 payload: dict[str, Any], now: datetime) -> None:
+    """Keep what a stranger sent until they join."""
+    session.add(PendingReport(platform=platform, sender_id=sender_id, chat_id=chat_id,
+                              payload=payload, received_at=now))
+
+
+def take_pending(session: Session, *, platform: str, sender_id: str) -> list[PendingReport]:
+    """The stranger's unrouted reports, oldest first."""
+    return list(session.exec(select(PendingReport).where(
+        PendingReport.platform == platform, PendingReport.sender_id == sender_id,
+        PendingReport.case_id.is_(None),  # type: ignore[union-attr]
+    ).order_by(sa.text("id"))))

@@ -1,0 +1,193 @@
+"""What the platform senders delivered, and the platform-aware side of the outbox.
+
+A `Delivery` is one message a platform accepted for one outbox row: which chat, which message
+id the platform gave it, which part of a split text it was, and whether it is a case card
+whose later state edits should follow. The flows ask `message_case` which case a bot message
+was about (a leader replying to a card), the senders ask `card_messages` which messages to edit.
+
+The outbox contract (core/outbox.py) is extended here for senders that serve one platform:
+- `claim_for_platform` takes only rows that platform can deliver: a person with a reachable
+  identity on it, a chat bound on it, a raw chat addressed on it, or a `card_update` of a case
+  whose cards live on it. A person reachable on two platforms is served by whichever sender
+  claims the row first: once, on one platform.
+- `release` gives a claimed row back untouched (a sender stopping, or a row it cannot serve);
+  `defer` puts it off until a moment without counting a failed attempt (Telegram's 429
+  `retry_after` is a request to wait, not a failure, so a storm never kills a message);
+  `extend_lease` keeps rows that wait in a sender's queue from being claimed by another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel
+
+from core.hierarchy.model import ChatBinding, ChatIdentity
+from core.outbox import OUT, RETRYABLE, OutboxMessage
+
+CARD_UPDATE = "card_update"
+
+
+class Delivery(SQLModel, table=True):
+    """One message a chat platform accepted for one outbox row (one part of it)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("outbox_id", "chat_id", "part", name="uq_delivery_outbox_chat_part"),
+        sa.Index("ix_delivery_chat_message", "platform", "chat_id", "message_id"),
+        sa.Index("ix_delivery_case", "case_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    message_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    part: int = Field(default=0, nullable=False)  # index of the part of a split message
+    part_type: str = Field(default="text", sa_column=sa.Column(sa.String(12), nullable=False))
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
+    kind: str = Field(sa_column=sa.Column(sa.String(24), nullable=False))
+    is_card: bool = Field(default=False, nullable=False)
+    sent_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+DEL: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
+CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
+CB: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class CardMessage:
+    """A delivered case card that edits should keep current."""
+
+    delivery_id: int
+    platform: str
+    chat_id: str
+    message_id: str
+    part_type: str
+
+
+def record_delivery(session: Session, *, outbox_id: int | None, platform: str, chat_id: str,
+                    message_id: str, kind: str, now: datetime, part: int = 0,
+                    part_type: str = "text", case_id: int | None = None,
+                    is_card: bool = False) -> None:
+    """Remember a message the platform accepted, in the caller's transaction."""
+    session.add(Delivery(
+        outbox_id=outbox_id, platform=platform, chat_id=str(chat_id),
+        message_id=str(message_id), part=part, part_type=part_type, case_id=case_id,
+        kind=kind, is_card=is_card, sent_at=now,
+    ))
+    session.flush()
+
+
+def delivered_parts(session: Session, *, outbox_id: int) -> set[tuple[str, int]]:
+    """(chat id, part) pairs already delivered for an outbox row (a retry skips them)."""
+    q = sa.select(DEL.c.chat_id, DEL.c.part).where(DEL.c.outbox_id == outbox_id)
+    return {(r.chat_id, r.part) for r in session.execute(q)}
+
+
+def message_case(session: Session, platform: str, chat_id: str, message_id: str) -> int | None:
+    """Which case a bot message was about, or None (a reply to a card finds its case here)."""
+    q = (
+        sa.select(DEL.c.case_id)
+        .where(DEL.c.platform == platform, DEL.c.chat_id == str(chat_id),
+               DEL.c.message_id == str(message_id))
+        .order_by(DEL.c.id.desc())
+        .limit(1)
+    )
+    return session.execute(q).scalar_one_or_none()
+
+
+def card_messages(session: Session, case_id: int, *, platform: str | None = None
+                  ) -> list[CardMessage]:
+    """Every card of a case that is still followed, oldest first."""
+    q = sa.select(DEL.c.id, DEL.c.platform, DEL.c.chat_id, DEL.c.message_id, DEL.c.part_type).where(
+        DEL.c.case_id == case_id, DEL.c.is_card.is_(True)
+    )
+    if platform is not None:
+        q = q.where(DEL.c.platform == platform)
+    return [CardMessage(r.id, r.platform, r.chat_id, r.message_id, r.part_type)
+            for r in session.execute(q.order_by(DEL.c.id))]
+
+
+def forget_card(session: Session, *, delivery_id: int) -> None:
+    """Stop following a card (deleted by the user, too old to edit, chat gone)."""
+    session.execute(sa.update(DEL).where(DEL.c.id == delivery_id).values(is_card=False))
+
+
+def platform_filter(platform: str) -> sa.ColumnElement[bool]:
+    """Outbox rows a sender for `platform` can deliver (see the module docstring)."""
+    reachable = sa.exists().where(
+        CI.c.person_id == OUT.c.person_id, CI.c.platform == platform,
+        CI.c.unreachable.is_(False),
+    )
+    bound = sa.exists().where(CB.c.id == OUT.c.chat_binding_id, CB.c.platform == platform)
+    raw = sa.and_(OUT.c.address.is_not(None), OUT.c.platform == platform)
+    cards = sa.and_(
+        OUT.c.kind == CARD_UPDATE,
+        sa.exists().where(DEL.c.case_id == OUT.c.case_id, DEL.c.platform == platform,
+                          DEL.c.is_card.is_(True)),
+    )
+    return sa.or_(raw, bound, reachable, cards)
+
+
+def claim_for_platform(session: Session, *, platform: str, now: datetime, limit: int = 100,
+                       lease: timedelta = timedelta(seconds=60)) -> list[OutboxMessage]:
+    """Like outbox.claim, but only rows this platform's sender can deliver."""
+    q = (
+        sa.select(OutboxMessage)
+        .where(OUT.c.status.in_(RETRYABLE), OUT.c.next_attempt_at <= now)
+        .where(sa.or_(OUT.c.claimed_until.is_(None), OUT.c.claimed_until <= now))
+        .where(platform_filter(platform))
+        .order_by(OUT.c.next_attempt_at, OUT.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OUT)
+    )
+    rows = list(session.scalars(q))
+    for row in rows:
+        row.claimed_until = now + lease
+    session.flush()
+    return rows
+
+
+def pending_for_platform(session: Session, *, platform: str) -> int:
+    """How many rows wait for this platform's sender, due now or later."""
+    q = sa.select(sa.func.count()).select_from(OUT).where(
+        OUT.c.status.in_(RETRYABLE), platform_filter(platform)
+    )
+    return int(session.execute(q).scalar_one())
+
+
+def release(session: Session, *, message_ids: Iterable[int]) -> None:
+    """Give claimed rows back as they were; rows already sent or dead are left alone."""
+    ids = list(message_ids)
+    if ids:
+        session.execute(
+            sa.update(OUT).where(OUT.c.id.in_(ids), OUT.c.status.in_(RETRYABLE))
+            .values(claimed_until=None)
+        )
+
+
+def defer(session: Session, *, message_ids: Sequence[int], until: datetime,
+          note: str | None = None) -> None:
+    """Put rows off until `until` without counting an attempt (a rate limit, not a failure)."""
+    if not message_ids:
+        return
+    values: dict[str, object] = {"claimed_until": None, "next_attempt_at": until}
+    if note is not None:
+        values["last_error"] = note[:2000]
+    session.execute(
+        sa.update(OUT).where(OUT.c.id.in_(list(message_ids)), OUT.c.status.in_(RETRYABLE))
+        .values(**values)
+    )
+
+
+def extend_lease(session: Session, *, message_ids: Sequence[int], until: datetime) -> None:
+    """Keep rows this sender still holds from being claimed by another."""
+    if message_ids:
+        session.execute(
+            sa.update(OUT).where(OUT.c.id.in_(list(message_ids)), OUT.c.status.in_(RETRYABLE))
+            .values(claimed_until=until)
+        )

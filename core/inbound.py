@@ -1,0 +1,67 @@
+"""The log of inbound platform updates: stored before acknowledging, deduplicated by id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel
+
+
+class InboundUpdate(SQLModel, table=True):
+    __tablename__ = "inbound_update"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "update_id", name="uq_inbound_platform_update"),
+        sa.Index("ix_inbound_status", "status", "received_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    update_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    received_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    payload: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    status: str = Field(default="received", sa_column=sa.Column(sa.String(12), nullable=False))
+    processed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+
+
+IU = InboundUpdate.__table__  # type: ignore[attr-defined]
+
+
+def record(session: Session, *, platform: str, update_id: str, payload: dict[str, Any],
+           now: datetime) -> int | None:
+    """Store an update; None when this platform already delivered this id (a retry)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(IU)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(IU)
+    stmt = stmt.values(platform=platform, update_id=str(update_id)[:128], payload=payload,
+                       received_at=now, status="received")
+    stmt = stmt.on_conflict_do_nothing(index_elements=["platform", "update_id"])
+    row = session.execute(stmt.returning(IU.c.id)).first()
+    return None if row is None else int(row[0])
+
+
+def finish(session: Session, *, inbound_id: int, now: datetime, error: str | None = None) -> None:
+    """Mark an update handled (or failed, with why)."""
+    session.execute(
+        sa.update(IU).where(IU.c.id == inbound_id).values(
+            status="failed" if error else "done", processed_at=now,
+            error=error[:4000] if error else None,
+        )
+    )
+
+
+def unfinished(session: Session, *, platform: str, limit: int = 100) -> list[InboundUpdate]:
+    """Updates stored but not handled (a crash between storing and handling)."""
+    from sqlmodel import select
+
+    q = select(InboundUpdate).where(
+        InboundUpdate.platform == platform, InboundUpdate.status == "received"
+    ).order_by(sa.text("id")).limit(limit)
+    return list(session.exec(q))

@@ -1,0 +1,106 @@
+"""Content-addressed media files on disk: `ab/cd/<sha256>.<suffix>` under one root.
+
+A ref is the relative path; the same bytes always get the same ref, so putting them twice
+writes once. Refs from outside (a dashboard URL, a database row) are checked against the exact
+shape before they touch the file system, and nothing is followed through a symlink.
+Directories are created on the first put, never on import or construction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import InvalidInput, MediaRejected, NotFound
+from core.media.images import too_large_message
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+_REF = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.([a-z0-9]{1,10})")
+_SUFFIX = re.compile(r"[a-z0-9]{1,10}")
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+class MediaStore:
+    """Files by content hash under `root`; see the module docstring."""
+
+    def __init__(self, root: Path | str, *, size_limit: int | None = None) -> None:
+        """`size_limit`: the largest file `put` takes, or None for no limit (our own exports
+        of a whole city can be large; uploads are limited per kind before they get here)."""
+        self.root = Path(root)
+        self.size_limit = size_limit
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaStore:
+        limit = max(settings.max_photo_bytes, settings.max_voice_bytes,
+                    settings.max_video_bytes, settings.max_document_bytes)
+        return cls(Path(settings.media_dir), size_limit=limit)
+
+    @staticmethod
+    def ref_for(data: bytes, suffix: str) -> str:
+        """The ref `data` gets (or has) in any store, without touching the disk."""
+        clean = suffix.lstrip(".").lower()
+        if not _SUFFIX.fullmatch(clean):
+            raise InvalidInput(f"bad media suffix {suffix!r} (1-10 of a-z, 0-9)")
+        digest = hashlib.sha256(data).hexdigest()
+        return f"{digest[:2]}/{digest[2:4]}/{digest}.{clean}"
+
+    def put(self, data: bytes, suffix: str) -> str:
+        """Store `data` and return its ref; the same bytes and suffix give the same ref."""
+        if self.size_limit is not None and len(data) > self.size_limit:
+            raise MediaRejected(too_large_message("文件", self.size_limit, "请压缩后再发"),
+                                reason=f"too_large: store {len(data)} > {self.size_limit} bytes")
+        ref = self.ref_for(data, suffix)
+        target = self.path(ref)
+        if target.is_file() and target.stat().st_size == len(data):
+            return ref
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self.path(ref)  # again: the directories exist now and must not be links
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return ref
+
+    def path(self, ref: str) -> Path:
+        """The file of `ref`; refuses anything not shaped like a ref, or reached by a link."""
+        m = _REF.fullmatch(ref) if isinstance(ref, str) else None
+        if m is None or m.group(3)[:2] != m.group(1) or m.group(3)[2:4] != m.group(2):
+            raise InvalidInput(f"not a media ref: {ref!r}")
+        root = self.root.resolve()
+        candidate = root / m.group(1) / m.group(2) / f"{m.group(3)}.{m.group(4)}"
+        for part in (candidate.parent.parent, candidate.parent, candidate):
+            if part.is_symlink():
+                raise InvalidInput(f"media ref goes through a symlink: {ref!r}")
+        if not candidate.resolve().is_relative_to(root):
+            raise InvalidInput(f"media ref escapes the store: {ref!r}")
+        return candidate
+
+    def exists(self, ref: str) -> bool:
+        return self.path(ref).is_file()
+
+    def open(self, ref: str) -> bytes:
+        """The bytes of `ref`; NotFound when the store does not have them."""
+        target = self.path(ref)
+        try:
+            fd = os.open(target, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
+        except FileNotFoundError:
+            raise NotFound(f"no media {ref!r}") from None
+        except OSError as exc:  # ELOOP: the file became a symlink after the check
+            raise InvalidInput(f"cannot open media {ref!r}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read()
