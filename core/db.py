@@ -113,11 +113,13 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "head")
+        # "heads": parallel branches of migrations apply until a merge revision joins them.
+        command.upgrade(alembic_config(conn), "heads")
 
 
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) if heads else None

@@ -89,19 +89,22 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(settings, *, host: str | None, port: int | None) -> int:  # type: ignore[no-untyped-def]
+def _serve(settings, *, host: str | None, port: int | None,  # type: ignore[no-untyped-def]
+           polling: bool = False) -> int:
     import uvicorn
 
     from webhooks.app import create_app
 
-    app = create_app(settings)
+    if polling and settings.telegram_bot_token is None:
+        raise SystemExit("linzhang serve --polling: TELEGRAM_BOT_TOKEN is not set")
+    app = create_app(settings, polling=polling)
     uvicorn.run(app, host=host or settings.host, port=port or settings.port,
                 log_level=settings.log_level.lower())
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return _serve(_settings(), host=args.host, port=args.port)
+    return _serve(_settings(), host=args.host, port=args.port, polling=args.polling)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -133,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server (webhooks, web chat, dashboard, scheduler)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument("--polling", action="store_true",
+                   help="fetch Telegram updates with getUpdates (no public HTTPS address needed)")
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="fresh SQLite database with the demo city, then serve")

@@ -19,17 +19,35 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
-               container: Container | None = None) -> FastAPI:
-    """Build the whole application; nothing starts until the ASGI lifespan runs."""
+               container: Container | None = None, run_jobs: bool = True,
+               polling: bool = False) -> FastAPI:
+    """Build the whole application; nothing starts until the ASGI lifespan runs.
+
+    `run_jobs=False` leaves the deadline sweep and the senders to the caller (tests drive
+    them by hand with a fake clock)."""
     c = container or build_container(settings, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from core.scheduler import build_scheduler
+
         migrate(c.engine)
+        scheduler = build_scheduler(engine=c.engine, clock=c.clock, settings=c.settings)
+        stoppers = []
+        if run_jobs:
+            scheduler.start()
+            if c.settings.telegram_bot_token is not None:
+                from bot.handlers.telegram.runtime import start_telegram
+
+                stoppers.append(start_telegram(c, polling=polling))
         log.info("linzhang ready on %s", c.engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
+            for stop in stoppers:
+                await stop()
+            if scheduler.running:
+                scheduler.shutdown(wait=True)
             c.engine.dispose()
 
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)

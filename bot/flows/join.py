@@ -120,5 +120,5 @@ def to_attachment(m: Media, platform: str) -> NewAttachment:
     return NewAttachment(
         kind=KIND_MAP.get(m.kind, "file"), file_ref=m.stored_ref or m.file_ref, platform=platform,
         mime=m.mime, size=m.size, caption=m.recognition, latitude=m.latitude,
-        longitude=m.longitude,
+        longitude=m.longitude, stored=m.stored_ref is not None,
     )

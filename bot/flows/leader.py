@@ -88,13 +88,19 @@ def _whistle(ctx: Ctx, p: Press, common: dict[str, Any]) -> None:
     _done(ctx, "whistled", p.case_id)
 
 
+# What the card says happened, by who and when ("已受理：张三 10:42").
+CARD_VERBS = {"accepted": "已受理", "resolved": "已解决", "escalated": "已转上级",
+              "whistled": "已吹哨", "replied": "已答复", "asked_more": "已请居民补充",
+              "rated": "居民已评价", "reopened": "居民反馈未解决", "done": "已处理"}
+
+
 def _done(ctx: Ctx, key: str, case_id: int) -> None:
     ctx.ack(ctx.t(key, case=case_id))
     ctx.say(ctx.t(key, case=case_id), case_id=case_id)
-    refresh_card(ctx, case_id)
+    refresh_card(ctx, case_id, verb=CARD_VERBS.get(key, "已处理"))
 
 
-def refresh_card(ctx: Ctx, case_id: int) -> None:
+def refresh_card(ctx: Ctx, case_id: int, *, verb: str) -> None:
     """Ask every platform to bring the case's cards up to date (“已受理 by 张三 10:42”)."""
     from bot.flows.types import Outbound
     from core.cases import messages as msg
@@ -105,11 +111,13 @@ def refresh_card(ctx: Ctx, case_id: int) -> None:
     case = ctx.session.get(Case, case_id)
     assert case is not None and ctx.actor is not None
     stamp = now.astimezone(ctx.tz).strftime("%H:%M")
-    text = (f"{msg.title(case)}\n状态：{STATE_LABEL_ZH[v.state]}（{ctx.actor.person.name} "
-            f"{stamp}）\n承办：{msg.role_label(v.holder_role)}{v.holder_name or ''}")
+    text = (f"{msg.title(case)}\n{verb}：{ctx.actor.person.name} {stamp}\n"
+            f"状态：{STATE_LABEL_ZH[v.state]}，承办：{msg.role_label(v.holder_role)}"
+            f"{v.holder_name or ''}")
     buttons = tuple(Button(a.label, a.action, a.case_id, a.version)
                     for a in msg.holder_actions(case))
-    ctx.out.append(Outbound(text=text, kind="card_update", platform=ctx.inbound.platform,
+    # "*": every platform that carries a card of this case edits it (core/deliveries.py).
+    ctx.out.append(Outbound(text=text, kind="card_update", platform="*",
                             address="*", case_id=case_id, buttons=buttons))
 
 

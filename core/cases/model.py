@@ -172,6 +172,16 @@ class Attachment(SQLModel, table=True):
     longitude: float | None = None
     added_by: int | None = Field(default=None, foreign_key="person.id")
     created_at: datetime = Field(sa_type=_TS, nullable=False)
+    # Fetching the file from the platform into the media store: "pending" until a fetch job
+    # has it ("stored") or refused it ("rejected", with why); NULL for locations.
+    fetch_status: str | None = Field(default=None, sa_column=sa.Column(sa.String(10),
+                                                                       index=True))
+    stored_ref: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    thumb_ref: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    fetch_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # Where a photo's EXIF said it was taken: kept for staff, stripped from the file itself.
+    exif_latitude: float | None = None
+    exif_longitude: float | None = None
 
 
 class CaseFollower(SQLModel, table=True):

@@ -51,6 +51,7 @@ class NewAttachment:
     caption: str | None = None
     latitude: float | None = None
     longitude: float | None = None
+    stored: bool = False  # file_ref is already a media-store ref (web uploads)
 
 
 def _check_attachment(a: NewAttachment) -> AttachmentKind:
@@ -87,6 +88,9 @@ def attach(session: Session, case: Case, event: CaseEvent, items: Sequence[NewAt
             platform=a.platform, file_ref=a.file_ref, mime=a.mime, size=a.size,
             caption=a.caption, latitude=a.latitude, longitude=a.longitude, added_by=by,
             created_at=now,
+            fetch_status=None if kind is AttachmentKind.location else (
+                "stored" if a.stored else "pending"),
+            stored_ref=a.file_ref if a.stored else None,
         ))
 
 

@@ -36,6 +36,8 @@ BATCH = 20_000
 class Staged:
     labels: list[str]
     rows: int
+    # Tables that have an address column: a file without one leaves stored addresses alone.
+    with_address: list[int]
 
 
 def _create_staging(conn: sa.Connection) -> None:
@@ -106,7 +108,8 @@ def stage(conn: sa.Connection, tables: list[Table], levels: dict[str, tuple[int,
     for col in ("phone", "tg", "openid", "wecom"):
         conn.exec_driver_sql(f"CREATE INDEX imp_member_{col} ON imp_member ({col})")
     report.lap("index staging")
-    return Staged(labels, seq)
+    with_address = [k for k, t in enumerate(tables) if "address" in t.columns]
+    return Staged(labels, seq, with_address)
 
 
 _FAST_PHONE = frozenset("3456789")
@@ -249,6 +252,7 @@ def apply(conn: sa.Connection, staged: Staged, report: ImportReport, *, now: dat
         "UPDATE post SET address = s.address FROM imp_member s"
         " WHERE post.person_id = s.person_id AND post.role = s.role"
         "   AND post.node_id = s.node_id AND post.address IS DISTINCT FROM s.address"
+        f" AND s.src IN ({', '.join(str(k) for k in staged.with_address) or '-1'})"
     )
     report.posts_updated = r.rowcount
     report.lap("posts_updated")

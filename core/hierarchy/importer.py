@@ -301,9 +301,14 @@ def _assign_paths(tree: dict[str, TreeNode], errors: Errors) -> None:
         code = start
         while code not in resolved:
             if code in chain:
-                n = tree[start]
-                where = n.where or ("database", 0)
-                errors.add(*where, f"node {start} is its own ancestor (a cycle through {code})")
+                # Report it on a file row of the cycle itself (the walk may have started
+                # below it, or at a stored node that no file row names).
+                cycle = chain[chain.index(code):]
+                named = next((c for c in cycle if tree[c].where is not None), cycle[0])
+                where = tree[named].where or ("database", 0)
+                loop = " → ".join([*cycle[cycle.index(named):], *cycle[:cycle.index(named)],
+                                   named])
+                errors.add(*where, f"node {named} would be its own ancestor ({loop})")
                 return
             chain.append(code)
             parent = tree[code].parent_code

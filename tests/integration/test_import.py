@@ -22,6 +22,7 @@ from tests.citydata import (
     AREA,
     CATEGORY_HEADER,
     DB_KINDS,
+    DEPT_TOWN,
     DISTRICT,
     GROUP,
     GROUP_2,
@@ -293,14 +294,23 @@ BAD_NODES: list[tuple[str, list[list[str]], list[tuple[int, str]]]] = [
     ("duplicate code",
      [[NEW_AREA, VILLAGE, "area", "第3片"], [NEW_AREA, VILLAGE, "area", "又一个第3片"]],
      [(3, r"duplicate code 34160200100103 \(first on nodes\.csv:2\)")]),
-    ("cycle between two stored nodes",
-     # Each names the other as its parent. Levels nest strictly, so the nesting rule is what
-     # catches the cycle: an area cannot sit under a group.
-     [[AREA, GROUP, "area", "第1片"], [GROUP, AREA, "group", "1组"]],
-     [(2, r"wrong nesting: an? area cannot sit under a group|cycle|own ancestor")]),
+    ("cycle between two stored nodes, both rows in the file",
+     # Each names the other as its parent. Levels nest strictly, so with both rows in the file
+     # the nesting rule catches it: a group cannot sit under a neighborhood.
+     [[AREA, GROUP, "neighborhood", "第1片"], [GROUP, AREA, "group", "1组"]],
+     [(3, r"wrong nesting: a group cannot sit under a neighborhood")]),
+    ("cycle through a stored child",
+     # The area becomes a neighborhood under its own stored group, which still names the area
+     # as its parent: every row nests, but the tree would loop.
+     [[AREA, GROUP, "neighborhood", "第1片"]],
+     [(2, rf"node {AREA} would be its own ancestor \({AREA} → {GROUP} → {AREA}\)")]),
     ("level change that breaks stored children",
      [[TOWN2, DISTRICT, "department", "古井镇"]],  # a department may sit under a district
      [(2, r"changing 341602002 to department would break its child 341602002001")]),
+    ("level change that breaks stored posts",
+     [[DEPT_TOWN, TOWN, "village", "派出所"]],  # a village may sit under a town; its liaison not
+     [(2, r"changing 341602001D02 to village conflicts with its posts: role department is "
+          r"held on a department, not on a village")]),
     ("empty name", [[NEW_AREA, VILLAGE, "area", ""]], [(2, r"name is empty")]),
     ("malformed code", [["34 16", VILLAGE, "area", "坏"]], [(2, r"code '34 16' is malformed")]),
 ]
