@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,10 +77,27 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _one_writer(engine: Engine) -> Iterator[None]:
+    """SQLite has one writer at a time; queueing this process's writers on a lock beats
+    SQLite's busy handler, which sleeps and retries (seconds of tail latency under load)."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _WRITERS_GUARD:
+        lock = _WRITERS.setdefault(engine, threading.Lock())
+    with lock:
+        yield
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
     """A connection in a transaction that will write: on SQLite it holds the lock from the start."""
-    with engine.connect() as conn:
+    with _one_writer(engine), engine.connect() as conn:
         conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with conn.begin():
             yield conn
@@ -87,7 +106,7 @@ def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """session_scope for a unit of work that writes (SQLite: BEGIN IMMEDIATE)."""
-    with engine.connect() as conn:
+    with _one_writer(engine), engine.connect() as conn:
         conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         with Session(bind=conn, expire_on_commit=False) as session:
             try:

@@ -53,7 +53,9 @@ def run_import(ctx: Ctx) -> None:
             name = Path(m.file_unique_id or f"file{n}").name
             suffix = ".xlsx" if (m.mime or "").endswith("sheet") else Path(
                 m.stored_ref or "").suffix or ".csv"
-            target = Path(tmp) / f"{n}-{name}{suffix}"
+            # One folder per file keeps the sender's own file name in every error line.
+            target = Path(tmp) / str(n) / f"{name}{suffix}"
+            target.parent.mkdir()
             target.write_bytes(store.open(m.stored_ref or ""))
             paths.append(target)
         try:
@@ -74,7 +76,7 @@ def export(ctx: Ctx) -> None:
     store = MediaStore(Path(ctx.settings.media_dir))
     with tempfile.TemporaryDirectory(prefix="linzhang-export-") as tmp:
         out = Path(tmp) / f"linzhang-{root.code}.xlsx"
-        report = export_files(ctx.session.get_bind(), out, fmt="xlsx",  # type: ignore[arg-type]
+        report = export_files(ctx.session.connection(), out, fmt="xlsx",
                               root_code=root.code)
         ref = store.put(out.read_bytes(), ".xlsx")
     ctx.out.append(_document(ctx, ref, ctx.t("export_ready", nodes=report.nodes,

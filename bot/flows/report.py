@@ -67,12 +67,39 @@ def report(ctx: Ctx) -> None:
                                 now=ctx.clock.now())
         ctx.say(ctx.t("added", case=recent), case_id=recent, buttons=(
             Button(ctx.t("new_case_button"), "new_case", recent, case.version),))
+        forward_photos(ctx, case_id=recent, holder_id=case.holder_id)
         return
     category = suggest_category(text)
     case = open_case(ctx.session, clock=ctx.clock, settings=ctx.settings, resident_id=resident,
                      text=text, attachments=attachments, category=category, via=i.platform)
     if category is None:
         ask_category(ctx, case.id or 0, case.version)
+    forward_photos(ctx, case_id=case.id or 0, holder_id=case.holder_id)
+
+
+def forward_photos(ctx: Ctx, *, case_id: int, holder_id: int | None) -> None:
+    """Show the holder the resident's photos with the card: a photo sent on the same
+    platform is forwarded by its file id, a stored one (web chat) from the media store."""
+    from bot.flows.types import Outbound
+    from core.hierarchy.queries import identities_of
+
+    if holder_id is None:
+        return
+    photos = [m for m in ctx.inbound.media if m.kind == "photo"]
+    if not photos:
+        return
+    same_platform = [ext for plat, ext, gone in identities_of(ctx.session, holder_id)
+                     if plat == ctx.inbound.platform and not gone]
+    caption = f"工单#{case_id} 居民发来的照片"
+    for m in photos:
+        if m.stored_ref:
+            ctx.out.append(Outbound(text=caption, kind="case_photo", person_id=holder_id,
+                                    case_id=case_id, photo=m.stored_ref))
+        elif m.file_ref and same_platform:
+            ctx.out.append(Outbound(text=caption, kind="case_photo",
+                                    platform=ctx.inbound.platform, address=same_platform[0],
+                                    case_id=case_id,
+                                    photo=f"{ctx.inbound.platform}:{m.file_ref}"))
 
 
 def category_names(ctx: Ctx) -> list[str]:

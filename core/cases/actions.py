@@ -14,7 +14,13 @@ from core.cases.messages import Notice
 from core.cases.model import ACTIVE_STATES, Case, EventKind, Stage, State
 from core.cases.permissions import may_act, may_whistle, refuse
 from core.cases.routing import Target, category_by_name, department_for, next_target
-from core.cases.services import NewAttachment, _clean_text, attach, new_holder_text
+from core.cases.services import (
+    NewAttachment,
+    _clean_text,
+    attach,
+    new_holder_text,
+    resident_address,
+)
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput
 from core.hierarchy.model import Category, Person, Role
@@ -222,7 +228,8 @@ def hand_over(session: Session, case: Case, target: Target, *, now: datetime, st
                role=before_role, via=via, note=note, detail={"from": previous, **detail})
     tz = ops.policy_of(case).tz
     why = f"\n原因：{note}" if note else ""
-    text = new_holder_text(case, target, intro=intro, tz=tz) + why
+    text = new_holder_text(case, target, intro=intro, tz=tz,
+                           address=resident_address(session, case)) + why
     actions = msg.holder_actions(case, may_whistle=target.role in (Role.secretary, Role.admin))
     drafts: list[Draft] = []
     if notices is None:

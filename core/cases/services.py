@@ -31,7 +31,7 @@ from core.cases.policy import CasePolicy
 from core.cases.routing import Target, category_by_name, first_target
 from core.clock import Clock, as_utc
 from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
-from core.hierarchy.model import Person, Role
+from core.hierarchy.model import Person, Post, Role
 from core.hierarchy.queries import Chain, actor, chain_for_node, node_by_id, residence_of
 from core.settings import Settings
 
@@ -94,9 +94,22 @@ def attach(session: Session, case: Case, event: CaseEvent, items: Sequence[NewAt
         ))
 
 
-def new_holder_text(case: Case, target: Target, *, intro: str, tz: ZoneInfo) -> str:
-    return (f"【{intro}】{msg.title(case)}\n承办：{msg.role_label(target.role.value)} "
+def new_holder_text(case: Case, target: Target, *, intro: str, tz: ZoneInfo,
+                    address: str | None = None) -> str:
+    # The holder needs the household to go and look; group chats get the text without it.
+    where = f"\n住址：{address}" if address else ""
+    return (f"【{intro}】{msg.title(case)}{where}\n承办：{msg.role_label(target.role.value)} "
             f"{target.person.name}。{msg.deadline_phrase(case, tz)}。")
+
+
+def resident_address(session: Session, case: Case) -> str | None:
+    """The reporting household's address (人房关联), for the holder's eyes only."""
+    return session.execute(
+        sa.select(Post.address).where(  # type: ignore[call-overload]
+            Post.person_id == case.resident_id, Post.node_id == case.home_node_id,
+            Post.role == Role.resident.value,
+        ).limit(1)
+    ).scalar_one_or_none()
 
 
 def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id: int,
@@ -145,7 +158,8 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     may_whistle = target.role in (Role.secretary, Role.admin)
     drafts = ops.to_person(
         case, target.person.id, kind="new_case",
-        text=new_holder_text(case, target, intro="新工单", tz=tz),
+        text=new_holder_text(case, target, intro="新工单", tz=tz,
+                             address=resident_address(session, case)),
         actions=msg.holder_actions(case, may_whistle=may_whistle),
     )
     drafts += ops.to_residents(

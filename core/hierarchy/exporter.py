@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,12 +86,14 @@ def _categories(conn: sa.Connection) -> Iterator[tuple[str, ...]]:
         yield (name, suffix or "")
 
 
-def export_files(engine: Engine, out: Path, *, fmt: str = "csv",
+def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
                  root_code: str | None = None) -> ExportReport:
-    """Write nodes, members and categories (CSV files in a folder, or one XLSX workbook)."""
+    """Write nodes, members and categories (CSV files in a folder, or one XLSX workbook);
+    given a connection, it reads inside that connection's transaction."""
     if fmt not in ("csv", "xlsx"):
         raise InvalidInput(f"unknown export format {fmt!r} (csv or xlsx)")
-    with engine.connect() as conn:
+    opened = engine.connect() if isinstance(engine, Engine) else contextlib.nullcontext(engine)
+    with opened as conn:
         root_path = None
         if root_code is not None:
             root_path = conn.execute(sa.text("SELECT path FROM node WHERE code = :c"),

@@ -103,6 +103,7 @@ def test_from_first_message_to_escalation(world) -> None:  # type: ignore[no-unt
     card = wait_for(lambda: [m for m in tg.sent_to(LEADER_TG) if "楼道灯坏了" in (m.text or "")],
                     why="the case card at the 邻长")[0]
     assert {"受理", "解决不了，转上级"} <= set(buttons(card))
+    assert "住址" in (card.text or "") and resident.phone not in (card.text or "")
     wait_for(lambda: any("欢迎" in (m.text or "") for m in tg.sent_to(RESIDENT_TG)),
              why="welcome")
 
@@ -118,6 +119,13 @@ def test_from_first_message_to_escalation(world) -> None:  # type: ignore[no-unt
                           "chat": private(LEADER_TG), "text": card.text})
     wait_for(lambda: any("明天上午来换灯泡" in (m.text or "") for m in tg.sent_to(RESIDENT_TG)),
              why="the answer at the resident")
+
+    # A photo sent next is added to the case and forwarded to the 邻长 by its file id.
+    msg(tg, RESIDENT_TG, photo=[{"file_id": "AgADphoto1", "file_unique_id": "ph1",
+                                 "width": 800, "height": 600, "file_size": 50000}])
+    forwarded = wait_for(lambda: [m for m in tg.sent_to(LEADER_TG)
+                                  if m.method.lower() == "sendphoto"], why="the photo")
+    assert "工单#" in (forwarded[0].text or "")
 
     # A second problem goes unanswered past the 4-hour deadline: the 组长 gets it.
     clock.advance(timedelta(minutes=15))
@@ -150,3 +158,54 @@ def test_a_blocked_leader_is_marked_unreachable(world) -> None:  # type: ignore[
     # The next tier hears of it instead.
     wait_for(lambda: any("电梯" in (m.text or "") or "无法联系" in (m.text or "")
                          for m in tg.sent_to(GROUP_LEADER_TG)), why="the 组长 told")
+
+
+ADMIN_TG = 9100
+
+
+def document(tg: FakeTelegram, uid: int, name: str, data: bytes, caption: str | None) -> int:
+    file_id = f"doc-{name}-{time.monotonic_ns()}"
+    tg.add_file(file_id, data, file_path=f"documents/{name}")
+    doc = {"file_id": file_id, "file_unique_id": file_id[-12:], "file_name": name,
+           "mime_type": "text/csv", "file_size": len(data)}
+    fields: dict[str, Any] = {"document": doc}
+    if caption:
+        fields["caption"] = caption
+    return msg(tg, uid, **fields)
+
+
+def test_an_admin_imports_and_exports_in_chat(world) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.demo_city import TOWN
+
+    tg, engine, _clock = world
+    admin = holder_of(engine, "admin", TOWN)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
+                             " unreachable) VALUES (:p, 'telegram', :t, false)"),
+                     {"p": admin.person_id, "t": str(ADMIN_TG)})
+    good = ("name,phone,role,node_code,address\n"
+            f"新居民,13811112222,resident,{LIN1},幸福社区3号楼505室\n").encode()
+    document(tg, ADMIN_TG, "members.csv", good, "/import")
+    wait_for(lambda: any("导入成功" in (m.text or "") for m in tg.sent_to(ADMIN_TG)),
+             why="import ok")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM person WHERE phone = '13811112222'"
+                                    )).scalar_one() == 1
+
+    bad = ("name,phone,role,node_code\n"
+           f"坏号码,12345,resident,{LIN1}\n好人,13811113333,mayor,{LIN1}\n").encode()
+    msg(tg, ADMIN_TG, text="/import")
+    wait_for(lambda: any("CSV" in (m.text or "") for m in tg.sent_to(ADMIN_TG)),
+             why="asked for the file")
+    document(tg, ADMIN_TG, "members.csv", bad, None)
+    failed = wait_for(lambda: [m for m in tg.sent_to(ADMIN_TG) if "导入失败" in (m.text or "")],
+                      why="import rejected")[0]
+    assert "members.csv:2" in (failed.text or "") and "members.csv:3" in (failed.text or "")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM person WHERE phone = '13811113333'"
+                                    )).scalar_one() == 0
+
+    msg(tg, ADMIN_TG, text="/export")
+    sent = wait_for(lambda: [m for m in tg.sent_to(ADMIN_TG) if m.method.lower() == "senddocument"],
+                    why="the workbook")
+    assert "导出完成" in (sent[0].text or "")

@@ -237,3 +237,44 @@ def test_a_duplicate_update_is_handled_once(city: Engine, clock: FakeClock,
     assert not process(city, inbound=inbound, payload={}, clock=clock, settings=settings)
     with city.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM cases")).scalar_one() == 1
+
+
+def test_a_bound_group_chat_mirrors_cards_and_takes_replies(city: Engine, clock: FakeClock,
+                                                            settings: Settings) -> None:
+    from tests.support.demo_city import TOWN
+
+    admin = holder_of(city, "admin", TOWN)
+    group_leader = holder_of(city, "group_leader", LIN1[:-3])
+    resident = resident_of(city, LIN1)
+    link(city, admin.person_id, "9700")
+    link(city, group_leader.person_id, "9701")
+    link(city, resident.person_id, "5701")
+
+    # Only an admin of the node binds; a resident is refused.
+    out = send(city, clock, settings, sender="5701", chat="-100500", chat_is_private=False,
+               command="bind", args=(LIN1[:-3],), message_id="1")
+    assert "管理员" in out[0]["text"] or "抱歉" in out[0]["text"]
+    out = send(city, clock, settings, sender="9700", chat="-100500", chat_is_private=False,
+               command="bind", args=(LIN1[:-3],), chat_title="组长邻长群", message_id="2")
+    assert "绑定" in out[0]["text"]
+
+    send(city, clock, settings, sender="5701", text="楼顶水箱漏水")
+    with city.connect() as conn:
+        mirror = conn.execute(sa.text(
+            "SELECT text, case_id FROM outbox WHERE chat_binding_id IS NOT NULL")).one()
+    assert "楼顶水箱漏水" in mirror[0]
+
+    # People talking in the group are left alone; a reply to the card by the 组长 answers.
+    assert send(city, clock, settings, sender="9701", chat="-100500", chat_is_private=False,
+                text="大家好", message_id="3") == []
+    send(city, clock, settings, sender="9701", chat="-100500", chat_is_private=False,
+         text="已联系物业明天修", reply_to_text=mirror[0], message_id="4")
+    assert any("已联系物业明天修" in r["text"] for r in outbox_for(city, resident.person_id))
+
+    # Someone outside the chain replying in the group is refused and changes nothing.
+    other = holder_of(city, "resident", VACANT_LIN)
+    link(city, other.person_id, "5702")
+    before = outbox_for(city, resident.person_id)
+    send(city, clock, settings, sender="5702", chat="-100500", chat_is_private=False,
+         text="我也来答复", reply_to_text=mirror[0], message_id="5")
+    assert outbox_for(city, resident.person_id) == before

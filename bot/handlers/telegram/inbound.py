@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from bot.dispatch import process, record_unparsed
+from bot.flows.types import Inbound
 from bot.handlers.telegram.parse import Unparseable, parse_update
 from core.container import Container
+from core.media import MediaStore
 
 log = logging.getLogger(__name__)
 
@@ -35,4 +41,49 @@ def handle_body(c: Container, body: bytes) -> None:
         record_unparsed(c.engine, platform="telegram", update_id=update_id, payload=data,
                         now=now, error="ignored: not a message we act on")
         return
+    inbound = fetch_spreadsheets(c, inbound, data)
     process(c.engine, inbound=inbound, payload=data, clock=c.clock, settings=c.settings)
+
+
+SHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".txt")
+SHEET_LIMIT = 20 * 2**20  # what getFile serves
+
+
+def fetch_spreadsheets(c: Container, inbound: Inbound, data: dict[str, Any]) -> Inbound:
+    """Download spreadsheet documents before the flow runs: an admin's /import needs the
+    bytes now, not after the background fetcher gets to them."""
+    doc = (data.get("message") or {}).get("document") or {}
+    name = str(doc.get("file_name") or "")
+    if not name.lower().endswith(SHEET_SUFFIXES) or c.settings.telegram_bot_token is None:
+        return inbound
+    if int(doc.get("file_size") or 0) > SHEET_LIMIT:
+        return inbound  # the flow tells them the file could not be read
+    media = []
+    for m in inbound.media:
+        if m.kind == "document" and m.file_ref == doc.get("file_id"):
+            try:
+                body = _download(c, m.file_ref or "")
+                ref = MediaStore(Path(c.settings.media_dir)).put(
+                    body, Path(name).suffix.lstrip(".").lower())
+                m = replace(m, stored_ref=ref, file_unique_id=Path(name).stem[:60])
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("telegram: could not fetch %s: %s", name, exc)
+        media.append(m)
+    return replace(inbound, media=tuple(media))
+
+
+def _download(c: Container, file_id: str) -> bytes:
+    token = c.settings.telegram_bot_token
+    assert token is not None
+    base = c.settings.telegram_api_base.rstrip("/")
+    secret = token.get_secret_value()
+    with httpx.Client(timeout=30) as client:
+        info = client.get(f"{base}/bot{secret}/getFile", params={"file_id": file_id}).json()
+        if not info.get("ok"):
+            raise ValueError(f"getFile: {info.get('description')}")
+        path = info["result"]["file_path"]
+        r = client.get(f"{base}/file/bot{secret}/{path}")
+        r.raise_for_status()
+        if len(r.content) > SHEET_LIMIT:
+            raise ValueError("file over 20 MB")
+        return r.content
