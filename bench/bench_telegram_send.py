@@ -91,8 +91,9 @@ async def _naive(base: str, token: str, chats: list[str]) -> None:
         sem = asyncio.Semaphore(50)
 
         async def one(chat: str, i: int) -> None:
-            async with sem, contextlib.suppress(TelegramError):  # a naive sender ignores 429s
-                await api.send_text(chat, f"naive {i}")
+            async with sem:
+                with contextlib.suppress(TelegramError):  # a naive sender ignores 429s
+                    await api.send_text(chat, f"naive {i}")
 
         await asyncio.gather(*(one(c, i) for i, c in enumerate(chats)))
 
@@ -107,7 +108,8 @@ def main() -> None:
     m = args.group or (25 if args.quick else 100)
     from tests.fakes.telegram_api import FakeTelegram
 
-    print(f"run: {'quick' if args.quick else 'full'} — broadcast {n:,} messages, "
+    label = "custom" if args.messages or args.group else "quick" if args.quick else "full"
+    print(f"run: {label} — broadcast {n:,} messages, "
           f"{m} into one group")
     with tempfile.TemporaryDirectory() as tmp:
         engine, group_chat = _prepare(Path(tmp) / "bench.db", people=n, group_messages=0)

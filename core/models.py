@@ -1,12 +1,17 @@
 """Imports every table module so that SQLModel.metadata knows the whole schema."""
 
+from core import accounts as accounts_model
 from core import conversations as conversations_model
 from core import deliveries as deliveries_model
 from core import inbound as inbound_model
 from core import outbox as outbox_model
+from core import tokens as tokens_model
+from core import web_sessions as web_sessions_model
+from core import wecom_limits as wecom_limits_model
 from core.cases import model as cases_model
 from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
 
-__all__ = ["cases_model", "conversations_model", "deliveries_model", "hierarchy_model",
-           "inbound_model", "invites_model", "outbox_model"]
+__all__ = ["accounts_model", "cases_model", "conversations_model", "deliveries_model",
+           "hierarchy_model", "inbound_model", "invites_model", "outbox_model", "tokens_model",
+           "web_sessions_model", "wecom_limits_model"]

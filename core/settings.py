@@ -93,6 +93,22 @@ class Settings(BaseSettings):
     warn_red_overdue: int = 5
     warn_hysteresis: float = Field(default=0.2, ge=0, lt=1)
 
+    # Dashboard (webhooks/dashboard.py): sign-in, sessions, the assessment ranking, the map.
+    dashboard_login_ttl: Duration = timedelta(minutes=15)
+    dashboard_session_ttl: Duration = timedelta(hours=12)
+    dashboard_min_cases: int = Field(default=10, ge=0)  # fewer cases: left out of the ranking
+    dashboard_page_size: int = Field(default=50, ge=1, le=500)
+    dashboard_cookie_secure: bool = False
+    session_secret: SecretStr | None = None  # signs form tokens; random per process if unset
+    tile_url: str | None = None  # e.g. https://tiles.example/{z}/{x}/{y}.png: turns on Leaflet
+    leaflet_url: str | None = None  # where leaflet.js/.css live (default: the tile server's host)
+
+    # The built-in web chat (webhooks/webchat.py) and `linzhang demo`.
+    demo_mode: bool = False  # the person switcher, codes shown on screen, / goes to /chat
+    web_session_ttl: Duration = timedelta(days=30)
+    web_stream_seconds: float = Field(default=300.0, gt=0)  # one event stream, then reconnect
+    web_keepalive_seconds: float = Field(default=15.0, gt=0)
+
     # Platforms.
     telegram_bot_token: SecretStr | None = None
     telegram_api_base: str = "https://api.telegram.org"
@@ -109,6 +125,12 @@ class Settings(BaseSettings):
     wecom_token: SecretStr | None = None
     wecom_encoding_aes_key: SecretStr | None = None
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    # Template messages for residents outside WeChat's 48-hour customer-service window.
+    wechat_template_answer: str | None = None  # "your case was answered"
+    wechat_template_confirm: str | None = None  # "is it fixed?"
+    # A WeCom smart bot (智能机器人) in tier group chats: its own callback token and key.
+    wecom_bot_token: SecretStr | None = None
+    wecom_bot_encoding_aes_key: SecretStr | None = None
     redis_url: str | None = None
 
     @field_validator("timezone")

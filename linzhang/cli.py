@@ -1,4 +1,4 @@
-"""`linzhang serve | demo | migrate | import FILE... | export`."""
+"""`linzhang serve | demo | migrate | import FILE... | export | set-password | wechat-menu`."""
 
 from __future__ import annotations
 
@@ -116,16 +116,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     settings = _settings(database_url=f"sqlite:///{db}", reply_deadline=args.deadline,
                          handle_deadline=args.deadline, department_deadline=args.deadline,
-                         confirm_window=args.deadline, nag_before="30s")
+                         confirm_window=args.deadline, nag_before="30s", demo_mode=True)
     engine = make_engine(settings.database_url)
     migrate(engine)
     report = import_files(engine, sorted(DEMO_DIR.glob("*.csv")))
+    from core.demo_seed import seed
+
+    seeded = seed(engine, settings=settings)
     engine.dispose()
     host, port = args.host or settings.host, args.port or settings.port
     print(f"demo city imported ({report.summary()}) into {db}")
+    print("seeded cases: " + ", ".join(f"{k} {v}" for k, v in seeded.items()))
     print(f"deadlines shortened to {args.deadline} so escalation shows within minutes")
     print(f"linzhang demo: open http://{host}:{port}/ in a browser")
     return _serve(settings, host=host, port=port)
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from core.accounts import person_for_phone, set_password
+    from core.clock import SystemClock
+    from core.db import write_session
+
+    password = getpass.getpass("新密码 / new password: ")
+    if password != getpass.getpass("再输一次 / again: "):
+        print("linzhang set-password: the two passwords differ", file=sys.stderr)
+        return 1
+    engine = _engine(_settings())
+    with write_session(engine) as s:
+        pid = person_for_phone(s, phone=args.phone)
+        set_password(s, person_id=pid, password=password, now=SystemClock().now(), by=None)
+    print(f"dashboard password set for {args.phone}")
+    return 0
+
+
+def cmd_wechat_menu(args: argparse.Namespace) -> int:
+    from bot.handlers.wechat.sender import MENU, WeChatSender
+    from core.clock import SystemClock
+
+    settings = _settings()
+    if not (settings.wechat_app_id and settings.wechat_app_secret):
+        print("linzhang wechat-menu: set WECHAT_APP_ID and WECHAT_APP_SECRET", file=sys.stderr)
+        return 1
+    engine = _engine(settings)  # the access token is cached in (and shared through) the db
+    WeChatSender(engine=engine, settings=settings, clock=SystemClock()).create_menu()
+    engine.dispose()
+    print("公众号菜单已创建: " + " / ".join(b["name"] for b in MENU["button"]))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     e.add_argument("--root", help="only this node's subtree (a node code)")
     e.set_defaults(func=cmd_export)
+
+    pw = sub.add_parser("set-password", help="set a dashboard password (书记 or admin)")
+    pw.add_argument("phone")
+    pw.set_defaults(func=cmd_set_password)
+
+    wm = sub.add_parser("wechat-menu", help="create the Official Account menu (我要反映, 我的诉求)")
+    wm.set_defaults(func=cmd_wechat_menu)
     return p
 
 

@@ -40,6 +40,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                 from bot.handlers.telegram.runtime import start_telegram
 
                 stoppers.append(start_telegram(c, polling=polling))
+            from bot.handlers.wechat.runtime import start_wechat, start_wecom
+
+            stoppers += [start(c) for ok, start in ((c.settings.wechat_app_secret, start_wechat),
+                                                   (c.settings.wecom_secret, start_wecom)) if ok]
+            stoppers.append(webchat.start_webchat(c, app))
         log.info("linzhang ready on %s", c.engine.url.render_as_string(hide_password=True))
         try:
             yield
@@ -55,15 +60,37 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     from webhooks import telegram
 
     app.include_router(telegram.router(c))
+    app.include_router(__import__("webhooks.dashboard").dashboard.router(c))
+    from webhooks import webchat, wechat, wecom
+
+    app.include_router(webchat.router(c))
+
+    if c.settings.wechat_token is not None:
+        app.include_router(wechat.router(c))
+    if c.settings.wecom_token is not None:
+        app.include_router(wecom.router(c))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
+        """503 when the database is gone or the deadline sweep has fallen behind."""
+        from sqlmodel import Session
+
+        from core.cases.sweep import earliest_due
+
         try:
-            with c.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
+            with Session(c.engine) as session:
+                due = earliest_due(session)
         except sa.exc.SQLAlchemyError as exc:
             log.error("health check: database unreachable: %s", exc)
             return JSONResponse({"status": "down", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        now = c.clock.now()
+        lag = (now - due).total_seconds() if due is not None and due < now else 0.0
+        # Two sweep intervals (and a little grace for a busy machine) is "fallen behind".
+        limit = 2 * c.settings.sweep_interval.total_seconds() + 5
+        if run_jobs and lag > limit:
+            log.error("health check: the sweep is %.0f s behind", lag)
+            return JSONResponse({"status": "behind", "sweep_lag_seconds": round(lag, 1)},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "sweep_lag_seconds": round(lag, 1)})
 
     return app

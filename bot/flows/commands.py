@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.flows.context import Ctx
+from bot.flows.types import Outbound
 from core.cases import stats
 from core.cases.lists import open_cases_below
 from core.cases.model import STATE_LABEL_ZH, State
@@ -211,3 +212,36 @@ def help_cmd(ctx: Ctx) -> None:
     if a is not None and a.is_admin:
         parts.append(ctx.t("help_admin"))
     ctx.say("\n\n".join(parts))
+
+
+def login_cmd(ctx: Ctx) -> None:
+    """/login: a one-time link into the dashboard, only in a private chat (a group would share
+    it with everybody in it)."""
+    from core.accounts import issue_login_token
+
+    assert ctx.actor is not None
+    if not ctx.inbound.chat_is_private:
+        ctx.say("登录链接只能在与机器人的私聊中发送，请私聊我 /login")
+        return
+    token = issue_login_token(ctx.session, person_id=ctx.actor.person.id, now=ctx.clock.now(),
+                              ttl=ctx.settings.dashboard_login_ttl)
+    minutes = int(ctx.settings.dashboard_login_ttl.total_seconds() // 60)
+    base = ctx.settings.public_url.rstrip("/") or f"http://{ctx.settings.host}:{ctx.settings.port}"
+    ctx.say(f"管理后台一次性登录链接（{minutes}分钟内有效，只能用一次，请勿转发）：\n"
+            f"{base}/login/{token}")
+
+
+def report_how(ctx: Ctx) -> None:
+    """The 我要反映 menu item: how to report (any text, photo, voice or location will do)."""
+    ctx.say("请直接发送文字、照片、语音或位置描述您遇到的问题，我们会转给您的邻长处理。"
+            if ctx.lang != "en" else
+            "Just send text, photos, a voice message or your location; your neighbor leader "
+            "gets it at once.")
+
+
+def menu_cmd(ctx: Ctx) -> None:
+    """/menu: an admin (re)creates the WeChat Official Account menu, via the outbox."""
+    _admin_node(ctx, "/menu", None)
+    ctx.out.append(Outbound(text="menu", kind="wechat_menu", platform="wechat",
+                            address="@menu"))
+    ctx.say("公众号菜单将重新创建。" if ctx.lang != "en" else "The account menu will be recreated.")

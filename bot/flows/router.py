@@ -17,6 +17,8 @@ LEADER_COMMANDS = {
     "assign": commands.assign_cmd,
     "bind": commands.bind_cmd,
     "unbind": commands.unbind_cmd,
+    "menu": commands.menu_cmd,
+    "login": commands.login_cmd,
 }
 
 
@@ -84,6 +86,8 @@ def _command(ctx: Ctx) -> None:
     name = i.command or ""
     if name == "my":
         report.my_cases(ctx)
+    elif name == "report":
+        commands.report_how(ctx)
     elif name == "cancel":
         ctx.say(ctx.t("cancelled"))
     elif name in ("import", "export"):

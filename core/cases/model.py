@@ -81,6 +81,8 @@ class Case(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_cases_holder_state", "holder_id", "state"),
         sa.Index("ix_cases_path_opened", "node_path", "opened_at"),
+        # The dashboard map counts unfinished and overdue cases per subtree from this index alone.
+        sa.Index("ix_cases_state_path_deadline", "state", "node_path", "deadline_at"),
         sa.CheckConstraint("rating IS NULL OR (rating BETWEEN 1 AND 5)", name="ck_cases_rating"),
     )
     id: int | None = Field(default=None, primary_key=True)

@@ -15,13 +15,13 @@ from core.clock import Clock, SystemClock
 from core.db import write_transaction
 from core.errors import ImportRejected, InvalidInput, RowError
 from core.hierarchy import import_members
+from core.hierarchy.import_categories import read_categories, write_categories
 from core.hierarchy.model import Level
 from core.hierarchy.readers import Kind, Table, open_tables
 from core.hierarchy.tree import nesting_error, parse_level, role_error
 
 Progress = Callable[[str, int], None]
 CODE_RE = re.compile(r"[0-9A-Za-z._-]{1,40}")
-SUFFIX_RE = re.compile(r"[0-9A-Za-z]{1,10}")
 LOCATED_RE = re.compile(r"(?P<label>[^:]+):(?P<row>\d+): (?P<reason>.*)", re.DOTALL)
 
 
@@ -155,7 +155,7 @@ def import_into(
     changed = _merge_nodes(tree, node_rows, errors)
     _check_changed_levels(conn, tree, changed, errors)
     report.lap("nodes")
-    categories = _read_categories([t for t in tables if t.kind == Kind.categories], errors)
+    categories = read_categories([t for t in tables if t.kind == Kind.categories], errors)
     levels = {code: (n.id, n.level) for code, n in tree.items()}
     members = [t for t in tables if t.kind == Kind.members]
     staged = import_members.stage(conn, members, levels, errors, report, tick) if members \
@@ -170,7 +170,7 @@ def import_into(
             conn.exec_driver_sql("DROP TABLE IF EXISTS imp_member")
         raise
     _write_nodes(conn, tree, report)
-    _write_categories(conn, categories, report)
+    write_categories(conn, categories, report)
     report.lap("write nodes")
     if staged is not None:
         import_members.apply(conn, staged, report, now=clock.now())
@@ -350,29 +350,6 @@ def _check_changed_levels(conn: sa.Connection, tree: dict[str, TreeNode], change
                            f"posts: {bad}")
 
 
-def _read_categories(tables: list[Table], errors: Errors) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    seen: dict[str, tuple[str, int]] = {}
-    for t in tables:
-        ci, di = t.columns["category"], t.columns.get("department_suffix")
-        for rowno, row in t.rows():
-            name = row[ci].strip() if ci < len(row) else ""
-            suffix = row[di].strip() if di is not None and di < len(row) else ""
-            if not name:
-                errors.add(t.label, rowno, "category is empty")
-            elif len(name) > 50:
-                errors.add(t.label, rowno, "category is longer than 50 characters")
-            elif name in seen:
-                errors.add(t.label, rowno, f"duplicate category {name} (first on "
-                           f"{seen[name][0]}:{seen[name][1]})")
-            elif suffix and not SUFFIX_RE.fullmatch(suffix):
-                errors.add(t.label, rowno, f"department suffix {suffix!r} is malformed (e.g. D01)")
-            else:
-                seen[name] = (t.label, rowno)
-                out[name] = suffix or None
-    return out
-
-
 def _write_nodes(conn: sa.Connection, tree: dict[str, TreeNode], report: ImportReport) -> None:
     inserts, updates = [], []
     for n in tree.values():
@@ -400,20 +377,3 @@ def _write_nodes(conn: sa.Connection, tree: dict[str, TreeNode], report: ImportR
             f" latitude = {ph}, longitude = {ph} WHERE id = {ph}", updates,
         )
     report.nodes_added, report.nodes_updated = len(inserts), len(updates)
-
-
-def _write_categories(conn: sa.Connection, categories: dict[str, str | None],
-                      report: ImportReport) -> None:
-    stored: dict[str, str | None] = {
-        name: suffix
-        for name, suffix in conn.execute(sa.text("SELECT name, department_suffix FROM category"))
-    }
-    for name, suffix in categories.items():
-        if name not in stored:
-            conn.execute(sa.text("INSERT INTO category (name, department_suffix) VALUES (:n, :s)"),
-                         {"n": name, "s": suffix})
-            report.categories_added += 1
-        elif stored[name] != suffix:
-            conn.execute(sa.text("UPDATE category SET department_suffix = :s WHERE name = :n"),
-                         {"n": name, "s": suffix})
-            report.categories_updated += 1

@@ -78,7 +78,7 @@ def test_rating_buttons_carry_the_rating_and_share_a_row() -> None:
 
 
 def test_a_button_that_cannot_be_encoded_is_left_out() -> None:
-    buttons = [Button("补充情况", "add", 1, 1), Button("受理", "accept", 1, 1),
+    buttons = [Button("不存在", "no_such_action", 1, 1), Button("受理", "accept", 1, 1),
                Button("x", "accept", 1, 1, arg="a" * 70)]
     rows = keyboard_rows(buttons)
     assert rows == [[("受理", "ac:1:1")]]

@@ -1,0 +1,1 @@
+"""The built-in web chat: a browser's messages in as `Inbound`, outbox rows out as chat lines."""

@@ -1,0 +1,125 @@
+"""Outbox → the Official Account: customer-service messages inside WeChat's 48-hour window,
+template messages outside it (for the notices that have a `WECHAT_TEMPLATE_*`), the menu.
+
+Buttons become a customer-service message menu (msgmenu): a tap comes back as a text message
+with `bizmsgmenuid`, which parse.py turns into a Press. Press acknowledgements (toasts) and
+card edits have no OA equivalent and are marked sent without a call.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from wechatpy.exceptions import APILimitedException, WeChatClientException
+
+from bot.handlers.wechat.client import OAClient
+from bot.handlers.wechat.keys import encode
+from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Retry, Row, destinations, gone
+from core import deliveries
+from core.clock import Clock
+from core.db import write_session
+from core.settings import Settings
+from core.wecom_limits import last_seen
+
+log = logging.getLogger(__name__)
+PLATFORM = "wechat"
+WINDOW = timedelta(hours=48)
+OUT_OF_WINDOW = 45015  # "response out of time limit": the 48-hour window has closed
+GONE = {43004, 40003}  # unsubscribed, or not one of our followers
+MENU: dict[str, Any] = {"button": [
+    {"type": "click", "name": "我要反映", "key": "report"},
+    {"type": "click", "name": "我的诉求", "key": "my"},
+    {"type": "click", "name": "帮助", "key": "help"},
+]}
+
+
+def template_for(settings: Settings, kind: str) -> str | None:
+    """The template for a notice that may reach a resident outside the window."""
+    if kind in ("replied", "progress", "accepted"):
+        return settings.wechat_template_answer
+    if kind in ("resolved", "confirm_reminder"):
+        return settings.wechat_template_confirm
+    return None
+
+
+class OutsideWindow(Exception):
+    """The resident has not written to us in the last 48 hours."""
+
+
+class WeChatSender:
+    platform = PLATFORM
+
+    def __init__(self, *, engine: Engine, settings: Settings, clock: Clock,
+                 client: OAClient | None = None) -> None:
+        self.engine, self.settings, self.clock = engine, settings, clock
+        self.client = client or OAClient(settings=settings, engine=engine, clock=clock)
+
+    def create_menu(self) -> None:
+        """Create (replace) the account menu: 我要反映, 我的诉求, 帮助."""
+        self.client.menu.create(MENU)
+
+    def deliver(self, row: Row) -> Outcome:
+        if row.kind == "wechat_menu":
+            self.create_menu()
+            return Done()
+        if row.options.get("answer_press") or row.kind == deliveries.CARD_UPDATE:
+            return Done()
+        with write_session(self.engine) as s:
+            dests, _ = destinations(s, platform=PLATFORM, row=row)
+            done = {c for c, _ in deliveries.delivered_parts(s, outbox_id=row.id)}
+            seen = {d: last_seen(s, platform=PLATFORM, external_id=d) for d in dests}
+        if not dests:
+            return Retry("no reachable WeChat account", permanent=True)
+        now = self.clock.now()
+        for openid in dests:
+            if openid in done:
+                continue
+            try:
+                # WeChat is the judge of the window (45015); a window we know closed saves a
+                # call. A stranger has no identity to remember: the reply follows their message.
+                at = seen.get(openid)
+                if at is not None and at + WINDOW <= now:
+                    raise OutsideWindow
+                msg_id, how = self._custom(openid, row), "custom"
+            except (OutsideWindow, WeChatClientException) as exc:
+                if isinstance(exc, APILimitedException):
+                    return Later(now + timedelta(minutes=1), "WeChat API frequency limit")
+                code = getattr(exc, "errcode", None)
+                if code in GONE:
+                    gone(self.engine, platform=PLATFORM, chat_id=openid, clock=self.clock,
+                         settings=self.settings)
+                    continue
+                if not isinstance(exc, OutsideWindow) and code != OUT_OF_WINDOW:
+                    return Retry(f"WeChat {code}: {getattr(exc, 'errmsg', exc)}")
+                template = template_for(self.settings, row.kind)
+                if template is None:
+                    return Retry("outside the 48-hour window and no template for "
+                                 f"{row.kind!r}", permanent=True)
+                msg_id, how = self._template(openid, template, row), "template"
+            with write_session(self.engine) as s:
+                deliveries.record_delivery(s, outbox_id=row.id, platform=PLATFORM,
+                                           chat_id=openid, message_id=msg_id, kind=row.kind,
+                                           now=self.clock.now(), part_type=how,
+                                           case_id=row.case_id)
+        return Done()
+
+    def _custom(self, openid: str, row: Row) -> str:
+        if row.actions:
+            menu = {"head_content": row.text, "tail_content": "",
+                    "list": [{"id": encode(a["action"], a["case_id"], a["version"],
+                                           a.get("arg")), "content": a["label"]}
+                             for a in row.actions]}
+            res = self.client.message.send_msg_menu(openid, menu)
+        else:
+            res = self.client.message.send_text(openid, row.text)
+        return str((res or {}).get("msgid", "cs"))
+
+    def _template(self, openid: str, template: str, row: Row) -> str:
+        data = {"first": {"value": row.text[:200]},
+                "keyword1": {"value": f"工单#{row.case_id}" if row.case_id else "—"},
+                "remark": {"value": "回复本公众号任意消息即可继续沟通。"}}
+        res = self.client.message.send_template(openid, template, data)
+        return str((res or {}).get("msgid", "template"))

@@ -1,0 +1,198 @@
+"""The built-in web chat's own state: browser sessions, one-time phone codes, and the message log
+the chat page reads (what the person said and what the bot delivered to them).
+
+A web "chat" is one web identity (`ChatIdentity(platform="web", external_id=chat_id)`); several
+browser sessions (tabs, devices) may show the same chat. A message's id is the cursor the page's
+event stream resumes from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel
+
+from core.clock import as_utc
+from core.errors import InvalidInput, NotFound
+
+CODE_ATTEMPTS = 5  # wrong guesses before a phone code is burnt
+CODES_PER_HOUR = 5  # codes one session may ask for in an hour
+
+
+class WebSession(SQLModel, table=True):
+    """One browser's sign-in to the web chat; the cookie holds the token, we keep its hash."""
+
+    __tablename__ = "web_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False, index=True))
+    csrf: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class WebMessage(SQLModel, table=True):
+    """One line of a web chat: `inbound` from the person, `outbound` from the bot, or an
+    `edit` that replaces an earlier outbound card (`edit_of`)."""
+
+    __tablename__ = "web_message"
+    __table_args__ = (
+        sa.UniqueConstraint("chat_id", "client_id", name="uq_web_message_client"),
+        sa.Index("ix_web_message_chat", "chat_id", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    direction: str = Field(sa_column=sa.Column(sa.String(8), nullable=False))
+    client_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    text: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    actions: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    options: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    case_id: int | None = Field(default=None)
+    kind: str = Field(default="", sa_column=sa.Column(sa.String(24), nullable=False))
+    outbox_id: int | None = Field(default=None)
+    edit_of: int | None = Field(default=None)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class PhoneCode(SQLModel, table=True):
+    """A one-time code that proves a web chat belongs to the person with this phone number."""
+
+    __tablename__ = "web_phone_code"
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False, index=True))
+    phone: str = Field(sa_column=sa.Column(sa.String(32), nullable=False))
+    code_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    attempts: int = Field(default=0, nullable=False)
+    used: bool = Field(default=False, nullable=False)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+WS: sa.Table = WebSession.__table__  # type: ignore[attr-defined]
+WM: sa.Table = WebMessage.__table__  # type: ignore[attr-defined]
+PC: sa.Table = PhoneCode.__table__  # type: ignore[attr-defined]
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_chat_id() -> str:
+    """A fresh web chat id for a browser nobody knows yet."""
+    return "w" + secrets.token_urlsafe(12)
+
+
+def open_session(session: Session, *, chat_id: str, now: datetime, ttl: timedelta
+                 ) -> tuple[str, WebSession]:
+    """Start a browser session on a chat; returns the cookie token (only its hash is kept)."""
+    token = secrets.token_urlsafe(32)
+    row = WebSession(token_hash=_hash(token), chat_id=chat_id, csrf=secrets.token_urlsafe(24),
+                     created_at=now, expires_at=now + ttl)
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def session_for(session: Session, *, token: str, now: datetime) -> WebSession | None:
+    """The live session of a cookie token, or None (unknown or expired)."""
+    if not token:
+        return None
+    row = session.execute(sa.select(WebSession).where(WS.c.token_hash == _hash(token))
+                          ).scalar_one_or_none()
+    if row is None or as_utc(row.expires_at) <= now:
+        return None
+    return row
+
+
+def csrf_ok(row: WebSession, given: str) -> bool:
+    """Whether the header token matches the session's (constant time)."""
+    return bool(given) and hmac.compare_digest(row.csrf.encode(), given.encode())
+
+
+def log_inbound(session: Session, *, chat_id: str, client_id: str, text: str,
+                options: dict[str, Any] | None, now: datetime) -> bool:
+    """Keep what the person sent for the page's history; False when this client id was seen."""
+    seen = session.execute(sa.select(WM.c.id).where(
+        WM.c.chat_id == chat_id, WM.c.client_id == client_id)).first()
+    if seen is not None:
+        return False
+    session.add(WebMessage(chat_id=chat_id, direction="inbound", client_id=client_id, text=text,
+                           options=options, kind="inbound", created_at=now))
+    session.flush()
+    return True
+
+
+def deliver(session: Session, *, chat_id: str, text: str, actions: list[dict[str, Any]],
+            options: dict[str, Any] | None, case_id: int | None, kind: str,
+            outbox_id: int | None, now: datetime, edit_of: int | None = None) -> int:
+    """Append a bot message (or an edit of one) to a web chat; its id."""
+    row = WebMessage(chat_id=chat_id, direction="edit" if edit_of else "outbound", text=text,
+                     actions=actions, options=options, case_id=case_id, kind=kind,
+                     outbox_id=outbox_id, edit_of=edit_of, created_at=now)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def messages_after(session: Session, *, chat_id: str, after: int, limit: int = 200
+                   ) -> list[WebMessage]:
+    """A chat's lines with an id above `after`, oldest first."""
+    q = (sa.select(WebMessage).where(WM.c.chat_id == chat_id, WM.c.id > after)
+         .order_by(WM.c.id).limit(limit))
+    return list(session.execute(q).scalars())
+
+
+def last_id(session: Session, *, chat_id: str) -> int:
+    """The newest line's id of a chat (0 when empty)."""
+    q = sa.select(sa.func.max(WM.c.id)).where(WM.c.chat_id == chat_id)
+    return int(session.execute(q).scalar_one_or_none() or 0)
+
+
+def media_visible(session: Session, *, chat_id: str, ref: str) -> bool:
+    """Whether a stored file was sent in or to this chat (the page may show it)."""
+    for (opts,) in session.execute(sa.select(WM.c.options).where(
+            WM.c.chat_id == chat_id, WM.c.options.is_not(None))):
+        if isinstance(opts, dict) and ref in (opts.get("photo"), opts.get("voice"),
+                                              opts.get("document")):
+            return True
+    return False
+
+
+def issue_code(session: Session, *, chat_id: str, phone: str, now: datetime,
+               ttl: timedelta = timedelta(minutes=10)) -> str:
+    """A fresh 6-digit code for confirming `phone` from this chat; rate-limited per chat."""
+    recent = session.execute(sa.select(sa.func.count()).select_from(PC).where(
+        PC.c.chat_id == chat_id, PC.c.created_at > now - timedelta(hours=1))).scalar_one()
+    if int(recent) >= CODES_PER_HOUR:
+        raise InvalidInput("验证码发送太频繁，请一小时后再试")
+    session.execute(sa.update(PC).where(PC.c.chat_id == chat_id, PC.c.used.is_(False))
+                    .values(used=True))
+    code = f"{secrets.randbelow(10**6):06d}"
+    session.add(PhoneCode(chat_id=chat_id, phone=phone, code_hash=_hash(f"{chat_id}:{code}"),
+                          created_at=now, expires_at=now + ttl))
+    session.flush()
+    return code
+
+
+def check_code(session: Session, *, chat_id: str, code: str, now: datetime) -> str:
+    """The phone a right code confirms; a wrong one counts against the code's few attempts."""
+    row = session.execute(
+        sa.select(PhoneCode).where(PC.c.chat_id == chat_id, PC.c.used.is_(False))
+        .order_by(PC.c.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
+    if row is None or as_utc(row.expires_at) <= now:
+        raise NotFound("验证码已过期，请重新获取")
+    if not hmac.compare_digest(row.code_hash, _hash(f"{chat_id}:{code.strip()}")):
+        row.attempts += 1
+        if row.attempts >= CODE_ATTEMPTS:
+            row.used = True
+            raise InvalidInput("验证码错误次数过多，请重新获取")
+        raise InvalidInput(f"验证码不对，还可以再试{CODE_ATTEMPTS - row.attempts}次")
+    row.used = True
+    return row.phone

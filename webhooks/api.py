@@ -1,0 +1,378 @@
+"""The dashboard's JSON API under /api, with response models so /openapi.json describes it.
+
+Same sign-in as the pages (the session cookie); writes also need the X-CSRF-Token header that
+GET /api/me returns, because a cookie alone would let another site post on the user's behalf.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from core import accounts, reports
+from core.cases import services, stats
+from core.cases.model import State
+from core.container import Container
+from core.db import session_scope, write_session
+from core.hierarchy.model import Level
+from core.hierarchy.queries import NodeRef
+from webhooks import dashboard as d
+from webhooks.dashboard import Viewer
+
+
+class NodeOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    level: str
+
+    @classmethod
+    def of(cls, n: NodeRef) -> NodeOut:
+        return cls(id=n.id, code=n.code, name=n.name, level=n.level.value)
+
+
+class MeOut(BaseModel):
+    person_id: int
+    name: str
+    scopes: list[NodeOut]
+    csrf_token: str = Field(description="send as X-CSRF-Token with every POST")
+
+
+class ThresholdsOut(BaseModel):
+    unresolved: tuple[int, int, int] = Field(description="yellow, orange, red")
+    overdue: tuple[int, int, int]
+    hysteresis: float
+
+
+class TileOut(BaseModel):
+    node: NodeOut
+    level: Literal["green", "yellow", "orange", "red"]
+    unresolved: int
+    overdue: int
+    has_children: bool
+    latitude: float | None
+    longitude: float | None
+
+
+class MapOut(BaseModel):
+    node: NodeOut
+    level: Literal["green", "yellow", "orange", "red"]
+    unresolved: int
+    overdue: int
+    breadcrumbs: list[NodeOut]
+    thresholds: ThresholdsOut
+    tiles: list[TileOut]
+
+
+class CaseRowOut(BaseModel):
+    id: int
+    state: str
+    text: str
+    category: str | None
+    holder_name: str | None
+    holder_role: str | None
+    opened_at: datetime
+    deadline_at: datetime | None
+    overdue: bool
+    rating: int | None
+
+
+class CasePageOut(BaseModel):
+    items: list[CaseRowOut]
+    next_before: int | None = Field(description="pass as `before` for the next page")
+
+
+class EventOut(BaseModel):
+    id: int
+    at: datetime
+    kind: str
+    actor_id: int | None
+    role: str | None
+    holder_id: int | None
+    from_state: str | None
+    to_state: str | None
+    note: str | None
+    via: str | None
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    kind: str
+    purpose: str
+    url: str | None
+    thumb_url: str | None
+    mime: str | None
+    caption: str | None
+    latitude: float | None
+    longitude: float | None
+
+
+class HoldingOut(BaseModel):
+    person_id: int | None
+    name: str | None
+    role: str | None
+    since: datetime
+    until: datetime | None
+
+
+class CaseOut(BaseModel):
+    id: int
+    version: int
+    state: str
+    text: str
+    category: str | None
+    holder_id: int | None
+    holder_name: str | None
+    holder_role: str | None
+    stage: str | None
+    deadline_at: datetime | None
+    overdue: bool
+    opened_at: datetime
+    rating: int | None
+    merged_into_id: int | None
+    may_act: bool
+    events: list[EventOut]
+    attachments: list[AttachmentOut]
+    holders: list[HoldingOut]
+
+
+class ActionIn(BaseModel):
+    version: int
+    text: str | None = Field(default=None, description="reply text, or the reason / note")
+    into_case_id: int | None = Field(default=None, description="merge: the case to merge into")
+
+
+class TierOut(BaseModel):
+    role: str
+    on_time: int
+    total: int
+    rate: float | None
+    escalations: int
+
+
+class LeaderOut(BaseModel):
+    person_id: int
+    name: str
+    rated: int
+    mean: float
+
+
+class WeekOut(BaseModel):
+    start: datetime
+    received: int
+    closed: int
+    overdue_replies: int
+
+
+class FiguresOut(BaseModel):
+    node: NodeOut
+    start: datetime
+    end: datetime
+    received: int
+    closed: int
+    rejected: int
+    merged: int
+    resolution_rate: float | None = Field(description="办结率")
+    median_first_reply_s: float | None
+    median_close_s: float | None
+    mean_rating: float | None
+    tiers: list[TierOut]
+    rating_by_neighbor_leader: list[LeaderOut]
+    weeks: list[WeekOut]
+
+
+class RankOut(BaseModel):
+    rank: int | None
+    node: NodeOut
+    received: int
+    closed: int
+    resolution_rate: float | None
+    on_time_rate: float | None
+    mean_rating: float | None
+    score: float
+
+
+class RankingOut(BaseModel):
+    level: str
+    min_cases: int
+    ranked: list[RankOut]
+    too_few: list[RankOut]
+
+
+class PasswordIn(BaseModel):
+    phone: str
+    password: str = Field(min_length=accounts.MIN_PASSWORD)
+
+
+class OkOut(BaseModel):
+    ok: bool = True
+
+
+def _rank(x: reports.RankRow, i: int | None) -> RankOut:
+    return RankOut(rank=i, node=NodeOut.of(x.node), received=x.received, closed=x.closed,
+                   resolution_rate=x.resolution_rate, on_time_rate=x.on_time_rate,
+                   mean_rating=x.mean_rating, score=x.score)
+
+
+def api_viewer(request: Request) -> Viewer:
+    """The signed-in viewer of an API call (401 without a session)."""
+    v = d.load_viewer(request.app.state.container, request)
+    if v is None:
+        raise HTTPException(401, "请先登录")
+    return v
+
+
+ApiViewer = Annotated[Viewer, Depends(api_viewer)]
+
+
+def api_writer(v: ApiViewer, x_csrf_token: str | None = Header(None)) -> Viewer:
+    """A viewer whose POST carries the session's CSRF token."""
+    d.check_csrf(v, x_csrf_token)
+    return v
+
+
+ApiWriter = Annotated[Viewer, Depends(api_writer)]
+
+
+def router(c: Container) -> APIRouter:
+    """The /api routes."""
+    r = APIRouter(prefix="/api", tags=["dashboard"])
+
+    @r.get("/me", response_model=MeOut)
+    def me(v: ApiViewer) -> MeOut:
+        return MeOut(person_id=v.who.person.id, name=v.who.person.name,
+                     scopes=[NodeOut.of(n) for n in v.scopes], csrf_token=v.csrf)
+
+    @r.get("/map", response_model=MapOut)
+    def map_(v: ApiViewer, node: str | None = None) -> MapOut:
+        t = d.thresholds(c)
+        with d.domain_errors(), write_session(c.engine) as s:
+            at = v.node(s, node)
+            tiles = d.map_tiles(s, c, at)
+            own = stats.node_status(s, node=at, now=c.clock.now(), thresholds=t)
+            path = d.crumbs(s, v, at)
+        return MapOut(
+            node=NodeOut.of(at), level=own.level.name, unresolved=own.unresolved,
+            overdue=own.overdue, breadcrumbs=[NodeOut.of(n) for n in path],
+            thresholds=ThresholdsOut(unresolved=t.unresolved, overdue=t.overdue,
+                                     hysteresis=t.hysteresis),
+            tiles=[TileOut(node=NodeOut.of(x.status.node), level=x.status.level.name,
+                           unresolved=x.status.unresolved, overdue=x.status.overdue,
+                           has_children=x.has_children, latitude=x.latitude,
+                           longitude=x.longitude) for x in tiles],
+        )
+
+    @r.get("/cases", response_model=CasePageOut)
+    def cases(v: ApiViewer, node: str | None = None,
+              state: State | None = None, category: int | None = None, overdue: bool = False,
+              start: str | None = Query(None, description="YYYY-MM-DD, local time"),
+              end: str | None = Query(None, description="YYYY-MM-DD, exclusive"),
+              before: int | None = None,
+              limit: int = Query(50, ge=1, le=500)) -> CasePageOut:
+        with d.domain_errors(), session_scope(c.engine) as s:
+            at = v.node(s, node)
+            f = reports.CaseFilter(node=at, state=state.value if state else None,
+                                   category_id=category, overdue=overdue,
+                                   start=d.parse_day(start, c.tz), end=d.parse_day(end, c.tz),
+                                   before=before, limit=limit)
+            rows, nxt = reports.case_list(s, f=f, now=c.clock.now())
+        return CasePageOut(items=[CaseRowOut(**row.__dict__) for row in rows], next_before=nxt)
+
+    @r.get("/cases/{case_id}", response_model=CaseOut)
+    def case(case_id: int, v: ApiViewer) -> CaseOut:
+        with d.domain_errors(), session_scope(c.engine) as s:
+            d.case_in_scope(s, v, case_id)
+            cv = services.view(s, case_id=case_id, now=c.clock.now())
+            events = services.history(s, case_id=case_id)
+            atts = services.attachments_of(s, case_id=case_id)
+            held = reports.holdings(s, case_id=case_id)
+            may = services.can_act(s, case_id=case_id, person_id=v.who.person.id)
+        return CaseOut(
+            id=cv.id, version=cv.version, state=cv.state.value, text=cv.text,
+            category=cv.category, holder_id=cv.holder_id, holder_name=cv.holder_name,
+            holder_role=cv.holder_role, stage=cv.stage, deadline_at=cv.deadline_at,
+            overdue=cv.overdue, opened_at=cv.opened_at, rating=cv.rating,
+            merged_into_id=cv.merged_into_id, may_act=may,
+            events=[EventOut(id=ev.id or 0, at=ev.at, kind=ev.kind, actor_id=ev.actor_id,
+                             role=ev.role, holder_id=ev.holder_id, from_state=ev.from_state,
+                             to_state=ev.to_state, note=ev.note, via=ev.via) for ev in events],
+            attachments=[AttachmentOut(
+                id=a.id or 0, kind=a.kind, purpose=a.purpose,
+                url=f"/media/{a.stored_ref}" if a.stored_ref else None,
+                thumb_url=f"/media/{a.thumb_ref}" if a.thumb_ref else None, mime=a.mime,
+                caption=a.caption, latitude=a.latitude, longitude=a.longitude) for a in atts],
+            holders=[HoldingOut(**h.__dict__) for h in held],
+        )
+
+    @r.post("/cases/{case_id}/{action}", response_model=CaseOut,
+            responses={409: {"description": "the case changed since `version` (stale)"}})
+    def act(case_id: int, action: Literal["accept", "reply", "resolve", "escalate", "whistle",
+                                          "reject", "merge"],
+            body: ActionIn, v: ApiWriter) -> CaseOut:
+        with d.domain_errors(), write_session(c.engine) as s:
+            d.run_action(s, c, v, case_id=case_id, action=action, version=body.version,
+                         text=body.text, into=body.into_case_id)
+        return case(case_id, v)
+
+    @r.get("/figures", response_model=FiguresOut)
+    def figures(v: ApiViewer, node: str | None = None,
+                start: str | None = Query(None, description="YYYY-MM-DD, local time"),
+                end: str | None = Query(None, description="YYYY-MM-DD, exclusive"),
+                weeks: int = Query(12, ge=1, le=104)) -> FiguresOut:
+        start_dt, end_dt = d.period(c, start, end)
+        with d.domain_errors(), session_scope(c.engine) as s:
+            at = v.node(s, node)
+            f = stats.figures(s, node=at, start=start_dt, end=end_dt)
+            ws = reports.weekly(s, node=at, end=end_dt, weeks=weeks)
+        roles = d.tier_roles(f)
+        tiers = []
+        for role in roles:
+            tr = f.on_time_first_reply.get(role, stats.TierRate(0, 0))
+            tiers.append(TierOut(role=role, on_time=tr.on_time, total=tr.total, rate=tr.rate,
+                                 escalations=f.escalations.get(role, 0)))
+        return FiguresOut(
+            node=NodeOut.of(at), start=f.start, end=f.end, received=f.received, closed=f.closed,
+            rejected=f.rejected, merged=f.merged, resolution_rate=f.resolution_rate,
+            median_first_reply_s=f.median_first_reply_s, median_close_s=f.median_close_s,
+            mean_rating=f.mean_rating, tiers=tiers,
+            rating_by_neighbor_leader=[LeaderOut(**x.__dict__)
+                                       for x in f.rating_by_neighbor_leader],
+            weeks=[WeekOut(**w.__dict__) for w in ws],
+        )
+
+    @r.get("/ranking", response_model=RankingOut)
+    def ranking(v: ApiViewer, node: str | None = None,
+                level: Literal["town", "village"] | None = None,
+                start: str | None = None, end: str | None = None) -> RankingOut:
+        start_dt, end_dt = d.period(c, start, end)
+        with d.domain_errors(), session_scope(c.engine) as s:
+            at = v.node(s, node)
+            lv = Level(level) if level else (
+                Level.village if at.level in (Level.town, Level.village) else Level.town)
+            ranked, few = reports.ranking(s, scope=at, level=lv, start=start_dt, end=end_dt,
+                                          min_cases=c.settings.dashboard_min_cases)
+        return RankingOut(level=lv.value, min_cases=c.settings.dashboard_min_cases,
+                          ranked=[_rank(x, i) for i, x in enumerate(ranked, 1)],
+                          too_few=[_rank(x, None) for x in few])
+
+    @r.get("/export/{kind}.xlsx", response_class=Response,
+           responses={200: {"content": {d.XLSX_MIME: {}}, "description": "an XLSX workbook"}})
+    def export(kind: Literal["figures", "weekly", "ranking"], v: ApiViewer,
+               node: str | None = None, start: str | None = None,
+               end: str | None = None) -> Response:
+        return d.export_xlsx(c, v, kind, node, start, end)
+
+    @r.post("/passwords", response_model=OkOut)
+    def set_password(body: PasswordIn, v: ApiWriter) -> OkOut:
+        """An admin sets the dashboard password of someone in their subtree."""
+        with d.domain_errors(), write_session(c.engine) as s:
+            pid = accounts.person_for_phone(s, phone=body.phone)
+            accounts.set_password(s, person_id=pid, password=body.password,
+                                  now=c.clock.now(), by=v.who.person.id)
+        return OkOut()
+
+    return r

@@ -1,0 +1,20 @@
+// The geographic view: the same warning colours as the tiles, on a Leaflet map.
+// Only loaded when the deployment sets TILE_URL (Leaflet comes from LEAFLET_URL or the tile host).
+(function () {
+  "use strict";
+  var el = document.getElementById("geo");
+  if (!el || typeof L === "undefined") { return; }
+  var colours = { green: "#2e9d5b", yellow: "#e8b00f", orange: "#ec7a1c", red: "#d93a34" };
+  var points = JSON.parse(el.dataset.points || "[]");
+  var map = L.map(el);
+  L.tileLayer(el.dataset.tiles, { maxZoom: 19 }).addTo(map);
+  var bounds = [];
+  points.forEach(function (p) {
+    var m = L.circleMarker([p.lat, p.lon], { radius: 12, color: "#fff", weight: 2,
+      fillColor: colours[p.level], fillOpacity: 0.9 }).addTo(map);
+    m.bindTooltip(p.name + "：未办结 " + p.unresolved + "，超时 " + p.overdue);
+    m.on("click", function () { window.location = "/dashboard?node=" + encodeURIComponent(p.code); });
+    bounds.push([p.lat, p.lon]);
+  });
+  if (bounds.length) { map.fitBounds(bounds, { padding: [30, 30], maxZoom: 15 }); }
+}());

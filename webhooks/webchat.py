@@ -1,0 +1,452 @@
+"""The built-in web chat: the page, its messages in, its event stream out, joining by a 邻's
+link or a one-time phone code, the printable poster, and (demo mode) the person switcher.
+
+Sessions: a cookie holds a random token (HttpOnly, SameSite=Strict), the database its hash;
+every POST must also carry the session's CSRF token in `X-CSRF-Token`, which a page of another
+site cannot read or set. In demo mode each pane of the switcher is a separate session under its
+own cookie name (`X-Chat-Pane`), so one browser can be several people side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
+from starlette.concurrency import run_in_threadpool
+
+from bot.flows.types import Press
+from bot.handlers.web import sender as web_sender
+from bot.handlers.web.inbound import Upload, handle
+from core import web_sessions
+from core.container import Container
+from core.db import write_session
+from core.errors import DomainError
+from core.hierarchy.model import ChatIdentity
+from core.hierarchy.queries import chain_for_resident, person_by_phone
+from core.hierarchy.services import link_identity
+from core.hierarchy.tree import ROLE_LABEL_ZH, normalize_phone
+from core.media.store import MediaStore
+from core.outbox import Draft, enqueue
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "webchat_static"
+COOKIE = "lz_chat"
+PANE = re.compile(r"p\d{1,12}")
+CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{6,64}")
+CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
+
+
+def hub_of(app: FastAPI) -> web_sender.Hub:
+    """The app's hub (made on first use, inside the running loop)."""
+    hub = getattr(app.state, "web_hub", None)
+    if hub is None:
+        hub = app.state.web_hub = web_sender.Hub()
+    assert isinstance(hub, web_sender.Hub)
+    return hub
+
+
+def start_webchat(c: Container, app: FastAPI) -> Any:
+    """Start the web outbox sender; returns the coroutine function that stops it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(web_sender.run(c.engine, clock=c.clock, hub=hub_of(app), stop=stop))
+
+    async def stopper() -> None:
+        stop.set()
+        await task
+
+    return stopper
+
+
+def _pane(value: str | None) -> str:
+    return value if value and PANE.fullmatch(value) else ""
+
+
+def _cookie(pane: str) -> str:
+    return f"{COOKIE}_{pane}" if pane else COOKIE
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": message}, status_code=status)
+
+
+def _page(name: str, **values: str) -> str:
+    text = (STATIC / name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", html.escape(value, quote=True))
+    return text
+
+
+def router(container: Container) -> APIRouter:
+    r = APIRouter(tags=["web chat"])
+    c = container
+    s = c.settings
+    ttl = s.web_session_ttl
+    max_body = s.max_photo_bytes + s.max_voice_bytes + (1 << 20)
+
+    def set_cookie(resp: Response, pane: str, token: str) -> None:
+        resp.set_cookie(_cookie(pane), token, max_age=int(ttl.total_seconds()), httponly=True,
+                        samesite="strict", secure=s.dashboard_cookie_secure, path="/")
+
+    def current(request: Request, pane: str) -> web_sessions.WebSession | None:
+        token = request.cookies.get(_cookie(pane), "")
+        with write_session(c.engine) as session:
+            row = web_sessions.session_for(session, token=token, now=c.clock.now())
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    def new_session(chat_id: str, person_id: int | None = None
+                    ) -> tuple[str, web_sessions.WebSession]:
+        with write_session(c.engine) as session:
+            now = c.clock.now()
+            if person_id is not None:
+                link_identity(session, person_id=person_id, platform="web", external_id=chat_id,
+                              now=now)
+            token, row = web_sessions.open_session(session, chat_id=chat_id, now=now, ttl=ttl)
+            session.expunge(row)
+            return token, row
+
+    def person_name(chat_id: str) -> str:
+        with c.engine.connect() as conn:
+            name = conn.execute(sa.text(
+                "SELECT p.name FROM chat_identity i JOIN person p ON p.id = i.person_id"
+                " WHERE i.platform = 'web' AND i.external_id = :e"), {"e": chat_id}).scalar()
+        return str(name or "")
+
+    def checked(request: Request) -> web_sessions.WebSession | JSONResponse:
+        pane = _pane(request.headers.get("X-Chat-Pane"))
+        row = current(request, pane)
+        if row is None:
+            return _error(401, "会话已过期，请刷新页面")
+        if not web_sessions.csrf_ok(row, request.headers.get("X-CSRF-Token", "")):
+            log.warning("web chat: bad CSRF token for session %s", row.id)
+            return _error(403, "页面已失效，请刷新后再试")
+        return row
+
+    async def after_handle(request: Request) -> None:
+        hub_of(request.app).notify()
+
+    @r.get("/chat", response_class=HTMLResponse)
+    async def chat_page(request: Request) -> Response:
+        as_person = request.query_params.get("as")
+        pane = ""
+        person_id: int | None = None
+        if as_person is not None:
+            if not s.demo_mode or not as_person.isdigit():
+                return Response("演示模式未开启", status_code=404, media_type="text/plain")
+            person_id = int(as_person)
+            pane = f"p{person_id}"
+        row = await run_in_threadpool(current, request, pane)
+        token = None
+        if row is None:
+            chat_id = f"demo-{person_id}" if person_id is not None else web_sessions.new_chat_id()
+            try:
+                token, row = await run_in_threadpool(new_session, chat_id, person_id)
+            except DomainError as exc:
+                return Response(str(exc), status_code=404, media_type="text/plain")
+        assert row is not None
+        name = await run_in_threadpool(person_name, row.chat_id)
+        body = _page("chat.html", csrf=row.csrf, pane=pane, who=name or "访客",
+                     demo="1" if s.demo_mode else "")
+        resp = HTMLResponse(body, headers={"Cache-Control": "no-store"})
+        if token is not None:
+            set_cookie(resp, pane, token)
+        return resp
+
+    @r.get("/chat/static/{name}")
+    async def static(name: str) -> Response:
+        if name not in ("chat.js", "chat.css"):
+            return Response(status_code=404)
+        kind = "text/javascript" if name.endswith(".js") else "text/css"
+        return FileResponse(STATIC / name, media_type=f"{kind}; charset=utf-8")
+
+    @r.post("/chat/send")
+    async def send(request: Request) -> Response:
+        row = await run_in_threadpool(checked, request)
+        if isinstance(row, JSONResponse):
+            return row
+        length = int(request.headers.get("content-length") or 0)
+        if length > max_body:
+            return _error(413, f"文件太大（上限{max_body // 2**20}MB），请压缩后再发")
+        async with request.form(max_files=2, max_fields=20) as form:
+            client_id = str(form.get("client_id") or "")
+            if not CLIENT_ID.fullmatch(client_id):
+                return _error(400, "消息编号无效，请刷新页面")
+            uploads = []
+            for kind in ("photo", "voice"):
+                f = form.get(kind)
+                if f is not None and not isinstance(f, str):
+                    data = await f.read()
+                    uploads.append(Upload(kind, data, f.filename or "", f.content_type or ""))
+            loc = None
+            lat, lon = form.get("lat"), form.get("lon")
+            if isinstance(lat, str) and isinstance(lon, str) and lat and lon:
+                try:
+                    loc = (float(lat), float(lon))
+                except ValueError:
+                    return _error(400, "位置无效")
+            text = str(form.get("text") or "")[:4000]
+            rt_text = str(form.get("reply_to_text") or "") or None
+            rt_id = str(form.get("reply_to_message_id") or "") or None
+        res = await run_in_threadpool(
+            lambda: handle(c, chat_id=row.chat_id, client_id=client_id, text=text,
+                           uploads=tuple(uploads), location=loc, reply_to_text=rt_text,
+                           reply_to_message_id=rt_id))
+        await after_handle(request)
+        body = {"ok": not res.errors, "duplicate": res.duplicate, "errors": res.errors}
+        if res.errors:
+            body["error"] = res.errors[0]
+        status = 413 if res.too_large else (422 if res.errors else 200)
+        return JSONResponse(body, status_code=status)
+
+    @r.post("/chat/press")
+    async def press(request: Request) -> Response:
+        row = await run_in_threadpool(checked, request)
+        if isinstance(row, JSONResponse):
+            return row
+        try:
+            data = json.loads(await request.body())
+            client_id = str(data["client_id"])
+            p = Press(action=str(data["action"]), case_id=int(data["case_id"]),
+                      version=int(data["version"]),
+                      arg=None if data.get("arg") is None else str(data["arg"]),
+                      message_id=str(data.get("message_id") or "") or None)
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "按钮数据无效")
+        if not CLIENT_ID.fullmatch(client_id):
+            return _error(400, "消息编号无效，请刷新页面")
+        res = await run_in_threadpool(
+            lambda: handle(c, chat_id=row.chat_id, client_id=client_id, press=p))
+        await after_handle(request)
+        return JSONResponse({"ok": True, "duplicate": res.duplicate})
+
+    @r.post("/chat/phone")
+    async def phone(request: Request) -> Response:
+        row = await run_in_threadpool(checked, request)
+        if isinstance(row, JSONResponse):
+            return row
+        try:
+            number = normalize_phone(str(json.loads(await request.body())["phone"]))
+        except (ValueError, KeyError, TypeError):
+            number = None
+        if number is None:
+            return _error(400, "请填写11位手机号")
+        chat_id = row.chat_id
+
+        def issue() -> dict[str, Any]:
+            with write_session(c.engine) as session:
+                now = c.clock.now()
+                code = web_sessions.issue_code(session, chat_id=chat_id, phone=number, now=now)
+                pid = person_by_phone(session, number) if number else None
+                other = pid is not None and session.execute(sa.select(CI.c.id).where(
+                    CI.c.person_id == pid, CI.c.platform != "web",
+                    CI.c.unreachable.is_(False))).first() is not None
+                if other:
+                    assert pid is not None
+                    enqueue(session, draft=Draft(
+                        text=f"网页聊天验证码：{code}（10分钟内有效；不是您本人操作请忽略）",
+                        kind="web_code", dedupe_key=f"webcode:{chat_id}:{secrets.token_hex(8)}",
+                        person_id=pid), now=now)
+                    return {"ok": True, "sent": True,
+                            "message": "验证码已通过您已绑定的聊天账号发送"}
+                if s.demo_mode:
+                    return {"ok": True, "sent": False, "code": code,
+                            "message": f"演示模式：验证码是 {code}"}
+                return {"ok": True, "sent": False,
+                        "message": "这个号码还没有绑定聊天账号，请联系您的邻长用邀请链接加入"}
+
+        try:
+            return JSONResponse(await run_in_threadpool(issue))
+        except DomainError as exc:
+            return _error(429, str(exc))
+
+    @r.post("/chat/code")
+    async def code(request: Request) -> Response:
+        row = await run_in_threadpool(checked, request)
+        if isinstance(row, JSONResponse):
+            return row
+        try:
+            given = str(json.loads(await request.body())["code"])
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "请填写验证码")
+        chat_id = row.chat_id
+
+        def verify() -> str:
+            with write_session(c.engine) as session:
+                return web_sessions.check_code(session, chat_id=chat_id, code=given,
+                                               now=c.clock.now())
+
+        try:
+            number = await run_in_threadpool(verify)
+        except DomainError as exc:
+            return _error(400, str(exc))
+        await run_in_threadpool(lambda: handle(
+            c, chat_id=chat_id, client_id=f"phone-{secrets.token_hex(8)}", contact_phone=number))
+        await after_handle(request)
+        return JSONResponse({"ok": True})
+
+    @r.get("/chat/events")
+    async def events(request: Request) -> Response:
+        pane = _pane(request.query_params.get("pane"))
+        row = await run_in_threadpool(current, request, pane)
+        if row is None:
+            return Response("会话已过期，请刷新页面", status_code=401, media_type="text/plain")
+        chat_id = row.chat_id
+        raw = request.headers.get("Last-Event-ID") or request.query_params.get("after") or "0"
+        after = int(raw) if raw.isdigit() else 0
+        hub = hub_of(request.app)
+        loop = asyncio.get_running_loop()
+
+        def fetch(cursor: int) -> list[dict[str, Any]]:
+            with c.engine.connect() as conn, conn.begin():
+                from sqlmodel import Session
+
+                with Session(bind=conn) as session:
+                    return [{"id": m.id, "dir": m.direction, "text": m.text,
+                             "actions": m.actions, "options": m.options or {},
+                             "case_id": m.case_id, "kind": m.kind, "edit_of": m.edit_of}
+                            for m in web_sessions.messages_after(session, chat_id=chat_id,
+                                                                 after=cursor)]
+
+        async def stream() -> AsyncIterator[str]:
+            cursor = after
+            started = last_beat = loop.time()
+            yield "retry: 1000\n\n"
+            while loop.time() - started < s.web_stream_seconds:
+                if await request.is_disconnected():
+                    return
+                rows = await run_in_threadpool(fetch, cursor)
+                for m in rows:
+                    cursor = int(m["id"])
+                    yield f"id: {cursor}\nevent: msg\ndata: {json.dumps(m, ensure_ascii=False)}\n\n"
+                if rows:
+                    continue
+                if loop.time() - last_beat >= s.web_keepalive_seconds:
+                    last_beat = loop.time()
+                    yield ": keep-alive\n\n"
+                await hub.wait(1.0)
+            # Bounded: the browser reconnects with Last-Event-ID and loses nothing.
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @r.get("/chat/media/{ref:path}")
+    async def media(request: Request, ref: str) -> Response:
+        row = await run_in_threadpool(current, request, _pane(request.query_params.get("pane")))
+        if row is None:
+            return Response(status_code=401)
+
+        def visible() -> bool:
+            with c.engine.connect() as conn:
+                from sqlmodel import Session
+
+                with Session(bind=conn) as session:
+                    return web_sessions.media_visible(session, chat_id=row.chat_id, ref=ref)
+
+        if not await run_in_threadpool(visible):
+            return Response(status_code=404)
+        try:
+            path = MediaStore.from_settings(s).path(ref)
+        except DomainError:
+            return Response(status_code=404)
+        if not path.is_file():
+            return Response(status_code=404)
+        return FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+
+    @r.get("/join/{code}")
+    async def join(request: Request, code: str) -> Response:
+        if not re.fullmatch(r"j[A-Za-z0-9_-]{2,40}", code):
+            return Response("邀请链接无效", status_code=404, media_type="text/plain")
+        row = await run_in_threadpool(current, request, "")
+        resp = RedirectResponse("/chat", status_code=303)
+        if row is None:
+            token, row = await run_in_threadpool(new_session, web_sessions.new_chat_id(), None)
+            set_cookie(resp, "", token)
+        assert row is not None
+        chat_id = row.chat_id
+        await run_in_threadpool(lambda: handle(c, chat_id=chat_id, client_id=f"join-{code}"[:64],
+                                               text=f"/start {code}"))
+        await after_handle(request)
+        return resp
+
+    @r.get("/poster/{code}", response_class=HTMLResponse)
+    async def poster(request: Request, code: str) -> Response:
+        import segno
+
+        if not re.fullmatch(r"j[A-Za-z0-9_-]{2,40}", code):
+            return Response("邀请链接无效", status_code=404, media_type="text/plain")
+        base = s.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+        link = f"{base}/join/{code}"
+        svg = segno.make(link, error="m").svg_inline(scale=8, border=2)
+        with c.engine.connect() as conn:
+            node = conn.execute(sa.text(
+                "SELECT n.name FROM invite i JOIN node n ON n.id = i.node_id WHERE i.code = :c"),
+                {"c": code}).scalar()
+        body = _page("poster.html", link=link, node=str(node or "本邻")).replace("{{svg}}", svg)
+        return HTMLResponse(body)
+
+    @r.get("/demo", response_class=HTMLResponse)
+    async def demo(request: Request) -> Response:
+        if not s.demo_mode:
+            return Response("演示模式未开启", status_code=404, media_type="text/plain")
+        people, panes = await run_in_threadpool(_demo_people, c)
+        options = "".join(
+            f'<option value="{p["id"]}">{html.escape(p["label"])}</option>' for p in people)
+        frames = "".join(
+            f'<section class="pane"><select data-pane>{options}</select>'
+            f'<iframe src="/chat?as={pid}" data-person="{pid}" title="pane"></iframe></section>'
+            for pid in panes)
+        return HTMLResponse(_page("demo.html").replace("{{panes}}", frames))
+
+    @r.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse("/demo" if s.demo_mode else "/chat", status_code=307)
+
+    return r
+
+
+def _demo_people(c: Container) -> tuple[list[dict[str, Any]], list[int]]:
+    """Everyone of the demo city with their posts, and the default panes: a resident, then the
+    people above them up to a town admin."""
+    from sqlmodel import Session
+
+    with c.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT p.id, p.name, x.role, n.name, n.code FROM post x JOIN person p"
+            " ON p.id = x.person_id JOIN node n ON n.id = x.node_id ORDER BY x.role <> 'resident',"
+            " n.code, p.id")).all()
+        people: dict[int, dict[str, Any]] = {}
+        for pid, name, role, node, _code in rows:
+            from core.hierarchy.model import Role
+
+            label = f"{ROLE_LABEL_ZH.get(Role(role), role)}·{node}"
+            entry = people.setdefault(pid, {"id": pid, "name": name, "labels": []})
+            entry["labels"].append(label)
+        first_resident = next((int(r[0]) for r in rows if r[2] == "resident"), None)
+        panes: list[int] = []
+        if first_resident is not None:
+            panes.append(first_resident)
+            with Session(bind=conn) as session:
+                chain = chain_for_resident(session, first_resident)
+                for step in chain.filled():
+                    if step.role.value != "area_leader":  # four panes fit a laptop screen
+                        panes.extend(h.id for h in step.holders[:1])
+    out = [{"id": p["id"], "label": f'{p["name"]}（{"、".join(p["labels"])}）'}
+           for p in people.values()]
+    return out, panes[:5]
