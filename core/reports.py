@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.cases.lists import overdue_clause
 from core.cases.model import CASES, EVENTS, Stage, State
 from core.clock import as_utc
 from core.hierarchy.model import Category, Level, Person
@@ -81,7 +82,7 @@ def case_list(session: Session, *, f: CaseFilter,
     if f.category_id is not None:
         q = q.where(C.c.category_id == f.category_id)
     if f.overdue:
-        q = q.where(C.c.state.in_(UNRESOLVED), C.c.deadline_at < now)
+        q = q.where(overdue_clause(now))
     if f.start is not None:
         q = q.where(C.c.opened_at >= f.start)
     if f.end is not None:

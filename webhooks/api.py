@@ -181,7 +181,8 @@ class FiguresOut(BaseModel):
     median_close_s: float | None
     mean_rating: float | None
     tiers: list[TierOut]
-    rating_by_neighbor_leader: list[LeaderOut]
+    rating_by_neighbor_leader: list[LeaderOut] = Field(
+        description="the `leaders` best- then worst-rated 邻长, best first (default 50 each)")
     weeks: list[WeekOut]
 
 
@@ -322,11 +323,15 @@ def router(c: Container) -> APIRouter:
     def figures(v: ApiViewer, node: str | None = None,
                 start: str | None = Query(None, description="YYYY-MM-DD, local time"),
                 end: str | None = Query(None, description="YYYY-MM-DD, exclusive"),
-                weeks: int = Query(12, ge=1, le=104)) -> FiguresOut:
+                weeks: int = Query(12, ge=1, le=104),
+                leaders: int = Query(50, ge=1, le=1000, description=(
+                    "rating_by_neighbor_leader keeps only the N best- and the N worst-rated 邻长 "
+                    "(best first), not every 邻长 of the subtree; the XLSX export has them all"
+                ))) -> FiguresOut:
         start_dt, end_dt = d.period(c, start, end)
         with d.domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
-            f = stats.figures(s, node=at, start=start_dt, end=end_dt)
+            f = stats.figures(s, node=at, start=start_dt, end=end_dt, leaders=leaders)
             ws = reports.weekly(s, node=at, end=end_dt, weeks=weeks)
         roles = d.tier_roles(f)
         tiers = []

@@ -14,6 +14,7 @@ from core.clock import Clock
 from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
+from webhooks import dashboard, telegram, webchat, wechat, wecom
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)
     app.state.container = c
-    from webhooks import telegram
-
     app.include_router(telegram.router(c))
-    app.include_router(__import__("webhooks.dashboard").dashboard.router(c))
-    from webhooks import webchat, wechat, wecom
-
+    app.include_router(dashboard.router(c))
     app.include_router(webchat.router(c))
-
     if c.settings.wechat_token is not None:
         app.include_router(wechat.router(c))
     if c.settings.wecom_token is not None:

@@ -656,7 +656,7 @@ autocomplete="current-password" required></label><button>登录</button></form>
         start_dt, end_dt = period(c, start, end)
         with domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
-            f = stats.figures(s, node=at, start=start_dt, end=end_dt)
+            f = stats.figures(s, node=at, start=start_dt, end=end_dt, leaders=10)
             weeks = reports.weekly(s, node=at, end=end_dt)
             level = Level.village if at.level in (Level.town, Level.village) else Level.town
             ranked, too_few = reports.ranking(s, scope=at, level=level, start=start_dt,

@@ -18,6 +18,15 @@ from core.hierarchy.tree import subtree_bounds
 CASES = Case.__table__  # type: ignore[attr-defined]
 
 
+def overdue_clause(now: datetime) -> sa.ColumnElement[bool]:
+    """An unfinished case that missed a deadline (超期), or is past its running one now."""
+    return sa.and_(
+        CASES.c.state.in_([State.open.value, State.accepted.value]),
+        sa.or_(CASES.c.missed_deadlines > 0,
+               sa.and_(CASES.c.deadline_at < now, CASES.c.stage != Stage.confirm.value)),
+    )
+
+
 def open_cases_below(session: Session, *, node: NodeRef, now: datetime,
                      overdue_only: bool = False, limit: int = 30) -> list[Case]:
     """Unfinished cases from homes in the node's subtree, most urgent first."""
@@ -28,7 +37,7 @@ def open_cases_below(session: Session, *, node: NodeRef, now: datetime,
         .where(CASES.c.state.in_([State.open.value, State.accepted.value]))
     )
     if overdue_only:
-        q = q.where(CASES.c.deadline_at < now, CASES.c.stage != Stage.confirm.value)
+        q = q.where(overdue_clause(now))
     q = q.order_by(CASES.c.deadline_at, CASES.c.id).limit(limit)
     return list(session.execute(q).scalars())
 
@@ -38,7 +47,7 @@ def count_open_below(session: Session, *, node: NodeRef, now: datetime) -> tuple
     low, high = subtree_bounds(node.path)
     base = sa.and_(CASES.c.node_path >= low, CASES.c.node_path < high,
                    CASES.c.state.in_([State.open.value, State.accepted.value]))
-    overdue = sa.func.sum(sa.case((CASES.c.deadline_at < now, 1), else_=0))
+    overdue = sa.func.sum(sa.case((overdue_clause(now), 1), else_=0))
     row = session.execute(sa.select(sa.func.count(), overdue).where(base)).one()
     return int(row[0]), int(row[1] or 0)
 

@@ -82,7 +82,8 @@ class Case(SQLModel, table=True):
         sa.Index("ix_cases_holder_state", "holder_id", "state"),
         sa.Index("ix_cases_path_opened", "node_path", "opened_at"),
         # The dashboard map counts unfinished and overdue cases per subtree from this index alone.
-        sa.Index("ix_cases_state_path_deadline", "state", "node_path", "deadline_at"),
+        sa.Index("ix_cases_state_path_deadline", "state", "node_path", "deadline_at",
+                 "missed_deadlines"),
         sa.CheckConstraint("rating IS NULL OR (rating BETWEEN 1 AND 5)", name="ck_cases_rating"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -111,6 +112,11 @@ class Case(SQLModel, table=True):
     nags_sent: int = Field(default=0, nullable=False)
     stage_renewals: int = Field(default=0, nullable=False)
     escalations: int = Field(default=0, nullable=False)
+    # Deadlines the sweep found missed (auto-escalated, or overdue at the top of the chain): a
+    # case that ever missed one counts as overdue (超期) until it is resolved, even though each
+    # miss gives the next holder a fresh deadline.
+    missed_deadlines: int = Field(default=0, nullable=False,
+                                  sa_column_kwargs={"server_default": "0"})
 
     opened_at: datetime = Field(sa_type=_TS, nullable=False)
     updated_at: datetime = Field(sa_type=_TS, nullable=False)

@@ -277,7 +277,9 @@ def view(session: Session, *, case_id: int, now: datetime) -> CaseView:
         category=cat.name if cat else None, resident_id=case.resident_id,
         holder_id=case.holder_id, holder_name=holder.name if holder else None,
         holder_role=case.holder_role, stage=case.stage, deadline_at=deadline,
-        overdue=bool(deadline and deadline < now and case.stage != Stage.confirm.value),
+        overdue=State(case.state) in (State.open, State.accepted) and (
+            case.missed_deadlines > 0
+            or bool(deadline and deadline < now and case.stage != Stage.confirm.value)),
         opened_at=as_utc(case.opened_at), rating=case.rating,
         merged_into_id=case.merged_into_id, attachments=int(n_att),
     )

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.cases.model import CASES, EVENTS, WARNINGS, State
-from core.clock import as_utc
 from core.hierarchy.model import Person, Role
 from core.hierarchy.queries import NodeRef, children
 from core.hierarchy.tree import subtree_bounds
@@ -71,29 +70,121 @@ def _in_subtree(node: NodeRef) -> sa.ColumnElement[bool]:
     return sa.and_(C.c.node_path >= low, C.c.node_path < high)
 
 
-def figures(session: Session, *, node: NodeRef, start: datetime, end: datetime) -> Figures:
+def _seconds_between(session: Session, a: sa.ColumnElement[datetime],
+                     b: sa.ColumnElement[datetime]) -> sa.ColumnElement[float]:
+    """`b - a` in seconds, on the database. On SQLite, whole microseconds (an integer, exact:
+    julianday() would blur them by tens of microseconds); on PostgreSQL, seconds as a float."""
+    if session.get_bind().dialect.name == "sqlite":
+        def whole(x: sa.ColumnElement[datetime]) -> sa.ColumnElement[int]:
+            # SQLAlchemy stores "YYYY-MM-DD HH:MM:SS.ffffff" (UTC, no zone) on SQLite.
+            return sa.cast(sa.func.strftime("%s", sa.func.substr(x, 1, 19)), sa.Integer)
+
+        def micro(x: sa.ColumnElement[datetime]) -> sa.ColumnElement[int]:
+            return sa.cast(sa.func.substr(x, 21, 6), sa.Integer)
+
+        return sa.cast((whole(b) - whole(a)) * 1_000_000 + micro(b) - micro(a), sa.Float)
+    return sa.cast(sa.extract("epoch", b - a), sa.Float)
+
+
+def _seconds_value(session: Session, v: float | None) -> float | None:
+    if v is None:
+        return None
+    return float(v) / 1e6 if session.get_bind().dialect.name == "sqlite" else float(v)
+
+
+def _medians(session: Session, where: sa.ColumnElement[bool], durations: list[tuple[
+        sa.ColumnElement[float], sa.ColumnElement[bool], int]]) -> list[float | None]:
+    """The median of each duration over the rows matching `where` and its own condition, whose
+    count is known: percentile_cont on PostgreSQL, one ORDER BY … LIMIT/OFFSET on SQLite."""
+    if session.get_bind().dialect.name != "sqlite":
+        row = session.execute(
+            sa.select(*[sa.func.percentile_cont(0.5).within_group(
+                sa.case((cond, dur))) for dur, cond, _ in durations]).where(where)
+        ).one()
+        return [_seconds_value(session, v) for v in row]
+    out: list[float | None] = []
+    for dur, cond, n in durations:
+        if not n:
+            out.append(None)
+            continue
+        middle = session.execute(
+            sa.select(dur).where(where, cond).order_by(dur)
+            .offset((n - 1) // 2).limit(1 if n % 2 else 2)
+        ).scalars().all()
+        out.append(statistics.median(float(v) / 1e6 for v in middle))
+    return out
+
+
+def _leader_ratings(session: Session, received: sa.ColumnElement[bool],
+                    leaders: int | None) -> list[LeaderRating]:
+    mean = sa.func.avg(C.c.rating)
+    q = (
+        sa.select(P.c.id, P.c.name, sa.func.count().label("n"), mean.label("mean"))
+        .join(P, P.c.id == C.c.first_holder_id)
+        .where(received, C.c.rating.is_not(None),
+               C.c.first_holder_role == Role.neighbor_leader.value)
+        .group_by(P.c.id, P.c.name)
+    )
+
+    def rows(query: sa.Select[tuple[int, str, int, float]]) -> list[LeaderRating]:
+        return [LeaderRating(r.id, r.name, int(r.n), float(r.mean))
+                for r in session.execute(query)]
+
+    if leaders is None:
+        return rows(q.order_by(P.c.id))
+    # One pass: rank every 邻长 both ways, keep the N best and the N worst.
+    ranked = q.add_columns(
+        sa.func.row_number().over(order_by=(mean.desc(), sa.func.count().desc(), P.c.id))
+        .label("best"),
+        sa.func.row_number().over(order_by=(mean.asc(), sa.func.count().desc(), P.c.id))
+        .label("worst"),
+    ).subquery()
+    return rows(
+        sa.select(ranked.c.id, ranked.c.name, ranked.c.n, ranked.c.mean)
+        .where(sa.or_(ranked.c.best <= leaders, ranked.c.worst <= leaders))
+        .order_by(ranked.c.best)
+    )
+
+
+def figures(session: Session, *, node: NodeRef, start: datetime, end: datetime,
+            leaders: int | None = None) -> Figures:
     """Received, closed, 办结率, on-time first replies per tier, medians, escalations per tier
-    and ratings, for cases opened in [start, end) at or below `node`."""
+    and ratings, for cases opened in [start, end) at or below `node`. All aggregated on the
+    database over the (node_path, opened_at) index range. `leaders`: keep only the N best and
+    the N worst rated 邻长 (best first); None keeps all of them, by person id."""
     received = sa.and_(_in_subtree(node), C.c.opened_at >= start, C.c.opened_at < end)
-    rows = session.execute(
-        sa.select(C.c.state, C.c.opened_at, C.c.first_reply_at, C.c.closed_at,
-                  C.c.close_reason, C.c.first_reply_role, C.c.first_reply_on_time)
+    # On SQLite, keep the planner on the (node_path, opened_at) range: through the state index
+    # it would visit every closed case of the subtree, whatever the period.
+    state = (C.c.state.concat("") if session.get_bind().dialect.name == "sqlite"
+             else C.c.state)
+    closed_q = sa.and_(state == State.closed.value, C.c.closed_at.is_not(None))
+
+    def n_if(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+    per_role = session.execute(
+        sa.select(C.c.first_reply_role, sa.func.count(),
+                  n_if(C.c.state == State.closed.value),
+                  n_if(C.c.state == State.rejected.value),
+                  n_if(C.c.state == State.merged.value),
+                  sa.func.count(C.c.first_reply_at),
+                  n_if(sa.and_(C.c.first_reply_at.is_not(None),
+                               C.c.first_reply_on_time.is_(True))),
+                  n_if(closed_q),
+                  sa.func.sum(C.c.rating), sa.func.count(C.c.rating))
         .where(received)
+        .group_by(C.c.first_reply_role)
     ).all()
-    by_state: dict[str, int] = {}
-    first_reply: list[float] = []
-    to_close: list[float] = []
+    total = [0] * 9
     tiers: dict[str, list[int]] = {}
-    for r in rows:
-        by_state[r.state] = by_state.get(r.state, 0) + 1
-        if r.first_reply_at is not None:
-            first_reply.append((as_utc(r.first_reply_at) - as_utc(r.opened_at)).total_seconds())
-            if r.first_reply_role:
-                t = tiers.setdefault(r.first_reply_role, [0, 0])
-                t[0] += 1 if r.first_reply_on_time else 0
-                t[1] += 1
-        if r.state == State.closed.value and r.closed_at is not None:
-            to_close.append((as_utc(r.closed_at) - as_utc(r.opened_at)).total_seconds())
+    for role, *counts in per_role:
+        for i, v in enumerate(counts):
+            total[i] += int(v or 0)
+        replied, on_time = int(counts[4] or 0), int(counts[5] or 0)
+        if role and replied:
+            tiers[role] = [on_time, replied]
+    received_n, closed_n, rejected_n, merged_n, replied_n, _, to_close_n, rating_sum, rated_n = \
+        total
     # A tier that let its reply deadline pass (the sweep moved the case on) answered late.
     timeouts = session.execute(
         sa.select(E.c.role, sa.func.count())
@@ -113,31 +204,20 @@ def figures(session: Session, *, node: NodeRef, start: datetime, end: datetime) 
             .group_by(E.c.role)
         ) if role
     }
-    mean_rating = session.execute(
-        sa.select(sa.func.avg(C.c.rating)).where(received, C.c.rating.is_not(None))
-    ).scalar_one()
-    leaders = [
-        LeaderRating(r.id, r.name, int(r.n), float(r.mean)) for r in session.execute(
-            sa.select(P.c.id, P.c.name, sa.func.count().label("n"),
-                      sa.func.avg(C.c.rating).label("mean"))
-            .join(P, P.c.id == C.c.first_holder_id)
-            .where(received, C.c.rating.is_not(None),
-                   C.c.first_holder_role == Role.neighbor_leader.value)
-            .group_by(P.c.id, P.c.name)
-            .order_by(P.c.id)
-        )
-    ]
+    median_first_reply, median_close = _medians(session, received, [
+        (_seconds_between(session, C.c.opened_at, C.c.first_reply_at),
+         C.c.first_reply_at.is_not(None), replied_n),
+        (_seconds_between(session, C.c.opened_at, C.c.closed_at), closed_q, to_close_n),
+    ])
     return Figures(
-        node_id=node.id, start=start, end=end, received=len(rows),
-        closed=by_state.get(State.closed.value, 0),
-        rejected=by_state.get(State.rejected.value, 0),
-        merged=by_state.get(State.merged.value, 0),
+        node_id=node.id, start=start, end=end, received=received_n,
+        closed=closed_n, rejected=rejected_n, merged=merged_n,
         on_time_first_reply={k: TierRate(v[0], v[1]) for k, v in sorted(tiers.items())},
-        median_first_reply_s=statistics.median(first_reply) if first_reply else None,
-        median_close_s=statistics.median(to_close) if to_close else None,
+        median_first_reply_s=median_first_reply,
+        median_close_s=median_close,
         escalations=dict(sorted(escalations.items())),
-        mean_rating=float(mean_rating) if mean_rating is not None else None,
-        rating_by_neighbor_leader=leaders,
+        mean_rating=rating_sum / rated_n if rated_n else None,
+        rating_by_neighbor_leader=_leader_ratings(session, received, leaders),
     )
 
 
@@ -199,10 +279,12 @@ class NodeStatus:
 def node_status(session: Session, *, node: NodeRef, now: datetime,
                 thresholds: Thresholds) -> NodeStatus:
     """The node's unresolved and overdue counts and its colour, remembered for hysteresis."""
+    from core.cases.lists import overdue_clause
+
     unresolved_q = sa.and_(_in_subtree(node),
                            C.c.state.in_([State.open.value, State.accepted.value]))
     unresolved, overdue = session.execute(
-        sa.select(sa.func.count(), sa.func.count().filter(C.c.deadline_at < now))
+        sa.select(sa.func.count(), sa.func.count().filter(overdue_clause(now)))
         .where(unresolved_q)
     ).one()
     stored = session.execute(sa.select(W.c.level).where(W.c.node_id == node.id)).scalar()

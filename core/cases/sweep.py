@@ -211,6 +211,7 @@ def _deadline(run: _Sweep, case: Case, stage: Stage) -> None:
     if stage is Stage.confirm:
         _auto_close(run, case, late)
         return
+    case.missed_deadlines += 1
     assert case.holder_role is not None and case.holder_node_id is not None
     holder_node = run.node(case.holder_node_id)
     target = next_target(run.chain(case.home_node_id), role=case.holder_role,

@@ -324,7 +324,8 @@ def test_views_for_chats_and_dashboard(engine: Engine, clock: FakeClock) -> None
     advance_and_sweep(engine, clock, 5 * 60 * MINUTE)
     with Session(engine) as s:
         v = services.view(s, case_id=cid, now=clock.now())
-        assert v.holder_name == "组长老张" and v.category == "环境保护" and not v.overdue
+        # It missed the 邻长's deadline: overdue (超期) even with the 组长's fresh deadline.
+        assert v.holder_name == "组长老张" and v.category == "环境保护" and v.overdue
         assert [c.id for c in services.cases_held_by(s, person_id=city["group_leader"])] == [
             cid]
         assert [c.id for c in services.cases_of_resident(s, person_id=city["resident1"])] == [
