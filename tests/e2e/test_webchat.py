@@ -31,7 +31,7 @@ def web(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[str, Any]]:
     load_demo(engine)
     settings = Settings(_env_file=None, database_url=url, demo_mode=True,  # type: ignore[call-arg]
                         media_dir=str(tmp_path / "media"), max_photo_bytes=200_000,
-                        web_stream_seconds=1.2, web_keepalive_seconds=0.3)
+                        web_stream_seconds=2.5, web_keepalive_seconds=0.1)
     container = build_container(settings, clock=clock, engine=engine)
     with serve(create_app(settings, container=container, run_jobs=False)) as base:
         yield base, engine
