@@ -21,7 +21,9 @@ from core.db import session_scope, write_session
 from core.hierarchy.model import Level
 from core.hierarchy.queries import NodeRef
 from webhooks import dashboard as d
-from webhooks.dashboard import Viewer
+from webhooks import dashboard_auth as dauth
+from webhooks import dashboard_views as dviews
+from webhooks.dashboard_auth import Viewer
 
 
 class NodeOut(BaseModel):
@@ -221,7 +223,7 @@ def _rank(x: reports.RankRow, i: int | None) -> RankOut:
 
 def api_viewer(request: Request) -> Viewer:
     """The signed-in viewer of an API call (401 without a session)."""
-    v = d.load_viewer(request.app.state.container, request)
+    v = dauth.load_viewer(request.app.state.container, request)
     if v is None:
         raise HTTPException(401, "请先登录")
     return v
@@ -232,7 +234,7 @@ ApiViewer = Annotated[Viewer, Depends(api_viewer)]
 
 def api_writer(v: ApiViewer, x_csrf_token: str | None = Header(None)) -> Viewer:
     """A viewer whose POST carries the session's CSRF token."""
-    d.check_csrf(v, x_csrf_token)
+    dauth.check_csrf(v, x_csrf_token)
     return v
 
 
@@ -250,12 +252,12 @@ def router(c: Container) -> APIRouter:
 
     @r.get("/map", response_model=MapOut)
     def map_(v: ApiViewer, node: str | None = None) -> MapOut:
-        t = d.thresholds(c)
-        with d.domain_errors(), write_session(c.engine) as s:
+        t = dviews.thresholds(c)
+        with dauth.domain_errors(), write_session(c.engine) as s:
             at = v.node(s, node)
-            tiles = d.map_tiles(s, c, at)
+            tiles = dviews.map_tiles(s, c, at)
             own = stats.node_status(s, node=at, now=c.clock.now(), thresholds=t)
-            path = d.crumbs(s, v, at)
+            path = dviews.crumbs(s, v, at)
         return MapOut(
             node=NodeOut.of(at), level=own.level.name, unresolved=own.unresolved,
             overdue=own.overdue, breadcrumbs=[NodeOut.of(n) for n in path],
@@ -274,19 +276,20 @@ def router(c: Container) -> APIRouter:
               end: str | None = Query(None, description="YYYY-MM-DD, exclusive"),
               before: int | None = None,
               limit: int = Query(50, ge=1, le=500)) -> CasePageOut:
-        with d.domain_errors(), session_scope(c.engine) as s:
+        with dauth.domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
             f = reports.CaseFilter(node=at, state=state.value if state else None,
                                    category_id=category, overdue=overdue,
-                                   start=d.parse_day(start, c.tz), end=d.parse_day(end, c.tz),
+                                   start=dviews.parse_day(start, c.tz),
+                                   end=dviews.parse_day(end, c.tz),
                                    before=before, limit=limit)
             rows, nxt = reports.case_list(s, f=f, now=c.clock.now())
         return CasePageOut(items=[CaseRowOut(**row.__dict__) for row in rows], next_before=nxt)
 
     @r.get("/cases/{case_id}", response_model=CaseOut)
     def case(case_id: int, v: ApiViewer) -> CaseOut:
-        with d.domain_errors(), session_scope(c.engine) as s:
-            d.case_in_scope(s, v, case_id)
+        with dauth.domain_errors(), session_scope(c.engine) as s:
+            dviews.case_in_scope(s, v, case_id)
             cv = services.view(s, case_id=case_id, now=c.clock.now())
             events = services.history(s, case_id=case_id)
             atts = services.attachments_of(s, case_id=case_id)
@@ -314,8 +317,8 @@ def router(c: Container) -> APIRouter:
     def act(case_id: int, action: Literal["accept", "reply", "resolve", "escalate", "whistle",
                                           "reject", "merge"],
             body: ActionIn, v: ApiWriter) -> CaseOut:
-        with d.domain_errors(), write_session(c.engine) as s:
-            d.run_action(s, c, v, case_id=case_id, action=action, version=body.version,
+        with dauth.domain_errors(), write_session(c.engine) as s:
+            dviews.run_action(s, c, v, case_id=case_id, action=action, version=body.version,
                          text=body.text, into=body.into_case_id)
         return case(case_id, v)
 
@@ -328,12 +331,12 @@ def router(c: Container) -> APIRouter:
                     "rating_by_neighbor_leader keeps only the N best- and the N worst-rated 邻长 "
                     "(best first), not every 邻长 of the subtree; the XLSX export has them all"
                 ))) -> FiguresOut:
-        start_dt, end_dt = d.period(c, start, end)
-        with d.domain_errors(), session_scope(c.engine) as s:
+        start_dt, end_dt = dviews.period(c, start, end)
+        with dauth.domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
             f = stats.figures(s, node=at, start=start_dt, end=end_dt, leaders=leaders)
             ws = reports.weekly(s, node=at, end=end_dt, weeks=weeks)
-        roles = d.tier_roles(f)
+        roles = dviews.tier_roles(f)
         tiers = []
         for role in roles:
             tr = f.on_time_first_reply.get(role, stats.TierRate(0, 0))
@@ -353,8 +356,8 @@ def router(c: Container) -> APIRouter:
     def ranking(v: ApiViewer, node: str | None = None,
                 level: Literal["town", "village"] | None = None,
                 start: str | None = None, end: str | None = None) -> RankingOut:
-        start_dt, end_dt = d.period(c, start, end)
-        with d.domain_errors(), session_scope(c.engine) as s:
+        start_dt, end_dt = dviews.period(c, start, end)
+        with dauth.domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
             lv = Level(level) if level else (
                 Level.village if at.level in (Level.town, Level.village) else Level.town)
@@ -365,7 +368,7 @@ def router(c: Container) -> APIRouter:
                           too_few=[_rank(x, None) for x in few])
 
     @r.get("/export/{kind}.xlsx", response_class=Response,
-           responses={200: {"content": {d.XLSX_MIME: {}}, "description": "an XLSX workbook"}})
+           responses={200: {"content": {dauth.XLSX_MIME: {}}, "description": "an XLSX workbook"}})
     def export(kind: Literal["figures", "weekly", "ranking"], v: ApiViewer,
                node: str | None = None, start: str | None = None,
                end: str | None = None) -> Response:
@@ -374,7 +377,7 @@ def router(c: Container) -> APIRouter:
     @r.post("/passwords", response_model=OkOut)
     def set_password(body: PasswordIn, v: ApiWriter) -> OkOut:
         """An admin sets the dashboard password of someone in their subtree."""
-        with d.domain_errors(), write_session(c.engine) as s:
+        with dauth.domain_errors(), write_session(c.engine) as s:
             pid = accounts.person_for_phone(s, phone=body.phone)
             accounts.set_password(s, person_id=pid, password=body.password,
                                   now=c.clock.now(), by=v.who.person.id)

@@ -6,424 +6,55 @@ Every page reads through `Viewer`, which limits it to the signed-in person's sub
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import html
-import io
-import json
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from pathlib import Path
-from string import Template
-from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session
 
 from core import accounts, reports
-from core.cases import actions, services, stats
+from core.cases import services, stats
 from core.cases.model import ATTACHMENTS, STATE_LABEL_ZH, State
 from core.cases.ops import EVENT_VERB_ZH
-from core.clock import as_utc
 from core.container import Container
 from core.db import session_scope, write_session
-from core.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
-from core.hierarchy.model import Level, Node
-from core.hierarchy.queries import Actor, NodeRef, actor, ancestors, children, node_by_code
-from core.hierarchy.tree import LEVEL_LABEL_ZH, ROLE_LABEL_ZH
+from core.errors import DomainError, NotFound
+from core.hierarchy.model import Level
+from core.hierarchy.tree import LEVEL_LABEL_ZH
 from core.media.store import MediaStore
-
-HERE = Path(__file__).parent / "dashboard"
-COOKIE = "lz_dash"
-e = html.escape
-LEVEL_ZH = {"green": "正常", "yellow": "关注", "orange": "预警", "red": "告急"}
-MAP_LEVELS = (Level.district, Level.town, Level.village, Level.area, Level.group,
-              Level.neighborhood)
-ACTIONS_ZH = {"accept": "受理", "reply": "答复居民", "resolve": "办结", "escalate": "转上级",
-              "whistle": "吹哨", "reject": "驳回", "merge": "合并到"}
-N: sa.Table = Node.__table__  # type: ignore[attr-defined]
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-# ---------------------------------------------------------------- who is looking
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """The signed-in person and the subtrees they may see."""
-
-    who: Actor
-    scopes: list[NodeRef]
-    token: str
-    csrf: str
-
-    @property
-    def home(self) -> NodeRef:
-        return self.scopes[0]
-
-    def sees(self, node: NodeRef | str) -> bool:
-        return any(s.contains(node) for s in self.scopes)
-
-    def node(self, session: Session, code: str | None) -> NodeRef:
-        """The named node (inside a scope), or the person's own top node."""
-        if not code:
-            return self.home
-        found = node_by_code(session, code)
-        if not self.sees(found):
-            raise PermissionDenied(f"{found.name}不在您的管辖范围内")
-        return found
-
-
-def _secret(c: Container) -> bytes:
-    s = c.settings.session_secret
-    if s is not None:
-        return s.get_secret_value().encode()
-    # Unset: a per-process secret; form tokens then die with the process, sessions do not.
-    if not hasattr(c, "_dashboard_secret"):
-        c._dashboard_secret = secrets.token_bytes(32)  # type: ignore[attr-defined]
-    return c._dashboard_secret  # type: ignore[attr-defined]
-
-
-def csrf_for(c: Container, token: str) -> str:
-    return hmac.new(_secret(c), token.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def load_viewer(c: Container, request: Request) -> Viewer | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
-    with session_scope(c.engine) as s:
-        try:
-            pid = accounts.session_person(s, token=token, now=c.clock.now())
-        except NotFound:
-            return None
-        who = actor(s, pid)
-    scopes = accounts.dashboard_scopes(who)
-    if not scopes:
-        return None
-    return Viewer(who, scopes, token, csrf_for(c, token))
-
-
-def need_viewer(request: Request) -> Viewer:
-    """The signed-in viewer of a page, or a redirect to the sign-in form."""
-    v = load_viewer(request.app.state.container, request)
-    if v is None:
-        raise HTTPException(303, "请先登录", headers={"Location": "/login"})
-    return v
-
-
-SignedIn = Annotated[Viewer, Depends(need_viewer)]
-
-
-def check_csrf(viewer: Viewer, given: str | None) -> None:
-    if not given or not hmac.compare_digest(given, viewer.csrf):
-        raise HTTPException(403, "表单已失效，请刷新页面后重试")
-
-
-@contextmanager
-def domain_errors() -> Iterator[None]:
-    """Domain errors to HTTP status codes."""
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except PermissionDenied as exc:
-        raise HTTPException(403, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
-    except InvalidInput as exc:
-        raise HTTPException(422, str(exc)) from exc
-
-
-# ---------------------------------------------------------------- shared reads
-
-
-def thresholds(c: Container) -> stats.Thresholds:
-    return stats.Thresholds.from_settings(c.settings)
-
-
-@dataclass(frozen=True)
-class Tile:
-    status: stats.NodeStatus
-    has_children: bool
-    latitude: float | None
-    longitude: float | None
-
-
-def map_tiles(session: Session, c: Container, node: NodeRef) -> list[Tile]:
-    """The node's children with their warning colours (departments are not on the map)."""
-    now = c.clock.now()
-    kids = [k for k in children(session, node) if k.level in MAP_LEVELS]
-    if not kids:
-        return []
-    ids = [k.id for k in kids]
-    coords = {r.id: (r.latitude, r.longitude) for r in session.execute(
-        sa.select(N.c.id, N.c.latitude, N.c.longitude).where(N.c.id.in_(ids)))}
-    parents = set(session.execute(
-        sa.select(N.c.parent_id).where(N.c.parent_id.in_(ids)).distinct()).scalars())
-    t = thresholds(c)
-    return [Tile(stats.node_status(session, node=k, now=now, thresholds=t), k.id in parents,
-                 *coords.get(k.id, (None, None))) for k in kids]
-
-
-def crumbs(session: Session, viewer: Viewer, node: NodeRef) -> list[NodeRef]:
-    return [n for n in ancestors(session, node, include_self=True) if viewer.sees(n)]
-
-
-def parse_day(value: str | None, tz: ZoneInfo) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(value), time(0), tzinfo=tz)
-    except ValueError:
-        raise HTTPException(422, f"日期格式应为 YYYY-MM-DD：{value!r}") from None
-
-
-def period(c: Container, start: str | None, end: str | None) -> tuple[datetime, datetime]:
-    """[start, end) from dates in local time; default the last 30 days up to today."""
-    tz = c.tz
-    today = c.clock.now().astimezone(tz).date()
-    end_dt = parse_day(end, tz) or datetime.combine(today + timedelta(days=1), time(0), tzinfo=tz)
-    start_dt = parse_day(start, tz) or end_dt - timedelta(days=30)
-    if start_dt >= end_dt:
-        raise HTTPException(422, "开始日期必须早于结束日期")
-    return start_dt, end_dt
-
-
-def run_action(session: Session, c: Container, viewer: Viewer, *, case_id: int, action: str,
-               version: int, text: str | None = None, into: int | None = None) -> None:
-    """One leader action on a case in the viewer's scope, as in chat (version-checked)."""
-    case_in_scope(session, viewer, case_id)
-    kw: dict[str, Any] = {"clock": c.clock, "case_id": case_id,
-                          "person_id": viewer.who.person.id, "version": version,
-                          "via": "dashboard"}
-    if action == "accept":
-        actions.accept(session, **kw)
-    elif action == "reply":
-        actions.reply(session, text=text or "", **kw)
-    elif action == "resolve":
-        actions.resolve(session, note=text, **kw)
-    elif action == "escalate":
-        actions.escalate(session, reason=text or "", **kw)
-    elif action == "whistle":
-        actions.whistle(session, reason=text, **kw)
-    elif action == "reject":
-        actions.reject(session, reason=text or "", **kw)
-    elif action == "merge":
-        if into is None:
-            raise InvalidInput("请填写要合并到的工单编号")
-        case_in_scope(session, viewer, into)
-        actions.merge(session, into_case_id=into, **kw)
-    else:
-        raise NotFound(f"没有这个操作：{action}")
-
-
-def case_in_scope(session: Session, viewer: Viewer, case_id: int) -> str:
-    """The case's home path; NotFound for a case outside the viewer's subtrees."""
-    path = session.execute(sa.select(reports.C.c.node_path)
-                           .where(reports.C.c.id == case_id)).scalar_one_or_none()
-    if path is None or not viewer.sees(path):
-        raise NotFound(f"没有工单#{case_id}")
-    return str(path)
-
-
-def xlsx(sheets: list[tuple[str, list[list[Any]]]]) -> Response:
-    """A workbook of plain tables; first row of each is the header."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    wb.remove(wb.active)
-    for title, rows in sheets:
-        ws = wb.create_sheet(title)
-        for row in rows:
-            ws.append([v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row])
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for col in ws.columns:
-            width = max(len(str(cell.value or "")) for cell in col)
-            ws.column_dimensions[col[0].column_letter].width = min(max(10, width * 2), 50)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return Response(buf.getvalue(), media_type=XLSX_MIME)
-
-
-def pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:.1f}%"
-
-
-def span(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}分钟"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f}小时"
-    return f"{seconds / 86400:.1f}天"
-
-
-def role_zh(role: str | None) -> str:
-    if not role:
-        return ""
-    try:
-        from core.hierarchy.model import Role
-
-        return ROLE_LABEL_ZH[Role(role)]
-    except (ValueError, KeyError):
-        return role
-
-
-TIER_ORDER = ("neighbor_leader", "group_leader", "area_leader", "secretary", "department", "admin")
-
-
-def tier_roles(f: stats.Figures) -> list[str]:
-    """The tiers that appear in the figures, bottom of the chain first."""
-    found = set(f.on_time_first_reply) | set(f.escalations)
-    return sorted(found, key=lambda r: (TIER_ORDER.index(r) if r in TIER_ORDER else 99, r))
-
-
-def figure_sheets(f: stats.Figures, weeks: list[reports.WeekRow], node: NodeRef,
-                  tz: ZoneInfo) -> dict[str, list[list[Any]]]:
-    summary: list[list[Any]] = [
-        ["指标", "数值"], ["范围", node.name], ["开始", f.start.astimezone(tz)],
-        ["结束", f.end.astimezone(tz)], ["收到", f.received], ["办结", f.closed],
-        ["办结率", f.resolution_rate], ["驳回", f.rejected], ["合并", f.merged],
-        ["首次答复用时中位数(小时)", f.median_first_reply_s and f.median_first_reply_s / 3600],
-        ["办结用时中位数(小时)", f.median_close_s and f.median_close_s / 3600],
-        ["平均满意度", f.mean_rating],
-    ]
-    tiers: list[list[Any]] = [["层级", "按时首次答复", "应答复", "按时率", "上报次数"]]
-    for role in tier_roles(f):
-        tr = f.on_time_first_reply.get(role)
-        tiers.append([role_zh(role), tr.on_time if tr else 0, tr.total if tr else 0,
-                      tr.rate if tr else None, f.escalations.get(role, 0)])
-    leaders: list[list[Any]] = [["邻长", "评价数", "平均满意度"]]
-    leaders += [[r.name, r.rated, round(r.mean, 2)] for r in f.rating_by_neighbor_leader]
-    trend: list[list[Any]] = [["周起", "收到", "已办结", "首次答复超时"]]
-    trend += [[w.start.astimezone(tz).date(), w.received, w.closed, w.overdue_replies]
-              for w in weeks]
-    return {"概况": summary, "各层级": tiers, "邻长满意度": leaders, "周趋势": trend}
-
-
-# ---------------------------------------------------------------- HTML
-
-
-def _asset(name: str) -> str:
-    return (HERE / name).read_text(encoding="utf-8")
-
-
-def page(c: Container, viewer: Viewer | None, title: str, body: str, *,
-         active: str = "", head: str = "") -> HTMLResponse:
-    nav = ""
-    if viewer is not None:
-        links = [("map", "/dashboard", "预警地图"), ("cases", "/dashboard/cases", "工单"),
-                 ("figures", "/dashboard/figures", "统计考核")]
-        nav = "".join(f'<a href="{u}" class="{"on" if k == active else ""}">{t}</a>'
-                      for k, u, t in links)
-        scope = "、".join(s.name for s in viewer.scopes)
-        nav += (f'<span class="me">{e(viewer.who.person.name)} · {e(scope)}'
-                f'<form method="post" action="/logout"><input type="hidden" name="csrf" '
-                f'value="{viewer.csrf}"><button>退出</button></form></span>')
-    doc = Template(_asset("layout.html")).substitute(
-        title=e(title), nav=nav, body=body, head=head)
-    return HTMLResponse(doc)
-
-
-def _qs(**params: Any) -> str:
-    return urlencode({k: v for k, v in params.items() if v not in (None, "", False)})
-
-
-def _crumb_html(items: list[NodeRef], base: str, **extra: Any) -> str:
-    parts = [f'<a href="{base}?{_qs(node=n.code, **extra)}">{e(n.name)}</a>' for n in items]
-    return '<nav class="crumbs">' + ' <span>›</span> '.join(parts) + "</nav>"
-
-
-def legend(c: Container) -> str:
-    t = thresholds(c)
-    rows = [("green", "正常", "未达关注线")]
-    for i, lv in enumerate(("yellow", "orange", "red")):
-        rule = f"未办结 ≥ {t.unresolved[i]} 件 或 超时 ≥ {t.overdue[i]} 件"
-        rows.append((lv, LEVEL_ZH[lv], rule))
-    items = "".join(f'<li><i class="sw {lv}"></i><b>{name}</b> {e(rule)}</li>'
-                    for lv, name, rule in rows)
-    return (f'<div class="legend"><h3>图例</h3><ul>{items}</ul>'
-            '<p class="muted">颜色回落需低于阈值的'
-            f'{(1 - t.hysteresis) * 100:.0f}%，避免反复跳动。</p></div>')
-
-
-def _leaflet(c: Container, tiles: list[Tile]) -> tuple[str, str]:
-    """The geographic view's head tags and block, when a tile server is set and nodes have
-    coordinates; ("", "") otherwise, so the page stays offline-capable."""
-    url = c.settings.tile_url
-    placed = [t for t in tiles if t.latitude is not None and t.longitude is not None]
-    if not url or not placed:
-        return "", ""
-    base = c.settings.leaflet_url
-    if not base:
-        parts = urlsplit(url)
-        base = f"{parts.scheme}://{parts.netloc}/leaflet"
-    base = base.rstrip("/")
-    points = [{"name": t.status.node.name, "code": t.status.node.code,
-               "level": t.status.level.name, "lat": t.latitude, "lon": t.longitude,
-               "unresolved": t.status.unresolved, "overdue": t.status.overdue}
-              for t in placed]
-    head = (f'<link rel="stylesheet" href="{e(base)}/leaflet.css">'
-            f'<script src="{e(base)}/leaflet.js" defer></script>'
-            '<script src="/dashboard/static/geo.js" defer></script>')
-    block = (f'<h2>地理视图</h2><div id="geo" data-tiles="{e(url)}" '
-             f'data-points="{e(json.dumps(points, ensure_ascii=False))}"></div>')
-    return head, block
-
-
-def map_html(c: Container, viewer: Viewer, node: NodeRef, path: list[NodeRef],
-             tiles: list[Tile], own: stats.NodeStatus) -> tuple[str, str]:
-    cells = []
-    for t in tiles:
-        s = t.status
-        n = s.node
-        label = LEVEL_LABEL_ZH.get(n.level, "")
-        href = (f"/dashboard?{_qs(node=n.code)}" if t.has_children
-                else f"/dashboard/cases?{_qs(node=n.code)}")
-        cells.append(
-            f'<a class="tile {s.level.name}" href="{href}" data-code="{e(n.code)}" '
-            f'data-level="{s.level.name}" title="{e(n.name)}：{LEVEL_ZH[s.level.name]}">'
-            f'<span class="lvl">{LEVEL_ZH[s.level.name]}</span>'
-            f'<span class="name">{e(n.name)}</span><span class="kind">{label}</span>'
-            f'<span class="nums"><b>{s.unresolved}</b> 未办结 · <b>{s.overdue}</b> 超时</span></a>')
-    grid = "".join(cells) or '<p class="empty">这一级下面没有网格了。</p>'
-    head, geo = _leaflet(c, tiles)
-    counts = {lv: sum(1 for t in tiles if t.status.level.name == lv)
-              for lv in ("red", "orange", "yellow", "green")}
-    summary = " ".join(f'<span class="chip {lv}">{LEVEL_ZH[lv]} {n}</span>'
-                       for lv, n in counts.items())
-    body = f"""
-{_crumb_html(path, "/dashboard")}
-<section class="head">
-  <div class="title {own.level.name}"><h1>{e(node.name)}</h1>
-    <p>{LEVEL_LABEL_ZH.get(node.level, "")} · 当前 <b>{LEVEL_ZH[own.level.name]}</b> ·
-    未办结 <b>{own.unresolved}</b> 件，超时 <b>{own.overdue}</b> 件</p>
-    <p class="links"><a href="/dashboard/cases?{_qs(node=node.code)}">查看工单</a>
-    <a href="/dashboard/cases?{_qs(node=node.code, overdue=1)}">只看超时</a>
-    <a href="/dashboard/figures?{_qs(node=node.code)}">统计</a></p></div>
-  <div class="summary">{summary}</div>
-</section>
-<div class="layout"><div class="grid" id="tiles">{grid}</div>{legend(c)}</div>
-{geo}"""
-    return head, body
-
-
-def _fmt(dt: datetime | None, tz: ZoneInfo) -> str:
-    return as_utc(dt).astimezone(tz).strftime("%Y-%m-%d %H:%M") if dt else "—"
-
-
-# ---------------------------------------------------------------- routes
+from webhooks.dashboard_auth import (
+    ACTIONS_ZH,
+    COOKIE,
+    SignedIn,
+    Viewer,
+    check_csrf,
+    domain_errors,
+    e,
+    need_viewer,
+)
+from webhooks.dashboard_views import (
+    _asset,
+    _crumb_html,
+    _fmt,
+    _qs,
+    case_in_scope,
+    crumbs,
+    figure_sheets,
+    map_html,
+    map_tiles,
+    page,
+    parse_day,
+    pct,
+    period,
+    role_zh,
+    run_action,
+    span,
+    thresholds,
+    tier_roles,
+    xlsx,
+)
 
 
 def router(c: Container) -> APIRouter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -348,7 +349,9 @@ def test_stopping_gives_rows_back_and_the_next_run_sends_each_once(
             stop = asyncio.Event()
             sender = TelegramSender(engine=sqlite_engine, api=api, settings=st, clock=vt)
             task = asyncio.create_task(sender.run(stop))
-            while len(tg.sent) < n:
+            deadline = time.monotonic() + 20
+            while len(tg.sent) < n:  # a bounded poll for the sender's first messages
+                assert time.monotonic() < deadline, "the sender sent nothing"
                 await asyncio.sleep(0.01)
             stop.set()
             await task
