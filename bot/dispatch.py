@@ -19,6 +19,7 @@ from bot.flows.texts import t
 from bot.flows.types import Inbound, Outbound
 from core import inbound as inbound_log
 from core.clock import Clock
+from core.counters import Counters
 from core.db import write_session
 from core.errors import (
     Conflict,
@@ -88,13 +89,18 @@ def run_flow(session: Session, *, inbound: Inbound, clock: Clock, settings: Any)
 
 
 def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock: Clock,
-            settings: Any) -> bool:
+            settings: Any, counters: Counters | None = None) -> bool:
     """Store, deduplicate and handle one update; False when it was a platform's retry."""
     now = clock.now()
+    inbound = inbound.without_nul()
+    result = "handled"
     with write_session(engine) as session:
         rid = inbound_log.record(session, platform=inbound.platform,
-                                 update_id=inbound.update_id, payload=payload, now=now)
+                                 update_id=inbound.update_id, payload=payload, now=now,
+                                 sender_id=inbound.sender_id)
         if rid is None:
+            if counters is not None:
+                counters.update_in(inbound.platform, "duplicate")
             return False
         try:
             with session.begin_nested():
@@ -105,17 +111,22 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             # Not understood or a bug: keep the update (for replay) and answer the platform 200,
             # so it is never retried forever; the person is told we are on it.
             log.exception("inbound %s/%s failed", inbound.platform, inbound.update_id)
+            result = "failed"
             inbound_log.finish(session, inbound_id=rid, now=now,
                                error=f"{type(exc).__name__}: {exc}")
             busy = Outbound(text=t("zh", "busy"), platform=inbound.platform,
                             address=inbound.chat_id)
             enqueue_many(session, drafts=to_drafts([busy], inbound=inbound), now=now)
+    if counters is not None:
+        counters.update_in(inbound.platform, result)
     return True
 
 
 def record_unparsed(engine: Engine, *, platform: str, update_id: str, payload: dict[str, Any],
-                    now: datetime, error: str) -> bool:
+                    now: datetime, error: str, counters: Counters | None = None) -> bool:
     """Keep an update we could not understand, so that nothing sent to us is lost."""
+    if counters is not None:
+        counters.update_in(platform, "ignored" if error.startswith("ignored") else "unparsed")
     with write_session(engine) as session:
         rid = inbound_log.record(session, platform=platform, update_id=update_id,
                                  payload=payload, now=now)

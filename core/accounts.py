@@ -8,13 +8,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
 
 from core.clock import as_utc
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied, TooManyAttempts
 from core.hierarchy.model import Role
 from core.hierarchy.queries import Actor, NodeRef, actor, person_by_phone
 
@@ -55,6 +56,65 @@ class PasswordCredential(SQLModel, table=True):
     hash: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
     set_at: datetime = Field(sa_type=_TS, nullable=False)
     set_by: int | None = Field(default=None, foreign_key="person.id")
+
+
+class LoginFailure(SQLModel, table=True):
+    """A refused sign-in, under a hash of the phone number or of the client address, so that
+    guessing is slowed down across every worker without keeping either in the clear."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (sa.Index("ix_login_failure_key_at", "key_hash", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    at: datetime = Field(sa_type=_TS, nullable=False)
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """At most `per_phone` failures for one phone number and `per_client` from one address
+    within `window`; past that, sign-in is refused until the oldest failure ages out."""
+
+    window: timedelta = timedelta(minutes=15)
+    per_phone: int = 5
+    per_client: int = 30
+
+
+def login_keys(*, phone: str | None, client: str | None) -> list[tuple[str, int]]:
+    """The (hashed key, limit kind) pairs one attempt counts against."""
+    out = []
+    if phone:
+        out.append((_digest("phone:" + phone.strip()), 0))
+    if client:
+        out.append((_digest("client:" + client), 1))
+    return out
+
+
+def check_login_allowed(session: Session, *, phone: str | None, client: str | None,
+                        now: datetime, limits: LoginLimits) -> None:
+    """Refuse (TooManyAttempts) while this phone or address has failed too often lately."""
+    since = now - limits.window
+    for key, kind in login_keys(phone=phone, client=client):
+        row = session.execute(
+            sa.select(sa.func.count(), sa.func.min(_LF.c.at))
+            .where(_LF.c.key_hash == key, _LF.c.at > since)).one()
+        if int(row[0]) >= (limits.per_phone, limits.per_client)[kind]:
+            free_at = as_utc(row[1]) + limits.window
+            wait = max(60, int((free_at - now).total_seconds()) + 1)
+            raise TooManyAttempts(f"尝试次数过多，请{(wait + 59) // 60}分钟后再试",
+                                  retry_after=wait)
+
+
+def record_login_failure(session: Session, *, phone: str | None, client: str | None,
+                         now: datetime, limits: LoginLimits) -> None:
+    """Count one refused sign-in (and forget failures older than the window)."""
+    keys = login_keys(phone=phone, client=client)
+    for key, _ in keys:
+        session.add(LoginFailure(key_hash=key, at=now))
+    session.execute(sa.delete(_LF).where(_LF.c.at <= now - limits.window))
+    session.flush()
+
+
+_LF: sa.Table = LoginFailure.__table__  # type: ignore[attr-defined]
 
 
 def _digest(token: str) -> str:

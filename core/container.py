@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from core.clock import Clock, SystemClock
+from core.counters import Counters
 from core.db import make_engine
+from core.leader import Leader
 from core.settings import Settings
 
 
@@ -17,6 +19,10 @@ class Container:
     settings: Settings
     engine: Engine
     clock: Clock = field(default_factory=SystemClock)
+    # Event counts of this process for /metrics (webhooks/metrics.py reads them).
+    counters: Counters = field(default_factory=Counters)
+    # This process's candidacy among the workers (core/leader.py), set while the app runs.
+    leader: Leader | None = None
 
     @property
     def tz(self) -> ZoneInfo:

@@ -14,6 +14,7 @@ class InboundUpdate(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("platform", "update_id", name="uq_inbound_platform_update"),
         sa.Index("ix_inbound_status", "status", "received_at"),
+        sa.Index("ix_inbound_sender_time", "platform", "sender_id", "received_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
@@ -23,13 +24,15 @@ class InboundUpdate(SQLModel, table=True):
     status: str = Field(default="received", sa_column=sa.Column(sa.String(12), nullable=False))
     processed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    # Who sent it (None for updates we could not read): flood control counts by it.
+    sender_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
 
 
 IU = InboundUpdate.__table__  # type: ignore[attr-defined]
 
 
 def record(session: Session, *, platform: str, update_id: str, payload: dict[str, Any],
-           now: datetime) -> int | None:
+           now: datetime, sender_id: str | None = None) -> int | None:
     """Store an update; None when this platform already delivered this id (a retry)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -41,10 +44,19 @@ def record(session: Session, *, platform: str, update_id: str, payload: dict[str
 
         stmt = sqlite_insert(IU)
     stmt = stmt.values(platform=platform, update_id=str(update_id)[:128], payload=payload,
-                       received_at=now, status="received")
+                       received_at=now, status="received",
+                       sender_id=sender_id[:128] if sender_id is not None else None)
     stmt = stmt.on_conflict_do_nothing(index_elements=["platform", "update_id"])
     row = session.execute(stmt.returning(IU.c.id)).first()
     return None if row is None else int(row[0])
+
+
+def recent_from(session: Session, *, platform: str, sender_id: str, since: datetime) -> int:
+    """How many updates this person sent since then (every worker's, from the shared log)."""
+    return int(session.execute(
+        sa.select(sa.func.count()).select_from(IU).where(
+            IU.c.platform == platform, IU.c.sender_id == sender_id, IU.c.received_at > since)
+    ).scalar_one())
 
 
 def finish(session: Session, *, inbound_id: int, now: datetime, error: str | None = None) -> None:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_JOB_ID = "linzhang.deadline_sweep"
 WAKE_JOB_ID = "linzhang.deadline_wake"
+STALL_JOB_ID = "linzhang.stall_watch"
+ROLLUP_JOB_ID = "linzhang.rollup_refresh"
 
 
 @dataclass
@@ -95,7 +97,69 @@ def build_scheduler(*, engine: Engine, clock: Clock, settings: Settings,
         id=SWEEP_JOB_ID, name="deadline sweep", max_instances=1, coalesce=True,
         misfire_grace_time=None, replace_existing=True,
     )
+    add_stall_watch(scheduler, engine=engine, clock=clock, settings=settings)
+    add_rollup_refresh(scheduler, engine=engine, clock=clock, settings=settings)
     return scheduler
+
+
+@dataclass
+class RollupRefresh:
+    """Brings the daily figure rollups up to date (core/rollup/refresh.py)."""
+
+    engine: Engine
+    clock: Clock
+    timezone: str
+
+    def __call__(self) -> None:
+        from zoneinfo import ZoneInfo
+
+        from core.rollup.refresh import refresh
+
+        result = refresh(self.engine, clock=self.clock, tz=ZoneInfo(self.timezone))
+        if result.rebuilt:
+            log.info("rollups rebuilt: %d villages, %d village-days in %.1f s",
+                     result.villages, result.village_days, result.seconds)
+
+
+def add_rollup_refresh(scheduler: BaseScheduler, *, engine: Engine, clock: Clock,
+                       settings: Settings) -> None:
+    """Add the job that recomputes the village-days marked dirty since its last run."""
+    scheduler.add_job(
+        RollupRefresh(engine=engine, clock=clock, timezone=settings.timezone),
+        IntervalTrigger(seconds=settings.rollup_interval.total_seconds(), timezone="UTC"),
+        id=ROLLUP_JOB_ID, name="figure rollups", max_instances=1, coalesce=True,
+        misfire_grace_time=None, replace_existing=True, next_run_time=datetime.now(UTC),
+    )
+
+
+@dataclass
+class StallWatch:
+    """The stalled-sweep alert as a job of its own: a sweep that hangs or keeps failing
+    cannot report itself, a separate job on another scheduler thread can."""
+
+    engine: Engine
+    clock: Clock
+    interval: timedelta
+
+    def __call__(self) -> None:
+        from core.ops import watch_sweep
+
+        try:
+            watch_sweep(self.engine, clock=self.clock, interval=self.interval)
+        except Exception:
+            # The database may be what is wrong; /healthz reports that, the next run retries.
+            log.exception("stall watch failed")
+
+
+def add_stall_watch(scheduler: BaseScheduler, *, engine: Engine, clock: Clock,
+                    settings: Settings) -> None:
+    """Add the job that alerts the root admins when the sweep falls behind (core/ops.py)."""
+    scheduler.add_job(
+        StallWatch(engine=engine, clock=clock, interval=settings.sweep_interval),
+        IntervalTrigger(seconds=settings.stall_check_interval.total_seconds(), timezone="UTC"),
+        id=STALL_JOB_ID, name="stalled-sweep watch", max_instances=1, coalesce=True,
+        misfire_grace_time=None, replace_existing=True,
+    )
 
 
 def sweep_job(scheduler: BaseScheduler) -> SweepJob:

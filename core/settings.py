@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     port: int = 8000
     public_url: str = ""
     log_level: str = "INFO"
+    log_format: str = Field(default="text", pattern="^(text|json)$")  # json: one object a line
 
     # Deadline policy (DESIGN.md, "Case lifecycle").
     reply_deadline: Duration = timedelta(hours=4)
@@ -73,7 +74,17 @@ class Settings(BaseSettings):
     pause_deadlines_in_quiet_hours: bool = False
     sweep_interval: Duration = timedelta(seconds=1)
     sweep_batch: int = Field(default=2000, ge=1)
+    # How often town and district figures catch up with the cases (core/rollup).
+    rollup_interval: Duration = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    # How often a separate job checks that the sweep keeps up (core/ops.py: the stall alert).
+    stall_check_interval: Duration = timedelta(seconds=60)
     append_window: Duration = timedelta(minutes=10)
+    # Flood control (bot/flows/flood.py): past this many messages a minute from one person the
+    # bot stops answering each one, says so once, and keeps every word on their open case.
+    flood_per_minute: int = Field(default=20, ge=1)
+    # How long a sender holds the outbox rows it claimed (renewed while it runs): the rows of a
+    # sender that died go to another worker this long after.
+    outbox_lease: Duration = timedelta(minutes=1)
 
     # Media (core/media): where files are kept, and what is accepted.
     media_dir: str = "./media"
@@ -101,7 +112,7 @@ class Settings(BaseSettings):
     dashboard_cookie_secure: bool = False
     session_secret: SecretStr | None = None  # signs form tokens; random per process if unset
     tile_url: str | None = None  # e.g. https://tiles.example/{z}/{x}/{y}.png: turns on Leaflet
-    leaflet_url: str | None = None  # where leaflet.js/.css live (default: the tile server's host)
+    leaflet_url: str | None = None  # where leaflet.js/.css live (default: served by the app)
 
     # The built-in web chat (webhooks/webchat.py) and `linzhang demo`.
     demo_mode: bool = False  # the person switcher, codes shown on screen, / goes to /chat

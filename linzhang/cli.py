@@ -1,13 +1,19 @@
-"""`linzhang serve | demo | migrate | import FILE... | export | set-password | wechat-menu`."""
+"""`linzhang serve | demo | migrate | import FILE... | export | purge | set-password |
+wechat-menu`."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import DomainError, ImportRejected
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from core.settings import Settings
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "core" / "demo"
 
@@ -75,9 +81,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.hierarchy.exporter import export_files
 
     settings = _settings()
-    report = export_files(_engine(settings), Path(args.out), fmt=args.format, root_code=args.root)
+    report = export_files(_engine(settings), Path(args.out), fmt=args.format, root_code=args.root,
+                          masked=args.masked)
     print(f"exported {report.nodes} nodes, {report.members} members, {report.categories} "
           f"categories to {', '.join(str(f) for f in report.files)}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from core.clock import SystemClock
+    from core.media.store import MediaStore
+    from core.purge import parse_age, purge
+
+    age = parse_age(args.older_than)  # InvalidInput: a clear message and exit code 2
+    settings = _settings()
+    report = purge(_engine(settings), now=SystemClock().now(), older_than=age,
+                   media=MediaStore(Path(settings.media_dir)), dry_run=args.dry_run)
+    print(report.summary())
+    return 0
+
+
+def cmd_rollup(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from core.clock import SystemClock
+    from core.rollup.refresh import refresh, request_rebuild
+
+    settings = _settings()
+    engine = _engine(settings)
+    if args.rebuild:
+        request_rebuild(engine)
+    r = refresh(engine, clock=SystemClock(), tz=ZoneInfo(settings.timezone))
+    what = "rebuilt" if r.rebuilt else f"refreshed from {r.marks} marks:"
+    print(f"rollups {what} {r.villages} villages, {r.village_days} village-days")
     return 0
 
 
@@ -98,13 +134,47 @@ def _serve(settings, *, host: str | None, port: int | None,  # type: ignore[no-u
     if polling and settings.telegram_bot_token is None:
         raise SystemExit("linzhang serve --polling: TELEGRAM_BOT_TOKEN is not set")
     app = create_app(settings, polling=polling)
+    # log_config=None: uvicorn's loggers propagate to our root handler (format, redaction).
     uvicorn.run(app, host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level.lower())
+                log_level=settings.log_level.lower(), log_config=None)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        return _serve_workers(_settings(), host=args.host, port=args.port, workers=args.workers,
+                              polling=args.polling)
     return _serve(_settings(), host=args.host, port=args.port, polling=args.polling)
+
+
+def _serve_workers(settings: Settings, *, host: str | None, port: int | None,
+                   workers: int, polling: bool) -> int:
+    """N uvicorn worker processes on one PostgreSQL, each taking webhooks (core/leader.py)."""
+    import uvicorn
+
+    if settings.is_sqlite:
+        raise SystemExit(
+            f"linzhang serve --workers {workers}: SQLite is the single-process embedded"
+            " database; run one worker, or set DATABASE_URL=postgresql+psycopg://… for several")
+    if polling:
+        raise SystemExit("linzhang serve --polling: getUpdates needs one process; use a webhook"
+                         " with --workers")
+    _engine(settings).dispose()  # migrate once here, not in N workers at the same moment
+    # log_config=None: each worker's uvicorn loggers go through app_factory's setup (format,
+    # redaction), as in one process.
+    uvicorn.run("linzhang.cli:app_factory", factory=True, workers=workers,
+                host=host or settings.host, port=port or settings.port,
+                log_level=settings.log_level.lower(), log_config=None)
+    return 0
+
+
+def app_factory() -> FastAPI:
+    """The app of one worker process (`uvicorn --factory`): settings from the environment."""
+    from webhooks.app import create_app
+
+    settings = _settings()
+    setup_logging(settings)  # a spawned worker process starts with no logging set up
+    return create_app(settings)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -174,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server (webhooks, web chat, dashboard, scheduler)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes (PostgreSQL only; each takes webhooks)")
     s.add_argument("--polling", action="store_true",
                    help="fetch Telegram updates with getUpdates (no public HTTPS address needed)")
     s.set_defaults(func=cmd_serve)
@@ -197,7 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="export", help="folder (csv) or .xlsx path")
     e.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     e.add_argument("--root", help="only this node's subtree (a node code)")
+    e.add_argument("--masked", action="store_true",
+                   help="hide phones and addresses (a roster for a village; cannot be imported)")
     e.set_defaults(func=cmd_export)
+
+    pg = sub.add_parser("purge", help="anonymise cases closed long ago and old chat logs")
+    pg.add_argument("--older-than", required=True, metavar="AGE",
+                    help="cases that ended before this age: 365d, 90d, 52w")
+    pg.add_argument("--dry-run", action="store_true", help="print the counts, change nothing")
+    pg.set_defaults(func=cmd_purge)
+
+    ro = sub.add_parser("rollup", help="bring the town/district figure rollups up to date")
+    ro.add_argument("--rebuild", action="store_true",
+                    help="recompute every rollup from the cases (after a bulk load)")
+    ro.set_defaults(func=cmd_rollup)
 
     pw = sub.add_parser("set-password", help="set a dashboard password (书记 or admin)")
     pw.add_argument("phone")
@@ -208,14 +293,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def setup_logging(settings: Settings, *, verbose: bool = False) -> None:
+    """LOG_FORMAT text or json on stderr, LOG_LEVEL (-v: debug), the settings' secrets
+    redacted from every line (core/logs.py)."""
+    from core.logs import configure_logging, secrets_of
+
+    configure_logging(level=settings.log_level, fmt=settings.log_format,
+                      secrets=secrets_of(settings), verbose=verbose, force=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        # A sweep every second would bury everything else; the sweep logs what it did itself.
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    setup_logging(_settings(), verbose=args.verbose)
     try:
         return int(args.func(args))
     except DomainError as exc:

@@ -6,12 +6,11 @@ GET /api/me returns, because a cookie alone would let another site post on the u
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from core import accounts, reports
 from core.cases import services, stats
@@ -19,200 +18,37 @@ from core.cases.model import State
 from core.container import Container
 from core.db import session_scope, write_session
 from core.hierarchy.model import Level
-from core.hierarchy.queries import NodeRef
+from core.rollup import read as rollup
 from webhooks import dashboard as d
 from webhooks import dashboard_auth as dauth
 from webhooks import dashboard_views as dviews
+from webhooks.api_models import (
+    ActionIn,
+    AttachmentOut,
+    CaseOut,
+    CasePageOut,
+    CaseRowOut,
+    EventOut,
+    FiguresOut,
+    HoldingOut,
+    InsideOut,
+    LeaderOut,
+    MapOut,
+    MeOut,
+    NodeOut,
+    OkOut,
+    PasswordIn,
+    RankingOut,
+    RankOut,
+    ThresholdsOut,
+    TierOut,
+    TileOut,
+    WeekOut,
+)
 from webhooks.dashboard_auth import Viewer
 
-
-class NodeOut(BaseModel):
-    id: int
-    code: str
-    name: str
-    level: str
-
-    @classmethod
-    def of(cls, n: NodeRef) -> NodeOut:
-        return cls(id=n.id, code=n.code, name=n.name, level=n.level.value)
-
-
-class MeOut(BaseModel):
-    person_id: int
-    name: str
-    scopes: list[NodeOut]
-    csrf_token: str = Field(description="send as X-CSRF-Token with every POST")
-
-
-class ThresholdsOut(BaseModel):
-    unresolved: tuple[int, int, int] = Field(description="yellow, orange, red")
-    overdue: tuple[int, int, int]
-    hysteresis: float
-
-
-class TileOut(BaseModel):
-    node: NodeOut
-    level: Literal["green", "yellow", "orange", "red"]
-    unresolved: int
-    overdue: int
-    has_children: bool
-    latitude: float | None
-    longitude: float | None
-
-
-class MapOut(BaseModel):
-    node: NodeOut
-    level: Literal["green", "yellow", "orange", "red"]
-    unresolved: int
-    overdue: int
-    breadcrumbs: list[NodeOut]
-    thresholds: ThresholdsOut
-    tiles: list[TileOut]
-
-
-class CaseRowOut(BaseModel):
-    id: int
-    state: str
-    text: str
-    category: str | None
-    holder_name: str | None
-    holder_role: str | None
-    opened_at: datetime
-    deadline_at: datetime | None
-    overdue: bool
-    rating: int | None
-
-
-class CasePageOut(BaseModel):
-    items: list[CaseRowOut]
-    next_before: int | None = Field(description="pass as `before` for the next page")
-
-
-class EventOut(BaseModel):
-    id: int
-    at: datetime
-    kind: str
-    actor_id: int | None
-    role: str | None
-    holder_id: int | None
-    from_state: str | None
-    to_state: str | None
-    note: str | None
-    via: str | None
-
-
-class AttachmentOut(BaseModel):
-    id: int
-    kind: str
-    purpose: str
-    url: str | None
-    thumb_url: str | None
-    mime: str | None
-    caption: str | None
-    latitude: float | None
-    longitude: float | None
-
-
-class HoldingOut(BaseModel):
-    person_id: int | None
-    name: str | None
-    role: str | None
-    since: datetime
-    until: datetime | None
-
-
-class CaseOut(BaseModel):
-    id: int
-    version: int
-    state: str
-    text: str
-    category: str | None
-    holder_id: int | None
-    holder_name: str | None
-    holder_role: str | None
-    stage: str | None
-    deadline_at: datetime | None
-    overdue: bool
-    opened_at: datetime
-    rating: int | None
-    merged_into_id: int | None
-    may_act: bool
-    events: list[EventOut]
-    attachments: list[AttachmentOut]
-    holders: list[HoldingOut]
-
-
-class ActionIn(BaseModel):
-    version: int
-    text: str | None = Field(default=None, description="reply text, or the reason / note")
-    into_case_id: int | None = Field(default=None, description="merge: the case to merge into")
-
-
-class TierOut(BaseModel):
-    role: str
-    on_time: int
-    total: int
-    rate: float | None
-    escalations: int
-
-
-class LeaderOut(BaseModel):
-    person_id: int
-    name: str
-    rated: int
-    mean: float
-
-
-class WeekOut(BaseModel):
-    start: datetime
-    received: int
-    closed: int
-    overdue_replies: int
-
-
-class FiguresOut(BaseModel):
-    node: NodeOut
-    start: datetime
-    end: datetime
-    received: int
-    closed: int
-    rejected: int
-    merged: int
-    resolution_rate: float | None = Field(description="办结率")
-    median_first_reply_s: float | None
-    median_close_s: float | None
-    mean_rating: float | None
-    tiers: list[TierOut]
-    rating_by_neighbor_leader: list[LeaderOut] = Field(
-        description="the `leaders` best- then worst-rated 邻长, best first (default 50 each)")
-    weeks: list[WeekOut]
-
-
-class RankOut(BaseModel):
-    rank: int | None
-    node: NodeOut
-    received: int
-    closed: int
-    resolution_rate: float | None
-    on_time_rate: float | None
-    mean_rating: float | None
-    score: float
-
-
-class RankingOut(BaseModel):
-    level: str
-    min_cases: int
-    ranked: list[RankOut]
-    too_few: list[RankOut]
-
-
-class PasswordIn(BaseModel):
-    phone: str
-    password: str = Field(min_length=accounts.MIN_PASSWORD)
-
-
-class OkOut(BaseModel):
-    ok: bool = True
+# Ids are INTEGER columns: a larger number is no id of ours (and PostgreSQL would refuse it).
+DbId = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 def _rank(x: reports.RankRow, i: int | None) -> RankOut:
@@ -253,11 +89,9 @@ def router(c: Container) -> APIRouter:
     @r.get("/map", response_model=MapOut)
     def map_(v: ApiViewer, node: str | None = None) -> MapOut:
         t = dviews.thresholds(c)
-        with dauth.domain_errors(), write_session(c.engine) as s:
-            at = v.node(s, node)
-            tiles = dviews.map_tiles(s, c, at)
-            own = stats.node_status(s, node=at, now=c.clock.now(), thresholds=t)
-            path = dviews.crumbs(s, v, at)
+        with dauth.domain_errors():
+            m = dviews.map_view(c, v, node)
+        at, tiles, own, path = m.node, m.tiles, m.own, m.path
         return MapOut(
             node=NodeOut.of(at), level=own.level.name, unresolved=own.unresolved,
             overdue=own.overdue, breadcrumbs=[NodeOut.of(n) for n in path],
@@ -266,15 +100,18 @@ def router(c: Container) -> APIRouter:
             tiles=[TileOut(node=NodeOut.of(x.status.node), level=x.status.level.name,
                            unresolved=x.status.unresolved, overdue=x.status.overdue,
                            has_children=x.has_children, latitude=x.latitude,
-                           longitude=x.longitude) for x in tiles],
+                           longitude=x.longitude,
+                           inside=[InsideOut(node=NodeOut.of(m.node), level=m.level.name,
+                                             unresolved=m.unresolved, overdue=m.overdue)
+                                   for m in x.inside]) for x in tiles],
         )
 
     @r.get("/cases", response_model=CasePageOut)
     def cases(v: ApiViewer, node: str | None = None,
-              state: State | None = None, category: int | None = None, overdue: bool = False,
+              state: State | None = None, category: DbId | None = None, overdue: bool = False,
               start: str | None = Query(None, description="YYYY-MM-DD, local time"),
               end: str | None = Query(None, description="YYYY-MM-DD, exclusive"),
-              before: int | None = None,
+              before: DbId | None = None,
               limit: int = Query(50, ge=1, le=500)) -> CasePageOut:
         with dauth.domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
@@ -287,7 +124,7 @@ def router(c: Container) -> APIRouter:
         return CasePageOut(items=[CaseRowOut(**row.__dict__) for row in rows], next_before=nxt)
 
     @r.get("/cases/{case_id}", response_model=CaseOut)
-    def case(case_id: int, v: ApiViewer) -> CaseOut:
+    def case(case_id: DbId, v: ApiViewer) -> CaseOut:
         with dauth.domain_errors(), session_scope(c.engine) as s:
             dviews.case_in_scope(s, v, case_id)
             cv = services.view(s, case_id=case_id, now=c.clock.now())
@@ -314,7 +151,7 @@ def router(c: Container) -> APIRouter:
 
     @r.post("/cases/{case_id}/{action}", response_model=CaseOut,
             responses={409: {"description": "the case changed since `version` (stale)"}})
-    def act(case_id: int, action: Literal["accept", "reply", "resolve", "escalate", "whistle",
+    def act(case_id: DbId, action: Literal["accept", "reply", "resolve", "escalate", "whistle",
                                           "reject", "merge"],
             body: ActionIn, v: ApiWriter) -> CaseOut:
         with dauth.domain_errors(), write_session(c.engine) as s:
@@ -334,8 +171,9 @@ def router(c: Container) -> APIRouter:
         start_dt, end_dt = dviews.period(c, start, end)
         with dauth.domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
-            f = stats.figures(s, node=at, start=start_dt, end=end_dt, leaders=leaders)
-            ws = reports.weekly(s, node=at, end=end_dt, weeks=weeks)
+            f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
+                                                  tz=c.tz, leaders=leaders)
+            ws = rollup.weekly_for(s, node=at, end=end_dt, tz=c.tz, weeks=weeks)
         roles = dviews.tier_roles(f)
         tiers = []
         for role in roles:
@@ -346,7 +184,7 @@ def router(c: Container) -> APIRouter:
             node=NodeOut.of(at), start=f.start, end=f.end, received=f.received, closed=f.closed,
             rejected=f.rejected, merged=f.merged, resolution_rate=f.resolution_rate,
             median_first_reply_s=f.median_first_reply_s, median_close_s=f.median_close_s,
-            mean_rating=f.mean_rating, tiers=tiers,
+            mean_rating=f.mean_rating, tiers=tiers, from_rollup=rolled, as_of=as_of,
             rating_by_neighbor_leader=[LeaderOut(**x.__dict__)
                                        for x in f.rating_by_neighbor_leader],
             weeks=[WeekOut(**w.__dict__) for w in ws],
@@ -361,8 +199,9 @@ def router(c: Container) -> APIRouter:
             at = v.node(s, node)
             lv = Level(level) if level else (
                 Level.village if at.level in (Level.town, Level.village) else Level.town)
-            ranked, few = reports.ranking(s, scope=at, level=lv, start=start_dt, end=end_dt,
-                                          min_cases=c.settings.dashboard_min_cases)
+            ranked, few = rollup.ranking_for(s, scope=at, level=lv, start=start_dt,
+                                             end=end_dt, tz=c.tz,
+                                             min_cases=c.settings.dashboard_min_cases)
         return RankingOut(level=lv.value, min_cases=c.settings.dashboard_min_cases,
                           ranked=[_rank(x, i) for i, x in enumerate(ranked, 1)],
                           too_few=[_rank(x, None) for x in few])

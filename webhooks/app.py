@@ -14,7 +14,7 @@ from core.clock import Clock
 from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
-from webhooks import dashboard, telegram, webchat, wechat, wecom
+from webhooks import dashboard, metrics, telegram, webchat, webhook_docs, wechat, wecom
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         stoppers = []
         if run_jobs:
             scheduler.start()
+            from core.leader import start_leader
+
+            # One leader among the workers for once-per-deployment jobs (core/leader.py).
+            c.leader, stop_leader = start_leader(c.engine)
+            stoppers.append(stop_leader)
             if c.settings.telegram_bot_token is not None:
                 from bot.handlers.telegram.runtime import start_telegram
 
@@ -59,8 +64,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)
     app.state.container = c
     app.include_router(telegram.router(c))
+    webhook_docs.document_errors(app)  # our own 422s say why in one sentence
     app.include_router(dashboard.router(c))
     app.include_router(webchat.router(c))
+    app.include_router(metrics.router(c))
     if c.settings.wechat_token is not None:
         app.include_router(wechat.router(c))
     if c.settings.wecom_token is not None:
@@ -71,22 +78,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         """503 when the database is gone or the deadline sweep has fallen behind."""
         from sqlmodel import Session
 
-        from core.cases.sweep import earliest_due
+        from core.ops import stall_limit, stalled_since, sweep_lag
 
         try:
             with Session(c.engine) as session:
-                due = earliest_due(session)
+                lag = sweep_lag(session, now=c.clock.now()).total_seconds()
+                since = stalled_since(session)  # an episode the stall watch alerted about
         except sa.exc.SQLAlchemyError as exc:
             log.error("health check: database unreachable: %s", exc)
             return JSONResponse({"status": "down", "database": "unreachable"}, status_code=503)
-        now = c.clock.now()
-        lag = (now - due).total_seconds() if due is not None and due < now else 0.0
+        stall = {"stalled_since": since.isoformat()} if since is not None else {}
         # Two sweep intervals (and a little grace for a busy machine) is "fallen behind".
-        limit = 2 * c.settings.sweep_interval.total_seconds() + 5
+        limit = stall_limit(c.settings.sweep_interval).total_seconds()
         if run_jobs and lag > limit:
             log.error("health check: the sweep is %.0f s behind", lag)
-            return JSONResponse({"status": "behind", "sweep_lag_seconds": round(lag, 1)},
-                                status_code=503)
-        return JSONResponse({"status": "ok", "sweep_lag_seconds": round(lag, 1)})
+            return JSONResponse({"status": "behind", "sweep_lag_seconds": round(lag, 1),
+                                 **stall}, status_code=503)
+        return JSONResponse({"status": "ok", "sweep_lag_seconds": round(lag, 1), **stall})
 
     return app

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from core import accounts, reports
+from core import reports
 from core.cases import services, stats
 from core.cases.model import ATTACHMENTS, STATE_LABEL_ZH, State
 from core.cases.ops import EVENT_VERB_ZH
@@ -24,17 +24,18 @@ from core.errors import DomainError, NotFound
 from core.hierarchy.model import Level
 from core.hierarchy.tree import LEVEL_LABEL_ZH
 from core.media.store import MediaStore
+from core.rollup import read as rollup
+from webhooks import dashboard_login
 from webhooks.dashboard_auth import (
     ACTIONS_ZH,
-    COOKIE,
     SignedIn,
     Viewer,
     check_csrf,
     domain_errors,
     e,
-    need_viewer,
 )
 from webhooks.dashboard_views import (
+    HERE,
     _asset,
     _crumb_html,
     _fmt,
@@ -43,7 +44,7 @@ from webhooks.dashboard_views import (
     crumbs,
     figure_sheets,
     map_html,
-    map_tiles,
+    map_view,
     page,
     parse_day,
     pct,
@@ -51,10 +52,12 @@ from webhooks.dashboard_views import (
     role_zh,
     run_action,
     span,
-    thresholds,
     tier_roles,
     xlsx,
 )
+
+LEAFLET_IMAGES = ("layers.png", "layers-2x.png", "marker-icon.png", "marker-icon-2x.png",
+                  "marker-shadow.png")
 
 
 def router(c: Container) -> APIRouter:
@@ -64,59 +67,7 @@ def router(c: Container) -> APIRouter:
     r = APIRouter()
     tz = c.tz
 
-    def signed_in(person_id: int, method: str) -> RedirectResponse:
-        with write_session(c.engine) as s:
-            token = accounts.start_session(s, person_id=person_id, now=c.clock.now(),
-                                           ttl=c.settings.dashboard_session_ttl, method=method)
-        resp = RedirectResponse("/dashboard", status_code=303)
-        resp.set_cookie(COOKIE, token, httponly=True, samesite="lax",
-                        secure=c.settings.dashboard_cookie_secure,
-                        max_age=int(c.settings.dashboard_session_ttl.total_seconds()))
-        return resp
-
-    def login_form(message: str = "", status: int = 200) -> HTMLResponse:
-        msg = f'<p class="error">{e(message)}</p>' if message else ""
-        body = f"""<div class="login"><h1>邻长制 管理后台</h1>{msg}
-<form method="post" action="/login"><label>手机号<input name="phone" autocomplete="username"
-required></label><label>密码<input name="password" type="password"
-autocomplete="current-password" required></label><button>登录</button></form>
-<p class="muted">也可以在聊天中向机器人发送 <code>/login</code>，
-点开收到的一次性链接直接登录。</p></div>"""
-        resp = page(c, None, "登录", body)
-        resp.status_code = status
-        return resp
-
-    @r.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_page() -> HTMLResponse:
-        return login_form()
-
-    @r.post("/login", include_in_schema=False)
-    def login_password(phone: str = Form(...), password: str = Form(...)) -> Response:
-        try:
-            with write_session(c.engine) as s:
-                pid = accounts.check_password(s, phone=phone, password=password)
-        except DomainError as exc:
-            return login_form(str(exc), 403)
-        return signed_in(pid, "password")
-
-    @r.get("/login/{token}", include_in_schema=False)
-    def login_link(token: str) -> Response:
-        try:
-            with write_session(c.engine) as s:
-                pid = accounts.redeem_login_token(s, token=token, now=c.clock.now())
-        except DomainError as exc:
-            return login_form(str(exc), 403)
-        return signed_in(pid, "link")
-
-    @r.post("/logout", include_in_schema=False)
-    def logout(request: Request, csrf: str = Form("")) -> Response:
-        v = need_viewer(request)
-        check_csrf(v, csrf)
-        with write_session(c.engine) as s:
-            accounts.end_session(s, token=v.token)
-        resp = RedirectResponse("/login", status_code=303)
-        resp.delete_cookie(COOKIE)
-        return resp
+    r.include_router(dashboard_login.router(c))
 
     @r.get("/dashboard/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -126,15 +77,23 @@ autocomplete="current-password" required></label><button>登录</button></form>
         return Response(_asset(name), media_type=kinds[name],
                         headers={"Cache-Control": "max-age=300"})
 
+    @r.get("/dashboard/static/leaflet/{name:path}", include_in_schema=False)
+    def leaflet(name: str) -> Response:
+        """Leaflet itself ships with the app (BSD-2), so the geographic view needs only a
+        tile server, not a CDN."""
+        kinds = {"leaflet.js": "text/javascript", "leaflet.css": "text/css",
+                 **{f"images/{n}": "image/png" for n in LEAFLET_IMAGES}}
+        if name not in kinds:
+            raise HTTPException(404)
+        return Response((HERE / "leaflet" / name).read_bytes(), media_type=kinds[name],
+                        headers={"Cache-Control": "max-age=86400"})
+
     @r.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
     def dashboard(v: SignedIn, node: str | None = None) -> HTMLResponse:
-        with domain_errors(), write_session(c.engine) as s:
-            at = v.node(s, node)
-            tiles = map_tiles(s, c, at)
-            own = stats.node_status(s, node=at, now=c.clock.now(), thresholds=thresholds(c))
-            path = crumbs(s, v, at)
-        head, body = map_html(c, v, at, path, tiles, own)
-        return page(c, v, f"预警地图 · {at.name}", body, active="map", head=head)
+        with domain_errors():
+            m = map_view(c, v, node)
+        head, body = map_html(c, v, m.node, m.path, m.tiles, m.own)
+        return page(c, v, f"预警地图 · {m.node.name}", body, active="map", head=head)
 
     @r.get("/dashboard/cases", response_class=HTMLResponse, include_in_schema=False)
     def cases_page(request: Request, v: SignedIn, node: str | None = None,
@@ -287,12 +246,17 @@ autocomplete="current-password" required></label><button>登录</button></form>
         start_dt, end_dt = period(c, start, end)
         with domain_errors(), session_scope(c.engine) as s:
             at = v.node(s, node)
-            f = stats.figures(s, node=at, start=start_dt, end=end_dt, leaders=10)
-            weeks = reports.weekly(s, node=at, end=end_dt)
+            f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
+                                                  tz=tz, leaders=10)
+            weeks = rollup.weekly_for(s, node=at, end=end_dt, tz=tz)
             level = Level.village if at.level in (Level.town, Level.village) else Level.town
-            ranked, too_few = reports.ranking(s, scope=at, level=level, start=start_dt,
-                                              end=end_dt, min_cases=c.settings.dashboard_min_cases)
+            ranked, too_few = rollup.ranking_for(s, scope=at, level=level, start=start_dt,
+                                                 end=end_dt, tz=tz,
+                                                 min_cases=c.settings.dashboard_min_cases)
             path = crumbs(s, v, at)
+        fresh = ("" if not rolled else '<p class="muted">镇、区县的统计按日汇总，尚未汇总</p>'
+                 if as_of is None else f'<p class="muted">镇、区县的统计按日汇总，数据截至 '
+                 f'{as_of.astimezone(tz):%m-%d %H:%M}</p>')
         q = _qs(node=at.code, start=start_dt.astimezone(tz).date().isoformat(),
                 end=end_dt.astimezone(tz).date().isoformat())
         tiers = "".join(
@@ -324,7 +288,7 @@ autocomplete="current-password" required></label><button>登录</button></form>
 <label>从<input type="date" name="start" value="{start_dt.astimezone(tz).date()}"></label>
 <label>到(不含)<input type="date" name="end" value="{end_dt.astimezone(tz).date()}"></label>
 <button>查看</button> <a class="btn" href="/dashboard/export/figures.xlsx?{q}">导出 Excel</a></form>
-<div class="kpis"><div><b>{f.received}</b>收到</div><div><b>{f.closed}</b>办结</div>
+{fresh}<div class="kpis"><div><b>{f.received}</b>收到</div><div><b>{f.closed}</b>办结</div>
 <div><b>{pct(f.resolution_rate)}</b>办结率</div>
 <div><b>{span(f.median_first_reply_s)}</b>答复用时(中位)</div>
 <div><b>{span(f.median_close_s)}</b>办结用时(中位)</div>
@@ -389,8 +353,9 @@ def export_xlsx(c: Container, v: Viewer, kind: str, node: str | None, start: str
         at = v.node(s, node)
         if kind == "ranking":
             level = Level.village if at.level in (Level.town, Level.village) else Level.town
-            ranked, too_few = reports.ranking(s, scope=at, level=level, start=start_dt,
-                                              end=end_dt, min_cases=c.settings.dashboard_min_cases)
+            ranked, too_few = rollup.ranking_for(s, scope=at, level=level, start=start_dt,
+                                                 end=end_dt, tz=tz,
+                                                 min_cases=c.settings.dashboard_min_cases)
             head = ["名次", "编码", "单位", "收到", "办结", "办结率", "按时首次答复率",
                     "平均满意度",
                     "得分"]
@@ -401,8 +366,8 @@ def export_xlsx(c: Container, v: Viewer, kind: str, node: str | None, start: str
                 [x.node.code, x.node.name, x.received] for x in too_few]
             sheets = [("考核排名", rows), ("样本不足", left)]
         else:
-            f = stats.figures(s, node=at, start=start_dt, end=end_dt)
-            weeks = reports.weekly(s, node=at, end=end_dt)
+            f = rollup.figures_for(s, node=at, start=start_dt, end=end_dt, tz=tz).figures
+            weeks = rollup.weekly_for(s, node=at, end=end_dt, tz=tz)
             all_sheets = figure_sheets(f, weeks, at, tz)
             sheets = (list(all_sheets.items()) if kind == "figures"
                       else [("周趋势", all_sheets["周趋势"])])

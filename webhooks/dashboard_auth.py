@@ -20,7 +20,7 @@ from sqlmodel import Session
 from core import accounts
 from core.container import Container
 from core.db import session_scope
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyAttempts
 from core.hierarchy.model import Level, Node
 from core.hierarchy.queries import Actor, NodeRef, actor, node_by_code
 
@@ -126,6 +126,9 @@ def domain_errors() -> Iterator[None]:
         raise HTTPException(409, str(exc)) from exc
     except InvalidInput as exc:
         raise HTTPException(422, str(exc)) from exc
+    except TooManyAttempts as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}
+                            ) from exc
 
 
 # ---------------------------------------------------------------- shared reads

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from string import Template
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -17,9 +17,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session
 
 from core import reports
-from core.cases import actions, stats
+from core.cases import actions, stats, warning_map
 from core.clock import as_utc
 from core.container import Container
+from core.db import session_scope, write_session
 from core.errors import InvalidInput, NotFound
 from core.hierarchy.queries import NodeRef, ancestors, children
 from core.hierarchy.tree import LEVEL_LABEL_ZH, ROLE_LABEL_ZH
@@ -44,22 +45,40 @@ class Tile:
     has_children: bool
     latitude: float | None
     longitude: float | None
+    inside: tuple[warning_map.Mini, ...] = ()
 
 
-def map_tiles(session: Session, c: Container, node: NodeRef) -> list[Tile]:
-    """The node's children with their warning colours (departments are not on the map)."""
+@dataclass(frozen=True)
+class MapView:
+    node: NodeRef
+    own: stats.NodeStatus
+    tiles: list[Tile]
+    path: list[NodeRef]
+
+
+def map_view(c: Container, viewer: Viewer, code: str | None) -> MapView:
+    """The map one level below a node, read without the write lock; colours that changed are
+    stored afterwards in a short write of their own (they steer the next view's hysteresis)."""
+    changed: list[tuple[int, stats.WarningLevel]] = []
     now = c.clock.now()
-    kids = [k for k in children(session, node) if k.level in MAP_LEVELS]
-    if not kids:
-        return []
-    ids = [k.id for k in kids]
-    coords = {r.id: (r.latitude, r.longitude) for r in session.execute(
-        sa.select(N.c.id, N.c.latitude, N.c.longitude).where(N.c.id.in_(ids)))}
-    parents = set(session.execute(
-        sa.select(N.c.parent_id).where(N.c.parent_id.in_(ids)).distinct()).scalars())
-    t = thresholds(c)
-    return [Tile(stats.node_status(session, node=k, now=now, thresholds=t), k.id in parents,
-                 *coords.get(k.id, (None, None))) for k in kids]
+    with session_scope(c.engine) as s:
+        at = viewer.node(s, code)
+        kids = [k for k in children(s, at) if k.level in MAP_LEVELS]
+        below = warning_map.map_below(s, node=at, children=kids, now=now,
+                                      thresholds=thresholds(c), levels=MAP_LEVELS,
+                                      changed=changed)
+        ids = [k.id for k in kids]
+        coords = {r.id: (r.latitude, r.longitude) for r in s.execute(
+            sa.select(N.c.id, N.c.latitude, N.c.longitude).where(N.c.id.in_(ids)))}
+        parents = set(s.execute(
+            sa.select(N.c.parent_id).where(N.c.parent_id.in_(ids)).distinct()).scalars())
+        path = crumbs(s, viewer, at)
+    if changed:
+        with write_session(c.engine) as s:
+            stats.remember_levels(s, changed=changed, now=now)
+    tiles = [Tile(st, st.node.id in parents, *coords.get(st.node.id, (None, None)),
+                  tuple(below.inside.get(st.node.id, ()))) for st in below.children]
+    return MapView(at, below.own, tiles, path)
 
 
 def crumbs(session: Session, viewer: Viewer, node: NodeRef) -> list[NodeRef]:
@@ -124,21 +143,34 @@ def case_in_scope(session: Session, viewer: Viewer, case_id: int) -> str:
 
 
 def xlsx(sheets: list[tuple[str, list[list[Any]]]]) -> Response:
-    """A workbook of plain tables; first row of each is the header."""
+    """A workbook of plain tables; first row of each is the header. Written in openpyxl's
+    streaming mode: a district's sheet of every 邻长 has tens of thousands of rows."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)
+    bold = Font(bold=True)
     for title, rows in sheets:
         ws = wb.create_sheet(title)
+        widths: dict[int, int] = {}
         for row in rows:
-            ws.append([v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row])
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for col in ws.columns:
-            width = max(len(str(cell.value or "")) for cell in col)
-            ws.column_dimensions[col[0].column_letter].width = min(max(10, width * 2), 50)
+            for i, v in enumerate(row):
+                widths[i] = max(widths.get(i, 0), len(str("" if v is None else v)))
+        for i, w in widths.items():
+            ws.column_dimensions[get_column_letter(i + 1)].width = min(max(10, w * 2), 50)
+        for n, row in enumerate(rows):
+            values = [v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row]
+            if n == 0:
+                header = []
+                for v in values:
+                    cell = WriteOnlyCell(ws, value=v)
+                    cell.font = bold
+                    header.append(cell)
+                ws.append(header)
+            else:
+                ws.append(values)
     buf = io.BytesIO()
     wb.save(buf)
     return Response(buf.getvalue(), media_type=XLSX_MIME)
@@ -254,14 +286,12 @@ def _leaflet(c: Container, tiles: list[Tile]) -> tuple[str, str]:
     placed = [t for t in tiles if t.latitude is not None and t.longitude is not None]
     if not url or not placed:
         return "", ""
-    base = c.settings.leaflet_url
-    if not base:
-        parts = urlsplit(url)
-        base = f"{parts.scheme}://{parts.netloc}/leaflet"
-    base = base.rstrip("/")
+    base = (c.settings.leaflet_url or "/dashboard/static/leaflet").rstrip("/")
     points = [{"name": t.status.node.name, "code": t.status.node.code,
                "level": t.status.level.name, "lat": t.latitude, "lon": t.longitude,
-               "unresolved": t.status.unresolved, "overdue": t.status.overdue}
+               "unresolved": t.status.unresolved, "overdue": t.status.overdue,
+               "href": (f"/dashboard?{_qs(node=t.status.node.code)}" if t.has_children
+                        else f"/dashboard/cases?{_qs(node=t.status.node.code)}")}
               for t in placed]
     head = (f'<link rel="stylesheet" href="{e(base)}/leaflet.css">'
             f'<script src="{e(base)}/leaflet.js" defer></script>'
@@ -269,6 +299,19 @@ def _leaflet(c: Container, tiles: list[Tile]) -> tuple[str, str]:
     block = (f'<h2>地理视图</h2><div id="geo" data-tiles="{e(url)}" '
              f'data-points="{e(json.dumps(points, ensure_ascii=False))}"></div>')
     return head, block
+
+
+def _inside_html(inside: tuple[warning_map.Mini, ...], most: int = 48) -> str:
+    """The tile's own children as small coloured cells, in the order of their codes, so that
+    a place is always found in the same spot."""
+    if not inside:
+        return ""
+    cells = "".join(
+        f'<i class="mini {m.level.name}" data-code="{e(m.node.code)}" '
+        f'title="{e(m.node.name)}：{LEVEL_ZH[m.level.name]}，未办结{m.unresolved}，'
+        f'超时{m.overdue}"></i>' for m in inside[:most])
+    more = f'<em>+{len(inside) - most}</em>' if len(inside) > most else ""
+    return f'<span class="inside">{cells}{more}</span>'
 
 
 def map_html(c: Container, viewer: Viewer, node: NodeRef, path: list[NodeRef],
@@ -285,7 +328,8 @@ def map_html(c: Container, viewer: Viewer, node: NodeRef, path: list[NodeRef],
             f'data-level="{s.level.name}" title="{e(n.name)}：{LEVEL_ZH[s.level.name]}">'
             f'<span class="lvl">{LEVEL_ZH[s.level.name]}</span>'
             f'<span class="name">{e(n.name)}</span><span class="kind">{label}</span>'
-            f'<span class="nums"><b>{s.unresolved}</b> 未办结 · <b>{s.overdue}</b> 超时</span></a>')
+            f'<span class="nums"><b>{s.unresolved}</b> 未办结 · <b>{s.overdue}</b> 超时</span>'
+            f'{_inside_html(t.inside)}</a>')
     grid = "".join(cells) or '<p class="empty">这一级下面没有网格了。</p>'
     head, geo = _leaflet(c, tiles)
     counts = {lv: sum(1 for t in tiles if t.status.level.name == lv)

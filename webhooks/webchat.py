@@ -38,11 +38,12 @@ from core.container import Container
 from core.db import write_session
 from core.errors import DomainError
 from core.hierarchy.model import ChatIdentity
-from core.hierarchy.queries import chain_for_resident, person_by_phone
+from core.hierarchy.queries import person_by_phone
 from core.hierarchy.services import link_identity
-from core.hierarchy.tree import ROLE_LABEL_ZH, normalize_phone
+from core.hierarchy.tree import normalize_phone
 from core.media.store import MediaStore
 from core.outbox import Draft, enqueue
+from webhooks import webchat_pages
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "webchat_static"
@@ -85,7 +86,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message}, status_code=status)
 
 
-def _page(name: str, **values: str) -> str:
+def render_page(name: str, **values: str) -> str:
     text = (STATIC / name).read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(value, quote=True))
@@ -162,7 +163,7 @@ def router(container: Container) -> APIRouter:
                 return Response(str(exc), status_code=404, media_type="text/plain")
         assert row is not None
         name = await run_in_threadpool(person_name, row.chat_id)
-        body = _page("chat.html", csrf=row.csrf, pane=pane, who=name or "访客",
+        body = render_page("chat.html", csrf=row.csrf, pane=pane, who=name or "访客",
                      demo="1" if s.demo_mode else "")
         resp = HTMLResponse(body, headers={"Cache-Control": "no-store"})
         if token is not None:
@@ -385,68 +386,5 @@ def router(container: Container) -> APIRouter:
         await after_handle(request)
         return resp
 
-    @r.get("/poster/{code}", response_class=HTMLResponse)
-    async def poster(request: Request, code: str) -> Response:
-        import segno
-
-        if not re.fullmatch(r"j[A-Za-z0-9_-]{2,40}", code):
-            return Response("邀请链接无效", status_code=404, media_type="text/plain")
-        base = s.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-        link = f"{base}/join/{code}"
-        svg = segno.make(link, error="m").svg_inline(scale=8, border=2)
-        with c.engine.connect() as conn:
-            node = conn.execute(sa.text(
-                "SELECT n.name FROM invite i JOIN node n ON n.id = i.node_id WHERE i.code = :c"),
-                {"c": code}).scalar()
-        body = _page("poster.html", link=link, node=str(node or "本邻")).replace("{{svg}}", svg)
-        return HTMLResponse(body)
-
-    @r.get("/demo", response_class=HTMLResponse)
-    async def demo(request: Request) -> Response:
-        if not s.demo_mode:
-            return Response("演示模式未开启", status_code=404, media_type="text/plain")
-        people, panes = await run_in_threadpool(_demo_people, c)
-        options = "".join(
-            f'<option value="{p["id"]}">{html.escape(p["label"])}</option>' for p in people)
-        frames = "".join(
-            f'<section class="pane"><select data-pane>{options}</select>'
-            f'<iframe src="/chat?as={pid}" data-person="{pid}" title="pane"></iframe></section>'
-            for pid in panes)
-        return HTMLResponse(_page("demo.html").replace("{{panes}}", frames))
-
-    @r.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return RedirectResponse("/demo" if s.demo_mode else "/chat", status_code=307)
-
+    r.include_router(webchat_pages.router(c))
     return r
-
-
-def _demo_people(c: Container) -> tuple[list[dict[str, Any]], list[int]]:
-    """Everyone of the demo city with their posts, and the default panes: a resident, then the
-    people above them up to a town admin."""
-    from sqlmodel import Session
-
-    with c.engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT p.id, p.name, x.role, n.name, n.code FROM post x JOIN person p"
-            " ON p.id = x.person_id JOIN node n ON n.id = x.node_id ORDER BY x.role <> 'resident',"
-            " n.code, p.id")).all()
-        people: dict[int, dict[str, Any]] = {}
-        for pid, name, role, node, _code in rows:
-            from core.hierarchy.model import Role
-
-            label = f"{ROLE_LABEL_ZH.get(Role(role), role)}·{node}"
-            entry = people.setdefault(pid, {"id": pid, "name": name, "labels": []})
-            entry["labels"].append(label)
-        first_resident = next((int(r[0]) for r in rows if r[2] == "resident"), None)
-        panes: list[int] = []
-        if first_resident is not None:
-            panes.append(first_resident)
-            with Session(bind=conn) as session:
-                chain = chain_for_resident(session, first_resident)
-                for step in chain.filled():
-                    if step.role.value != "area_leader":  # four panes fit a laptop screen
-                        panes.extend(h.id for h in step.holders[:1])
-    out = [{"id": p["id"], "label": f'{p["name"]}（{"、".join(p["labels"])}）'}
-           for p in people.values()]
-    return out, panes[:5]

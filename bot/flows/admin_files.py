@@ -12,6 +12,7 @@ from core.errors import ImportRejected, InvalidInput, PermissionDenied
 from core.hierarchy.exporter import export_files
 from core.hierarchy.importer import import_into
 from core.media.store import MediaStore
+from core.privacy import sees_full_roster
 
 MAX_SHOWN = 30
 
@@ -70,17 +71,23 @@ def run_import(ctx: Ctx) -> None:
 
 
 def export(ctx: Ctx) -> None:
-    """Send the admin a workbook of their subtree."""
+    """Send the admin a workbook of their subtree: whole phone numbers only to the admins who
+    keep the roster (town and district), and never into a group chat."""
     assert ctx.actor is not None
+    if not ctx.inbound.chat_is_private:
+        raise PermissionDenied(ctx.t("export_private_only"))
     root = ctx.actor.admin_scopes()[0]
+    masked = not sees_full_roster(root.level)
     store = MediaStore(Path(ctx.settings.media_dir))
     with tempfile.TemporaryDirectory(prefix="linzhang-export-") as tmp:
-        out = Path(tmp) / f"linzhang-{root.code}.xlsx"
+        out = Path(tmp) / f"linzhang-{root.code}{'-masked' if masked else ''}.xlsx"
         report = export_files(ctx.session.connection(), out, fmt="xlsx",
-                              root_code=root.code)
+                              root_code=root.code, masked=masked)
         ref = store.put(out.read_bytes(), ".xlsx")
-    ctx.out.append(_document(ctx, ref, ctx.t("export_ready", nodes=report.nodes,
-                                              members=report.members)))
+    caption = ctx.t("export_ready", nodes=report.nodes, members=report.members)
+    if masked:
+        caption += ctx.t("export_masked")
+    ctx.out.append(_document(ctx, ref, caption))
 
 
 def _document(ctx: Ctx, ref: str, caption: str) -> Outbound:

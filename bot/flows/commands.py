@@ -105,7 +105,7 @@ def case_cmd(ctx: Ctx) -> None:
     """/case <id>: a case's history, for leaders above it and admins of its subtree."""
     assert ctx.actor is not None
     args = ctx.inbound.args
-    if not args or not args[0].lstrip("#").isdigit():
+    if not args or not args[0].lstrip("#").isdigit() or len(args[0].lstrip("#")) > 9:
         raise InvalidInput(ctx.t("usage", usage="/case <编号>"))
     case_id = int(args[0].lstrip("#"))
     from core.cases.model import Case

@@ -12,6 +12,7 @@ from bot.flows.types import Button, Inbound, Outbound
 from core.clock import Clock
 from core.hierarchy.model import Person
 from core.hierarchy.queries import Actor
+from core.privacy import mask_text
 from core.settings import Settings
 
 
@@ -42,7 +43,9 @@ class Ctx:
 
     def say(self, text: str, *, buttons: tuple[Button, ...] = (), request_contact: bool = False,
             kind: str = "reply", case_id: int | None = None) -> None:
-        """Answer in the chat the message came from."""
+        """Answer in the chat the message came from (masked when that is a group chat)."""
+        if not self.inbound.chat_is_private:
+            text = mask_text(text)
         self.out.append(Outbound(
             text=text, kind=kind, platform=self.inbound.platform, address=self.inbound.chat_id,
             buttons=buttons, request_contact=request_contact, case_id=case_id,

@@ -12,8 +12,9 @@ from bot.flows.types import Button, Press
 from core import conversations
 from core.cases import actions, closing
 from core.cases.services import add_to_case, view
+from core.privacy import mask_text
 
-CASE_REF = re.compile(r"(?:工单)?#(\d{1,12})")
+CASE_REF = re.compile(r"(?:工单)?#(\d{1,9})(?!\d)")  # nine digits fit an INTEGER id
 # Presses that need words first: the prompt to show and the state to wait in.
 PROMPTS = {
     "reply": ("prompt_reply", "await_reply"),
@@ -116,8 +117,9 @@ def refresh_card(ctx: Ctx, case_id: int, *, verb: str) -> None:
             f"{v.holder_name or ''}")
     buttons = tuple(Button(a.label, a.action, a.case_id, a.version)
                     for a in msg.holder_actions(case))
-    # "*": every platform that carries a card of this case edits it (core/deliveries.py).
-    ctx.out.append(Outbound(text=text, kind="card_update", platform="*",
+    # "*": every platform that carries a card of this case edits it (core/deliveries.py). One
+    # text serves every copy, group chats' included, so it is masked for all of them.
+    ctx.out.append(Outbound(text=mask_text(text), kind="card_update", platform="*",
                             address="*", case_id=case_id, buttons=buttons))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.flows import commands, join, leader, report
+from bot.flows import commands, flood, join, leader, report
 from bot.flows.context import Ctx
 from core import conversations
 from core.hierarchy.model import Person
@@ -76,7 +76,8 @@ def handle(ctx: Ctx) -> None:
     if not i.chat_is_private:
         return  # group messages that are not replies to a card are people talking
     if ctx.actor.residences():
-        report.report(ctx)
+        if not flood.slowed_down(ctx):
+            report.report(ctx)
     else:
         ctx.say(ctx.t("leader_free_text"))
 

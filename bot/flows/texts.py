@@ -79,6 +79,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "import_ok": "导入成功：{summary}",
         "import_failed": "导入失败，数据库未做任何改动。问题行：\n{errors}",
         "export_ready": "导出完成：{nodes} 个网格，{members} 条人员记录。",
+        "export_masked": ("手机号和住址已部分隐藏（村/社区及以下导出的人员名单），"
+                          "此文件不能再导入。"),
+        "export_private_only": "/export 的名单含个人信息，请在与我的私聊中使用。",
     },
     "en": {
         "how_to_join": ("Hello! Please tap “Share my phone number” below, or scan the QR poster "
@@ -148,6 +151,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "import_ok": "Imported: {summary}",
         "import_failed": "Import rejected, nothing changed. Bad rows:\n{errors}",
         "export_ready": "Exported {nodes} nodes and {members} member rows.",
+        "export_masked": ("Phones and addresses are partly hidden (a roster exported below town"
+                          " level); this file cannot be imported."),
+        "export_private_only": "/export holds personal data: use it in a private chat with me.",
     },
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,16 @@ class Inbound:
     album_id: str | None = None  # several photos sent together
     raw_event: str | None = None  # platform events: subscribe, menu click …
     event_key: str | None = None
+
+    def without_nul(self) -> Inbound:
+        """The same message with NUL characters dropped from its words: no chat shows them,
+        and PostgreSQL text columns refuse them (the report would be lost)."""
+        names = ("text", "reply_to_text", "sender_name", "chat_title", "contact_phone")
+        fields: dict[str, Any] = {k: v.replace("\x00", "") for k in names
+                                  if isinstance(v := getattr(self, k), str) and "\x00" in v}
+        if any("\x00" in a for a in self.args):
+            fields["args"] = tuple(a.replace("\x00", "") for a in self.args)
+        return replace(self, **fields) if fields else self
 
 
 @dataclass(frozen=True)

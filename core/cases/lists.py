@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.cases import ops
-from core.cases.model import Case, EventKind, Stage, State
+from core.cases.model import Case, EventKind, State
 from core.cases.permissions import refuse
 from core.clock import Clock
 from core.errors import InvalidTransition
@@ -19,11 +19,15 @@ CASES = Case.__table__  # type: ignore[attr-defined]
 
 
 def overdue_clause(now: datetime) -> sa.ColumnElement[bool]:
-    """An unfinished case that missed a deadline (超期), or is past its running one now."""
+    """An unfinished case that missed a deadline (超期), or is past its running one now.
+
+    Only a resolved case waits in the confirm stage (whose deadline is the resident's, not
+    the leaders'), so for open and accepted cases the deadline alone decides; every column
+    read here is in the (state, node_path, deadline_at, missed_deadlines) index, so counting
+    never visits the table."""
     return sa.and_(
         CASES.c.state.in_([State.open.value, State.accepted.value]),
-        sa.or_(CASES.c.missed_deadlines > 0,
-               sa.and_(CASES.c.deadline_at < now, CASES.c.stage != Stage.confirm.value)),
+        sa.or_(CASES.c.missed_deadlines > 0, CASES.c.deadline_at < now),
     )
 
 

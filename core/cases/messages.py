@@ -13,6 +13,7 @@ from core.cases.model import Case, Stage, State
 from core.hierarchy.model import Role
 from core.hierarchy.tree import ROLE_LABEL_ZH
 from core.outbox import Action, Draft
+from core.privacy import clip
 
 DIGEST_MAX_LINES = 20
 DIGEST_MAX_CASES_WITH_BUTTONS = 8
@@ -71,8 +72,8 @@ def span(delta: timedelta) -> str:
 
 def title(case: Case) -> str:
     text = " ".join(case.text.split())
-    snippet = text if len(text) <= SNIPPET else text[:SNIPPET] + "…"
-    return f"工单#{case.id}「{snippet}」"
+    # Never cut through a number: group chats mask phone numbers only when whole.
+    return f"工单#{case.id}「{clip(text, SNIPPET)}」"
 
 
 def _a(case: Case, action: str, label: str, **extra: object) -> Action:

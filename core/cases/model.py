@@ -61,6 +61,7 @@ class EventKind(StrEnum):
     overdue = "overdue"  # the deadline passed at the top of the chain: nobody above to take it
     refused = "refused"  # somebody tried an action they may not take
     categorized = "categorized"  # the resident or a leader chose the case's category
+    purged = "purged"  # `linzhang purge` anonymised the closed case's words and files
 
 
 class AttachmentKind(StrEnum):

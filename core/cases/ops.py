@@ -30,6 +30,8 @@ from core.hierarchy.model import ChatBinding, Person
 from core.hierarchy.queries import NodeRef, node_by_id
 from core.hierarchy.tree import TIER_FOR_LEVEL
 from core.outbox import Draft, enqueue_many
+from core.privacy import mask_text
+from core.rollup.refresh import mark_dirty
 
 PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 BINDINGS: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
@@ -43,7 +45,7 @@ EVENT_VERB_ZH: dict[str, str] = {
     EventKind.rejected: "驳回", EventKind.reassigned: "改派", EventKind.confirmed: "确认并评价",
     EventKind.reopened: "反馈未解决", EventKind.auto_closed: "超期自动办结",
     EventKind.overdue: "超时", EventKind.nagged: "督办",
-    EventKind.categorized: "选择类别",
+    EventKind.categorized: "选择类别", EventKind.purged: "匿名化",
 }
 
 
@@ -98,6 +100,11 @@ def touch(case: Case, now: datetime) -> None:
     case.updated_at = now
 
 
+# Events that change none of the figures the rollups keep (the commonest one, nags, included).
+_NOT_IN_FIGURES = frozenset({EventKind.nagged, EventKind.refused, EventKind.added,
+                             EventKind.categorized})
+
+
 def record(session: Session, case: Case, *, kind: EventKind, at: datetime,
            actor_id: int | None = None, from_state: str | None = None,
            role: str | None = None, via: str | None = None, note: str | None = None,
@@ -109,6 +116,8 @@ def record(session: Session, case: Case, *, kind: EventKind, at: datetime,
         holder_id=case.holder_id, via=via, note=note, detail=detail or {},
     )
     session.add(event)
+    if kind not in _NOT_IN_FIGURES:
+        mark_dirty(session, node_path=case.node_path, moments=(case.opened_at, at))
     return event
 
 
@@ -207,7 +216,10 @@ def to_person(case: Case, person_id: int | None, *, kind: str, text: str,
 
 
 def to_chats(case: Case, binding_ids: list[int], *, kind: str, text: str) -> list[Draft]:
+    """A message to tier group chats: phone and house numbers masked (not everyone there is on
+    the case; callers give the address already masked, see privacy.mask_address)."""
     assert case.id is not None
+    text = mask_text(text)
     return [Draft(text=text, kind=kind, chat_binding_id=b, case_id=case.id,
                   dedupe_key=f"c{case.id}v{case.version}:{kind}:b{b}")
             for b in binding_ids]

@@ -33,6 +33,7 @@ from core.clock import Clock, as_utc
 from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
 from core.hierarchy.model import Person, Post, Role
 from core.hierarchy.queries import Chain, actor, chain_for_node, node_by_id, residence_of
+from core.privacy import mask_address
 from core.settings import Settings
 
 MAX_TEXT = 4000
@@ -70,7 +71,7 @@ def _check_attachment(a: NewAttachment) -> AttachmentKind:
 
 
 def _clean_text(text: str | None, *, required: bool) -> str:
-    text = (text or "").strip()
+    text = (text or "").replace("\x00", "").strip()  # PostgreSQL text refuses NUL
     if len(text) > MAX_TEXT:
         raise InvalidInput(f"文字太长（{len(text)}字），请控制在{MAX_TEXT}字以内")
     if required and not text:
@@ -96,7 +97,7 @@ def attach(session: Session, case: Case, event: CaseEvent, items: Sequence[NewAt
 
 def new_holder_text(case: Case, target: Target, *, intro: str, tz: ZoneInfo,
                     address: str | None = None) -> str:
-    # The holder needs the household to go and look; group chats get the text without it.
+    # The holder needs the household to go and look; group chats get it masked.
     where = f"\n住址：{address}" if address else ""
     return (f"【{intro}】{msg.title(case)}{where}\n承办：{msg.role_label(target.role.value)} "
             f"{target.person.name}。{msg.deadline_phrase(case, tz)}。")
@@ -156,10 +157,10 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     attach(session, case, event, attachments, purpose="report", by=opener, now=now)
     tz = policy.tz
     may_whistle = target.role in (Role.secretary, Role.admin)
+    address = resident_address(session, case)
     drafts = ops.to_person(
         case, target.person.id, kind="new_case",
-        text=new_holder_text(case, target, intro="新工单", tz=tz,
-                             address=resident_address(session, case)),
+        text=new_holder_text(case, target, intro="新工单", tz=tz, address=address),
         actions=msg.holder_actions(case, may_whistle=may_whistle),
     )
     drafts += ops.to_residents(
@@ -168,7 +169,8 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
               f"{target.person.name}，将在{msg.span(policy.duration(Stage.reply))}内答复您。"),
     )
     drafts += ops.to_chats(case, ops.mirror_bindings(session, target.node), kind="mirror",
-                           text=new_holder_text(case, target, intro="新工单", tz=tz))
+                           text=new_holder_text(case, target, intro="新工单", tz=tz,
+                                                address=mask_address(address)))
     ops.send(session, drafts, now)
     return case
 
@@ -182,8 +184,9 @@ def _index(chain: Chain, target: Target) -> int:
 
 def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
                 text: str | None = None, attachments: Sequence[NewAttachment] = (),
-                version: int | None = None, via: str | None = None) -> Case:
-    """Append a resident's later words, photos or location to their case and tell the holder."""
+                version: int | None = None, via: str | None = None, notify: bool = True) -> Case:
+    """Append a resident's later words, photos or location to their case and tell the holder
+    (`notify=False`: only the case's timeline gets it, for a resident sending a flood)."""
     now = clock.now()
     case = ops.load(session, case_id)
     if person_id not in ops.followers(session, case_id):
@@ -204,6 +207,8 @@ def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
     session.flush()
     attach(session, case, event, attachments, purpose="addition", by=person_id, now=now)
     extra = f"（附{len(attachments)}个附件）" if attachments else ""
+    if not notify:
+        return case
     ops.send(session, [
         d for d in ops.to_person(
             case, case.holder_id, kind="case_added",

@@ -276,9 +276,10 @@ class NodeStatus:
     previous: WarningLevel | None
 
 
-def node_status(session: Session, *, node: NodeRef, now: datetime,
-                thresholds: Thresholds) -> NodeStatus:
-    """The node's unresolved and overdue counts and its colour, remembered for hysteresis."""
+def node_status(session: Session, *, node: NodeRef, now: datetime, thresholds: Thresholds,
+                changed: list[tuple[int, WarningLevel]] | None = None) -> NodeStatus:
+    """The node's unresolved and overdue counts and its colour, remembered for hysteresis
+    (or, given `changed`, listed there for remember_levels, so a read can stay a read)."""
     from core.cases.lists import overdue_clause
 
     unresolved_q = sa.and_(_in_subtree(node),
@@ -292,8 +293,18 @@ def node_status(session: Session, *, node: NodeRef, now: datetime,
     level = warning_level(unresolved=int(unresolved), overdue=int(overdue),
                           thresholds=thresholds, previous=previous)
     if level is not previous:
-        _remember(session, node.id, level, now)
+        if changed is None:
+            _remember(session, node.id, level, now)
+        else:
+            changed.append((node.id, level))
     return NodeStatus(node, int(unresolved), int(overdue), level, previous)
+
+
+def remember_levels(session: Session, *, changed: list[tuple[int, WarningLevel]],
+                    now: datetime) -> None:
+    """Store colours that node_status found changed, for the next view's hysteresis."""
+    for node_id, level in changed:
+        _remember(session, node_id, level, now)
 
 
 def _remember(session: Session, node_id: int, level: WarningLevel, now: datetime) -> None:
@@ -312,3 +323,4 @@ def map_status(session: Session, *, node: NodeRef, now: datetime,
     """The colour of each child of a node: the dashboard's map one level down."""
     return [node_status(session, node=child, now=now, thresholds=thresholds)
             for child in children(session, node)]
+

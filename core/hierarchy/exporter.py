@@ -1,4 +1,10 @@
-"""`linzhang export`: write the hierarchy back in the files `linzhang import` reads."""
+"""`linzhang export`: write the hierarchy back in the files `linzhang import` reads.
+
+A full export (the operator's CLI, a town or district admin) round-trips into import. A masked
+export (`masked=True`: an admin below town level, who does not keep the roster) hides phones and
+addresses (core/privacy.py) and leaves chat accounts out; import refuses its masked cells, so it
+can never be loaded back over real data.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from sqlalchemy.engine import Engine
 from core.errors import InvalidInput
 from core.hierarchy.readers import HEADERS, Kind
 from core.hierarchy.tree import subtree_bounds
+from core.privacy import mask_address, mask_phone
 
 XLSX_MAX_ROWS = 1_048_575  # Excel's sheet limit, less the header
 
@@ -25,6 +32,7 @@ class ExportReport:
     nodes: int
     members: int
     categories: int
+    masked: bool = False
 
 
 def _where_subtree(root_path: str | None, alias: str) -> tuple[str, dict[str, str]]:
@@ -60,7 +68,8 @@ def _num(v: float | None) -> str:
     return "" if v is None else repr(v)
 
 
-def _members(conn: sa.Connection, root_path: str | None) -> Iterator[tuple[str, ...]]:
+def _members(conn: sa.Connection, root_path: str | None,
+             masked: bool = False) -> Iterator[tuple[str, ...]]:
     where, params = _where_subtree(root_path, "n")
     # One chat account per platform per person: the first one they got. The others are kept in
     # the database; a re-import never drops them.
@@ -76,7 +85,11 @@ def _members(conn: sa.Connection, root_path: str | None) -> Iterator[tuple[str, 
         " WHERE p.phone IS NOT NULL" + where + " ORDER BY x.id"
     ), params)
     for name, phone, role, code, address, tg, openid, wecom in rows:
-        yield (name, phone, role, code, address or "", tg or "", openid or "", wecom or "")
+        if masked:
+            yield (name, mask_phone(phone), role, code, mask_address(address) or "", "", "", "")
+        else:
+            yield (name, phone, role, code, address or "", tg or "", openid or "",
+                   wecom or "")
 
 
 def _categories(conn: sa.Connection) -> Iterator[tuple[str, ...]]:
@@ -87,9 +100,10 @@ def _categories(conn: sa.Connection) -> Iterator[tuple[str, ...]]:
 
 
 def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
-                 root_code: str | None = None) -> ExportReport:
+                 root_code: str | None = None, masked: bool = False) -> ExportReport:
     """Write nodes, members and categories (CSV files in a folder, or one XLSX workbook);
-    given a connection, it reads inside that connection's transaction."""
+    given a connection, it reads inside that connection's transaction. `masked`: phones and
+    addresses hidden (see the module docstring)."""
     if fmt not in ("csv", "xlsx"):
         raise InvalidInput(f"unknown export format {fmt!r} (csv or xlsx)")
     opened = engine.connect() if isinstance(engine, Engine) else contextlib.nullcontext(engine)
@@ -107,7 +121,7 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
         tables = [
             (Kind.nodes, node_headers,
              (r if has_coords else r[:4] for r in _nodes(conn, root_path))),
-            (Kind.members, HEADERS[Kind.members], _members(conn, root_path)),
+            (Kind.members, HEADERS[Kind.members], _members(conn, root_path, masked)),
             (Kind.categories, HEADERS[Kind.categories], _categories(conn)),
         ]
         counts: dict[Kind, int] = {}
@@ -144,4 +158,5 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
             path.parent.mkdir(parents=True, exist_ok=True)
             wb.save(path)
             files.append(path)
-    return ExportReport(files, counts[Kind.nodes], counts[Kind.members], counts[Kind.categories])
+    return ExportReport(files, counts[Kind.nodes], counts[Kind.members], counts[Kind.categories],
+                        masked)

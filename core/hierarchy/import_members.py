@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from core.hierarchy.model import Level, Platform, Role
 from core.hierarchy.readers import Table
 from core.hierarchy.tree import normalize_phone, parse_role, role_error
+from core.privacy import MASK_MARK, is_masked
 
 if TYPE_CHECKING:
     from core.hierarchy.importer import Errors, ImportReport
@@ -113,6 +114,8 @@ def stage(conn: sa.Connection, tables: list[Table], levels: dict[str, tuple[int,
 
 
 _FAST_PHONE = frozenset("3456789")
+MASKED_FILE = ("this file is a masked export (made below town level) and cannot be imported;"
+               " import an export made by a town or district admin")
 
 
 def _check_row(
@@ -129,6 +132,8 @@ def _check_row(
         phone: str | None = phone_t
     else:
         phone = normalize_phone(phone_t)
+        if phone is None and is_masked(phone_t):
+            return f"phone {phone_t!r} is masked: {MASKED_FILE}", ()
         if phone is None:
             return f"malformed phone {phone_t!r} (an 11-digit mainland mobile number)", ()
     role = _ROLES.get(role_t) or parse_role(role_t)
@@ -144,6 +149,8 @@ def _check_row(
         return f"{role_fit[key]} ({code})", ()
     if len(address) > 300:
         return "address is longer than 300 characters", ()
+    if MASK_MARK * 2 in address:
+        return f"address {address!r} is masked: {MASKED_FILE}", ()
     if tg and not (tg.isdigit() and tg[0] != "0" and len(tg) <= 20):
         return f"malformed telegram_user_id {tg!r}", ()
     if openid and not _OPENID.fullmatch(openid):

@@ -377,3 +377,8 @@ def _write_nodes(conn: sa.Connection, tree: dict[str, TreeNode], report: ImportR
             f" latitude = {ph}, longitude = {ph} WHERE id = {ph}", updates,
         )
     report.nodes_added, report.nodes_updated = len(inserts), len(updates)
+    if any(n.stored is not None and n.stored[3] != n.path for n in tree.values()):
+        # A node moved: the figure rollups file villages by path, so rebuild them.
+        from core.rollup.model import STATE
+
+        conn.execute(sa.update(STATE).values(rebuild=True))

@@ -122,6 +122,8 @@ _NODE_COLS = (N.c.id, N.c.code, N.c.level, N.c.name, N.c.path, N.c.parent_id)
 
 
 def node_by_code(session: Session, code: str) -> NodeRef:
+    if len(code) > 40 or "\x00" in code:  # no code is that long; PostgreSQL refuses NUL
+        raise NotFound(f"no node with code {code[:40]!r}")
     row = session.execute(sa.select(*_NODE_COLS).where(N.c.code == code.strip())).first()
     if row is None:
         raise NotFound(f"no node with code {code!r}")

@@ -195,12 +195,17 @@ def _xlsx_tables(path: Path) -> list[Table]:
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, SyntaxError, TypeError,
+            AttributeError, IndexError) as exc:
+        # SyntaxError: xml.etree's ParseError, for a zip whose parts are not XML
         raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
     tables: list[Table] = []
     try:
         for ws in wb.worksheets:
-            header = next(ws.iter_rows(max_row=1, values_only=True), None)
+            try:
+                header = next(ws.iter_rows(max_row=1, values_only=True), None)
+            except (KeyError, ValueError, SyntaxError, TypeError, AttributeError) as exc:
+                raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
             if not header or not any(h for h in header):
                 continue
             label = f"{path.name}[{ws.title}]" if len(wb.worksheets) > 1 else path.name

@@ -113,3 +113,89 @@ def test_map_turns_a_village_red_and_drills_down(sqlite_engine: Engine, sqlite_u
         page.screenshot(path=str(ARTIFACTS / "dashboard-case.png"), full_page=True)
         page.goto(f"{url}/dashboard/figures")
         page.screenshot(path=str(ARTIFACTS / "dashboard-figures.png"), full_page=True)
+
+
+class _TileServer:
+    """A map tile server on loopback: one grey 256×256 PNG for every /{z}/{x}/{y}.png."""
+
+    def __init__(self) -> None:
+        import io
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (256, 256), (220, 224, 228)).save(buf, "PNG")
+        png = buf.getvalue()
+        served: list[str] = []
+        self.served = served
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the name http.server calls
+                served.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(png)))
+                self.end_headers()
+                self.wfile.write(png)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_geographic_view_shows_the_same_colours_on_leaflet(
+        sqlite_engine: Engine, sqlite_url: str, tmp_path: Path, clock: FakeClock,
+        browser_page: Any) -> None:
+    import sqlalchemy as sa
+
+    engine = sqlite_engine
+    load_demo(engine)
+    tiles = _TileServer()
+    st = Settings(_env_file=None, database_url=sqlite_url,  # type: ignore[call-arg]
+                  media_dir=str(tmp_path / "media"), warn_yellow_open=1, warn_orange_open=2,
+                  warn_red_open=3, tile_url=tiles.url + "/{z}/{x}/{y}.png")
+    with engine.begin() as conn:
+        # The two communities of the demo town, placed in Bozhou.
+        conn.execute(sa.text("UPDATE node SET latitude = 33.87 + 0.01 * (id % 7),"
+                             " longitude = 115.77 + 0.01 * (id % 5)"
+                             " WHERE level = 'village'"))
+    resident = holder_of(engine, "resident", LIN1)
+    admin = holder_of(engine, "admin", TOWN)
+    for text in ("路灯坏了一周", "下水道堵塞返味", "垃圾桶满了没人清"):
+        _open(engine, clock, st, resident.person_id, text)
+    app = create_app(st, clock=clock, container=build_container(st, clock=clock, engine=engine),
+                     run_jobs=False)
+    page = browser_page
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with serve(app) as url:
+            with session_scope(engine) as s:
+                token = accounts.issue_login_token(s, person_id=admin.person_id,
+                                                   now=clock.now(), ttl=timedelta(minutes=15))
+            page.goto(f"{url}/login/{token}")
+            assert page.locator(f'a.tile[data-code="{VILLAGE1}"]').get_attribute(
+                "data-level") == "red"
+            # Leaflet (served by the app) draws one circle per community in the tile colours.
+            red = page.locator(f"path.geo-node.geo-red.geo-code-{VILLAGE1}")
+            red.wait_for(state="visible", timeout=15_000)
+            assert page.locator("path.geo-node").count() == 2
+            assert page.locator("path.geo-node.geo-green").count() == 1
+            assert red.get_attribute("fill") == "#d93a34"
+            page.wait_for_function("document.querySelectorAll('img.leaflet-tile-loaded')"
+                                   ".length > 0", timeout=15_000)
+            assert tiles.served and all(p.endswith(".png") for p in tiles.served)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-geo.png"), full_page=True)
+            red.click(force=True)
+            page.wait_for_url(f"**/dashboard?node={VILLAGE1}")
+    finally:
+        tiles.close()

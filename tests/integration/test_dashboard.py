@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from core.container import build_container
 from core.db import session_scope
 from core.hierarchy.model import Node, Person, Post
 from core.media.store import MediaStore
+from core.rollup.refresh import refresh
 from core.settings import Settings
 from tests.casehelpers import HOUR, advance_and_sweep, open_case
 from tests.cityfactory import City, build_city
@@ -153,6 +155,38 @@ def test_password_set_by_admin_then_form_sign_in(world: dict[str, Any]) -> None:
     assert out.status_code == 303 and b.get("/api/me").status_code == 401
 
 
+def test_password_guessing_is_slowed_down_per_phone_and_per_address(
+        world: dict[str, Any]) -> None:
+    w, city, clock = world, world["city"], world["clock"]
+    admin = client_for(w, city["town_admin"])
+    assert admin.post("/api/passwords", json={"phone": "13900000004", "password": "shuji-2026"},
+                      headers=csrf(admin)).status_code == 200
+    b = browser(w)
+    for i in range(5):
+        r = b.post("/login", data={"phone": "13900000004", "password": f"guess-{i}"})
+        assert r.status_code == 403
+    # The sixth try is refused unchecked, even with the right password, and says for how long.
+    r = b.post("/login", data={"phone": "13900000004", "password": "shuji-2026"})
+    assert r.status_code == 429 and "尝试次数过多" in r.text
+    assert 60 <= int(r.headers["retry-after"]) <= 15 * 60 + 1
+    assert b.get("/api/me").status_code == 401
+    with Session(w["engine"]) as s:
+        stored = s.execute(sa.text("SELECT key_hash FROM login_failure")).scalars().all()
+    assert stored and not any("13900000004" in k or "127.0.0.1" in k for k in stored)
+    clock.advance(timedelta(minutes=16))
+    assert b.post("/login", data={"phone": "13900000004",
+                                  "password": "shuji-2026"}).status_code == 303
+    # One address trying many phone numbers is stopped too (30 failures in the window).
+    other = browser(w)
+    for i in range(30):
+        assert other.post("/login", data={"phone": f"1380000{i:04d}",
+                                          "password": "x" * 8}).status_code == 403
+    assert other.post("/login", data={"phone": "13900000004",
+                                      "password": "shuji-2026"}).status_code == 429
+    # Guessing login links counts against the address as well.
+    assert other.get("/login/not-a-real-token").status_code == 429
+
+
 def test_every_page_and_call_stays_inside_the_viewers_subtree(world: dict[str, Any]) -> None:
     w, city, clock = world, world["city"], world["clock"]
     case_id = open_case(w["engine"], clock, city)  # in town 1, village V1
@@ -188,6 +222,9 @@ def test_map_turns_the_village_red_once_its_cases_go_overdue(world: dict[str, An
     assert before["node"]["code"] == "341602001"
     v1 = next(t for t in before["tiles"] if t["node"]["code"] == "341602001001")
     assert (v1["level"], v1["unresolved"], v1["overdue"]) == ("green", 3, 0)
+    # Each tile holds its own children's colours: the village shows its 片.
+    assert [(m["node"]["code"], m["level"], m["unresolved"]) for m in v1["inside"]] == [
+        ("34160200100101", "green", 3)]
     assert before["thresholds"]["overdue"] == [1, 2, 2]
     # Nobody answers: the sweep escalates up to the top of the chain, then they are overdue.
     advance_and_sweep(w["engine"], clock, 30 * HOUR, step=HOUR)
@@ -203,6 +240,15 @@ def test_map_turns_the_village_red_once_its_cases_go_overdue(world: dict[str, An
     assert (v1["level"], v1["overdue"], v2["level"]) == ("red", 3, "green"), after
     page = town.get("/dashboard").text
     assert 'data-code="341602001001" data-level="red"' in page and "图例" in page
+    assert [(m["node"]["code"], m["level"], m["overdue"]) for m in v1["inside"]] == [
+        ("34160200100101", "red", 3)]
+    assert '<i class="mini red" data-code="34160200100101"' in page
+    assert '<i class="mini green" data-code="34160200100201"' in page  # v2's 片: nothing late
+    # The district's map: each town tile shows its villages.
+    district = client_for(w, city["district_admin"]).get("/api/map").json()
+    t1 = next(t for t in district["tiles"] if t["node"]["code"] == "341602001")
+    assert [(m["node"]["code"], m["level"]) for m in t1["inside"]] == [
+        ("341602001001", "red"), ("341602001002", "green")]
     # Drill down: village → area, with breadcrumbs back up.
     down = town.get("/dashboard", params={"node": "341602001001"}).text
     assert 'data-code="34160200100101"' in down and 'href="/dashboard?node=341602001"' in down
@@ -266,8 +312,17 @@ def test_figures_ranking_and_xlsx_exports(world: dict[str, Any], tmp_path: Path)
     for i in range(3):
         open_case(w["engine"], clock, city, text=f"问题{i}")
     town = client_for(w, city["town_admin"])
+    # A town's figures come from the daily rollups, as of their last refresh.
     f = town.get("/api/figures").json()
+    assert (f["received"], f["from_rollup"], f["as_of"]) == (0, True, None)
+    assert "尚未汇总" in town.get("/dashboard/figures").text
+    refresh(w["engine"], clock=clock, tz=ZoneInfo("Asia/Shanghai"))
+    f = town.get("/api/figures").json()
+    assert f["from_rollup"] and f["as_of"] is not None
     assert f["received"] == 3 and f["closed"] == 0 and len(f["weeks"]) == 12
+    assert "数据截至" in town.get("/dashboard/figures").text
+    village = client_for(w, city["secretary"]).get("/api/figures").json()
+    assert (village["received"], village["from_rollup"]) == (3, False)
     assert f["weeks"][-1]["received"] == 3
     rk = town.get("/api/ranking").json()
     assert rk["level"] == "village" and rk["min_cases"] == 10

@@ -146,8 +146,13 @@ def test_edited_files_update_in_place_and_keep_chat_identities(
                       external_id="999000111", now=clock.now())
     identities_before = dump(engine)["chat_identity"]
     edits = _edit_city(city, tmp_path / "edited")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE rollup_state SET rebuild = false"))
 
     report = import_files(engine, _files(tmp_path / "edited"), clock=clock)
+    with engine.connect() as conn:
+        # Nodes moved: the figure rollups, filed by village path, are due for a rebuild.
+        assert conn.execute(sa.text("SELECT rebuild FROM rollup_state")).scalar_one()
 
     moved = edits["moved_lins"]
     assert isinstance(moved, list) and moved

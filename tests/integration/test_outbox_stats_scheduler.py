@@ -15,7 +15,7 @@ from core.clock import FakeClock
 from core.db import session_scope
 from core.errors import InvalidInput
 from core.hierarchy.queries import node_by_id
-from core.scheduler import build_scheduler, sweep_job
+from core.scheduler import SWEEP_JOB_ID, build_scheduler, sweep_job
 from tests.casehelpers import HOUR, MINUTE, advance_and_sweep, do, open_case, outbox, settings
 from tests.cityfactory import build_city
 
@@ -153,7 +153,9 @@ def test_scheduler_really_runs_the_sweep(sqlite_engine: Engine) -> None:
                             settings=settings(sweep_interval="50ms"))
     job = sweep_job(sched)
     done = threading.Event()
-    sched.add_listener(lambda e: done.set(), EVENT_JOB_EXECUTED)
+    # Other jobs (the rollups run at once on start) must not end the wait: only the sweep.
+    sched.add_listener(lambda e: done.set() if e.job_id == SWEEP_JOB_ID else None,
+                       EVENT_JOB_EXECUTED)
     sched.start()
     try:
         assert done.wait(timeout=10)

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -19,11 +19,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, *, timeout: float = 20.0) -> Iterator[str]:
+def serve(app: Any, *, timeout: float = 20.0,
+          lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
     """Yield the base URL while the app serves on 127.0.0.1 (lifespan included)."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+                            lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,5 +1,5 @@
 // The geographic view: the same warning colours as the tiles, on a Leaflet map.
-// Only loaded when the deployment sets TILE_URL (Leaflet comes from LEAFLET_URL or the tile host).
+// Only loaded when the deployment sets TILE_URL (Leaflet ships with the app, or LEAFLET_URL).
 (function () {
   "use strict";
   var el = document.getElementById("geo");
@@ -11,9 +11,10 @@
   var bounds = [];
   points.forEach(function (p) {
     var m = L.circleMarker([p.lat, p.lon], { radius: 12, color: "#fff", weight: 2,
-      fillColor: colours[p.level], fillOpacity: 0.9 }).addTo(map);
+      fillColor: colours[p.level], fillOpacity: 0.9,
+      className: "geo-node geo-" + p.level + " geo-code-" + p.code }).addTo(map);
     m.bindTooltip(p.name + "：未办结 " + p.unresolved + "，超时 " + p.overdue);
-    m.on("click", function () { window.location = "/dashboard?node=" + encodeURIComponent(p.code); });
+    m.on("click", function () { window.location = p.href; });
     bounds.push([p.lat, p.lon]);
   });
   if (bounds.length) { map.fitBounds(bounds, { padding: [30, 30], maxZoom: 15 }); }

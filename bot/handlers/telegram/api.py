@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from bot.handlers.telegram.parts import (
     split_text,
 )
 from bot.handlers.telegram.ratelimit import Limits, RateLimiter, Timer
+from core.counters import Counters
 from core.errors import MediaRejected
 from core.settings import Settings
 
@@ -129,9 +131,11 @@ class TelegramApi:
 
     def __init__(self, *, token: str, base: str = "https://api.telegram.org",
                  pool_size: int = 64, timeout: float = 10.0, poll_timeout: float = 60.0,
-                 limits: Limits | None = None, timer: Timer | None = None) -> None:
+                 limits: Limits | None = None, timer: Timer | None = None,
+                 counters: Counters | None = None) -> None:
         base = base.rstrip("/")
         self.base = base
+        self.counters = counters
         self.limiter = RateLimiter(limits, timer)
         # The pool must hold as many connections as the sender has requests in flight.
         self._request = HTTPXRequest(connection_pool_size=pool_size, read_timeout=timeout,
@@ -169,28 +173,44 @@ class TelegramApi:
 
     # ---- sending ----------------------------------------------------------------------------
 
+    @contextmanager
+    def _counted(self, messages: int = 1) -> Iterator[None]:
+        """Count a call's accepted messages and its 429 for /metrics (every sender's calls
+        pass through here, so nothing else has to count)."""
+        try:
+            yield
+        except RetryAfter:
+            if self.counters is not None:
+                self.counters.throttled("telegram")
+            raise
+        if self.counters is not None:
+            self.counters.sent("telegram", messages)
+
     async def send_text(self, chat_id: str | int, text: str, *, markup: Markup | None = None,
                         reply_to: str | int | None = None) -> int:
         """Send one text (at most 4096 UTF-16 units); the message id Telegram gave it."""
-        msg = await self.bot.send_message(_chat(chat_id), text, reply_markup=markup,
-                                          reply_parameters=self._reply(reply_to))
+        with self._counted():
+            msg = await self.bot.send_message(_chat(chat_id), text, reply_markup=markup,
+                                              reply_parameters=self._reply(reply_to))
         return msg.message_id
 
     async def send_photo(self, chat_id: str | int, photo: Upload | str, *, caption: str = "",
                          markup: Markup | None = None, reply_to: str | int | None = None) -> int:
         """Send a photo (an upload, or a Telegram file_id) with a caption of at most 1024."""
-        msg = await self.bot.send_photo(_chat(chat_id), self._input(photo),
-                                        caption=caption or None, reply_markup=markup,
-                                        reply_parameters=self._reply(reply_to))
+        with self._counted():
+            msg = await self.bot.send_photo(_chat(chat_id), self._input(photo),
+                                            caption=caption or None, reply_markup=markup,
+                                            reply_parameters=self._reply(reply_to))
         return msg.message_id
 
     async def send_document(self, chat_id: str | int, document: Upload | str, *,
                             caption: str = "", markup: Markup | None = None,
                             reply_to: str | int | None = None) -> int:
         """Send a file (an upload, or a Telegram file_id) with a caption of at most 1024."""
-        msg = await self.bot.send_document(_chat(chat_id), self._input(document),
-                                           caption=caption or None, reply_markup=markup,
-                                           reply_parameters=self._reply(reply_to))
+        with self._counted():
+            msg = await self.bot.send_document(_chat(chat_id), self._input(document),
+                                               caption=caption or None, reply_markup=markup,
+                                               reply_parameters=self._reply(reply_to))
         return msg.message_id
 
     async def send(self, chat_id: str | int, text: str, *, buttons: Sequence[Button] = (),
@@ -238,15 +258,16 @@ class TelegramApi:
         already was ("message is not modified" is success)."""
         markup = inline_keyboard(buttons)
         try:
-            if caption:
-                await self.bot.edit_message_caption(
-                    chat_id=_chat(chat_id), message_id=int(message_id),
-                    caption=split_text(text, CAPTION_LIMIT)[0] if text.strip() else None,
-                    reply_markup=markup)
-            else:
-                await self.bot.edit_message_text(
-                    split_text(text, TEXT_LIMIT)[0], chat_id=_chat(chat_id),
-                    message_id=int(message_id), reply_markup=markup)
+            with self._counted(0):
+                if caption:
+                    await self.bot.edit_message_caption(
+                        chat_id=_chat(chat_id), message_id=int(message_id),
+                        caption=split_text(text, CAPTION_LIMIT)[0] if text.strip() else None,
+                        reply_markup=markup)
+                else:
+                    await self.bot.edit_message_text(
+                        split_text(text, TEXT_LIMIT)[0], chat_id=_chat(chat_id),
+                        message_id=int(message_id), reply_markup=markup)
         except BadRequest as e:
             if is_not_modified(e):
                 return False
@@ -256,7 +277,9 @@ class TelegramApi:
     async def answer_press(self, query_id: str, text: str = "", *, alert: bool = False) -> None:
         """Acknowledge a button press (the spinner stops; the text shows as a toast)."""
         shown = text if len(text) <= ANSWER_LIMIT else text[: ANSWER_LIMIT - 1] + "…"
-        await self.bot.answer_callback_query(query_id, text=shown or None, show_alert=alert)
+        with self._counted(0):
+            await self.bot.answer_callback_query(query_id, text=shown or None,
+                                                 show_alert=alert)
 
     # ---- files ------------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def decode(data: str, *, query_id: str | None = None, message_id: str | None = N
         case_id, version = int(parts[1]), int(parts[2])
     except ValueError:
         raise CallbackError(f"malformed callback data {data!r}") from None
-    if case_id < 0 or version < 0:
+    if not (0 <= case_id < 2**31 and 0 <= version < 2**31):  # INTEGER columns
         raise CallbackError(f"malformed callback data {data!r}")
     return Press(action=ACTIONS[parts[0]], case_id=case_id, version=version,
                  arg=parts[3] if len(parts) == 4 else None, query_id=query_id,

@@ -23,8 +23,8 @@ def handle_body(c: Container, body: bytes) -> None:
     """Parse, store and handle one update body (sync: run it in a worker thread)."""
     now = c.clock.now()
     try:
-        data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data: Any = json.loads(body, parse_constant=not_json)
+    except ValueError as exc:  # not UTF-8, not JSON, or NaN / Infinity
         log.warning("telegram: body is not JSON (%s)", exc)
         return
     update_id = str(data.get("update_id")) if isinstance(data, dict) else "?"
@@ -33,16 +33,23 @@ def handle_body(c: Container, body: bytes) -> None:
     except Unparseable as exc:
         if isinstance(data, dict) and isinstance(data.get("update_id"), int):
             record_unparsed(c.engine, platform="telegram", update_id=update_id, payload=data,
-                            now=now, error=str(exc))
+                            now=now, error=str(exc), counters=c.counters)
         else:
             log.warning("telegram: %s", exc)
         return
     if inbound is None:
         record_unparsed(c.engine, platform="telegram", update_id=update_id, payload=data,
-                        now=now, error="ignored: not a message we act on")
+                        now=now, error="ignored: not a message we act on",
+                        counters=c.counters)
         return
     inbound = fetch_spreadsheets(c, inbound, data)
-    process(c.engine, inbound=inbound, payload=data, clock=c.clock, settings=c.settings)
+    process(c.engine, inbound=inbound, payload=data, clock=c.clock, settings=c.settings,
+            counters=c.counters)
+
+
+def not_json(name: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON (and PostgreSQL's json type) does not."""
+    raise ValueError(f"{name} is not JSON")
 
 
 SHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".txt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -21,16 +22,27 @@ def parse_update(data: Any, *, now: datetime, bot_username: str | None = None) -
         raise Unparseable("not a Telegram update (no integer update_id)")
     try:
         update = Update.de_json(data, None)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise Unparseable(f"malformed update: {type(exc).__name__}: {exc}") from None
     if update is None:
         raise Unparseable("empty update")
+    try:
+        inbound = _interpret(update, now, bot_username)
+        return None if inbound is None else _typed(inbound)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
+        # python-telegram-bot builds objects without checking field types: a `text` that is a
+        # number or a `chat` that is null only shows up here. Not an update Telegram sends.
+        raise Unparseable(f"malformed update: {type(exc).__name__}: {exc}") from None
+
+
+def _interpret(update: Update, now: datetime, bot_username: str | None) -> Inbound | None:
     uid = str(update.update_id)
     if update.callback_query is not None:
         q = update.callback_query
         msg = q.message if isinstance(q.message, Message) else None
         if msg is None or q.data is None:
             return None
+        _check_ids(msg.chat.id, q.from_user.id, msg.message_id)
         try:
             press = decode(q.data, query_id=q.id, message_id=str(msg.message_id))
         except CallbackError:
@@ -48,9 +60,38 @@ def parse_update(data: Any, *, now: datetime, bot_username: str | None = None) -
     return _from_message(msg, uid, now, bot_username)
 
 
+def _typed(i: Inbound) -> Inbound:
+    """The Inbound, once every field has the type (and a size) Telegram's own would have."""
+    for name in ("sender_name", "language", "chat_title", "text", "reply_to_text", "album_id",
+                 "contact_phone"):
+        value = getattr(i, name)
+        if value is not None and (not isinstance(value, str) or len(value) > 10_000):
+            raise ValueError(f"{name} is not text")
+    if len(i.chat_title or "") > 255 or len(i.language or "") > 35:
+        raise ValueError("a chat title or language code longer than Telegram allows")
+    for m in i.media:
+        for ref, limit in ((m.file_ref, 200), (m.file_unique_id, 200), (m.mime, 100)):
+            if ref is not None and (not isinstance(ref, str) or len(ref) > limit):
+                raise ValueError("a file id or MIME type that Telegram would not send")
+        for number in (m.size, m.latitude, m.longitude):
+            if number is not None and (isinstance(number, bool)
+                                       or not isinstance(number, int | float)
+                                       or not math.isfinite(number)):
+                raise ValueError("a file size or coordinate that is not a number")
+    return i
+
+
+def _check_ids(*ids: object) -> None:
+    """Chat, user and message ids are integers in every update Telegram sends; anything else
+    (an empty string, a float) would leave a reply without an address."""
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ValueError(f"ids are not integers: {ids!r}")
+
+
 def _from_message(msg: Message, uid: str, now: datetime, bot_username: str | None) -> Inbound:
     user = msg.from_user
     assert user is not None
+    _check_ids(msg.chat.id, user.id, msg.message_id)
     text = msg.text or msg.caption
     command: str | None = None
     args: tuple[str, ...] = ()

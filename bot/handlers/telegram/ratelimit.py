@@ -20,12 +20,18 @@ that the fake server shares, and nothing sleeps through a rate window for real.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from core.ratebucket import RateStore
+
+log = logging.getLogger(__name__)
 
 
 class Timer(Protocol):
@@ -90,6 +96,28 @@ class RateLimiter:
         self._turn: asyncio.Lock | None = None
         self.waited = 0.0  # seconds spent waiting, in all (for metrics and benches)
         self.paused_globally = 0  # how often a 429 paused everything
+        self._shared: tuple[RateStore, str, float] | None = None
+
+    def share(self, store: RateStore, *, key: str, fraction: float = 5 / 6) -> None:
+        """Keep the global rate across every process sending with this token too: each
+        message also books a slot in `store`'s bucket `key` (core/ratebucket.py) at
+        `fraction` of the global rate, a margin for the jitter between booking and Telegram's
+        stamp, which the shared bucket (unlike this limiter's own windows) cannot see."""
+        lim = self.limits
+        self._shared = (store, key, lim.global_count / lim.global_window * fraction)
+
+    async def _shared_slot(self) -> None:
+        if self._shared is None:
+            return
+        store, key, rate = self._shared
+        try:
+            wait = await asyncio.to_thread(store.reserve, key=key, rate=rate)
+        except Exception as exc:  # the shared store is down: this process's own limits hold
+            log.warning("shared rate limit unavailable (%s); keeping local limits only", exc)
+            return
+        if wait > 0:
+            self.waited += wait
+            await self.timer.sleep(wait)
 
     @property
     def in_flight(self) -> int:
@@ -174,6 +202,11 @@ class RateLimiter:
                 if self._chat_wait(chat_id, self.timer.monotonic()) == 0:
                     self._in_flight += 1
                     self._chat(chat_id).busy = True
+                    try:
+                        await self._shared_slot()
+                    except BaseException:  # cancelled while waiting: the slot was never used
+                        self.release(chat_id)
+                        raise
                     return
 
     def release(self, chat_id: str) -> None:

@@ -70,10 +70,22 @@ async def poll(api: TelegramApi, c: Container, stop: asyncio.Event) -> None:
             offset = int(u["update_id"]) + 1
 
 
+def share_rate_limit(api: TelegramApi, c: Container) -> None:
+    """With several workers (PostgreSQL, or Redis when REDIS_URL is set), the bot token's
+    global rate is booked in a bucket they all share (core/ratebucket.py)."""
+    from core.ratebucket import shared_store, token_key
+
+    token = c.settings.telegram_bot_token
+    store = shared_store(redis_url=c.settings.redis_url, engine=c.engine)
+    if store is not None and token is not None:
+        api.limiter.share(store, key=token_key(token.get_secret_value(), "global"))
+
+
 def start_telegram(c: Container, *, polling: bool) -> Callable[[], Awaitable[None]]:
     """Start Telegram's tasks; returns the coroutine function that stops them."""
     stop = asyncio.Event()
-    api = TelegramApi.from_settings(c.settings)
+    api = TelegramApi.from_settings(c.settings, counters=c.counters)
+    share_rate_limit(api, c)
 
     async def download(file_ref: str, size: int | None) -> bytes:
         return await api.download(file_ref, known_size=size)
@@ -81,7 +93,8 @@ def start_telegram(c: Container, *, polling: bool) -> Callable[[], Awaitable[Non
     async def boot() -> None:
         try:
             await api.start()
-            await set_menus(api, c)
+            if c.leader is None or c.leader.is_leader:  # once per deployment, not per worker
+                await set_menus(api, c)
         except Exception as exc:
             log.warning("Telegram setup incomplete: %s", exc)
 

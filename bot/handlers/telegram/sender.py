@@ -587,7 +587,7 @@ async def run_sender(*, engine: Engine, settings: Settings, stop: asyncio.Event,
     try:
         if not stop.is_set():
             sender = TelegramSender(engine=engine, api=api, settings=settings, clock=clock,
-                                    media=media)
+                                    media=media, lease=settings.outbox_lease)
             await sender.run(stop)
     finally:
         if own:

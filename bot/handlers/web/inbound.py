@@ -111,7 +111,7 @@ def handle(c: Container, *, chat_id: str, client_id: str, text: str = "",
                "media": [m.__dict__ for m in media], "reply_to_text": reply_to_text,
                "press": press.__dict__ if press else None}
     processed = dispatch.process(c.engine, inbound=inbound, payload=payload, clock=c.clock,
-                                 settings=c.settings)
+                                 settings=c.settings, counters=c.counters)
     result.duplicate = not (processed and fresh)
     deliver_pending(c.engine, clock=c.clock)
     return result

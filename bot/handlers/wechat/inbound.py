@@ -120,14 +120,15 @@ def handle(c: Container, query: dict[str, str], body: bytes) -> Answer:
         inbound = parse_fields(got, now=now)
     except Unparseable as exc:
         record_unparsed(c.engine, platform=PLATFORM, update_id=uid, payload=got, now=now,
-                        error=str(exc))
+                        error=str(exc), counters=c.counters)
         return Answer(200)
     if inbound is None:
         record_unparsed(c.engine, platform=PLATFORM, update_id=uid, payload=got, now=now,
-                        error="ignored: not a message we act on")
+                        error="ignored: not a message we act on", counters=c.counters)
         return Answer(200)
     inbound = phone_fallback(c, inbound)
-    fresh = process(c.engine, inbound=inbound, payload=got, clock=c.clock, settings=c.settings)
+    fresh = process(c.engine, inbound=inbound, payload=got, clock=c.clock, settings=c.settings,
+                    counters=c.counters)
     if fresh:
         with write_session(c.engine) as s:
             touch_identity(s, platform=PLATFORM, external_id=inbound.sender_id, now=now)

@@ -6,7 +6,7 @@ import re
 
 from bot.flows.types import Press
 
-KEY = re.compile(r"^([a-z_]{1,20}):(\d{1,12}):(\d{1,9})(?::([^:]{1,40}))?$")
+KEY = re.compile(r"^([a-z_]{1,20}):(\d{1,9}):(\d{1,9})(?::([^:]{1,40}))?$")
 
 
 def encode(action: str, case_id: int, version: int, arg: object | None = None) -> str:

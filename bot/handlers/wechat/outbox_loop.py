@@ -23,6 +23,7 @@ from sqlmodel import Session
 from core import deliveries
 from core.cases.unreachable import mark_unreachable, on_unreachable
 from core.clock import Clock
+from core.counters import Counters
 from core.db import write_session
 from core.hierarchy.model import ChatBinding, ChatIdentity
 from core.outbox import OutboxMessage, mark_failed, mark_sent
@@ -69,6 +70,7 @@ class Retry:
 class Later:
     until: datetime
     note: str
+    throttled: bool = False  # the platform said "too many requests" (45009), not our budget
 
 
 Outcome = Done | Retry | Later
@@ -125,7 +127,7 @@ def _apply(engine: Engine, row: Row, outcome: Outcome, now: datetime) -> None:
 
 
 async def pass_once(engine: Engine, *, sender: Deliverer, clock: Clock, stats: Stats,
-                    limit: int = 50) -> int:
+                    limit: int = 50, counters: Counters | None = None) -> int:
     """Claim and deliver one batch; how many rows were claimed."""
     def claim() -> list[Row]:
         with write_session(engine) as s:
@@ -147,17 +149,24 @@ async def pass_once(engine: Engine, *, sender: Deliverer, clock: Clock, stats: S
             stats.deferred += 1
         else:
             stats.failed += 1
+        if counters is not None:
+            # Rows, not API calls: a row reaches each of a person's accounts at most once.
+            if isinstance(outcome, Done):
+                counters.sent(sender.platform)
+            elif isinstance(outcome, Later) and outcome.throttled:
+                counters.throttled(sender.platform)
         await asyncio.to_thread(_apply, engine, row, outcome, clock.now())
     return len(rows)
 
 
 async def run(engine: Engine, *, sender: Deliverer, clock: Clock, stop: asyncio.Event,
-              idle: float = 0.3) -> None:
+              idle: float = 0.3, counters: Counters | None = None) -> None:
     """Deliver until `stop` is set (a lifespan task)."""
     stats = Stats()
     while not stop.is_set():
         try:
-            claimed = await pass_once(engine, sender=sender, clock=clock, stats=stats)
+            claimed = await pass_once(engine, sender=sender, clock=clock, stats=stats,
+                                      counters=counters)
         except Exception:
             log.exception("%s sender pass failed; retrying", sender.platform)
             claimed = 0

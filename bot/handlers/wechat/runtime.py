@@ -39,7 +39,7 @@ def _start(c: Container, sender: object, fetch: Callable[[str], bytes]
 
     tasks = [
         asyncio.create_task(run(c.engine, sender=sender, clock=c.clock,  # type: ignore[arg-type]
-                                stop=stop)),
+                                stop=stop, counters=c.counters)),
         asyncio.create_task(run_fetcher(c.engine, platform=platform, download=download,
                                         settings=c.settings, clock=c.clock, stop=stop,
                                         interval=0.5)),

@@ -86,7 +86,8 @@ class WeChatSender:
                 msg_id, how = self._custom(openid, row), "custom"
             except (OutsideWindow, WeChatClientException) as exc:
                 if isinstance(exc, APILimitedException):
-                    return Later(now + timedelta(minutes=1), "WeChat API frequency limit")
+                    return Later(now + timedelta(minutes=1), "WeChat API frequency limit",
+                                 throttled=True)
                 code = getattr(exc, "errcode", None)
                 if code in GONE:
                     gone(self.engine, platform=PLATFORM, chat_id=openid, clock=self.clock,

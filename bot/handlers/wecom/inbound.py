@@ -20,6 +20,11 @@ from core.container import Container
 log = logging.getLogger(__name__)
 
 
+def not_json(name: str) -> Any:
+    """NaN and Infinity: Python reads them, JSON (and PostgreSQL's json type) does not."""
+    raise ValueError(f"{name} is not JSON")
+
+
 def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
@@ -83,20 +88,22 @@ def handle_app(c: Container, query: dict[str, str], body: bytes) -> Answer:
         inbound = parse_app(fields, now=now)
     except Unparseable as exc:
         record_unparsed(c.engine, platform=PLATFORM, update_id=update_id(fields), payload=fields,
-                        now=now, error=str(exc))
+                        now=now, error=str(exc), counters=c.counters)
         return Answer(200, "")
     if inbound is None:
         record_unparsed(c.engine, platform=PLATFORM, update_id=update_id(fields), payload=fields,
-                        now=now, error="ignored: not a message we act on")
+                        now=now, error="ignored: not a message we act on",
+                        counters=c.counters)
         return Answer(200, "")
-    process(c.engine, inbound=inbound, payload=fields, clock=c.clock, settings=c.settings)
+    process(c.engine, inbound=inbound, payload=fields, clock=c.clock, settings=c.settings,
+            counters=c.counters)
     return Answer(200, "")
 
 
 def handle_bot(c: Container, query: dict[str, str], body: bytes) -> Answer:
     """POST from a group's smart bot: `{"encrypt": …}` around the JSON message."""
     try:
-        envelope = json.loads(body)
+        envelope = json.loads(body, parse_constant=not_json)
         encrypted = str(envelope["encrypt"])
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("wecom bot: refused body: %s", exc)
@@ -105,7 +112,7 @@ def handle_bot(c: Container, query: dict[str, str], body: bytes) -> Answer:
     if isinstance(plain, Answer):
         return plain
     try:
-        data = json.loads(plain)
+        data = json.loads(plain, parse_constant=not_json)
         assert isinstance(data, dict)
     except (ValueError, AssertionError):
         return Answer(400, "")
@@ -117,7 +124,9 @@ def handle_bot(c: Container, query: dict[str, str], body: bytes) -> Answer:
         return Answer(200, "")
     if inbound is None:
         record_unparsed(c.engine, platform=PLATFORM, update_id=f"bot:{data.get('msgid')}",
-                        payload=data, now=now, error="ignored: not a message we act on")
+                        payload=data, now=now, error="ignored: not a message we act on",
+                        counters=c.counters)
         return Answer(200, "")
-    process(c.engine, inbound=inbound, payload=data, clock=c.clock, settings=c.settings)
+    process(c.engine, inbound=inbound, payload=data, clock=c.clock, settings=c.settings,
+            counters=c.counters)
     return Answer(200, "")

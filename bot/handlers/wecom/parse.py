@@ -9,10 +9,11 @@ from typing import Any
 
 from bot.flows.types import Inbound, Media
 from bot.handlers.wechat.keys import decode
+from bot.handlers.wechat.parse import check_bounds
 
 PLATFORM = "wecom"
 # "#12 明天来修" or "工单#12 明天来修": the leader names the case they answer.
-QUOTED = re.compile(r"^\s*(?:工单)?#(\d{1,12})[\s:：,，]*(.*)$", re.S)
+QUOTED = re.compile(r"^\s*(?:工单)?#(\d{1,9})(?!\d)[\s:：,，]*(.*)$", re.S)
 MENTION = re.compile(r"^\s*@\S+\s*")
 
 
@@ -52,6 +53,10 @@ def parse_app(f: dict[str, Any], *, now: datetime) -> Inbound | None:
     sender = str(f.get("FromUserName", ""))
     if not kind or not sender:
         raise Unparseable("no MsgType or FromUserName")
+    try:
+        check_bounds(f)
+    except ValueError as exc:
+        raise Unparseable(str(exc)) from None
     base: dict[str, Any] = {"platform": PLATFORM, "update_id": update_id(f), "chat_id": sender,
                             "sender_id": sender, "received_at": now, "language": "zh",
                             "message_id": str(f["MsgId"]) if f.get("MsgId") else None}
@@ -77,24 +82,31 @@ def parse_app(f: dict[str, Any], *, now: datetime) -> Inbound | None:
     if kind == "location":
         try:
             lat, lon = float(f.get("Location_X", "")), float(f.get("Location_Y", ""))
-        except ValueError:
+        except (TypeError, ValueError):
             return None
         return Inbound(**base, media=(Media("location", latitude=lat, longitude=lon),))
     return None
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """A JSON object field, or an empty one when the sender put anything else there."""
+    return value if isinstance(value, dict) else {}
+
+
 def parse_bot(d: dict[str, Any], *, now: datetime) -> Inbound | None:
     """A smart bot's JSON callback (someone @-mentioned the bot in a group) → Inbound."""
-    sender = (d.get("from") or {}).get("userid")
-    if not d.get("msgid") or not sender:
+    sender = _obj(d.get("from")).get("userid")
+    if not d.get("msgid") or not sender or isinstance(sender, dict | list):
         raise Unparseable("no msgid or from.userid")
+    if len(str(sender)) > 64 or len(str(d["msgid"])) > 64 or len(str(d.get("chatid"))) > 64:
+        raise Unparseable("msgid, chatid or from.userid is not a short text")
     if d.get("msgtype") != "text":
         return None
-    text = MENTION.sub("", str((d.get("text") or {}).get("content", "")))
+    text = MENTION.sub("", str(_obj(d.get("text")).get("content", "")))
     fields = _text_fields(text)
-    quote = d.get("quote") or {}
+    quote = _obj(d.get("quote"))
     if quote.get("msgtype") == "text" and not fields.get("reply_to_text"):
-        fields["reply_to_text"] = str((quote.get("text") or {}).get("content", "")) or None
+        fields["reply_to_text"] = str(_obj(quote.get("text")).get("content", "")) or None
     chat_id = str(d.get("chatid") or sender)
     return Inbound(platform=PLATFORM, update_id=f"bot:{d['msgid']}", chat_id=chat_id,
                    sender_id=str(sender), received_at=now, language="zh",

@@ -105,7 +105,8 @@ class WeComSender:
                     res = self._send(userid, "text", {"content": row.text})
                     msg_id, is_card = str(res.get("msgid", "")), False
             except APILimitedException:
-                return Later(now + timedelta(minutes=1), "WeCom API frequency limit")
+                return Later(now + timedelta(minutes=1), "WeCom API frequency limit",
+                             throttled=True)
             except WeChatClientException as exc:
                 if exc.errcode in GONE and personal:
                     gone(self.engine, platform=PLATFORM, chat_id=userid, clock=self.clock,

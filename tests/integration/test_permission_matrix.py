@@ -1,0 +1,312 @@
+"""Who may do what, tried exhaustively through the public interfaces: every role, inside and
+outside the case's subtree, × every case action and admin command in chat (bot/dispatch), and ×
+every dashboard action (/api). The expected table is written from the design's rules
+(DESIGN.md, README "In chat" / "Dashboard"), not read from the code under test:
+
+- a case is acted on (受理/答复/办结/转上级/驳回/合并) by its holder, anyone leading the holder's
+  node from above (组长, 片长, 书记) and admins of its subtree; 吹哨 only by a 书记 or a town /
+  district office; confirming, rating and reopening only by the resident who reported it;
+- admin commands (/stats /find /assign /bind /unbind /import /export with a node) are for
+  admins of that node's subtree; /cases /overdue /case /invite for leaders and admins;
+- the dashboard is for 书记, town and district admins, each inside their own subtree.
+
+A refusal is a polite reply (“抱歉…”) or 403/404, and leaves no trace: the case's state,
+version and holder are unchanged and its only new event is the recorded refusal; a refused
+command leaves the hierarchy tables as they were and sends nothing to anyone else."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bot.dispatch import process
+from bot.flows.types import Inbound, Press
+from core import accounts
+from core.cases import actions as case_actions
+from core.clock import FakeClock
+from core.container import build_container
+from core.db import make_engine, migrate, session_scope
+from core.errors import PermissionDenied
+from core.hierarchy.model import ChatBinding, Node
+from core.settings import Settings
+from tests.casehelpers import do, open_case, settings
+from tests.citydata import dump
+from tests.cityfactory import City, add_person, build_city
+from tests.support.server import serve
+from webhooks.app import create_app
+
+# role → (the person inside the case's subtree, one outside it)
+ROLES = {
+    "resident": ("resident1", "resident4"),
+    "neighbor_leader": ("leader1", "leader3"),
+    "group_leader": ("group_leader", "group_leader_v2"),
+    "area_leader": ("area_leader", "area_leader_v2"),
+    "secretary": ("secretary", "secretary2"),
+    "town_admin": ("town_admin", "town2_admin"),
+    "district_admin": ("district_admin", "district2_admin"),
+}
+LEADERS = {"neighbor_leader", "group_leader", "area_leader", "secretary"}
+ADMINS = {"town_admin", "district_admin"}
+ALL = set(ROLES)
+
+# Who may, inside the subtree (outside it: nobody, except where OUTSIDE says otherwise).
+CASE_RULES: dict[str, set[str]] = {
+    "accept": LEADERS | ADMINS, "reply": LEADERS | ADMINS, "resolve": LEADERS | ADMINS,
+    "escalate": LEADERS | ADMINS, "reject": LEADERS | ADMINS,
+    "whistle": {"secretary"} | ADMINS,
+    "confirm": {"resident"}, "not_fixed": {"resident"},
+}
+COMMAND_RULES: dict[str, set[str]] = {
+    "stats": ADMINS, "find": ADMINS, "assign": ADMINS, "bind": ADMINS, "unbind": ADMINS,
+    "import": ADMINS, "export": ADMINS,
+    "cases": LEADERS | ADMINS, "overdue": LEADERS | ADMINS, "case": LEADERS | ADMINS,
+    "invite": LEADERS | ADMINS,
+}
+# Commands without a node of the case's subtree act on the sender's own subtree: an admin
+# elsewhere may run them (and sees only their own), a /cases elsewhere lists nothing of ours.
+OUTSIDE: dict[str, set[str]] = {"import": ADMINS, "export": ADMINS, "find": ADMINS,
+                                "cases": LEADERS | ADMINS, "overdue": LEADERS | ADMINS}
+API_RULES: dict[str, set[str]] = {
+    "accept": {"secretary"} | ADMINS, "reply": {"secretary"} | ADMINS,
+    "resolve": {"secretary"} | ADMINS, "escalate": {"secretary"} | ADMINS,
+    "reject": {"secretary"} | ADMINS, "whistle": {"secretary"} | ADMINS,
+    "merge": {"secretary"} | ADMINS,
+}
+DASHBOARD_ROLES = {"secretary"} | ADMINS
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class World:
+    engine: Engine
+    city: City
+    clock: FakeClock
+    settings: Settings
+    tg: dict[str, str] = field(default_factory=dict)  # person key → telegram id
+    url: str = ""
+
+
+def _extend(engine: Engine, city: City) -> None:
+    """Leaders of V2, a second town and a second district, each with an admin."""
+    add_person(engine, city, key="group_leader_v2", role="group_leader", node="g2")
+    add_person(engine, city, key="area_leader_v2", role="area_leader", node="a2")
+    with session_scope(engine) as s:
+        district = s.get(Node, city.nodes["district"])
+        assert district is not None
+        town2 = Node(code="341602009", parent_id=district.id, level="town", name="二镇", path="/")
+        district2 = Node(code="341603", parent_id=None, level="district", name="二区", path="/")
+        s.add_all([town2, district2])
+        s.flush()
+        town2.path, district2.path = f"{district.path}{town2.id}/", f"/{district2.id}/"
+        city.nodes.update({"town2": town2.id or 0, "district2": district2.id or 0})
+    add_person(engine, city, key="town2_admin", role="admin", node="town2")
+    add_person(engine, city, key="district2_admin", role="admin", node="district2")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("matrix")
+    url = f"sqlite:///{tmp / 'matrix.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    city = build_city(engine)
+    _extend(engine, city)
+    st = settings(database_url=url, media_dir=str(tmp / "media"), public_url="http://x.test")
+    w = World(engine, city, FakeClock(), st)
+    with engine.begin() as conn:
+        for key, pid in city.people.items():
+            w.tg[key] = str(900_000 + pid)
+            conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
+                                 " unreachable) VALUES (:p, 'telegram', :e, false)"),
+                         {"p": pid, "e": w.tg[key]})
+    app = create_app(st, clock=w.clock, container=build_container(st, clock=w.clock,
+                                                                  engine=engine),
+                     run_jobs=False)
+    with serve(app) as base:
+        w.url = base
+        yield w
+    engine.dispose()
+
+
+def people(role: str, inside: bool) -> str:
+    return ROLES[role][0 if inside else 1]
+
+
+def fresh_case(w: World, *, resolved: bool = False, clear: bool = True) -> int:
+    w.clock.advance(timedelta(minutes=11))  # never appended to the previous test's case
+    with w.engine.begin() as conn:
+        if not clear:
+            conn.execute(sa.text("SELECT 1"))
+        else:  # earlier tests' cases out of the way of /cases listings
+            conn.execute(sa.text("UPDATE cases SET state = 'closed', next_due_at = NULL"
+                                 " WHERE state IN ('open', 'accepted', 'resolved')"))
+    case_id = open_case(w.engine, w.clock, w.city, text="楼道垃圾堆积", category="环境保护")
+    if resolved:
+        do(w.engine, case_actions.resolve, clock=w.clock, case_id=case_id,
+           person_id=w.city["leader1"], version=1)
+    return case_id
+
+
+def chat(w: World, who: str, *, chat_id: str | None = None, **fields: Any) -> list[str]:
+    """One message from `who` in chat; the texts of everything it made the bot send."""
+    uid = f"m{next(_ids)}"
+    tg = w.tg[who]
+    private = chat_id is None
+    inbound = Inbound(platform="telegram", update_id=uid, chat_id=chat_id or tg, sender_id=tg,
+                      received_at=w.clock.now(), chat_is_private=private, message_id=uid,
+                      **fields)
+    assert process(w.engine, inbound=inbound, payload={"update_id": uid}, clock=w.clock,
+                   settings=w.settings)
+    with w.engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT text FROM outbox WHERE dedupe_key LIKE :k"
+                                         " ORDER BY id"), {"k": f"in:telegram:{uid}:%"})
+                    .scalars())
+
+
+def case_state(w: World, case_id: int) -> tuple[Any, ...]:
+    with w.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT state, version, holder_id FROM cases WHERE id = :c"),
+                           {"c": case_id}).one()
+        events = conn.execute(sa.text("SELECT kind FROM case_event WHERE case_id = :c"
+                                      " AND kind <> 'refused' ORDER BY id"),
+                              {"c": case_id}).scalars().all()
+        others = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE case_id = :c"
+                                      " AND address IS NULL"),
+                              {"c": case_id}).scalar_one()
+    return (*row, tuple(events), others)
+
+
+def refusals(w: World, case_id: int) -> int:
+    with w.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM case_event WHERE case_id = :c"
+                                        " AND kind = 'refused'"), {"c": case_id}).scalar_one())
+
+
+def refused(replies: list[str]) -> bool:
+    return any(r.startswith(("抱歉", "Sorry")) for r in replies)
+
+
+MATRIX = [(role, inside) for role in ROLES for inside in (True, False)]
+
+
+def _ids_of(role: str, inside: bool) -> str:
+    return f"{role}-{'inside' if inside else 'outside'}"
+
+
+@pytest.mark.parametrize("action", list(CASE_RULES))
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_case_actions_in_chat(world: World, role: str, inside: bool, action: str) -> None:
+    w, who = world, people(role, inside)
+    case_id = fresh_case(w, resolved=action in ("confirm", "not_fixed"))
+    before, version = case_state(w, case_id), case_state(w, case_id)[1]
+    arg = "5" if action == "confirm" else None
+    replies = chat(w, who, press=Press(action, case_id, version, arg=arg, query_id="q"))
+    if action in ("reply", "escalate", "reject"):
+        assert not refused(replies)  # the prompt for words comes first; the words act
+        replies = chat(w, who, text="需要上级协调处理")
+    allowed = inside and role in CASE_RULES[action]
+    if allowed:
+        assert not refused(replies), replies
+        assert case_state(w, case_id)[1] > version, "the case did not move"
+    else:
+        assert refused(replies), replies
+        assert case_state(w, case_id) == before
+        assert refusals(w, case_id) == 1
+
+
+def _command(w: World, name: str, inside: bool) -> tuple[dict[str, Any], str | None]:
+    """The message that runs `name` on the case's subtree (or, for the outside test, the
+    same message: the sender is the one outside)."""
+    c = w.city
+    code = {n: code for n, code in [("v1", "341602001001"), ("g1", "3416020010010101"),
+                                    ("n1", "3416020010010101001"),
+                                    ("n2", "3416020010010101002")]}
+    if name == "stats":
+        return {"command": "stats", "args": (code["v1"],)}, None
+    if name == "find":
+        return {"command": "find", "args": ("居民孙",)}, None
+    if name == "assign":
+        return {"command": "assign", "args": ("13900000010", "neighbor_leader", code["n2"])}, None
+    if name == "bind":
+        return {"command": "bind", "args": (code["g1"],)}, f"-77{next(_ids)}"
+    if name == "unbind":
+        chat_id = f"-88{next(_ids)}"
+        with session_scope(w.engine) as s:
+            s.add(ChatBinding(platform="telegram", chat_id=chat_id, node_id=c.nodes["g1"],
+                              tier="group_neighbor"))
+        return {"command": "unbind"}, chat_id
+    if name == "invite":
+        return {"command": "invite", "args": (code["n1"],)}, None
+    return {"command": name}, None  # import, export, cases, overdue; case gets its id below
+
+
+@pytest.mark.parametrize("command", list(COMMAND_RULES))
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_admin_and_leader_commands_in_chat(world: World, role: str, inside: bool,
+                                           command: str) -> None:
+    w, who = world, people(role, inside)
+    case_id = fresh_case(w)
+    fields, group = _command(w, command, inside)
+    if command == "case":
+        fields["args"] = (str(case_id),)
+    tables, case = dump(w.engine), case_state(w, case_id)
+    replies = chat(w, who, chat_id=group, **fields)
+    allowed = role in (COMMAND_RULES[command] if inside else OUTSIDE.get(command, set()))
+    if allowed:
+        assert not refused(replies), replies
+        if command == "cases":  # the listing shows the case inside, never outside
+            assert any(f"#{case_id} " in r for r in replies) == inside, replies
+        if command == "find":  # the person is found inside, never outside
+            assert any("13900000009" in r for r in replies) == inside, replies
+    else:
+        assert refused(replies), replies
+        assert dump(w.engine) == tables
+        assert case_state(w, case_id) == case
+
+
+def _signed_in(w: World, who: str) -> httpx.Client | None:
+    with session_scope(w.engine) as s:
+        try:
+            token = accounts.issue_login_token(s, person_id=w.city[who], now=w.clock.now(),
+                                               ttl=timedelta(minutes=15))
+        except PermissionDenied:
+            return None
+    client = httpx.Client(base_url=w.url, timeout=30)
+    assert client.get(f"/login/{token}").status_code == 303
+    return client
+
+
+@pytest.mark.parametrize("action", list(API_RULES))
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_dashboard_actions(world: World, role: str, inside: bool, action: str) -> None:
+    w, who = world, people(role, inside)
+    other = fresh_case(w) if action == "merge" else None
+    case_id = fresh_case(w, clear=other is None)
+    client = _signed_in(w, who)
+    if client is None:
+        assert role not in DASHBOARD_ROLES, f"{who} could not sign in"
+        return  # no dashboard at all for them: nothing to try
+    assert role in DASHBOARD_ROLES, f"{who} signed in to the dashboard"
+    try:
+        csrf = client.get("/api/me").json()["csrf_token"]
+        before = case_state(w, case_id)
+        body = {"version": before[1], "text": "请尽快处理", "into_case_id": other}
+        r = client.post(f"/api/cases/{case_id}/{action}", json=body,
+                        headers={"X-CSRF-Token": csrf})
+    finally:
+        client.close()
+    if inside and role in API_RULES[action]:
+        assert r.status_code == 200, r.text
+        assert case_state(w, case_id)[1] > before[1]
+    else:
+        assert r.status_code in (403, 404), r.text
+        assert case_state(w, case_id) == before
