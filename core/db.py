@@ -127,11 +127,18 @@ def alembic_config(connection: sa.Connection | None = None) -> Any:
     return cfg
 
 
+_MIGRATE_LOCK = 0x6C7A_6D67  # "lzmg"
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema up to the newest migration."""
     from alembic import command
 
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Servers started at the same moment on an old schema take turns: the first
+            # migrates, the others then find nothing left to do. Held until this commits.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
         # "heads": parallel branches of migrations apply until a merge revision joins them.
         command.upgrade(alembic_config(conn), "heads")
 

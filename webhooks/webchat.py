@@ -230,6 +230,11 @@ def router(container: Container) -> APIRouter:
                       message_id=str(data.get("message_id") or "") or None)
         except (ValueError, KeyError, TypeError):
             return _error(400, "按钮数据无效")
+        if not (0 < p.case_id < 2**31 and 0 <= p.version < 2**31 and len(p.action) <= 32
+                and len(p.arg or "") <= 256 and len(p.message_id or "") <= 64):
+            # Bounded like the other platforms' buttons: ids past the database's integers
+            # would fail the flow and lose the press.
+            return _error(400, "按钮数据无效")
         if not CLIENT_ID.fullmatch(client_id):
             return _error(400, "消息编号无效，请刷新页面")
         res = await run_in_threadpool(
@@ -302,7 +307,9 @@ def router(container: Container) -> APIRouter:
         await after_handle(request)
         return JSONResponse({"ok": True})
 
-    @r.get("/chat/events")
+    @r.get("/chat/events", response_class=StreamingResponse, responses={200: {
+        "content": {"text/event-stream": {}},
+        "description": "server-sent events: the bot's messages to this chat, keep-alives"}})
     async def events(request: Request) -> Response:
         pane = _pane(request.query_params.get("pane"))
         row = await run_in_threadpool(current, request, pane)

@@ -18,6 +18,7 @@ from core.hierarchy.model import Level
 from core.hierarchy.queries import NodeRef, find_people, node_by_code
 from core.hierarchy.services import assign_role, bind_chat, unbind_chat
 from core.hierarchy.tree import LEADER_ROLES, ROLE_LABEL_ZH
+from core.privacy import clip
 
 
 def _leader_scope(ctx: Ctx, command: str) -> list[NodeRef]:
@@ -52,7 +53,7 @@ def _case_lines(ctx: Ctx, cases: list[object]) -> list[str]:
         due = v.deadline_at.astimezone(ctx.tz).strftime("%m-%d %H:%M") if v.deadline_at else "—"
         late = "⚠️超时 " if v.overdue else ""
         lines.append(f"{late}#{v.id} {STATE_LABEL_ZH[v.state]} {v.holder_name or ''} "
-                     f"限{due}：{v.text[:24]}")
+                     f"限{due}：{clip(v.text, 24)}")
     return lines
 
 
@@ -118,11 +119,11 @@ def case_cmd(ctx: Ctx) -> None:
     if not (ctx.actor.is_admin_of(home) or ctx.actor.leads(home)
             or case.holder_id == ctx.actor.person.id):
         raise PermissionDenied(f"工单#{case_id}不在您的辖区内")
-    lines = [f"工单#{case_id}：{case.text[:60]}（{STATE_LABEL_ZH[State(case.state)]}）"]
+    lines = [f"工单#{case_id}：{clip(case.text, 60)}（{STATE_LABEL_ZH[State(case.state)]}）"]
     for e in history(ctx.session, case_id=case_id):
         at = e.at.astimezone(ctx.tz) if e.at.tzinfo else e.at
         lines.append(f"{at:%m-%d %H:%M} {EVENT_VERB_ZH.get(e.kind, e.kind)}"
-                     f"{'：' + e.note[:40] if e.note else ''}")
+                     f"{'：' + clip(e.note, 40) if e.note else ''}")
     ctx.say("\n".join(lines[:60]))
 
 
@@ -137,7 +138,7 @@ def find_cmd(ctx: Ctx) -> None:
     for scope in ctx.actor.admin_scopes():
         rows += find_people(ctx.session, query, within=scope, limit=20)
     if not rows:
-        ctx.say(f"在{node.name}没有找到“{query[:30]}”。")
+        ctx.say(f"在{node.name}没有找到“{clip(query, 30)}”。")
         return
     lines = []
     for person, phone, posts in rows[:20]:

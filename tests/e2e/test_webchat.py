@@ -142,6 +142,24 @@ def test_duplicate_client_id_makes_one_case(web) -> None:  # type: ignore[no-unt
     assert count(engine, "SELECT count(*) FROM web_message WHERE direction = 'inbound'") == 1
 
 
+def test_malformed_button_presses_are_refused_and_leave_no_trace(web) -> None:  # type: ignore[no-untyped-def]
+    base, engine = web
+    rid, _ = resident_and_leader(engine)
+    b = Browser(base, rid)
+    for n, action in enumerate([
+        {"action": "accept", "case_id": 2**40, "version": 1},  # past the database's integers
+        {"action": "accept", "case_id": -3, "version": 1},
+        {"action": "accept", "case_id": 1, "version": 2**35},
+        {"action": "x" * 500, "case_id": 1, "version": 1},
+        {"action": "accept", "case_id": "一", "version": 1},
+        {"action": "accept", "version": 1},
+    ]):
+        r = b.press(action, f"bad-press-{n:04d}")
+        assert r.status_code == 400 and "按钮" in r.json()["error"], (action, r.text)
+    assert count(engine, "SELECT count(*) FROM inbound_update") == 0
+    assert count(engine, "SELECT count(*) FROM case_event") == 0
+
+
 def test_forged_or_missing_csrf_is_refused(web) -> None:  # type: ignore[no-untyped-def]
     base, engine = web
     rid, _ = resident_and_leader(engine)

@@ -4,6 +4,7 @@ cannot be imported back."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,18 @@ def test_card_edits_and_answers_in_a_group_chat_are_masked(
     assert "138****5678" in out[0]["text"] and "13812345678" not in out[0]["text"]
     out = send(city, clock, settings, sender="9701", command="case", args=(str(case_id),))
     assert "13812345678" in out[0]["text"]
+
+    # A number where /case cuts the text short is not shown in part: the cut comes before it.
+    send(city, clock, settings, sender="5701", text="新问题", message_id="7")
+    long = "楼" * 55 + "13912345678还有别的"
+    clock.advance(timedelta(minutes=11))
+    send(city, clock, settings, sender="5701", text=long, message_id="8")
+    with city.connect() as conn:
+        long_case = conn.execute(sa.text("SELECT id FROM cases WHERE text = :t"),
+                                 {"t": long}).scalar_one()
+    out = send(city, clock, settings, sender="9701", chat="-100500", chat_is_private=False,
+               command="case", args=(str(long_case),), message_id="9")
+    assert "1391" not in out[0]["text"] and "楼" * 55 in out[0]["text"]
 
     # An admin's /find in the group shows no whole phone number either.
     resident = resident_of(city, LIN1)
