@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from core.db import make_engine, migrate
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support.demo_city import load_demo
+from tests.support.poll import poll
 from tests.support.server import free_port
 from tests.support.workers import (
     Server,
@@ -151,7 +152,13 @@ def test_two_workers_on_postgres_one_killed_half_way(pg_url: str, tmp_path: Path
             assert len(posting.acked) == UPDATES  # the survivor took the retries
             # Deadlines go on passing; the survivor sweeps and sends alone.
             sent_at_kill = sum(m.at <= killed_at[0] for m in tg.sent)
-            time.sleep(8)
+
+            # Deadlines go on passing while the survivor works alone: wait until it has
+            # sent after the kill and no case is left due beyond the sweep's grace.
+            poll(lambda: any(m.at > killed_at[0] for m in tg.sent) and scalar(
+                engine, "SELECT count(*) FROM cases WHERE next_due_at < :t",
+                t=_utc_ago(3.0)) == 0, timeout=30, step=0.2,
+                what="the survivor to send and keep up with deadlines after the kill")
             assert_each_report_once(engine, set(posting.acked))
             counts = assert_deadlines_once(engine)
             assert counts.get("escalated", 0) > 0 and counts.get("nagged", 0) > 0, counts
@@ -215,13 +222,14 @@ def _sqlite_rounds(engine: Engine, url: str, residents: list[int], tmp_path: Pat
                     break
                 assert server.proc.poll() is not None
                 assert_each_report_once(engine, acked)
-                # Down for longer than a deadline: some fall due while nobody sweeps.
-                time.sleep(3.5)
-                due = _due_now(engine)
-                assert due, "no deadline fell due during the downtime"
+                # Down until deadlines fall due while nobody sweeps.
+                due = poll(lambda: _due_now(engine), timeout=10,
+                           what="a deadline to fall due during the downtime")
                 restarted = _utc_ago(0)
                 server = start_server(env, port, tmp_path)
-            time.sleep(4)
+            poll(lambda: scalar(engine, "SELECT count(*) FROM inbound_update"
+                                " WHERE status = 'received'") == 0,
+                 timeout=30, step=0.2, what="every stored update to be handled")
             assert_each_report_once(engine, acked)
             assert_deadlines_once(engine)
             assert_nothing_due_left(engine, grace=3.0)
@@ -262,16 +270,17 @@ def _wait_downtime_handled(engine: Engine, due: dict[int, str], restarted: datet
                            limit: float = 20.0) -> None:
     """Poll (bounded) until every case due during the downtime has an event since the
     restart: a sweep pass over a big backlog takes longer on a loaded machine."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    def handled() -> bool:
         with engine.connect() as conn:
             fired = set(conn.execute(sa.text(
                 "SELECT DISTINCT case_id FROM case_event WHERE actor_id IS NULL AND kind IN"
                 " ('escalated', 'nagged', 'overdue', 'auto_closed') AND at >= :t"),
                 {"t": restarted}).scalars())
-        if all(c in fired for c in due):
-            return
-        time.sleep(0.2)
+        return all(c in fired for c in due)
+
+    # On a timeout, _assert_downtime_fired_once names the cases left silent.
+    with contextlib.suppress(AssertionError):
+        poll(handled, timeout=limit, what="the downtime's deadlines")
 
 
 def _assert_downtime_fired_once(engine: Engine, due: dict[int, str],

@@ -28,6 +28,7 @@ from core.outbox import OUT, Draft, enqueue_many
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.wechat_api import FakeWeChatApi
 from tests.support.demo_city import holder_of, load_demo
+from tests.support.poll import poll
 from tests.support.server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,15 +45,12 @@ BLOCKED_CHAT = 999
 def wait_for(what: str, check: Callable[[], object], proc: subprocess.Popen[bytes],
              timeout: float = 30.0) -> object:
     """Poll real work of another process, bounded (no deadline of the app is slept through)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    def alive_check() -> object:
         if proc.poll() is not None:
             raise AssertionError(f"linzhang serve exited ({proc.returncode}) before {what}")
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+        return check()
+
+    return poll(alive_check, timeout=timeout, what=what, step=0.1)
 
 
 def prepare(db: Path) -> str:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from linzhang.cli import main
 from tests.e2e.test_crash_workers import assert_each_report_once, prepared
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support.poll import poll
 from tests.support.server import free_port
 from tests.support.workers import (
     post_updates,
@@ -89,9 +90,7 @@ def local_ports(pid: int) -> set[int]:
 
 def wait_for(cond: Callable[[], bool], seconds: float, what: str) -> float:
     start = time.monotonic()
-    while not cond():
-        assert time.monotonic() - start < seconds, f"no {what} within {seconds} s"
-        time.sleep(0.1)  # polling real processes, bounded above
+    poll(cond, timeout=seconds, what=what, step=0.1)
     return time.monotonic() - start
 
 

@@ -23,6 +23,7 @@ from core.db import make_engine, migrate
 from core.settings import Settings
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
 from tests.support.demo_city import LIN1, holder_of, load_demo
+from tests.support.poll import poll
 from tests.support.server import serve
 from webhooks.app import create_app
 
@@ -30,13 +31,7 @@ RESIDENT_TG, LEADER_TG, GROUP_LEADER_TG = 5001, 9001, 9002
 
 
 def wait_for(what: Callable[[], Any], *, timeout: float = 20.0, why: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(0.05)  # a bounded poll for the sender, never a deadline
-    raise AssertionError(f"timed out waiting for {why or what}")
+    return poll(what, timeout=timeout, what=why or str(what))
 
 
 def user(uid: int, name: str = "王") -> dict[str, Any]:

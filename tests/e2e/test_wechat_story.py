@@ -10,7 +10,6 @@ Deadlines run on the fake clock; only delivery is waited for, in bounded polls.
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from core.db import make_engine, migrate
 from core.settings import Settings
 from tests.fakes.wechat_api import FakeWeChatApi
 from tests.support.demo_city import LIN1, holder_of, load_demo
+from tests.support.poll import poll
 from tests.support.server import serve
 from tests.support.wechat import (
     DOC_AES_KEY,
@@ -47,13 +47,7 @@ RESIDENT, LEADER, GROUP_LEADER = "o_resident", "lin1", "zu1"
 
 
 def wait_for(what: Callable[[], Any], *, timeout: float = 8.0, why: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(0.05)  # a bounded poll for the sender, never a deadline
-    raise AssertionError(f"timed out waiting for {why or what}")
+    return poll(what, timeout=timeout, what=why or str(what))
 
 
 class World:

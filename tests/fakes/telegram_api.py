@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tests.support.poll import poll
+
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
@@ -219,11 +221,14 @@ class FakeTelegram:
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name="fake-telegram", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
+        server, thread = self._server, self._thread
+
+        def up() -> bool:
+            if not thread.is_alive():
                 raise RuntimeError("the fake Telegram server did not start")
-            time.sleep(0.01)
+            return bool(server.started)
+
+        poll(up, timeout=10, what="the fake Telegram server to start")
         return self
 
     def stop(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import pytest
@@ -11,6 +10,7 @@ import sqlalchemy as sa
 
 from core.db import make_engine
 from core.leader import Leader
+from tests.support.poll import apoll, poll
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,11 +42,7 @@ class StepTimer:
 
 async def until(cond: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
     """Real time, bounded: for the database and the poller threads to do their part."""
-    deadline = time.monotonic() + seconds
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+    await apoll(cond, timeout=seconds, what=what)
 
 
 def backend_alive(admin: sa.Engine, pid: int) -> bool:
@@ -118,10 +114,8 @@ def test_a_leader_whose_connection_died_steps_down_on_its_next_beat(pg_url: str)
         assert a.backend_pid is not None
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": a.backend_pid})
-        deadline = time.monotonic() + 10
-        while backend_alive(admin, a.backend_pid):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        pid = a.backend_pid
+        poll(lambda: not backend_alive(admin, pid), timeout=10, what="the backend to end")
         assert b.poll() is True
         # a finds its connection gone, steps down and cannot take the lock back.
         assert a.poll() is False and not a.is_leader

@@ -6,13 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 
 from core.db import current_revision, make_engine
+from tests.support.poll import poll
 
 
 def free_port() -> int:
@@ -22,15 +22,15 @@ def free_port() -> int:
 
 
 def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answer() -> httpx.Response | None:
         if proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}")
         try:
             return httpx.get(url, timeout=2)
         except httpx.TransportError:
-            time.sleep(0.1)  # polling for start-up, bounded by the deadline above
-    raise AssertionError(f"{url} did not answer within {timeout}s")
+            return None
+
+    return poll(answer, timeout=timeout, what=f"{url} to answer")
 
 
 def test_serve_migrates_and_answers_health(tmp_path: Path) -> None:

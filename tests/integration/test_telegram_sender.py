@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.casehelpers import open_case, outbox
 from tests.cityfactory import City, build_city
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.timer import VirtualTime
+from tests.support.poll import apoll
 
 TG = "telegram"
 
@@ -349,10 +349,8 @@ def test_stopping_gives_rows_back_and_the_next_run_sends_each_once(
             stop = asyncio.Event()
             sender = TelegramSender(engine=sqlite_engine, api=api, settings=st, clock=vt)
             task = asyncio.create_task(sender.run(stop))
-            deadline = time.monotonic() + 20
-            while len(tg.sent) < n:  # a bounded poll for the sender's first messages
-                assert time.monotonic() < deadline, "the sender sent nothing"
-                await asyncio.sleep(0.01)
+            await apoll(lambda: len(tg.sent) >= n, timeout=20,
+                        what="the sender's first messages")
             stop.set()
             await task
 

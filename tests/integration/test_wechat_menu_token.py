@@ -4,7 +4,6 @@ worker shares: two refreshes at the same moment ask the platform once (core/toke
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from core.clock import FakeClock
 from core.settings import Settings
 from linzhang.cli import main
 from tests.fakes.wechat_api import FakeWeChatApi
+from tests.support.poll import poll
 
 
 @pytest.fixture
@@ -40,10 +40,7 @@ def test_wechat_menu_creates_the_account_menu(db_url: str, oa: FakeWeChatApi, tm
 
 
 def wait_until(what: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)  # a bounded poll for the server thread, never a deadline
+    poll(what, timeout=timeout, what="the other worker")
 
 
 @pytest.mark.parametrize("kind", ["oa", "wecom"])

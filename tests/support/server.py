@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import uvicorn
+
+from tests.support.poll import poll
 
 
 def free_port() -> int:
@@ -28,11 +29,12 @@ def serve(app: Any, *, timeout: float = 20.0,
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
+    def up() -> bool:
+        if not thread.is_alive():
             raise RuntimeError("the app did not start")
-        time.sleep(0.02)  # polling for start-up, bounded by the deadline above
+        return bool(server.started)
+
+    poll(up, timeout=timeout, what="the app to start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

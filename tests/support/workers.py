@@ -19,6 +19,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tests.support.poll import poll
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "crash-test-secret"
 TG_BASE_ID = 8_000_000  # a person's Telegram user id is this plus the person id
@@ -76,18 +78,18 @@ def start_server(env: dict[str, str], port: int, work: Path, *extra: str) -> Ser
 
 
 def wait_healthy(server: Server, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def up() -> bool:
         if server.proc.poll() is not None:
             raise RuntimeError(f"server exited: {server.log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{server.base}/healthz", timeout=2).status_code in (200, 503):
-                return
+            return httpx.get(f"{server.base}/healthz", timeout=2).status_code in (200, 503)
         except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server not up: {server.log.read_text()[-3000:]}")
-        time.sleep(0.1)  # polling for start-up, bounded by the deadline above
+            return False
+
+    try:
+        poll(up, timeout=timeout, what="the server to answer", step=0.1)
+    except AssertionError:
+        raise RuntimeError(f"server not up: {server.log.read_text()[-3000:]}") from None
 
 
 def link_everyone(engine: Engine) -> list[int]:
