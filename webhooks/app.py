@@ -15,6 +15,7 @@ from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
 from webhooks import dashboard, metrics, telegram, webchat, webhook_docs, wechat, wecom
+from webhooks.body_limits import BodyLimitMiddleware, limits_of
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)
     app.state.container = c
+    # Outside every route: bodies are capped and timed while they stream in.
+    app.add_middleware(BodyLimitMiddleware, limits=limits_of(c.settings))
     app.include_router(telegram.router(c))
     webhook_docs.document_errors(app)  # our own 422s say why in one sentence
     app.include_router(dashboard.router(c))
