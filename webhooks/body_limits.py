@@ -96,7 +96,8 @@ class BodyLimitMiddleware:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.deadline
-        state = {"read": 0, "done": False, "started": False}
+        chunked = any(k == b"transfer-encoding" for k, _ in scope.get("headers", ()))
+        state = {"read": 0, "done": length == 0 and not chunked, "started": False}
 
         async def bounded_receive() -> Message:
             if state["done"]:
@@ -120,6 +121,11 @@ class BodyLimitMiddleware:
         async def watched_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["started"] = True
+                if not state["done"]:
+                    # Answered before its body was read (a wrong secret, a refusal): close the
+                    # connection rather than read the rest of it.
+                    message = {**message, "headers": [*message.get("headers", ()),
+                                                      (b"connection", b"close")]}
             await send(message)
 
         try:
