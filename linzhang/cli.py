@@ -311,7 +311,8 @@ def setup_logging(settings: Settings, *, verbose: bool = False) -> None:
     from core.logs import configure_logging, secrets_of
 
     configure_logging(level=settings.log_level, fmt=settings.log_format,
-                      secrets=secrets_of(settings), verbose=verbose, force=False)
+                      secrets=secrets_of(settings), verbose=verbose, force=False,
+                      personal_data=settings.log_personal_data)
 
 
 def main(argv: list[str] | None = None) -> int:
