@@ -210,3 +210,31 @@ def test_a_file_of_two_cases_opens_for_either_cases_viewers(site: dict[str, Any]
     assert outsider.get(f"/media/{photo}").status_code == 404
     assert outsider.get(f"/media/{site['ogg']}").status_code == 404
     assert second.get(f"/media/{site['ogg']}").status_code == 404  # only V1's case has it
+
+
+def test_a_web_chat_photo_is_served_as_a_picture_inside_a_sandbox(site: dict[str, Any]) -> None:
+    import io
+    import json
+
+    from PIL import Image
+
+    resident = site["city"]["resident1"]
+    chat = _client(site)
+    page = chat.get(f"/chat?as={resident}")
+    token = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert token is not None
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "JPEG")
+    sent = chat.post("/chat/send", data={"client_id": "msg-out-0001", "text": "路灯坏了"},
+                     files={"photo": ("a.jpg", buf.getvalue(), "image/jpeg")},
+                     headers={"X-CSRF-Token": token.group(1), "X-Chat-Pane": f"p{resident}"})
+    assert sent.status_code == 200, sent.text
+    with site["engine"].connect() as conn:
+        rows = conn.execute(sa.text("SELECT options FROM web_message")).scalars().all()
+    options = [o if isinstance(o, dict) else json.loads(o or "{}") for o in rows]
+    ref = next(o["photo"] for o in options if o and o.get("photo"))
+    r = chat.get(f"/chat/media/{ref}", params={"pane": f"p{resident}"})
+    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+    assert r.headers["content-type"] == "image/jpeg"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in r.headers["content-security-policy"]
