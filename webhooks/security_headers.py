@@ -56,7 +56,10 @@ def _origin(url: str | None) -> str | None:
     parts = urlsplit(url.replace("{s}", "subdomain-wildcard"))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
-    host = parts.netloc.rsplit("@", 1)[-1].replace("subdomain-wildcard", "*")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if "subdomain-wildcard" in host:
+        # CSP allows a wildcard only as the whole first label: tile-{s}.x.org → *.x.org
+        host = "*." + host.split(".", 1)[-1]
     return f"{parts.scheme}://{host}"
 
 
