@@ -172,7 +172,7 @@ def router(container: Container) -> APIRouter:
 
     @r.get("/chat/static/{name}")
     async def static(name: str) -> Response:
-        if name not in ("chat.js", "chat.css"):
+        if name not in ("chat.js", "chat.css", "demo.js", "demo.css", "poster.js", "poster.css"):
             return Response(status_code=404)
         kind = "text/javascript" if name.endswith(".js") else "text/css"
         return FileResponse(STATIC / name, media_type=f"{kind}; charset=utf-8")
@@ -375,7 +375,11 @@ def router(container: Container) -> APIRouter:
             return Response(status_code=404)
         if not path.is_file():
             return Response(status_code=404)
-        return FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+        from webhooks.security_headers import media_type_of
+
+        mime, headers = media_type_of(ref)  # a known picture or sound, else a download
+        return FileResponse(path, media_type=mime,
+                            headers={"Cache-Control": "private, max-age=86400", **headers})
 
     @r.get("/join/{code}")
     async def join(request: Request, code: str) -> Response:
