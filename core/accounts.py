@@ -19,7 +19,6 @@ from core.clock import as_utc
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.hierarchy.model import Role
 from core.hierarchy.queries import Actor, NodeRef, actor, person_by_phone
-from core.hierarchy.tree import normalize_phone
 
 _TS = sa.DateTime(timezone=True)
 # Roles that may use the dashboard, and over which node: 书记 their village, admins their office.
@@ -77,7 +76,7 @@ def login_limits(*, phone: str | None, client: str | None,
     counts under one key per address."""
     out = []
     if phone is not None:
-        norm = normalize_phone(phone)
+        norm = attempts.phone_of(phone)
         key = f"phone:{norm}" if norm else f"phone-unparsed:{client or '-'}"
         out.append(attempts.Limit(key, limits.per_phone, limits.window))
     if client:

@@ -11,6 +11,7 @@ so twenty parallel requests cannot all see "2 of 3" and all pass.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from core.clock import as_utc
 from core.errors import TooManyAttempts
+from core.hierarchy.tree import normalize_phone
 from core.leader import lock_key
 
 # No limit looks further back than this; older rows are deleted as new ones come in.
@@ -46,6 +48,13 @@ class Limit:
     key: str
     most: int
     window: timedelta
+
+
+def phone_of(text: str) -> str | None:
+    """The number a spelling stands for (full-width digits and "＋86" too), or None: what a
+    limit counts, so that no spelling of a number gets tries of its own."""
+    norm = normalize_phone(unicodedata.normalize("NFKC", text))
+    return norm if norm is not None and norm.isascii() else None
 
 
 def key_hash(key: str) -> str:

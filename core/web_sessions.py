@@ -262,15 +262,21 @@ def check_code(session: Session, *, chat_id: str, code: str, client: str | None,
     every session (past the limit all its codes die) and against the address; returned,
     not raised, so that the count is committed."""
     row = session.execute(
-        sa.select(PhoneCode).where(PC.c.chat_id == chat_id, PC.c.used.is_(False))
+        sa.select(PhoneCode).where(PC.c.chat_id == chat_id)
         .order_by(PC.c.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
-    if row is None or as_utc(row.expires_at) <= now:
+    if row is None:
         return CodeCheck(error="验证码已过期，请重新获取", status=400)
     k = _keys(row.phone, client)
     attempts.serialise(session, keys=[k["wrong"], k["wrong_client"]])
     guard = attempts.Limit(k["wrong"], limits.wrong_per_phone, limits.window)
     checked = [guard] + ([attempts.Limit(k["wrong_client"], limits.wrong_per_client,
                                          limits.window)] if client else [])
+    if row.used or as_utc(row.expires_at) <= now:
+        wait = attempts.wait_seconds(session, limit=guard, now=now)
+        if wait:  # burnt by wrong codes, not by time: say so
+            return CodeCheck(error=f"验证码输错次数过多，请{(wait + 59) // 60}分钟后重新获取",
+                             status=429, retry_after=wait)
+        return CodeCheck(error="验证码已过期，请重新获取", status=400)
     try:
         attempts.check(session, limits=checked, now=now,
                        message="验证码输错次数过多，请{minutes}分钟后重新获取")

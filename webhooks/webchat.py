@@ -34,12 +34,11 @@ from starlette.concurrency import run_in_threadpool
 from bot.flows.types import Press
 from bot.handlers.web import sender as web_sender
 from bot.handlers.web.inbound import Upload, handle
-from core import web_sessions
+from core import attempts, web_sessions
 from core.container import Container
 from core.db import write_session
 from core.errors import DomainError, TooManyAttempts
 from core.hierarchy.services import link_identity
-from core.hierarchy.tree import normalize_phone
 from core.media.store import MediaStore
 from webhooks import webchat_pages
 
@@ -253,7 +252,7 @@ def router(container: Container) -> APIRouter:
         if isinstance(row, JSONResponse):
             return row
         try:
-            number = normalize_phone(str(json.loads(await request.body())["phone"]))
+            number = attempts.phone_of(str(json.loads(await request.body())["phone"]))
         except (ValueError, KeyError, TypeError):
             number = None
         if number is None:
