@@ -4,6 +4,11 @@ the chat page reads (what the person said and what the bot delivered to them).
 A web "chat" is one web identity (`ChatIdentity(platform="web", external_id=chat_id)`); several
 browser sessions (tabs, devices) may show the same chat. A message's id is the cursor the page's
 event stream resumes from.
+
+Phone codes are limited by number, not by session (fresh sessions are free): codes sent per
+number, per client address and in all, and wrong codes per number and per address, counted in
+`core/attempts` so that every worker shares the counts. A code is issued, and counted, the same
+way whether or not anyone has the number, so the answer tells nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from sqlmodel import Field, Session, SQLModel
 
 from core import attempts
 from core.clock import as_utc
-from core.errors import TooManyAttempts
 from core.hierarchy.model import ChatIdentity
 from core.hierarchy.queries import person_by_phone
 from core.outbox import Draft, enqueue
@@ -256,6 +260,11 @@ def send_code(session: Session, *, chat_id: str, phone: str, client: str | None,
     return None
 
 
+def _locked(wait: int) -> CodeCheck:
+    return CodeCheck(error=f"验证码输错次数过多，请{(wait + 59) // 60}分钟后重新获取", status=429,
+                     retry_after=wait)
+
+
 def check_code(session: Session, *, chat_id: str, code: str, client: str | None,
                now: datetime, limits: CodeLimits) -> CodeCheck:
     """The phone a right code confirms. A wrong one is counted against its number across
@@ -268,30 +277,25 @@ def check_code(session: Session, *, chat_id: str, code: str, client: str | None,
         return CodeCheck(error="验证码已过期，请重新获取", status=400)
     k = _keys(row.phone, client)
     attempts.serialise(session, keys=[k["wrong"], k["wrong_client"]])
-    guard = attempts.Limit(k["wrong"], limits.wrong_per_phone, limits.window)
-    checked = [guard] + ([attempts.Limit(k["wrong_client"], limits.wrong_per_client,
-                                         limits.window)] if client else [])
+    number = attempts.Limit(k["wrong"], limits.wrong_per_phone, limits.window)
+    address = attempts.Limit(k["wrong_client"], limits.wrong_per_client, limits.window)
+    wait = attempts.wait_seconds(session, limit=number, now=now)
     if row.used or as_utc(row.expires_at) <= now:
-        wait = attempts.wait_seconds(session, limit=guard, now=now)
-        if wait:  # burnt by wrong codes, not by time: say so
-            return CodeCheck(error=f"验证码输错次数过多，请{(wait + 59) // 60}分钟后重新获取",
-                             status=429, retry_after=wait)
-        return CodeCheck(error="验证码已过期，请重新获取", status=400)
-    try:
-        attempts.check(session, limits=checked, now=now,
-                       message="验证码输错次数过多，请{minutes}分钟后重新获取")
-    except TooManyAttempts as exc:
+        # Burnt by wrong codes rather than by time: say so.
+        return _locked(wait) if wait else CodeCheck(error="验证码已过期，请重新获取", status=400)
+    if wait:
         _burn(session, phone=row.phone)
-        return CodeCheck(error=str(exc), status=429, retry_after=exc.retry_after)
+        return _locked(wait)
+    if client and (busy := attempts.wait_seconds(session, limit=address, now=now)):
+        return CodeCheck(error=f"您输错验证码的次数过多，请{(busy + 59) // 60}分钟后再试",
+                         status=429, retry_after=busy)
     if hmac.compare_digest(row.code_hash, _hash(f"{chat_id}:{code.strip()}")):
         row.used = True
         return CodeCheck(phone=row.phone)
     row.attempts += 1
-    attempts.record(session, keys=[lim.key for lim in checked], now=now)
-    wait = attempts.wait_seconds(session, limit=guard, now=now)
-    if wait:
+    attempts.record(session, keys=[number.key] + ([address.key] if client else []), now=now)
+    if wait := attempts.wait_seconds(session, limit=number, now=now):
         _burn(session, phone=row.phone)
-        return CodeCheck(error=f"验证码输错次数过多，请{(wait + 59) // 60}分钟后重新获取",
-                         status=429, retry_after=wait)
-    used, _ = attempts.count(session, key=guard.key, since=now - limits.window)
+        return _locked(wait)
+    used, _ = attempts.count(session, key=number.key, since=now - limits.window)
     return CodeCheck(error=f"验证码不对，还可以再试{limits.wrong_per_phone - used}次", status=400)
