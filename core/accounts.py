@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
 
+from core import attempts
 from core.clock import as_utc
-from core.errors import InvalidInput, NotFound, PermissionDenied, TooManyAttempts
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.hierarchy.model import Role
 from core.hierarchy.queries import Actor, NodeRef, actor, person_by_phone
 
@@ -58,17 +59,6 @@ class PasswordCredential(SQLModel, table=True):
     set_by: int | None = Field(default=None, foreign_key="person.id")
 
 
-class LoginFailure(SQLModel, table=True):
-    """A refused sign-in, under a hash of the phone number or of the client address, so that
-    guessing is slowed down across every worker without keeping either in the clear."""
-
-    __tablename__ = "login_failure"
-    __table_args__ = (sa.Index("ix_login_failure_key_at", "key_hash", "at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    key_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
-    at: datetime = Field(sa_type=_TS, nullable=False)
-
-
 @dataclass(frozen=True)
 class LoginLimits:
     """At most `per_phone` failures for one phone number and `per_client` from one address
@@ -79,42 +69,34 @@ class LoginLimits:
     per_client: int = 30
 
 
-def login_keys(*, phone: str | None, client: str | None) -> list[tuple[str, int]]:
-    """The (hashed key, limit kind) pairs one attempt counts against."""
+def login_limits(*, phone: str | None, client: str | None,
+                 limits: LoginLimits) -> list[attempts.Limit]:
+    """The limits one attempt counts against. A number counts in its normalised form, so
+    "+86 139-0000-0006" shares the tries of 13900000006; input that is no number at all
+    counts under one key per address."""
     out = []
-    if phone:
-        out.append((_digest("phone:" + phone.strip()), 0))
+    if phone is not None:
+        norm = attempts.phone_of(phone)
+        key = f"phone:{norm}" if norm else f"phone-unparsed:{client or '-'}"
+        out.append(attempts.Limit(key, limits.per_phone, limits.window))
     if client:
-        out.append((_digest("client:" + client), 1))
+        out.append(attempts.Limit(f"client:{client}", limits.per_client, limits.window))
     return out
 
 
 def check_login_allowed(session: Session, *, phone: str | None, client: str | None,
                         now: datetime, limits: LoginLimits) -> None:
     """Refuse (TooManyAttempts) while this phone or address has failed too often lately."""
-    since = now - limits.window
-    for key, kind in login_keys(phone=phone, client=client):
-        row = session.execute(
-            sa.select(sa.func.count(), sa.func.min(_LF.c.at))
-            .where(_LF.c.key_hash == key, _LF.c.at > since)).one()
-        if int(row[0]) >= (limits.per_phone, limits.per_client)[kind]:
-            free_at = as_utc(row[1]) + limits.window
-            wait = max(60, int((free_at - now).total_seconds()) + 1)
-            raise TooManyAttempts(f"尝试次数过多，请{(wait + 59) // 60}分钟后再试",
-                                  retry_after=wait)
+    checked = login_limits(phone=phone, client=client, limits=limits)
+    attempts.serialise(session, keys=[lim.key for lim in checked])
+    attempts.check(session, limits=checked, now=now, message="尝试次数过多，请{minutes}分钟后再试")
 
 
 def record_login_failure(session: Session, *, phone: str | None, client: str | None,
                          now: datetime, limits: LoginLimits) -> None:
-    """Count one refused sign-in (and forget failures older than the window)."""
-    keys = login_keys(phone=phone, client=client)
-    for key, _ in keys:
-        session.add(LoginFailure(key_hash=key, at=now))
-    session.execute(sa.delete(_LF).where(_LF.c.at <= now - limits.window))
-    session.flush()
-
-
-_LF: sa.Table = LoginFailure.__table__  # type: ignore[attr-defined]
+    """Count one refused sign-in."""
+    attempts.record(session, keys=[lim.key for lim in login_limits(
+        phone=phone, client=client, limits=limits)], now=now)
 
 
 def _digest(token: str) -> str:
