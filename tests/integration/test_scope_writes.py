@@ -30,7 +30,7 @@ from core.hierarchy.model import ChatBinding, Node, Person, Post
 from core.media.store import MediaStore
 from core.settings import Settings
 from tests.citydata import CATEGORY_HEADER, MEMBER_HEADER, NODE_HEADER, dump
-from tests.cityfactory import City, build_city
+from tests.cityfactory import build_city
 from tests.support.server import serve
 from webhooks.app import create_app
 
@@ -65,7 +65,7 @@ def world(engine: Engine, tmp_path: Path, clock: FakeClock) -> Iterator[dict[str
             s.flush()
             s.add(Post(person_id=p.id or 0, node_id=city.nodes[node_key], role=role))
             city.people[key] = p.id or 0
-        for key, pid in city.people.items():
+        for pid in city.people.values():
             s.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
                               " unreachable) VALUES (:p, 'telegram', :e, false)"),
                       {"p": pid, "e": str(800_000 + pid)})
@@ -204,7 +204,8 @@ def test_chat_accounts_and_names_of_people_outside_reach_are_not_rebound(
     reply = chat_import(w, "town_admin", members)
     lines = [ln for ln in reply.splitlines() if ln.startswith("members.csv:")]
     assert [ln.split(":")[1] for ln in lines] == ["2", "3", "4"], reply
-    assert "13900000009 在您管辖范围外或与您同级及以上还有职务，您不能修改其姓名或聊天账号" in lines[0]
+    assert ("13900000009 在您管辖范围外或与您同级及以上还有职务，您不能修改其姓名或聊天账号"
+            in lines[0])
     assert "不能修改其姓名（" in lines[1]
     assert dump(w["engine"]) == before
     # A person who joined by chat without a phone is claimed only if reachable.
