@@ -29,6 +29,7 @@ from core.db import session_scope
 from core.hierarchy.model import ChatBinding, Node, Person, Post
 from core.media.store import MediaStore
 from core.settings import Settings
+from tests.casehelpers import open_case
 from tests.citydata import CATEGORY_HEADER, MEMBER_HEADER, NODE_HEADER, dump
 from tests.cityfactory import build_city
 from tests.support.server import serve
@@ -332,6 +333,39 @@ def test_passwords_go_only_below_and_never_tell_who_exists(world: dict[str, Any]
             assert post(town, town_h, "13900000004").status_code == 200  # his 书记
             assert post(sec, sec_h, "13900000004").status_code == 200    # himself
             assert [r.person_id for r in stored()] == [w["city"]["secretary"]]
+        finally:
+            sec.close()
+            town.close()
+
+
+def test_a_merge_needs_both_cases_within_reach(world: dict[str, Any]) -> None:
+    w = world
+    app = create_app(w["settings"], clock=w["clock"], run_jobs=False,
+                     container=build_container(w["settings"], clock=w["clock"],
+                                               engine=w["engine"]))
+    mine = open_case(w["engine"], w["clock"], w["city"], resident="resident1", text="路灯不亮")
+    w["clock"].advance(timedelta(minutes=11))
+    theirs = open_case(w["engine"], w["clock"], w["city"], resident="resident4", text="路灯不亮")
+
+    def state(case_id: int) -> tuple[Any, ...]:
+        with w["engine"].connect() as conn:
+            return tuple(conn.execute(sa.text("SELECT state, version, merged_into_id FROM cases"
+                                              " WHERE id = :c"), {"c": case_id}).one())
+
+    with serve(app) as url:
+        sec, sec_h = _signed_in(w, url, "secretary")        # 书记 of V1; theirs is in V2
+        town, town_h = _signed_in(w, url, "town_admin")
+        try:
+            before = (state(mine), state(theirs))
+            for a, b in ((mine, theirs), (theirs, mine)):
+                r = sec.post(f"/api/cases/{a}/merge", headers=sec_h,
+                             json={"version": state(a)[1], "into_case_id": b})
+                assert r.status_code in (403, 404), r.text
+            assert (state(mine), state(theirs)) == before
+            r = town.post(f"/api/cases/{mine}/merge", headers=town_h,
+                          json={"version": state(mine)[1], "into_case_id": theirs})
+            assert r.status_code == 200, r.text
+            assert state(mine)[0] == "merged" and state(mine)[2] == theirs
         finally:
             sec.close()
             town.close()
