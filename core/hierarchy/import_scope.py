@@ -15,7 +15,7 @@ from core.hierarchy.import_members import FILE_COLUMN, IDENTITY_COLUMNS, Staged
 from core.hierarchy.model import Level, Role
 from core.hierarchy.queries import Actor
 from core.hierarchy.readers import Table
-from core.hierarchy.scope import OUTSIDE, appoint_refusal, may_edit_person, node_refusal
+from core.hierarchy.scope import appoint_refusal, may_edit_person, node_refusal
 from core.hierarchy.tree import ROLE_LABEL_ZH
 
 if TYPE_CHECKING:
@@ -100,8 +100,7 @@ def check_members(conn: sa.Connection, who: Actor, staged: Staged,
             bad = appoint_refusal(who, Role(r.role), path, level)
             if bad:
                 what = f"{ROLE_LABEL_ZH[Role(r.role)]}@{code}"
-                errors.add(label, r.rowno, f"{what}{bad}" if bad == OUTSIDE else
-                           f"{what}{bad}（您只能任命低于自己的职务）")
+                errors.add(label, r.rowno, f"{what}{bad}")
                 continue
         if touched:
             edits.append((r, touched))

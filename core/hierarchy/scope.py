@@ -30,7 +30,7 @@ _ROLE_RANK: dict[Role, int] = {
     Role.department: 50,
 }
 OUTSIDE = "不在您管理的范围内"
-TOO_HIGH = "与您同级或高于您，您不能任命或修改"
+TOO_HIGH = "与您同级或高于您，您只能任命或修改低于自己的职务"
 
 
 def rank(role: Role, level: Level) -> int:

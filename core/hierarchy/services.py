@@ -76,7 +76,7 @@ def assign_role(session: Session, *, by: Actor, phone: str, role: Role | str,
     node = node_by_code(session, node_code)
     refused = appoint_refusal(by, parsed, node, node.level)
     if refused:
-        raise PermissionDenied(f"{ROLE_LABEL_ZH[parsed]}@{node.name}（{node.code}）{refused}")
+        raise PermissionDenied(f"{ROLE_LABEL_ZH[parsed]}@{node.name}（{node.code}）{refused}。")
     bad = role_error(parsed, node.level)
     if bad:
         raise InvalidInput(bad)

@@ -137,8 +137,8 @@ def test_a_town_admins_import_of_district_admins_is_refused_by_row(
     lines = [ln for ln in reply.splitlines() if ln.startswith("members.csv:")]
     assert [ln.split(":")[1] for ln in lines] == ["3", "4", "5", "6", "7"], reply
     assert lines[0] == f"members.csv:3: 管理员@{DISTRICT}不在您管理的范围内"
-    assert lines[2] == (f"members.csv:5: 管理员@{TOWN}与您同级或高于您，您不能任命或修改"
-                        "（您只能任命低于自己的职务）")
+    assert lines[2] == (f"members.csv:5: 管理员@{TOWN}与您同级或高于您，"
+                        "您只能任命或修改低于自己的职务")
     assert f"members.csv:7: 书记@{V9}不在您管理的范围内" in reply
     assert dump(w["engine"]) == before
     # The resident stays a resident: no dashboard, no /export.
