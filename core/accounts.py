@@ -19,6 +19,7 @@ from core.clock import as_utc
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.hierarchy.model import Role
 from core.hierarchy.queries import Actor, NodeRef, actor, person_by_phone
+from core.hierarchy.scope import may_edit_person
 
 _TS = sa.DateTime(timezone=True)
 # Roles that may use the dashboard, and over which node: 书记 their village, admins their office.
@@ -162,15 +163,13 @@ def _verify(password: str, stored: str) -> bool:
 
 def set_password(session: Session, *, person_id: int, password: str, now: datetime,
                  by: int | None) -> None:
-    """Give a person a dashboard password; `by` must administer one of their posts (None: the
-    operator at the console)."""
-    who = _require_dashboard_user(session, person_id)
+    """Give a person a dashboard password; `by` must be able to appoint every dashboard post
+    the person holds (core.hierarchy.scope; None: the operator at the console)."""
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"密码至少{MIN_PASSWORD}位")
-    if by is not None and by != person_id:
-        admin = actor(session, by)
-        if not any(admin.is_admin_of(n) for n in dashboard_scopes(who)):
-            raise PermissionDenied("您只能为自己管辖范围内的人设置密码")
+    who = _require_dashboard_user(session, person_id)
+    if by is not None and by != person_id and not may_set_password(actor(session, by), who):
+        raise PermissionDenied(PASSWORD_REFUSED)
     row = session.get(PasswordCredential, person_id)
     if row is None:
         row = PasswordCredential(person_id=person_id, hash="", set_at=now)
@@ -179,6 +178,31 @@ def set_password(session: Session, *, person_id: int, password: str, now: dateti
     row.set_at = now
     row.set_by = by
     session.flush()
+
+
+# One answer for "no such number", "no dashboard" and "not yours": a 书记 probing numbers
+# outside their village learns nothing.
+PASSWORD_REFUSED = "您只能为自己管辖范围内、职务低于您的书记或管理员设置密码"
+
+
+def may_set_password(by: Actor, target: Actor) -> bool:
+    """A password opens every dashboard scope of its holder, so the setter must reach them all."""
+    posts = [(r, n, n.level) for r, n in target.posts if r in DASHBOARD_ROLES]
+    return bool(posts) and may_edit_person(by, posts)
+
+
+def set_password_by_phone(session: Session, *, phone: str, password: str, now: datetime,
+                          by: int) -> None:
+    """An admin (dashboard or API) sets the password of the person with this phone; every
+    refusal but a too-short password is the same PermissionDenied."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"密码至少{MIN_PASSWORD}位")
+    pid = person_by_phone(session, phone)
+    target = actor(session, pid) if pid is not None else None
+    if target is None or not (pid == by or may_set_password(actor(session, by), target)):
+        raise PermissionDenied(PASSWORD_REFUSED)
+    assert pid is not None
+    set_password(session, person_id=pid, password=password, now=now, by=by)
 
 
 def check_password(session: Session, *, phone: str, password: str) -> int:
