@@ -16,6 +16,7 @@ from core.db import migrate
 from core.settings import Settings
 from webhooks import dashboard, metrics, telegram, webchat, webhook_docs, wechat, wecom
 from webhooks.body_limits import BodyLimitMiddleware, limits_of
+from webhooks.security_headers import install as install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -99,4 +100,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                  **stall}, status_code=503)
         return JSONResponse({"status": "ok", "sweep_lag_seconds": round(lag, 1), **stall})
 
+    install_security_headers(app, c.settings)  # keep last: the outermost middleware
     return app
