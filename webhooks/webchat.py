@@ -32,6 +32,7 @@ from fastapi.responses import (
 from starlette.concurrency import run_in_threadpool
 
 from bot.flows.types import Press
+from bot.handlers.jsonsafe import loads as read_json
 from bot.handlers.web import sender as web_sender
 from bot.handlers.web.inbound import Upload, handle
 from core import attempts, web_sessions
@@ -226,7 +227,7 @@ def router(container: Container) -> APIRouter:
         if isinstance(row, JSONResponse):
             return row
         try:
-            data = json.loads(await request.body())
+            data = read_json(await request.body())
             client_id = str(data["client_id"])
             p = Press(action=str(data["action"]), case_id=int(data["case_id"]),
                       version=int(data["version"]),
@@ -252,7 +253,7 @@ def router(container: Container) -> APIRouter:
         if isinstance(row, JSONResponse):
             return row
         try:
-            number = attempts.phone_of(str(json.loads(await request.body())["phone"]))
+            number = attempts.phone_of(str(read_json(await request.body())["phone"]))
         except (ValueError, KeyError, TypeError):
             number = None
         if number is None:
@@ -282,7 +283,7 @@ def router(container: Container) -> APIRouter:
         if isinstance(row, JSONResponse):
             return row
         try:
-            given = str(json.loads(await request.body())["code"])
+            given = str(read_json(await request.body())["code"])
         except (ValueError, KeyError, TypeError):
             return _error(400, "请填写验证码")
         chat_id, client = row.chat_id, _client(request)

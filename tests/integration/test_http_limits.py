@@ -160,3 +160,13 @@ def test_deeply_nested_json_to_the_wecom_bot(site: Site, depth: int) -> None:
                                 "nonce": nonce}, content=json.dumps({"encrypt": fields["Encrypt"]}))
     assert r.status_code == 400
     assert stored(site.engine) == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["/chat/press", "/chat/phone", "/chat/code"])
+def test_deeply_nested_json_to_the_web_chat_is_a_clean_400(site: Site, path: str) -> None:
+    with httpx.Client(base_url=site.url) as browser:
+        page = browser.get("/chat").text
+        csrf = page.split('data-csrf="', 1)[1].split('"', 1)[0]
+        r = browser.post(path, content=nested(5000), headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 400 and r.json()["error"]
