@@ -1,6 +1,7 @@
 """`linzhang serve` as deployed (a real process): a 400 MB body claimed or streamed at the
 unauthenticated WeChat and WeCom callbacks is refused at the cap without the server's memory
-growing (its peak RSS, read from /proc), and idle keep-alive connections are closed."""
+growing (its peak RSS, read from /proc), idle keep-alive connections are closed, and clients
+that open connections and never finish a request cannot take more than the set number."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.support.poll import poll
 from tests.support.rawhttp import chunked, request
 from tests.support.server import free_port
 from tests.support.wechat import WECOM_AES_KEY, WECOM_CORP_ID, WECOM_TOKEN
 from tests.support.workers import ROOT, Server, start_server, wait_healthy
 
 KEEPALIVE = 1  # HTTP_KEEPALIVE_TIMEOUT for this server (uvicorn's own default is 5)
+CONCURRENCY = 6  # HTTP_LIMIT_CONCURRENCY for this server
 MB = 2**20
 
 
@@ -32,7 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 "WECHAT_TOKEN": "wx-token-1", "WECOM_TOKEN": WECOM_TOKEN,
                 "WECOM_ENCODING_AES_KEY": WECOM_AES_KEY, "WECOM_CORP_ID": WECOM_CORP_ID,
                 "WECOM_BOT_TOKEN": "bot-token", "WECOM_BOT_ENCODING_AES_KEY": WECOM_AES_KEY,
-                "HTTP_KEEPALIVE_TIMEOUT": str(KEEPALIVE)})
+                "HTTP_KEEPALIVE_TIMEOUT": str(KEEPALIVE),
+                "HTTP_LIMIT_CONCURRENCY": str(CONCURRENCY)})
     srv = start_server(env, free_port(), work)
     try:
         wait_healthy(srv)
@@ -92,3 +97,19 @@ def test_an_idle_keep_alive_connection_is_closed(server: Server) -> None:
             except ConnectionResetError:
                 break
         assert time.monotonic() - start < KEEPALIVE + 2
+
+
+def test_connections_that_never_finish_a_request_are_bounded(server: Server) -> None:
+    hung = []
+    try:
+        for _ in range(CONCURRENCY):  # each sends half a request line and stops
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"POST /webhooks/wechat HTT")
+            hung.append(sock)
+        r = httpx.get(f"{server.base}/healthz", timeout=10)
+        assert r.status_code == 503  # refused at once, not queued behind them
+    finally:
+        for sock in hung:
+            sock.close()
+    poll(lambda: httpx.get(f"{server.base}/healthz", timeout=10).status_code == 200,
+         timeout=10, what="the server to take requests again")
