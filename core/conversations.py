@@ -1,5 +1,9 @@
 """What someone is in the middle of, kept in the database so any worker takes the next step;
-and the reports of people who have not joined yet, kept until they do."""
+and the reports of people who have not joined yet, kept until they do.
+
+A state named `await_*` is a prompt: the bot asked for words and takes the next message as
+the answer. A prompt takes one answer and never outlives a refusal (`drop_prompt`, called by
+bot/dispatch.py after the refused step's rollback), so nobody is stuck in one."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, select
 
 from core.clock import as_utc
+
+PROMPT_PREFIX = "await_"
 
 
 class Conversation(SQLModel, table=True):
@@ -74,6 +80,19 @@ def clear_state(session: Session, *, platform: str, chat_id: str, user_id: str) 
     session.execute(sa.delete(Conversation.__table__).where(  # type: ignore[attr-defined]
         sa.text("platform = :p AND chat_id = :c AND user_id = :u")
     ), {"p": platform, "c": chat_id, "u": user_id})
+
+
+def drop_prompt(session: Session, *, platform: str, chat_id: str, user_id: str) -> str | None:
+    """End the prompt someone is in, if any; which one it was."""
+    conv = session.exec(select(Conversation).where(
+        Conversation.platform == platform, Conversation.chat_id == chat_id,
+        Conversation.user_id == user_id,
+    )).first()
+    if conv is None or not conv.state.startswith(PROMPT_PREFIX):
+        return None
+    session.delete(conv)
+    session.flush()
+    return conv.state
 
 
 def keep_pending(session: Session, *, platform: str, sender_id: str, chat_id: str,
