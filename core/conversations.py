@@ -2,8 +2,14 @@
 and the reports of people who have not joined yet, kept until they do.
 
 A state named `await_*` is a prompt: the bot asked for words and takes the next message as
-the answer. A prompt takes one answer and never outlives a refusal (`drop_prompt`, called by
-bot/dispatch.py after the refused step's rollback), so nobody is stuck in one."""
+the answer. The rule for every prompt, whatever fails:
+- it takes one answer and is gone after it, refused or not: bot/dispatch.py drops it
+  (`drop_prompt`) after a refused step's rollback, or a crash, tells the person why and gives
+  back the words it could not use, so their next message is handled afresh;
+- a resident's words are never swallowed: words their prompt can no longer take (the case
+  closed while they typed) are filed as a report (bot/flows/leader.py, `_add_or_report`). A
+  leader's refused answer is not a report; it comes back to them in the refusal.
+Commands, and messages a prompt does not wait for, go their usual way (bot/flows/router.py)."""
 
 from __future__ import annotations
 

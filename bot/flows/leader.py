@@ -125,13 +125,8 @@ def refresh_card(ctx: Ctx, case_id: int, *, verb: str) -> None:
 
 
 def pending_step(ctx: Ctx, state: str, data: dict[str, int]) -> bool:
-    """The words a prompt waited for; False when the message is not for it.
-
-    The rule for every prompt: it takes one answer and is gone whatever becomes of it. A
-    refused answer is explained and the prompt closed (bot/dispatch.py drops it after the
-    rollback), so the next message is handled afresh; and a resident's words that their
-    prompt cannot take (the case closed while they typed) are filed as a report all the
-    same, never swallowed."""
+    """The words a prompt waited for; False when the message is not for it (the rule every
+    prompt follows is in core/conversations.py)."""
     i = ctx.inbound
     assert ctx.actor is not None
     if i.command == "cancel":
@@ -166,6 +161,7 @@ def pending_step(ctx: Ctx, state: str, data: dict[str, int]) -> bool:
 
 
 def _add_or_report(ctx: Ctx, case_id: int, words: str, atts: tuple[Any, ...]) -> None:
+    """A resident's addition, or, when the case can no longer take it, a report of its own."""
     assert ctx.actor is not None
     try:
         with ctx.session.begin_nested():
