@@ -215,9 +215,14 @@ def router(container: Container) -> APIRouter:
                            uploads=tuple(uploads), location=loc, reply_to_text=rt_text,
                            reply_to_message_id=rt_id))
         await after_handle(request)
-        body = {"ok": not res.errors, "duplicate": res.duplicate, "errors": res.errors}
+        body: dict[str, Any] = {"ok": not res.errors, "duplicate": res.duplicate,
+                                "errors": res.errors}
         if res.errors:
             body["error"] = res.errors[0]
+        if res.unsaved:
+            # The message was taken (a retry is a duplicate and changes nothing); only our
+            # disk failed, which the chat line, /healthz and /metrics say: 200, not a 5xx.
+            body["unsaved"] = res.unsaved
         status = 413 if res.too_large else (422 if res.errors else 200)
         return JSONResponse(body, status_code=status)
 
