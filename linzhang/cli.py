@@ -30,7 +30,10 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
 
 
 def _engine(settings):  # type: ignore[no-untyped-def]
+    from bot import notify
     from core.db import make_engine, migrate
+
+    notify.install()  # a case changed from the CLI notifies like any other
 
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -190,7 +193,10 @@ def app_factory() -> FastAPI:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from bot import notify
     from core.db import make_engine, migrate
+
+    notify.install()
     from core.hierarchy.importer import import_files
 
     db = Path(args.db).resolve()

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from core.clock import Clock
+from bot import notify
 from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
@@ -29,6 +30,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     `run_jobs=False` leaves the deadline sweep and the senders to the caller (tests drive
     them by hand with a fake clock)."""
     c = container or build_container(settings, clock=clock)
+    # Every case change, from chat, dashboard, API or sweep, ends in the one notifier.
+    notify.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -71,7 +71,9 @@ def _deliver(session: Session, row: OutboxMessage, now: datetime) -> None:
     opts: dict[str, Any] = dict(row.options or {})
     actions = list(row.actions or [])
     if row.kind == deliveries.CARD_UPDATE and row.case_id is not None:
-        for card in deliveries.card_messages(session, row.case_id, platform=PLATFORM):
+        for card in deliveries.card_messages(session, row.case_id, platform=PLATFORM,
+                                             person_id=row.person_id,
+                                             chat_binding_id=row.chat_binding_id):
             web_sessions.deliver(session, chat_id=card.chat_id, text=row.text, actions=actions,
                                  options={"card": True}, case_id=row.case_id, kind=row.kind,
                                  outbox_id=row.id, now=now, edit_of=int(card.message_id))
