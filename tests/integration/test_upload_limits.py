@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -282,3 +283,65 @@ def test_chat_import_reports_nul_bytes_and_long_fields_by_row(
     assert "members.csv:3: the row holds a NUL character" in got[0]
     assert "members.csv:4: a cell is too long to read" in got[0]
     assert dump(c.engine) == before
+
+
+def test_other_residents_are_answered_while_a_costly_workbook_is_read(
+        sqlite_engine: Engine, tmp_path: Path, clock: FakeClock) -> None:
+    """Over real HTTP on SQLite (one writer): the workbook is read in the child before the
+    update's transaction opens, so another person's message is handled meanwhile. (Its own
+    bomb: the verdict on the shared one is remembered from the test above.)"""
+    import multiprocessing
+
+    from tests.support.poll import poll
+    from tests.support.server import serve
+    from webhooks.app import create_app
+
+    engine = sqlite_engine
+    bomb_file = bomb(tmp_path / "bomb.xlsx", 700 * MiB)
+    load_demo(engine)
+    admin = holder_of(engine, "admin", TOWN)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
+                             " unreachable) VALUES (:p, 'telegram', :e, false)"),
+                     {"p": admin.person_id, "e": str(ADMIN_TG)})
+    with FakeTelegram() as tg:
+        st = settings(engine, tmp_path, tg, xlsx_max_unpacked_bytes=2**40,
+                      xlsx_max_entry_bytes=2**40, xlsx_max_ratio=10**6,
+                      import_worker_memory_bytes=512 * MiB,
+                      telegram_webhook_secret=SecretStr("s3cret"))
+        c = build_container(st, clock=clock, engine=engine)
+        tg.add_file("BOMB", bomb_file.read_bytes(), file_path="documents/bomb.xlsx")
+        head = {"X-Telegram-Bot-Api-Secret-Token": "s3cret"}
+
+        def update(uid: int, sender: int, **fields: Any) -> dict[str, Any]:
+            return {"update_id": uid, "message": {
+                "message_id": uid, "date": 1_700_000_000, "chat": {"id": sender, "type":
+                                                                   "private"},
+                "from": {"id": sender, "is_bot": False, "first_name": "王"}, **fields}}
+
+        with serve(create_app(st, clock=clock, container=c, run_jobs=False)) as url:
+            done: list[int] = []
+
+            def import_bomb() -> None:
+                with httpx.Client(base_url=url, timeout=300) as client:
+                    done.append(client.post("/webhooks/telegram", headers=head, json=update(
+                        1, ADMIN_TG, caption="/import", document={
+                            "file_id": "BOMB", "file_unique_id": "b", "file_name": "bomb.xlsx",
+                            "file_size": bomb_file.stat().st_size})).status_code)
+
+            admin_thread = threading.Thread(target=import_bomb)
+            admin_thread.start()
+            try:
+                poll(multiprocessing.active_children, timeout=60, what="the reader process")
+                with httpx.Client(base_url=url, timeout=60) as client:
+                    r = client.post("/webhooks/telegram", headers=head,
+                                    json=update(2, 5001, text="楼道灯坏了三天了"))
+                assert r.status_code == 200
+                assert not done, "the other message waited for the workbook"
+            finally:
+                admin_thread.join(300)
+    assert done == [200]
+    with engine.connect() as conn:
+        texts = list(conn.execute(sa.text("SELECT dedupe_key, text FROM outbox")))
+    assert any(k.startswith("in:telegram:2:") for k, _ in texts)
+    assert any(k.startswith("in:telegram:1:") and "needs more memory" in t for k, t in texts)

@@ -14,6 +14,7 @@ from bot.dispatch import process, record_unparsed
 from bot.flows.types import Inbound
 from bot.handlers.telegram.parse import Unparseable, parse_update
 from core.container import Container
+from core.hierarchy.parse_worker import precheck
 from core.media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def fetch_spreadsheets(c: Container, inbound: Inbound, data: dict[str, Any]) -> 
         if m.kind == "document" and m.file_ref == doc.get("file_id"):
             try:
                 body = _download(c, m.file_ref or "")
+                precheck(name, body, settings=c.settings)  # before the transaction: parse_worker
                 ref = MediaStore(Path(c.settings.media_dir)).put(
                     body, Path(name).suffix.lstrip(".").lower())
                 m = replace(m, stored_ref=ref, file_unique_id=Path(name).stem[:60])
