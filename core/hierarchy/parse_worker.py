@@ -4,8 +4,8 @@ The archive checks (archive_limits.py) stop a zip bomb before anything is inflat
 left is a workbook that is within the limits but still costly to read (a huge shared-strings
 table, one enormous cell). The child process has an address-space and CPU cap
 (resource.setrlimit), so such a file costs the child its memory, not the server, and only one
-upload is read at a time, so a queue of them cannot take every core from the webhooks. The
-import itself then reads a file that is known to fit.
+upload is read at a time (per server process), so a queue of them cannot take every core from
+the webhooks. The import itself then reads a file that is known to fit.
 
 The import runs inside the update's database transaction (on SQLite, the one write lock), so a
 platform adapter that downloads the file first calls `precheck` before that transaction opens;
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
 _LOCATED = re.compile(r"(?P<label>[^:]+):(?P<row>\d+): (?P<reason>.*)", re.DOTALL)
 _SLOT = threading.BoundedSemaphore(1)
-# Verdicts of precheck by (content digest, limits), for the flow that follows; a few suffice.
+# precheck's verdicts by (content digest, limits, memory and time caps), for the flow that
+# follows it; a few suffice.
 _VERDICTS: OrderedDict[tuple[str, SheetLimits, int, float], list[RowError]] = OrderedDict()
 _VERDICTS_LOCK = threading.Lock()
 KEEP_VERDICTS = 16
