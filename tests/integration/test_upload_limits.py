@@ -345,3 +345,36 @@ def test_other_residents_are_answered_while_a_costly_workbook_is_read(
         texts = list(conn.execute(sa.text("SELECT dedupe_key, text FROM outbox")))
     assert any(k.startswith("in:telegram:2:") for k, _ in texts)
     assert any(k.startswith("in:telegram:1:") and "needs more memory" in t for k, t in texts)
+
+
+def test_a_workbook_no_adapter_checked_is_read_in_the_worker_by_the_flow(
+        chat: tuple[Container, FakeTelegram], tmp_path: Path) -> None:
+    """A platform that hands the flow a stored file without the adapter's precheck: the flow
+    reads it in the capped worker itself, and a good workbook imports."""
+    from bot.dispatch import process
+    from bot.flows.types import Inbound, Media
+    from core.media.store import MediaStore
+
+    c, _ = chat
+    good = write_xlsx(tmp_path / "new.xlsx", {"members": (MEMBER_HEADER, [
+        ["新居民", "13811112222", "resident", LIN1, "3号楼", "", "", ""]])})
+    ref = MediaStore(Path(c.settings.media_dir)).put(good.read_bytes(), "xlsx")
+    inbound = Inbound(platform="telegram", update_id="flow-1", chat_id=str(ADMIN_TG),
+                      sender_id=str(ADMIN_TG), received_at=c.clock.now(), command="import",
+                      media=(Media(kind="document", file_unique_id="new", stored_ref=ref,
+                                   mime="application/vnd.openxmlformats-officedocument."
+                                        "spreadsheetml.sheet"),))
+    assert process(c.engine, inbound=inbound, payload={}, clock=c.clock, settings=c.settings)
+    with c.engine.connect() as conn:
+        said = list(conn.execute(sa.text("SELECT text FROM outbox WHERE dedupe_key LIKE"
+                                         " 'in:telegram:flow-1:%'")).scalars())
+        added = conn.execute(sa.text("SELECT count(*) FROM person WHERE phone = '13811112222'"
+                                     )).scalar_one()
+    assert len(said) == 1 and said[0].startswith("导入成功"), said
+    assert added == 1
+
+    # And through the adapter (precheck first), a good workbook still imports.
+    other = write_xlsx(tmp_path / "more.xlsx", {"members": (MEMBER_HEADER, [
+        ["又一位", "13811113333", "resident", LIN1, "4号楼", "", "", ""]])})
+    got = send_file(c, chat[1], "more.xlsx", other.read_bytes())
+    assert len(got) == 1 and got[0].startswith("导入成功"), got
