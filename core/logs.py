@@ -6,6 +6,10 @@ logs WeChat's `?secret=` and `?access_token=` query strings at DEBUG, and its co
 errors repeat them in tracebacks; uvicorn's access log shows `/login/<one-time token>`. So
 the redaction runs on the finished line (message, arguments, traceback and extras alike), in
 the formatter of the one root handler that everything propagates to.
+
+Residents' phone, ID and house numbers reach log lines the same way (the Bot API's debug line
+carries every message text, a parse error repeats the update): they are masked on the finished
+line too (core/privacy.mask_text), unless LOG_PERSONAL_DATA=true.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from pydantic import SecretStr
+
+from core.privacy import mask_text
 
 MASK = "***"
 # Shorter values (a test's "x") would blank out ordinary words.
@@ -42,12 +48,14 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 
 
 class Redactor:
-    """Blanks known secret values and credential-shaped text out of a line."""
+    """Blanks known secret values and credential-shaped text out of a line, and masks personal
+    numbers in it unless `personal_data` is allowed."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, personal_data: bool = False) -> None:
         values = {s for s in secrets if s and len(s) >= MIN_SECRET}
         # Longest first, so a secret that contains another is blanked whole.
         self.secrets = sorted(values, key=len, reverse=True)
+        self.personal_data = personal_data
 
     def __call__(self, text: str) -> str:
         for value in self.secrets:
@@ -55,7 +63,7 @@ class Redactor:
                 text = text.replace(value, MASK)
         for pattern, repl in PATTERNS:
             text = pattern.sub(repl, text)
-        return text
+        return text if self.personal_data else mask_text(text)
 
 
 def secrets_of(settings: Any) -> list[str]:
@@ -113,7 +121,8 @@ QUIET = ("alembic", "apscheduler", "httpx")
 
 def configure_logging(*, level: str | int = "INFO", fmt: str = "text",
                       secrets: Iterable[str] = (), stream: IO[str] | None = None,
-                      verbose: bool = False, force: bool = True) -> logging.Handler | None:
+                      verbose: bool = False, force: bool = True,
+                      personal_data: bool = False) -> logging.Handler | None:
     """Replace the root handlers with one (text or JSON, redacting); returns that handler."""
     root = logging.getLogger()
     if root.handlers and not force:
@@ -121,7 +130,8 @@ def configure_logging(*, level: str | int = "INFO", fmt: str = "text",
         return None
     handler = logging.StreamHandler(stream or sys.stderr)
     inner = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
-    handler.setFormatter(RedactingFormatter(inner, Redactor(secrets)))
+    handler.setFormatter(RedactingFormatter(inner, Redactor(secrets,
+                                                            personal_data=personal_data)))
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)

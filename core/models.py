@@ -1,6 +1,7 @@
 """Imports every table module so that SQLModel.metadata knows the whole schema."""
 
 from core import accounts as accounts_model
+from core import callback_nonces as callback_nonces_model
 from core import conversations as conversations_model
 from core import deliveries as deliveries_model
 from core import inbound as inbound_model
@@ -15,7 +16,8 @@ from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
 from core.rollup import model as rollup_model
 
-__all__ = ["accounts_model", "cases_model", "conversations_model", "deliveries_model",
-           "hierarchy_model", "inbound_model", "invites_model", "ops_model", "outbox_model",
+__all__ = ["accounts_model", "callback_nonces_model", "cases_model", "conversations_model",
+           "deliveries_model", "hierarchy_model", "inbound_model", "invites_model", "ops_model",
+           "outbox_model",
            "ratebucket_model", "rollup_model", "tokens_model", "web_sessions_model",
            "wecom_limits_model"]

@@ -61,6 +61,22 @@ class Settings(BaseSettings):
     public_url: str = ""
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")  # json: one object a line
+    # Phone, ID and house numbers in log lines are masked (core/privacy.mask_text) unless this
+    # is set, for a developer debugging an address parser on test data.
+    log_personal_data: bool = False
+
+    # HTTP limits (webhooks/body_limits.py, `linzhang serve`): a body over the cap is refused
+    # (413) before it is read; the web chat's uploads get the media limits below instead.
+    http_max_body_bytes: int = Field(default=2**20, ge=1024)
+    # A request body must have fully arrived this long after the request began (else 408).
+    http_body_timeout: Duration = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    # An idle keep-alive connection is closed after this many seconds (uvicorn).
+    http_keepalive_timeout: int = Field(default=5, ge=1)
+    # Connections and tasks one server process takes at once; past it, 503 (uvicorn).
+    http_limit_concurrency: int | None = Field(default=1000, ge=1)
+    # WeChat and WeCom callbacks: a timestamp further than this from our clock is refused, and
+    # a nonce is remembered this long (the plain-mode signature covers no body).
+    wechat_max_clock_skew: Duration = Field(default=timedelta(minutes=5), gt=timedelta(0))
 
     # Deadline policy (DESIGN.md, "Case lifecycle").
     reply_deadline: Duration = timedelta(hours=4)
@@ -131,6 +147,18 @@ class Settings(BaseSettings):
     web_session_ttl: Duration = timedelta(days=30)
     web_stream_seconds: float = Field(default=300.0, gt=0)  # one event stream, then reconnect
     web_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # One-time phone codes of the web chat (core/web_sessions.py), counted in the database
+    # across every session and worker: codes sent per number, per client address and in all
+    # within the window; wrong codes per number (then its codes die and no new one is sent
+    # until the window has passed) and per address.
+    web_code_ttl: Duration = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    web_code_window: Duration = Field(default=timedelta(hours=1), gt=timedelta(0),
+                                      le=timedelta(days=1))
+    web_codes_per_phone: int = Field(default=3, ge=1)
+    web_codes_per_client: int = Field(default=10, ge=1)
+    web_codes_total: int = Field(default=300, ge=1)
+    web_code_wrong_per_phone: int = Field(default=5, ge=1)
+    web_code_wrong_per_client: int = Field(default=20, ge=1)
 
     # Platforms.
     telegram_bot_token: SecretStr | None = None

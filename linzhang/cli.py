@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import DomainError, ImportRejected
 
@@ -136,8 +136,20 @@ def _serve(settings, *, host: str | None, port: int | None,  # type: ignore[no-u
     app = create_app(settings, polling=polling)
     # log_config=None: uvicorn's loggers propagate to our root handler (format, redaction).
     uvicorn.run(app, host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level.lower(), log_config=None)
+                log_level=settings.log_level.lower(), log_config=None, **http_options(settings))
     return 0
+
+
+# Request line and headers at most this big (h11 answers 431 past it): callbacks, forms and
+# cookies fit in a fraction of it.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def http_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's connection limits from the settings (the body limits are the app's own)."""
+    return {"timeout_keep_alive": settings.http_keepalive_timeout,
+            "limit_concurrency": settings.http_limit_concurrency,
+            "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -164,7 +176,7 @@ def _serve_workers(settings: Settings, *, host: str | None, port: int | None,
     # redaction), as in one process.
     uvicorn.run("linzhang.cli:app_factory", factory=True, workers=workers,
                 host=host or settings.host, port=port or settings.port,
-                log_level=settings.log_level.lower(), log_config=None)
+                log_level=settings.log_level.lower(), log_config=None, **http_options(settings))
     return 0
 
 
@@ -299,7 +311,8 @@ def setup_logging(settings: Settings, *, verbose: bool = False) -> None:
     from core.logs import configure_logging, secrets_of
 
     configure_logging(level=settings.log_level, fmt=settings.log_format,
-                      secrets=secrets_of(settings), verbose=verbose, force=False)
+                      secrets=secrets_of(settings), verbose=verbose, force=False,
+                      personal_data=settings.log_personal_data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,8 @@ from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
 from webhooks import dashboard, metrics, telegram, webchat, webhook_docs, wechat, wecom
+from webhooks.body_limits import BodyLimitMiddleware, limits_of
+from webhooks.security_headers import install as install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)
     app.state.container = c
+    # Outside every route: bodies are capped and timed while they stream in.
+    app.add_middleware(BodyLimitMiddleware, limits=limits_of(c.settings))
     app.include_router(telegram.router(c))
     webhook_docs.document_errors(app)  # our own 422s say why in one sentence
     app.include_router(dashboard.router(c))
@@ -75,9 +79,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
-        """503 when the database is gone or the deadline sweep has fallen behind."""
+        """503 when the database is gone or the deadline sweep has fallen behind; 200 with
+        `"status": "degraded"` while the media store cannot take files (reports still work)."""
         from sqlmodel import Session
 
+        from core.media.store import MediaStore
         from core.ops import stall_limit, stalled_since, sweep_lag
 
         try:
@@ -88,12 +94,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             log.error("health check: database unreachable: %s", exc)
             return JSONResponse({"status": "down", "database": "unreachable"}, status_code=503)
         stall = {"stalled_since": since.isoformat()} if since is not None else {}
+        media_problem = MediaStore.from_settings(c.settings).probe()
+        media: dict[str, str] = {"media": "ok"}
+        if media_problem is not None:
+            log.error("health check: media store degraded: %s", media_problem)
+            media = {"media": "degraded", "media_problem": media_problem.split(":")[0]}
         # Two sweep intervals (and a little grace for a busy machine) is "fallen behind".
         limit = stall_limit(c.settings.sweep_interval).total_seconds()
         if run_jobs and lag > limit:
             log.error("health check: the sweep is %.0f s behind", lag)
             return JSONResponse({"status": "behind", "sweep_lag_seconds": round(lag, 1),
-                                 **stall}, status_code=503)
-        return JSONResponse({"status": "ok", "sweep_lag_seconds": round(lag, 1), **stall})
+                                 **stall, **media}, status_code=503)
+        # Not a 503: every worker shares MEDIA_DIR, so a balancer would take them all out and
+        # stop the reports too, which still become cases (their files marked failed).
+        status = "ok" if media_problem is None else "degraded"
+        return JSONResponse({"status": status, "sweep_lag_seconds": round(lag, 1), **stall,
+                             **media})
 
+    install_security_headers(app, c.settings)  # keep last: the outermost middleware
     return app

@@ -7,7 +7,14 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.handlers.wechat.xmlsafe import MAX_XML
-from bot.handlers.wecom.inbound import app_crypto, bot_crypto, handle_app, handle_bot, verify_url
+from bot.handlers.wecom.inbound import (
+    BOT_PLATFORM,
+    app_crypto,
+    bot_crypto,
+    handle_app,
+    handle_bot,
+    verify_url,
+)
 from core.container import Container
 from webhooks import webhook_docs as docs
 
@@ -19,7 +26,9 @@ def router(container: Container) -> APIRouter:
     @r.get("/webhooks/wecom", tags=["webhooks"], response_class=PlainTextResponse,
             responses=docs.WEBHOOK_RESPONSES, openapi_extra=docs.URL_CHECK)
     async def wecom_verify(request: Request) -> Response:
-        got = verify_url(app_crypto(container), dict(request.query_params))
+        # The nonce is remembered in the database: off the event loop.
+        got = await run_in_threadpool(verify_url, container, app_crypto(container),
+                                      dict(request.query_params))
         return Response(got.body, status_code=got.status, media_type="text/plain")
 
     @r.post("/webhooks/wecom", tags=["webhooks"], response_class=PlainTextResponse,
@@ -36,7 +45,8 @@ def router(container: Container) -> APIRouter:
     async def wecom_bot_verify(request: Request) -> Response:
         if not has_bot:
             return Response(media_type="text/plain", status_code=404)
-        got = verify_url(bot_crypto(container), dict(request.query_params))
+        got = await run_in_threadpool(verify_url, container, bot_crypto(container),
+                                      dict(request.query_params), platform=BOT_PLATFORM)
         return Response(got.body, status_code=got.status, media_type="text/plain")
 
     @r.post("/webhooks/wecom/bot", tags=["webhooks"], response_class=PlainTextResponse,

@@ -1,7 +1,9 @@
 """No secret reaches a log line: `linzhang -v serve` as deployed (a real process, JSON logs at
 DEBUG from every library), driven through webhooks, a login link, a session cookie and
 outbound calls to Telegram and WeChat that succeed and fail; then every secret is looked for
-in everything the process wrote."""
+in everything the process wrote. A resident's report carries a phone and a house number: they
+are masked in the log too, unless LOG_PERSONAL_DATA=true (then they are there, which shows
+that the report's text did reach log lines)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
@@ -27,7 +30,7 @@ from core.hierarchy.services import link_identity
 from core.outbox import OUT, Draft, enqueue_many
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.wechat_api import FakeWeChatApi
-from tests.support.demo_city import holder_of, load_demo
+from tests.support.demo_city import LIN1, holder_of, load_demo
 from tests.support.poll import poll
 from tests.support.server import free_port
 
@@ -40,6 +43,9 @@ WECHAT_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters
 SESSION_SECRET = "session-signing-secret-8e7f"
 ADMIN_CHAT = 5550001
 BLOCKED_CHAT = 999
+RESIDENT_CHAT, LEADER_CHAT = 5550002, 5550003
+PHONE, HOUSE = "13955501234", "幸福路18号2单元301"
+REPORT = f"我家{HOUSE}楼道灯坏了，电话{PHONE}"
 
 
 def wait_for(what: str, check: Callable[[], object], proc: subprocess.Popen[bytes],
@@ -59,10 +65,14 @@ def prepare(db: Path) -> str:
     migrate(engine)
     load_demo(engine)
     admin = holder_of(engine, "admin", "341602")
+    resident = holder_of(engine, "resident", LIN1)
+    leader = holder_of(engine, "neighbor_leader", LIN1)
     now = datetime.now(UTC)
     with Session(engine) as s, s.begin():
-        link_identity(s, person_id=admin.person_id, platform="telegram",
-                      external_id=str(ADMIN_CHAT), now=now)
+        for who, chat in ((admin, ADMIN_CHAT), (resident, RESIDENT_CHAT),
+                          (leader, LEADER_CHAT)):
+            link_identity(s, person_id=who.person_id, platform="telegram",
+                          external_id=str(chat), now=now)
         token = issue_login_token(s, person_id=admin.person_id, now=now,
                                   ttl=timedelta(minutes=15))
         enqueue_many(s, drafts=[
@@ -84,7 +94,9 @@ def row_status(db: Path, key: str) -> str:
         engine.dispose()
 
 
-def test_secrets_and_tokens_never_reach_a_log_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("personal_data", [False, True], ids=["masked", "LOG_PERSONAL_DATA"])
+def test_secrets_and_tokens_never_reach_a_log_line(tmp_path: Path, personal_data: bool
+                                                   ) -> None:
     db = tmp_path / "city.db"
     login_token = prepare(db)
     port = free_port()
@@ -106,6 +118,7 @@ def test_secrets_and_tokens_never_reach_a_log_line(tmp_path: Path) -> None:
             "WECHAT_APP_ID": "wx1234567890", "WECHAT_APP_SECRET": WECHAT_APP_SECRET,
             "WECHAT_TOKEN": WECHAT_TOKEN, "WECHAT_ENCODING_AES_KEY": WECHAT_AES_KEY,
             "WECHAT_API_BASE": oa.base_url,
+            "LOG_PERSONAL_DATA": "true" if personal_data else "false",
         })
         with log_file.open("wb") as out:
             proc = subprocess.Popen(
@@ -133,6 +146,13 @@ def test_secrets_and_tokens_never_reach_a_log_line(tmp_path: Path) -> None:
                 link = wait_for("the login link", lambda: [
                     t for t in tg.texts_to(ADMIN_CHAT) if t and "/login/" in t], proc)
                 bot_token = re.findall(r"/login/([\w-]+)", str(link))[0]
+                said = {"update_id": 2, "message": {
+                    "message_id": 2, "date": int(time.time()), "text": REPORT,
+                    "chat": {"id": RESIDENT_CHAT, "type": "private"},
+                    "from": {"id": RESIDENT_CHAT, "is_bot": False, "first_name": "王"}}}
+                assert http.post("/webhooks/telegram", json=said, headers={
+                    "X-Telegram-Bot-Api-Secret-Token": HOOK_SECRET}).status_code == 200
+                wait_for("the 邻长's new case", lambda: tg.texts_to(LEADER_CHAT), proc)
 
                 cookies = []
                 for token in (login_token, bot_token):
@@ -170,6 +190,11 @@ def test_secrets_and_tokens_never_reach_a_log_line(tmp_path: Path) -> None:
     assert len(lines) > 20
     bad = [line for line in lines if not _is_json(line)]
     assert bad == [], bad[:5]
+    if personal_data:
+        assert PHONE in text and "18号2单元301" in text, "the report never reached the log"
+    else:
+        assert PHONE not in text and PHONE[-8:] not in text and "2单元301" not in text
+        assert "139****1234" in text and "幸福路**号***" in text  # masked, not dropped
 
 
 def _is_json(line: str) -> bool:

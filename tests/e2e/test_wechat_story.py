@@ -68,7 +68,7 @@ class World:
         self.oa.user_wrote(RESIDENT)
         msg = {"ToUserName": "gh_1", "FromUserName": RESIDENT, "CreateTime": self._id(),
                "MsgId": self._id(), **fields}
-        query, body = sealed(self.oa_crypto, xml_of(msg))
+        query, body = sealed(self.oa_crypto, xml_of(msg), clock=self.clock)
         r = self.http.post("/webhooks/wechat", params=query, content=body)
         assert r.status_code == 200 and r.text == "success"
 
@@ -76,7 +76,7 @@ class World:
         """A leader does something in the WeCom app."""
         msg = {"ToUserName": WECOM_CORP_ID, "FromUserName": who, "CreateTime": self._id(),
                "AgentID": 1, **fields}
-        query, body = sealed(self.wecom_crypto, xml_of(msg))
+        query, body = sealed(self.wecom_crypto, xml_of(msg), clock=self.clock)
         assert self.http.post("/webhooks/wecom", params=query, content=body).status_code == 200
 
     def case_ids(self) -> list[int]:

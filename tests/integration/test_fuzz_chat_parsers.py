@@ -50,8 +50,10 @@ from tests.support.wechat import (
     WECOM_AES_KEY,
     WECOM_CORP_ID,
     WECOM_TOKEN,
+    fresh_nonce,
     sealed,
     sealed_json,
+    stamp,
     xml_of,
 )
 
@@ -327,8 +329,8 @@ class Clean:
         assert not failed, failed[:3]
 
 
-def _wx_plain_query() -> dict[str, str]:
-    ts, nonce = "1700000000", "7"
+def _wx_plain_query(world: World) -> dict[str, str]:
+    ts, nonce = stamp(world.c.clock), fresh_nonce()
     sig = hashlib.sha1("".join(sorted([DOC_TOKEN, ts, nonce])).encode()).hexdigest()
     return {"signature": sig, "timestamp": ts, "nonce": nonce}
 
@@ -347,9 +349,9 @@ def test_wechat_callbacks_end_to_end(world: World, clean: Clean,
                                      data: st.DataObject) -> None:
     text = _xml_text(data.draw, data.draw(wx_fields("oUser")))
     if data.draw(st.booleans()):
-        query, body = _wx_plain_query(), text.encode()
+        query, body = _wx_plain_query(world), text.encode()
     else:
-        query, body = sealed(world.wx, text, nonce=str(next(_uid)))
+        query, body = sealed(world.wx, text, nonce=str(next(_uid)), clock=world.c.clock)
     with clean:
         assert wechat_inbound.handle(world.c, query, body).status in (200, 400)
 
@@ -360,7 +362,7 @@ def test_wecom_app_callbacks_end_to_end(world: World, clean: Clean,
                                         data: st.DataObject) -> None:
     sender = data.draw(st.sampled_from(["lin1", "adm", "stranger"]))
     text = _xml_text(data.draw, data.draw(wx_fields(sender)))
-    query, body = sealed(world.wc, text, nonce=str(next(_uid)))
+    query, body = sealed(world.wc, text, nonce=str(next(_uid)), clock=world.c.clock)
     with clean:
         assert wecom_inbound.handle_app(world.c, query, body).status in (200, 400)
 
@@ -376,6 +378,6 @@ def test_wecom_bot_callbacks_end_to_end(world: World, clean: Clean, payload: Any
     d = {**base, spot: payload} if spot else payload
     if not isinstance(d, dict):
         d = {"not": "an object", "value": d}
-    query, body = sealed_json(world.wc_bot, d)
+    query, body = sealed_json(world.wc_bot, d, clock=world.c.clock)
     with clean:
         assert wecom_inbound.handle_bot(world.c, query, body).status in (200, 400)

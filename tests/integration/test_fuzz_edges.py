@@ -25,7 +25,7 @@ from core.container import Container, build_container
 from core.settings import Settings
 from tests.citydata import dump
 from tests.support.demo_city import LIN1, TOWN, holder_of, load_demo
-from tests.support.wechat import DOC_TOKEN, sealed_json, xml_of
+from tests.support.wechat import DOC_TOKEN, at, sealed_json, xml_of
 
 BOT_TOKEN, BOT_AES = "bot-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
@@ -104,20 +104,22 @@ def test_a_smart_bot_callback_delivered_twice_is_handled_once(c: Container) -> N
     data = {"msgid": "dup-1", "chatid": "grp", "chattype": "group", "from": {"userid": "lin1"},
             "msgtype": "text", "text": {"content": "@bot 大家好"}}
     for _ in range(2):
-        query, body = sealed_json(crypto, data)
+        query, body = sealed_json(crypto, data, clock=c.clock)
         assert wecom_inbound.handle_bot(c, query, body).status == 200
     assert count(c, "SELECT count(*) FROM inbound_update WHERE update_id = 'bot:dup-1'") == 1
 
 
-def test_a_wechat_message_replayed_days_later_is_handled_once(c: Container) -> None:
+def test_a_wechat_message_replayed_days_later_is_refused_and_handled_once(c: Container
+                                                                         ) -> None:
     ts, nonce = "1700000000", "9"
+    assert isinstance(c.clock, FakeClock)
+    c.clock.set(at(ts))
     query = {"signature": hashlib.sha1("".join(sorted([DOC_TOKEN, ts, nonce])).encode())
              .hexdigest(), "timestamp": ts, "nonce": nonce}
     body = xml_of({"ToUserName": "gh", "FromUserName": "oUser", "CreateTime": 1_700_000_000,
                    "MsgType": "text", "Content": "路灯不亮了", "MsgId": 777001}).encode()
     assert wechat_inbound.handle(c, query, body).status == 200
-    assert isinstance(c.clock, FakeClock)
     c.clock.advance(timedelta(days=3))
-    assert wechat_inbound.handle(c, query, body).status == 200
+    assert wechat_inbound.handle(c, query, body).status == 403  # its timestamp is stale
     assert count(c, "SELECT count(*) FROM cases") == 1
     assert count(c, "SELECT count(*) FROM inbound_update WHERE platform = 'wechat'") == 1

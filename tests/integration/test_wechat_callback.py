@@ -28,6 +28,8 @@ from tests.support.wechat import (
     DOC_NONCE,
     DOC_TIMESTAMP,
     DOC_TOKEN,
+    at,
+    fresh_nonce,
     sealed,
     xml_of,
 )
@@ -38,7 +40,9 @@ DOC_QUERY = {"signature": "x", "timestamp": DOC_TIMESTAMP, "nonce": DOC_NONCE,
 NOW = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
 
-def plain_signature(timestamp: str = "1", nonce: str = "2") -> dict[str, str]:
+def plain_signature(timestamp: str = DOC_TIMESTAMP, nonce: str | None = None
+                    ) -> dict[str, str]:
+    nonce = nonce or fresh_nonce()
     sig = hashlib.sha1("".join(sorted([DOC_TOKEN, timestamp, nonce])).encode()).hexdigest()
     return {"signature": sig, "timestamp": timestamp, "nonce": nonce}
 
@@ -49,6 +53,7 @@ def client(engine: Engine, tmp_path, clock: FakeClock) -> Iterator[httpx.Client]
                         wechat_app_id=DOC_APP_ID, wechat_token=SecretStr(DOC_TOKEN),
                         wechat_encoding_aes_key=SecretStr(DOC_AES_KEY),
                         media_dir=str(tmp_path / "media"))
+    clock.set(at(DOC_TIMESTAMP))  # the sample's signatures are fresh at their own time
     c = build_container(settings, clock=clock, engine=engine)
     with serve(create_app(settings, container=c, run_jobs=False)) as url, \
             httpx.Client(base_url=url) as http:
@@ -83,11 +88,11 @@ def test_a_forged_signature_is_refused_and_changes_nothing(client, engine, query
     assert count(engine, "inbound_update") == 0 and count(engine, "outbox") == 0
 
 
-def test_an_undecryptable_body_is_refused(client, engine) -> None:  # type: ignore[no-untyped-def]
+def test_an_undecryptable_body_is_refused(client, engine, clock) -> None:  # type: ignore[no-untyped-def]
     # Signed correctly, but encrypted for another AppID.
     other = WeChatCrypto(DOC_TOKEN, DOC_AES_KEY, "wx0000000000000000")
     query, body = sealed(other, xml_of({"MsgType": "text", "FromUserName": "o1",
-                                        "Content": "hi", "MsgId": 1}))
+                                        "Content": "hi", "MsgId": 1}), clock=clock)
     assert client.post("/webhooks/wechat", params=query, content=body).status_code == 400
     assert client.post("/webhooks/wechat", params=DOC_QUERY, content=b"<xml><Enc").status_code \
         == 400
@@ -105,18 +110,19 @@ XXE = """<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/pa
 
 
 @pytest.mark.parametrize("body", [BOMB, XXE])
-def test_entity_tricks_are_refused_plain_and_encrypted(client, engine, body) -> None:  # type: ignore[no-untyped-def]
+def test_entity_tricks_are_refused_plain_and_encrypted(client, engine, clock, body) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/webhooks/wechat", params=plain_signature(), content=body)
     assert r.status_code == 400
-    query, sealed_body = sealed(WeChatCrypto(DOC_TOKEN, DOC_AES_KEY, DOC_APP_ID), body)
+    query, sealed_body = sealed(WeChatCrypto(DOC_TOKEN, DOC_AES_KEY, DOC_APP_ID), body,
+                                clock=clock)
     assert client.post("/webhooks/wechat", params=query, content=sealed_body).status_code == 400
     assert count(engine, "inbound_update") == 0
 
 
 def test_url_check(client) -> None:  # type: ignore[no-untyped-def]
-    ok = client.get("/webhooks/wechat", params={**plain_signature("5", "6"), "echostr": "e42"})
+    ok = client.get("/webhooks/wechat", params={**plain_signature(nonce="6"), "echostr": "e42"})
     assert ok.status_code == 200 and ok.text == "e42"
-    bad = client.get("/webhooks/wechat", params={**plain_signature("5", "6"), "nonce": "7",
+    bad = client.get("/webhooks/wechat", params={**plain_signature(nonce="6"), "nonce": "7",
                                                   "echostr": "e42"})
     assert bad.status_code == 403
 
@@ -133,7 +139,7 @@ def test_a_resident_retried_three_times_makes_one_case(client, engine, clock) ->
     msg = xml_of({"ToUserName": "gh", "FromUserName": "o_res", "CreateTime": 1700000000,
                   "MsgType": "text", "Content": "路灯不亮了", "MsgId": 777})
     for n in range(3):
-        query, body = sealed(crypto, msg, nonce=str(n))
+        query, body = sealed(crypto, msg, nonce=str(n), clock=clock)
         assert client.post("/webhooks/wechat", params=query, content=body).text == "success"
     assert count(engine, "cases") == 1
     with engine.connect() as conn:

@@ -31,6 +31,7 @@ from tests.support.wechat import (
     WECOM_MSG_BODY,
     WECOM_MSG_QUERY,
     WECOM_TOKEN,
+    at,
     sealed,
     sealed_json,
     xml_of,
@@ -52,13 +53,14 @@ class Env:
     engine: Engine
     app: WeComCrypto
     bot: WeComCrypto
+    clock: FakeClock
     n: int = 0
 
     def leader(self, who: str, **fields: Any) -> httpx.Response:
         self.n += 1
         msg = {"ToUserName": WECOM_CORP_ID, "FromUserName": who, "CreateTime": 1_700_000_000
                + self.n, "AgentID": 1, **fields}
-        query, body = sealed(self.app, xml_of(msg), nonce=str(self.n))
+        query, body = sealed(self.app, xml_of(msg), nonce=str(self.n), clock=self.clock)
         return self.http.post("/webhooks/wecom", params=query, content=body)
 
     def in_group(self, who: str, text: str, quote: str | None = None) -> httpx.Response:
@@ -68,7 +70,7 @@ class Env:
                                 "msgtype": "text", "text": {"content": f"@邻长助手 {text}"}}
         if quote is not None:
             data["quote"] = {"msgtype": "text", "text": {"content": quote}}
-        query, body = sealed_json(self.bot, data)
+        query, body = sealed_json(self.bot, data, clock=self.clock)
         return self.http.post("/webhooks/wecom/bot", params=query, content=body)
 
 
@@ -85,7 +87,7 @@ def env(engine: Engine, tmp_path: Path, clock: FakeClock) -> Iterator[Env]:
     with serve(create_app(settings, container=c, run_jobs=False)) as url, \
             httpx.Client(base_url=url) as http:
         yield Env(http, engine, WeComCrypto(WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP_ID),
-                  WeComCrypto(BOT_TOKEN, BOT_AES_KEY, ""))
+                  WeComCrypto(BOT_TOKEN, BOT_AES_KEY, ""), clock)
 
 
 def count(engine: Engine, table: str) -> int:
@@ -128,6 +130,7 @@ def case_id(env: Env, clock: FakeClock) -> int:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # no database involved
 def test_url_check_with_the_documentation_sample(env: Env) -> None:
+    env.clock.set(at(WECOM_ECHO["timestamp"]))  # the sample is signed at its own time
     r = env.http.get("/webhooks/wecom", params=WECOM_ECHO)
     # The echostr of the sample decrypts to "5927782489442352469".
     assert r.status_code == 200 and r.text == "5927782489442352469"
@@ -136,6 +139,7 @@ def test_url_check_with_the_documentation_sample(env: Env) -> None:
 
 
 def test_the_documentation_message_is_decrypted_and_stored_once(env: Env) -> None:
+    env.clock.set(at(WECOM_MSG_QUERY["timestamp"]))
     for _ in range(3):  # WeCom retries like WeChat
         r = env.http.post("/webhooks/wecom", params=WECOM_MSG_QUERY, content=WECOM_MSG_BODY)
         assert r.status_code == 200
@@ -160,6 +164,7 @@ XXE = """<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/pa
 
 def test_forged_undecryptable_and_hostile_bodies_are_refused_and_store_nothing(env: Env
                                                                                 ) -> None:
+    env.clock.set(at(WECOM_MSG_QUERY["timestamp"]))
     for query in ({**WECOM_MSG_QUERY, "msg_signature": "0" * 40},
                   {**WECOM_MSG_QUERY, "timestamp": "1411525904"}):
         r = env.http.post("/webhooks/wecom", params=query, content=WECOM_MSG_BODY)
@@ -167,11 +172,12 @@ def test_forged_undecryptable_and_hostile_bodies_are_refused_and_store_nothing(e
     # Signed correctly with our token, but encrypted for another corp; or cut short.
     other = WeComCrypto(WECOM_TOKEN, WECOM_AES_KEY, "ww0000000000000000")
     query, body = sealed(other, xml_of({"MsgType": "text", "FromUserName": "u1",
-                                        "Content": "hi", "MsgId": 1}))
+                                        "Content": "hi", "MsgId": 1}), clock=env.clock)
     assert env.http.post("/webhooks/wecom", params=query, content=body).status_code == 400
     assert env.http.post("/webhooks/wecom", params=WECOM_MSG_QUERY,
                          content=b"<xml><Encrypt>").status_code == 400
-    q2, b2 = sealed_json(WeComCrypto(BOT_TOKEN, BOT_AES_KEY, "someone-else"), {"msgid": "1"})
+    q2, b2 = sealed_json(WeComCrypto(BOT_TOKEN, BOT_AES_KEY, "someone-else"), {"msgid": "1"},
+                         clock=env.clock)
     assert env.http.post("/webhooks/wecom/bot", params=q2, content=b2).status_code == 400
     assert env.http.post("/webhooks/wecom/bot", params=q2, content=b"{not json").status_code \
         == 400
@@ -179,7 +185,7 @@ def test_forged_undecryptable_and_hostile_bodies_are_refused_and_store_nothing(e
         # As the envelope itself, and as the decrypted message inside a valid envelope.
         assert env.http.post("/webhooks/wecom", params=WECOM_MSG_QUERY,
                              content=hostile).status_code == 400
-        query, sealed_body = sealed(env.app, hostile)
+        query, sealed_body = sealed(env.app, hostile, clock=env.clock)
         assert env.http.post("/webhooks/wecom", params=query,
                              content=sealed_body).status_code == 400
     assert count(env.engine, "inbound_update") == 0 and count(env.engine, "outbox") == 0
@@ -194,7 +200,7 @@ def test_a_retried_quoted_reply_answers_the_case_once(env: Env, case_id: int) ->
             "ToUserName": WECOM_CORP_ID, "FromUserName": HOLDER, "CreateTime": 1_700_000_000,
             "MsgType": "text", "Content": f"#{case_id} 明天上午来换灯泡", "MsgId": 4242,
             "AgentID": 1,
-        }), nonce=f"r{n}")
+        }), nonce=f"r{n}", clock=env.clock)
         assert env.http.post("/webhooks/wecom", params=query, content=body).status_code == 200
     assert count(env.engine, "cases") == before
     with env.engine.connect() as conn:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import time
+from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -11,6 +12,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
 from bot.handlers.wechat.xmlsafe import xml_fields
+from core.clock import Clock
 
 # The sample from WeChat's own "消息加解密" documentation (the WXBizMsgCrypt Python sample,
 # Sample.py, as shipped with the docs; copy read at charlesXu86/Chatbot_CN
@@ -65,10 +67,28 @@ def xml_of(fields: dict[str, Any]) -> str:
     return "<xml>" + "".join(parts) + "</xml>"
 
 
-def sealed(crypto: WeChatCrypto | WeComCrypto, plain: str, nonce: str = "42"
-           ) -> tuple[dict[str, str], bytes]:
-    """(query, body) of an encrypted callback."""
-    ts = str(int(time.time()))
+_NONCES = itertools.count(1)
+
+
+def fresh_nonce() -> str:
+    """A nonce no other callback of this test run carries (the app remembers them)."""
+    return f"n{next(_NONCES)}"
+
+
+def stamp(clock: Clock) -> str:
+    """The `timestamp` WeChat would sign at the clock's time."""
+    return str(int(clock.now().timestamp()))
+
+
+def at(timestamp: str) -> datetime:
+    """The moment a sample's `timestamp` names (set the app's FakeClock to it)."""
+    return datetime.fromtimestamp(int(timestamp), UTC)
+
+
+def sealed(crypto: WeChatCrypto | WeComCrypto, plain: str, nonce: str | None = None, *,
+           clock: Clock) -> tuple[dict[str, str], bytes]:
+    """(query, body) of an encrypted callback, signed at the clock's time."""
+    ts, nonce = stamp(clock), nonce or fresh_nonce()
     env = xml_fields(crypto.encrypt_message(plain, nonce, ts))
     query = {"msg_signature": env["MsgSignature"], "timestamp": ts, "nonce": nonce,
              "encrypt_type": "aes"}
@@ -77,9 +97,10 @@ def sealed(crypto: WeChatCrypto | WeComCrypto, plain: str, nonce: str = "42"
     return query, body.encode()
 
 
-def sealed_json(crypto: WeComCrypto, data: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-    """(query, body) of a smart bot's encrypted JSON callback."""
-    ts = str(int(time.time()))
-    env = xml_fields(crypto.encrypt_message(json.dumps(data, ensure_ascii=False), "7", ts))
-    return ({"msg_signature": env["MsgSignature"], "timestamp": ts, "nonce": "7"},
+def sealed_json(crypto: WeComCrypto, data: dict[str, Any], nonce: str | None = None, *,
+                clock: Clock) -> tuple[dict[str, str], bytes]:
+    """(query, body) of a smart bot's encrypted JSON callback, signed at the clock's time."""
+    ts, nonce = stamp(clock), nonce or fresh_nonce()
+    env = xml_fields(crypto.encrypt_message(json.dumps(data, ensure_ascii=False), nonce, ts))
+    return ({"msg_signature": env["MsgSignature"], "timestamp": ts, "nonce": nonce},
             json.dumps({"encrypt": env["Encrypt"]}).encode())

@@ -97,3 +97,17 @@ def test_secrets_and_credential_shapes_are_redacted(root_logging: None) -> None:
 def test_redactor_leaves_ordinary_text_alone() -> None:
     r = Redactor(["x", "long-secret"])  # "x" is too short to be a real secret
     assert r("fix the lamp at 12:30, long-secret") == "fix the lamp at 12:30, ***"
+
+
+def test_personal_numbers_are_masked_unless_allowed() -> None:
+    line = "sendMessage {'text': '幸福路18号2单元301 王阿姨 13955501234 路灯坏了'} long-secret"
+    masked = Redactor(["long-secret"])(line)
+    assert "13955501234" not in masked and "2单元301" not in masked
+    assert "139****1234" in masked and "幸福路**号***" in masked and "路灯坏了" in masked
+    assert masked.endswith("***")
+    allowed = Redactor(["long-secret"], personal_data=True)(line)
+    assert "13955501234" in allowed and "18号2单元301" in allowed
+    assert "long-secret" not in allowed  # secrets go whatever the setting
+    # Times, ports and ids of an ordinary line are no phone numbers.
+    plain = "2026-12-01T09:38:18.272+00:00 127.0.0.1:8000 case 1234567 update 998877665"
+    assert Redactor()(plain) == plain

@@ -18,6 +18,7 @@ from bot.dispatch import process, record_unparsed
 from bot.flows.types import Inbound
 from bot.handlers.wechat.parse import PLATFORM, Unparseable, parse_fields, update_id
 from bot.handlers.wechat.xmlsafe import BadXml, xml_fields
+from core.callback_nonces import admit, digest_of
 from core.container import Container
 from core.db import write_session
 from core.hierarchy.model import ChatIdentity
@@ -39,6 +40,19 @@ def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
+def admitted(c: Container, *, platform: str, query: dict[str, str],
+             digest: str) -> Answer | None:
+    """None when a signed callback is fresh (core/callback_nonces.py); else the 403."""
+    with write_session(c.engine) as s:
+        why = admit(s, platform=platform, timestamp=query.get("timestamp", ""),
+                    nonce=query.get("nonce", ""), digest=digest, now=c.clock.now(),
+                    skew=c.settings.wechat_max_clock_skew)
+    if why is not None:
+        log.warning("%s: callback refused: %s", platform, why)
+        return Answer(403, "")
+    return None
+
+
 def verify_url(c: Container, query: dict[str, str]) -> Answer:
     """GET: WeChat's URL check (signature over token, timestamp, nonce; echo `echostr`)."""
     try:
@@ -47,7 +61,9 @@ def verify_url(c: Container, query: dict[str, str]) -> Answer:
     except InvalidSignatureException:
         log.warning("wechat: bad signature on the URL check")
         return Answer(403, "")
-    return Answer(200, query.get("echostr", ""))
+    refused = admitted(c, platform=PLATFORM, query=query,
+                       digest=digest_of("GET", query.get("echostr", "")))
+    return refused or Answer(200, query.get("echostr", ""))
 
 
 def decrypt(c: Container, query: dict[str, str], body: bytes) -> dict[str, Any] | Answer:
@@ -71,6 +87,9 @@ def decrypt(c: Container, query: dict[str, str], body: bytes) -> dict[str, Any] 
         except Exception as exc:  # a wrong AppID, padding or base64: not ours to read
             log.warning("wechat: undecryptable message: %s: %s", type(exc).__name__, exc)
             return Answer(400, "")
+        refused = admitted(c, platform=PLATFORM, query=query, digest=digest_of("POST", body))
+        if refused is not None:
+            return refused
         try:
             fields = xml_fields(plain)
             parse_message(plain)  # wechatpy's reading of the (screened) message must agree
@@ -84,7 +103,9 @@ def decrypt(c: Container, query: dict[str, str], body: bytes) -> dict[str, Any] 
     except InvalidSignatureException:
         log.warning("wechat: bad signature")
         return Answer(403, "")
-    return envelope
+    # The plain signature does not cover the body: only the nonce ties this body to it.
+    return admitted(c, platform=PLATFORM, query=query, digest=digest_of("POST", body)) \
+        or envelope
 
 
 def phone_fallback(c: Container, inbound: Inbound) -> Inbound:

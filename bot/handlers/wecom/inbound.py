@@ -3,7 +3,6 @@ encrypted JSON. Bad signature → 403, undecryptable → 400; nothing is stored 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -12,17 +11,15 @@ from wechatpy.enterprise.parser import parse_message
 from wechatpy.exceptions import InvalidSignatureException
 
 from bot.dispatch import process, record_unparsed
-from bot.handlers.wechat.inbound import Answer
+from bot.handlers.jsonsafe import loads
+from bot.handlers.wechat.inbound import Answer, admitted
 from bot.handlers.wechat.xmlsafe import BadXml, xml_fields
 from bot.handlers.wecom.parse import PLATFORM, Unparseable, parse_app, parse_bot, update_id
+from core.callback_nonces import digest_of, stale
 from core.container import Container
 
 log = logging.getLogger(__name__)
-
-
-def not_json(name: str) -> Any:
-    """NaN and Infinity: Python reads them, JSON (and PostgreSQL's json type) does not."""
-    raise ValueError(f"{name} is not JSON")
+BOT_PLATFORM = "wecom_bot"  # its nonces are its own: another token signs them
 
 
 def _secret(value: Any) -> str:
@@ -40,7 +37,8 @@ def bot_crypto(c: Container) -> WeChatCrypto:
     return WeChatCrypto(_secret(s.wecom_bot_token), _secret(s.wecom_bot_encoding_aes_key), "")
 
 
-def verify_url(crypto: WeChatCrypto, query: dict[str, str]) -> Answer:
+def verify_url(c: Container, crypto: WeChatCrypto, query: dict[str, str], *,
+               platform: str = PLATFORM) -> Answer:
     """GET: the URL check; the echo is encrypted and must be answered decrypted."""
     try:
         echo = crypto.check_signature(query.get("msg_signature", ""), query.get("timestamp", ""),
@@ -51,10 +49,15 @@ def verify_url(crypto: WeChatCrypto, query: dict[str, str]) -> Answer:
     except Exception as exc:
         log.warning("wecom: undecryptable echostr: %s", exc)
         return Answer(400, "")
+    refused = admitted(c, platform=platform, query=query,
+                       digest=digest_of("GET", query.get("echostr", "")))
+    if refused is not None:
+        return refused
     return Answer(200, echo.decode() if isinstance(echo, bytes) else str(echo))
 
 
-def _open(crypto: WeChatCrypto, query: dict[str, str], encrypted: str) -> str | Answer:
+def _open(c: Container, crypto: WeChatCrypto, query: dict[str, str], encrypted: str,
+          *, platform: str, body: bytes) -> str | Answer:
     try:
         plain = crypto.decrypt_message({"Encrypt": encrypted}, query.get("msg_signature", ""),
                                        query.get("timestamp", ""), query.get("nonce", ""))
@@ -64,6 +67,9 @@ def _open(crypto: WeChatCrypto, query: dict[str, str], encrypted: str) -> str | 
     except Exception as exc:  # wrong corp id, padding, base64
         log.warning("wecom: undecryptable message: %s: %s", type(exc).__name__, exc)
         return Answer(400, "")
+    refused = admitted(c, platform=platform, query=query, digest=digest_of("POST", body))
+    if refused is not None:
+        return refused
     return plain.decode() if isinstance(plain, bytes) else str(plain)
 
 
@@ -74,7 +80,8 @@ def handle_app(c: Container, query: dict[str, str], body: bytes) -> Answer:
     except BadXml as exc:
         log.warning("wecom: refused body: %s", exc)
         return Answer(400, "")
-    plain = _open(app_crypto(c), query, str(envelope.get("Encrypt", "")))
+    plain = _open(c, app_crypto(c), query, str(envelope.get("Encrypt", "")),
+                  platform=PLATFORM, body=body)
     if isinstance(plain, Answer):
         return plain
     try:
@@ -102,17 +109,25 @@ def handle_app(c: Container, query: dict[str, str], body: bytes) -> Answer:
 
 def handle_bot(c: Container, query: dict[str, str], body: bytes) -> Answer:
     """POST from a group's smart bot: `{"encrypt": …}` around the JSON message."""
+    if not all(query.get(k) for k in ("msg_signature", "timestamp", "nonce")):
+        log.warning("wecom bot: unsigned callback refused")
+        return Answer(403, "")
+    why = stale(timestamp=query["timestamp"], now=c.clock.now(),
+                skew=c.settings.wechat_max_clock_skew)
+    if why is not None:  # refused before its body is even parsed
+        log.warning("wecom bot: callback refused: %s", why)
+        return Answer(403, "")
     try:
-        envelope = json.loads(body, parse_constant=not_json)
+        envelope = loads(body)
         encrypted = str(envelope["encrypt"])
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("wecom bot: refused body: %s", exc)
         return Answer(400, "")
-    plain = _open(bot_crypto(c), query, encrypted)
+    plain = _open(c, bot_crypto(c), query, encrypted, platform=BOT_PLATFORM, body=body)
     if isinstance(plain, Answer):
         return plain
     try:
-        data = json.loads(plain, parse_constant=not_json)
+        data = loads(plain)
         assert isinstance(data, dict)
     except (ValueError, AssertionError):
         return Answer(400, "")
