@@ -60,10 +60,13 @@ def precheck(name: str, data: bytes, *, settings: Settings) -> None:
     with _VERDICTS_LOCK:
         if key in _VERDICTS:  # the platform's retry of an update still being handled
             return
-    with tempfile.TemporaryDirectory(prefix="linzhang-precheck-") as tmp:
-        book = Path(tmp) / Path(name).name
-        book.write_bytes(data)
-        errors = _verdict(book, limits, settings)
+    try:
+        with tempfile.TemporaryDirectory(prefix="linzhang-precheck-") as tmp:
+            book = Path(tmp) / Path(name).name
+            book.write_bytes(data)
+            errors = _verdict(book, limits, settings)
+    except OSError:
+        return  # no room for the copy: the flow's check_uploads reads it instead
     if any(e.reason == BUSY for e in errors):
         return  # not a verdict on the file: the flow tries again
     with _VERDICTS_LOCK:
