@@ -65,8 +65,8 @@ def precheck(name: str, data: bytes, *, settings: Settings) -> None:
             book = Path(tmp) / Path(name).name
             book.write_bytes(data)
             errors = _verdict(book, limits, settings)
-    except OSError:
-        return  # no room for the copy: the flow's check_uploads reads it instead
+    except (OSError, ValueError):
+        return  # no room for the copy, or a name no file can have: the flow reads it instead
     if any(e.reason == BUSY for e in errors):
         return  # not a verdict on the file: the flow tries again
     with _VERDICTS_LOCK:
