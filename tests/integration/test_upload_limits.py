@@ -378,3 +378,23 @@ def test_a_workbook_no_adapter_checked_is_read_in_the_worker_by_the_flow(
         ["又一位", "13811113333", "resident", LIN1, "4号楼", "", "", ""]])})
     got = send_file(c, chat[1], "more.xlsx", other.read_bytes())
     assert len(got) == 1 and got[0].startswith("导入成功"), got
+
+
+def test_only_an_admins_spreadsheet_is_read_before_the_update_is_handled(
+        chat: tuple[Container, FakeTelegram]) -> None:
+    """Anyone may send a document, but only an admin's /import reads it at once (in the capped
+    worker); a stranger's file waits for the background fetcher like any attachment, so nobody
+    else can keep the one worker slot busy."""
+    c, tg = chat
+    uid = next(_update)
+    tg.add_file(f"F{uid}", b"name,phone\n", file_path="documents/members.csv")
+    handle_body(c, json.dumps({"update_id": uid, "message": {
+        "message_id": uid, "date": 1_700_000_000, "caption": "/import",
+        "chat": {"id": 555001, "type": "private"},
+        "from": {"id": 555001, "is_bot": False, "first_name": "路人"},
+        "document": {"file_id": f"F{uid}", "file_unique_id": f"u{uid}",
+                     "file_name": "members.csv", "mime_type": "text/csv",
+                     "file_size": 11}}}).encode())
+    assert tg.requests("getFile") == 0
+    send_file(c, tg, "members.csv", b"name,phone\n")
+    assert tg.requests("getFile") == 1
