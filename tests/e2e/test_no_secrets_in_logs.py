@@ -62,7 +62,7 @@ def prepare(db: Path) -> str:
     now = datetime.now(UTC)
     with Session(engine) as s, s.begin():
         link_identity(s, person_id=admin.person_id, platform="telegram",
-                      external_id=str(ADMIN_CHAT), now=now)
+                      external_id=str(ADMIN_CHAT), now=now, proof="contact")
         token = issue_login_token(s, person_id=admin.person_id, now=now,
                                   ttl=timedelta(minutes=15))
         enqueue_many(s, drafts=[
