@@ -28,7 +28,7 @@ LEADER_COMMANDS = {
     "revoke": commands.revoke_cmd,
 }
 # `绑定 K3M9-X2AB`: a person invite typed where no link can be opened (WeChat, WeCom).
-BIND_TEXT = re.compile(r"^\s*(?:绑定|bind)\s*([A-Za-z0-9][A-Za-z0-9\s\-]{5,14})\s*$", re.I)
+BIND_TEXT = re.compile(r"^\s*(?:绑定\s*|bind\s+)([A-Za-z0-9][A-Za-z0-9\s\-]{0,14})\s*$", re.I)
 # Buttons a resident may press; an account bound by a typed number presses only these.
 RESIDENT_PRESSES = {"confirm", "not_fixed", "new_case", "category", "add", "rate"}
 BIND_PRESSES = {"bind_yes", "bind_no"}
