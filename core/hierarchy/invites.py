@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, select
 
 from core.errors import InvalidInput, NotFound, PermissionDenied
-from core.hierarchy.model import Level, Person, Post, Proof, Role
+from core.hierarchy.model import ChatIdentity, Level, Person, Post, Proof, Role
 from core.hierarchy.queries import Actor, NodeRef, actor, node_by_id, person_by_phone
 from core.hierarchy.services import link_identity
 
@@ -146,11 +146,42 @@ def redeem_person_invite(session: Session, *, invite: Invite, platform: str, ext
         raise InvalidInput("这个邀请已经用过了，每个邀请只能用一次。如需重新绑定，请联系管理员")
     if invite.expires_at is not None and _aware(invite.expires_at) <= now:
         raise InvalidInput("这个邀请已过期，请联系管理员重新生成")
+    _claim_from_poster(session, person_id=invite.person_id, platform=platform,
+                       external_id=external_id)
     link_identity(session, person_id=invite.person_id, platform=platform,
                   external_id=external_id, now=now, proof=Proof.person_invite)
     invite.used_at, invite.uses = now, invite.uses + 1
     session.flush()
     return invite.person_id
+
+
+def _claim_from_poster(session: Session, *, person_id: int, platform: str,
+                       external_id: str) -> None:
+    """A leader who first joined by a 邻's poster became a throwaway resident: their person
+    invite takes the account over, with its resident posts, when it has reported nothing."""
+    ident = session.exec(select(ChatIdentity).where(
+        ChatIdentity.platform == platform, ChatIdentity.external_id == external_id)).first()
+    if ident is None or ident.person_id == person_id or ident.proof != Proof.invite.value:
+        return
+    old = ident.person_id
+    phone = session.exec(select(Person.phone).where(Person.id == old)).first()
+    roles = set(session.exec(select(Post.role).where(Post.person_id == old)).all())
+    reported = session.execute(sa.text("SELECT 1 FROM cases WHERE resident_id = :p LIMIT 1"),
+                               {"p": old}).first()
+    if phone is not None or roles - {Role.resident.value}:
+        return  # a real person: link_identity refuses the account politely
+    if reported is not None:
+        raise InvalidInput("您的账号已经用邀请海报加入并反映过问题，请联系管理员合并账号")
+    for post in session.exec(select(Post).where(Post.person_id == old)).all():
+        held = session.exec(select(Post).where(
+            Post.person_id == person_id, Post.role == post.role, Post.node_id == post.node_id
+        )).first()
+        if held is None:
+            post.person_id = person_id
+        else:
+            session.delete(post)
+    ident.person_id = person_id
+    session.flush()
 
 
 def revoke(session: Session, *, by: Actor, code: str) -> Invite:

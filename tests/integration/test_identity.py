@@ -279,3 +279,20 @@ def test_an_old_wechat_account_bound_by_a_typed_number_acts_as_a_resident_only(
     # 赵桂英 is now a district admin too, of the same rank: refused; nothing changes.
     assert "同级或更高级别" in world.telegram("7007", command="invite", args=(ADMIN_LI,))[-1]
     assert world.bound_to("wechat", "o_old") == (world.person(ADMIN_LI), "legacy_phone")
+
+
+def test_a_leader_who_first_scanned_a_poster_takes_that_account_over_by_invite(
+        world: World) -> None:
+    world.link_telegram(ADMIN_LI, "7001")
+    poster = world.telegram("7001", command="invite", args=("3416020010010101001",))
+    lin_code = re.search(r"start=(j[a-z0-9]+)", poster[-1])
+    assert lin_code is not None
+    world.telegram("7006", command="start", args=(lin_code.group(1),))
+    throwaway, proof = world.bound_to("telegram", "7006") or (0, "")
+    assert proof == "invite" and throwaway != world.person(SECRETARY_HUANG)
+    _, full = _invite(world, "7001", SECRETARY_HUANG)
+    world.telegram("7006", command="start", args=(full,))
+    assert world.bound_to("telegram", "7006") == (world.person(SECRETARY_HUANG),
+                                                  "person_invite")
+    assert world.rows("SELECT count(*) FROM post WHERE person_id = :p", p=throwaway)[0][0] == 0
+    assert any("/login/" in x for x in world.telegram("7006", command="login"))
