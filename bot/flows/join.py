@@ -121,7 +121,7 @@ def typed_phone(ctx: Ctx, text: str) -> None:
     """A stranger typed a phone number: one answer whoever it belongs to (no oracle); only a
     resident's may be bound, once their 邻长 taps 是."""
     i = ctx.inbound
-    ctx.say(ctx.t("phone_typed"))
+    ctx.say(ctx.t("phone_typed"), request_contact=True)  # Telegram can prove it at once
     phone = normalize_phone(text)
     asked = binding.ask(ctx.session, phone=phone or "", platform=i.platform,
                         external_id=i.sender_id, chat_id=i.chat_id,

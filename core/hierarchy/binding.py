@@ -22,7 +22,8 @@ from core.hierarchy.queries import (
 )
 from core.hierarchy.services import link_identity
 
-REQUESTS_PER_DAY = 3  # per chat account: typing numbers must not page 邻长s without end
+# Per chat account and per resident: typing numbers must not page a 邻长 without end.
+REQUESTS_PER_DAY = 3
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,13 @@ def ask(session: Session, *, phone: str, platform: str, external_id: str, chat_i
     homes = who.residences()
     if not homes or any(r is not Role.resident for r, _ in who.posts):
         return None
-    recent = session.exec(select(sa.func.count()).select_from(BindRequest).where(
+    day = now - timedelta(days=1)
+    by_sender = session.exec(select(sa.func.count()).select_from(BindRequest).where(
         BindRequest.platform == platform, BindRequest.external_id == external_id,
-        BindRequest.created_at > now - timedelta(days=1))).one()
-    if recent >= REQUESTS_PER_DAY:
+        BindRequest.created_at > day)).one()
+    about_them = session.exec(select(sa.func.count()).select_from(BindRequest).where(
+        BindRequest.person_id == pid, BindRequest.created_at > day)).one()
+    if by_sender >= REQUESTS_PER_DAY or about_them >= REQUESTS_PER_DAY:
         return None
     filled = chain_for_node(session, homes[0]).filled()
     if not filled:

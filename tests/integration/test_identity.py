@@ -296,3 +296,11 @@ def test_a_leader_who_first_scanned_a_poster_takes_that_account_over_by_invite(
                                                   "person_invite")
     assert world.rows("SELECT count(*) FROM post WHERE person_id = :p", p=throwaway)[0][0] == 0
     assert any("/login/" in x for x in world.telegram("7006", command="login"))
+
+
+def test_typing_numbers_cannot_page_a_neighbor_leader_without_end(world: World) -> None:
+    world.link_telegram(LEADER_WU, "8008")
+    for n in range(5):
+        assert world.wechat(f"o_spam{n}", RESIDENT_ZHOU) == [t("zh", "phone_typed")]
+    asked = world.rows("SELECT count(*) FROM outbox WHERE kind = 'bind_request'")[0][0]
+    assert asked == 3
