@@ -96,6 +96,32 @@ def person_invite(session: Session, *, by: Actor, phone: str, now: datetime,
     return invite, person
 
 
+def open_person_invites(session: Session, *, by: Actor, now: datetime,
+                        limit: int = 200) -> list[tuple[Invite, str]]:
+    """The person invites still redeemable inside what `by` administers, newest first, with
+    the invited person's name."""
+    rows = session.exec(select(Invite, Person.name).join(
+        Person, Person.id == Invite.person_id).where(  # type: ignore[arg-type]
+        Invite.revoked == False, Invite.used_at == None,  # noqa: E711, E712
+    ).order_by(sa.text("invite.id DESC")).limit(limit * 4)).all()
+    out = []
+    for invite, name in rows:
+        if invite.expires_at is not None and _aware(invite.expires_at) <= now:
+            continue
+        if by.is_admin_of(node_by_id(session, invite.node_id)):
+            out.append((invite, name))
+    return out[:limit]
+
+
+def person_invite_by_id(session: Session, *, by: Actor, invite_id: int) -> Invite:
+    """A person invite inside what `by` administers (anything else: not found)."""
+    invite = session.get(Invite, invite_id)
+    if invite is None or invite.person_id is None or not by.is_admin_of(
+            node_by_id(session, invite.node_id)):
+        raise NotFound("没有这个邀请")
+    return invite
+
+
 def typed_code(text: str) -> str | None:
     """The invite code in `绑定 K3M9X2AB` (any case, spaces or dashes), or None."""
     bare = re.sub(r"[\s\-]", "", text).lower()
