@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from wechatpy.crypto import WeChatCrypto
+from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
 from bot.dispatch import process
 from bot.flows.texts import t
@@ -25,7 +26,16 @@ from core.clock import FakeClock
 from core.container import build_container
 from core.settings import Settings
 from tests.support.server import serve
-from tests.support.wechat import DOC_AES_KEY, DOC_APP_ID, DOC_TOKEN, sealed, xml_of
+from tests.support.wechat import (
+    DOC_AES_KEY,
+    DOC_APP_ID,
+    DOC_TOKEN,
+    WECOM_AES_KEY,
+    WECOM_CORP_ID,
+    WECOM_TOKEN,
+    sealed,
+    xml_of,
+)
 from webhooks.app import create_app
 
 ADMIN_LI = "13900000001"  # 李强, district admin
@@ -44,6 +54,7 @@ class World:
                  http: httpx.Client) -> None:
         self.engine, self.clock, self.settings, self.http = engine, clock, settings, http
         self.crypto = WeChatCrypto(DOC_TOKEN, DOC_AES_KEY, DOC_APP_ID)
+        self.wecom_crypto = WeComCrypto(WECOM_TOKEN, WECOM_AES_KEY, WECOM_CORP_ID)
 
     def wechat(self, openid: str, text: str) -> list[str]:
         """A follower writes to the Official Account; what the bot answers them."""
@@ -53,6 +64,16 @@ class World:
         query, body = sealed(self.crypto, msg, nonce=f"id{n}")
         assert self.http.post("/webhooks/wechat", params=query, content=body).text == "success"
         return self.said(f"in:wechat:{880000 + n}:%", openid)
+
+    def wecom(self, userid: str, text: str) -> list[str]:
+        """Someone writes in the WeCom app; what the bot answers them."""
+        n = next(_n)
+        msg = xml_of({"ToUserName": WECOM_CORP_ID, "FromUserName": userid,
+                      "CreateTime": 1700000000 + n, "MsgType": "text", "Content": text,
+                      "MsgId": 990000 + n, "AgentID": 1})
+        query, body = sealed(self.wecom_crypto, msg, nonce=f"wc{n}")
+        assert self.http.post("/webhooks/wecom", params=query, content=body).status_code == 200
+        return self.said(f"in:wecom:{990000 + n}:%", userid)
 
     def telegram(self, sender: str, **fields: Any) -> list[str]:
         uid = f"tg{next(_n)}"
@@ -97,6 +118,9 @@ def world(engine: Engine, tmp_path, clock: FakeClock) -> Iterator[World]:  # typ
     settings = Settings(_env_file=None, database_url=str(engine.url),  # type: ignore[call-arg]
                         wechat_app_id=DOC_APP_ID, wechat_token=SecretStr(DOC_TOKEN),
                         wechat_encoding_aes_key=SecretStr(DOC_AES_KEY),
+                        wecom_corp_id=WECOM_CORP_ID, wecom_agent_id="1",
+                        wecom_token=SecretStr(WECOM_TOKEN),
+                        wecom_encoding_aes_key=SecretStr(WECOM_AES_KEY),
                         telegram_bot_username="linzhang_bot", public_url="https://lz.example",
                         media_dir=str(tmp_path / "media"))
     c = build_container(settings, clock=clock, engine=engine)
@@ -304,3 +328,13 @@ def test_typing_numbers_cannot_page_a_neighbor_leader_without_end(world: World) 
         assert world.wechat(f"o_spam{n}", RESIDENT_ZHOU) == [t("zh", "phone_typed")]
     asked = world.rows("SELECT count(*) FROM outbox WHERE kind = 'bind_request'")[0][0]
     assert asked == 3
+
+
+def test_a_person_invite_typed_in_wecom_binds_a_neighbor_leader(world: World) -> None:
+    world.link_telegram(ADMIN_LI, "7001")
+    shown, _ = _invite(world, "7001", "13900000017")  # 高勇, 邻长 of 3号楼
+    assert world.wecom("gaoyong", RESIDENT_ZHOU) == [t("zh", "phone_typed")]
+    assert world.bound_to("wecom", "gaoyong") is None
+    welcome = world.wecom("gaoyong", f"绑定{shown}")
+    assert any("高勇" in x and "邻长" in x for x in welcome)
+    assert world.bound_to("wecom", "gaoyong") == (world.person("13900000017"), "person_invite")
