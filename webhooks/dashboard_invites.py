@@ -1,9 +1,10 @@
-"""Person invites on the dashboard, and the QR code of any invite.
+"""Person invites and residents' bind requests on the dashboard, and the QR code of any invite.
 
 An admin makes, prints and revokes the one-time invites that bind a 邻长 or 书记 who uses only
 WeChat or WeCom (or Telegram): the page shows the code to type (`绑定 K3M9-X2AB`), the links
 and a QR code. The QR route draws any well-formed code without looking it up, so it tells
-nobody whether a code exists; scanning opens the web chat's `/join/<code>`.
+nobody whether a code exists; scanning opens the web chat's `/join/<code>`. Bind requests (a
+typed resident's number) can be answered here as well as by the 邻长's one tap in chat.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from bot.flows.join import PLATFORM_ZH, answer_bind_request
 from core.container import Container
 from core.db import session_scope, write_session
+from core.hierarchy.binding import open_requests
 from core.hierarchy.invites import (
     Invite,
     open_person_invites,
@@ -26,6 +29,7 @@ from core.hierarchy.invites import (
     shown_code,
 )
 from core.hierarchy.model import Person
+from core.outbox import Draft, enqueue_many
 from webhooks.dashboard_auth import SignedIn, Viewer, check_csrf, domain_errors, e
 from webhooks.dashboard_views import page
 
@@ -63,6 +67,38 @@ def router(c: Container) -> APIRouter:
                         headers={"Cache-Control": "private, no-store",
                                  "X-Content-Type-Options": "nosniff"})
 
+    def bind_forms(v: Viewer) -> str:
+        with session_scope(c.engine) as session:
+            asks = open_requests(session, by=v.who, now=c.clock.now(), ttl=s.bind_request_ttl)
+        if not asks:
+            return ""
+        rows = "".join(
+            f"<tr><td>{e(name)}（{e(home.name)}）想绑定{e(PLATFORM_ZH.get(req.platform, ''))}"
+            f"</td><td>{e(when(req.created_at))}</td><td>"
+            + "".join(f'<form method="post" action="/dashboard/bind-requests/{req.id}/{a}">'
+                      f'<input type="hidden" name="csrf" value="{v.csrf}">'
+                      f"<button>{label}</button></form>"
+                      for a, label in (("yes", "是本人"), ("no", "不是本人")))
+            + "</td></tr>" for req, name, home in asks)
+        return (f'<section class="card"><h2>待确认的居民绑定</h2><p>有人输入了这些居民的手机号。'
+                f"只有确认是本人时才点“是本人”；这样绑定的账号只能以居民身份使用。</p>"
+                f"<table>{rows}</table></section>")
+
+    @r.post("/dashboard/bind-requests/{request_id}/{answer}", include_in_schema=False)
+    def bind_answer(request_id: int, answer: str, v: SignedIn,
+                    csrf: str = Form("")) -> Response:
+        check_csrf(v, csrf)
+        if answer not in ("yes", "no"):
+            raise HTTPException(404, "没有这个操作")
+        with domain_errors(), write_session(c.engine) as session:
+            _, outs = answer_bind_request(session, by=v.who, request_id=request_id,
+                                          yes=answer == "yes", clock=c.clock, settings=s)
+            enqueue_many(session, now=c.clock.now(), drafts=[Draft(
+                text=o.text, kind=o.kind, dedupe_key=f"bindreq:{request_id}:{n}",
+                platform=o.platform, address=o.address, case_id=o.case_id)
+                for n, o in enumerate(outs)])
+        return RedirectResponse("/dashboard/invites", status_code=303)
+
     @r.get("/dashboard/invites", response_class=HTMLResponse, include_in_schema=False)
     def invites_page(v: SignedIn) -> HTMLResponse:
         admins_only(v)
@@ -79,7 +115,7 @@ def router(c: Container) -> APIRouter:
 value="{v.csrf}"><label>手机号 <input name="phone" inputmode="tel" required></label>
 <button>生成邀请</button></form></section>
 <section class="card"><h2>有效的个人邀请</h2><table><tr><th>姓名</th><th>邀请码</th>
-<th>有效期至</th></tr>{items}</table></section>"""
+<th>有效期至</th></tr>{items}</table></section>{bind_forms(v)}"""
         return page(c, v, "个人邀请", body)
 
     @r.post("/dashboard/invites", include_in_schema=False)

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 from bot.flows.context import Ctx
 from bot.flows.texts import t
 from bot.flows.types import Button, Inbound, Media, Outbound, Press
 from core import conversations
 from core.cases.services import NewAttachment, open_case
+from core.clock import Clock
 from core.hierarchy import binding
 from core.hierarchy.invites import PREFIX as INVITE_PREFIX
 from core.hierarchy.invites import lookup, redeem, redeem_person_invite
 from core.hierarchy.model import STRONG_PROOFS, ChatIdentity, Person, Proof
-from core.hierarchy.queries import actor, person_by_phone
+from core.hierarchy.queries import Actor, actor, person_by_phone
 from core.hierarchy.services import create_person, link_identity
 from core.hierarchy.tree import ROLE_LABEL_ZH, normalize_phone
+from core.settings import Settings
 
 PLATFORM_ZH = {"wechat": "微信", "wecom": "企业微信", "telegram": "Telegram", "web": "网页聊天"}
 # Where a shared phone number is proven: Telegram checks the contact is the sender's own, the
@@ -147,28 +151,37 @@ def _lang_of(ctx: Ctx, person_id: int) -> str:
 def decide(ctx: Ctx, p: Press) -> None:
     """The 邻长 tapped 是 or 不是 on a bind request."""
     assert ctx.actor is not None
-    yes = p.action == "bind_yes"
-    req, home = binding.decide(ctx.session, by=ctx.actor, request_id=p.case_id, yes=yes,
-                               now=ctx.clock.now(), ttl=ctx.settings.bind_request_ttl)
-    resident = ctx.session.get(Person, req.person_id)
-    assert resident is not None
-    lang = resident.language
-    answer = ctx.t("bind_done_yes" if yes else "bind_done_no", name=resident.name)
+    answer, outs = answer_bind_request(ctx.session, by=ctx.actor, request_id=p.case_id,
+                                       yes=p.action == "bind_yes", clock=ctx.clock,
+                                       settings=ctx.settings, lang=ctx.lang)
     ctx.ack(answer)
     ctx.say(answer)
+    ctx.out.extend(outs)
 
-    def tell(text: str, case_id: int | None = None) -> None:
-        ctx.out.append(Outbound(text=text, platform=req.platform, address=req.chat_id,
-                                case_id=case_id))
+
+def answer_bind_request(session: Session, *, by: Actor, request_id: int, yes: bool,
+                        clock: Clock, settings: Settings, lang: str = "zh"
+                        ) -> tuple[str, list[Outbound]]:
+    """A 邻长's or admin's answer to a bind request (chat or dashboard): the sentence for them
+    and what the requester is told; on 是 what they sent before binding becomes a case."""
+    req, home = binding.decide(session, by=by, request_id=request_id, yes=yes,
+                               now=clock.now(), ttl=settings.bind_request_ttl)
+    resident = session.get(Person, req.person_id)
+    assert resident is not None
+    rl = resident.language
+    answer = t(lang, "bind_done_yes" if yes else "bind_done_no", name=resident.name)
+
+    def tell(text: str, case_id: int | None = None) -> Outbound:
+        return Outbound(text=text, platform=req.platform, address=req.chat_id, case_id=case_id)
 
     if not yes:
-        tell(t(lang, "bind_refused"))
-        return
-    tell(t(lang, "welcome_resident", name=resident.name, home=home.name))
-    routed = open_pending(ctx, person_id=req.person_id, platform=req.platform,
-                          sender_id=req.external_id)
+        return answer, [tell(t(rl, "bind_refused"))]
+    outs = [tell(t(rl, "welcome_resident", name=resident.name, home=home.name))]
+    routed = open_pending(session, clock=clock, settings=settings, person_id=req.person_id,
+                          platform=req.platform, sender_id=req.external_id)
     if routed is not None:
-        tell(t(lang, "pending_routed", n=routed[1]), routed[0])
+        outs.append(tell(t(rl, "pending_routed", n=routed[1]), routed[0]))
+    return answer, outs
 
 
 def welcome(ctx: Ctx) -> None:
@@ -187,24 +200,25 @@ def route_pending(ctx: Ctx) -> None:
     """Open a case from everything the person sent before they joined."""
     assert ctx.actor is not None
     i = ctx.inbound
-    routed = open_pending(ctx, person_id=ctx.actor.person.id, platform=i.platform,
+    routed = open_pending(ctx.session, clock=ctx.clock, settings=ctx.settings,
+                          person_id=ctx.actor.person.id, platform=i.platform,
                           sender_id=i.sender_id)
     if routed is not None:
         ctx.say(ctx.t("pending_routed", n=routed[1]), case_id=routed[0])
 
 
-def open_pending(ctx: Ctx, *, person_id: int, platform: str, sender_id: str
-                 ) -> tuple[int, int] | None:
+def open_pending(session: Session, *, clock: Clock, settings: Settings, person_id: int,
+                 platform: str, sender_id: str) -> tuple[int, int] | None:
     """A case from what this chat account sent before it was bound: (case id, messages)."""
-    if not actor(ctx.session, person_id).residences():
+    if not actor(session, person_id).residences():
         return None
-    pending = conversations.take_pending(ctx.session, platform=platform, sender_id=sender_id)
+    pending = conversations.take_pending(session, platform=platform, sender_id=sender_id)
     if not pending:
         return None
     texts = [p.payload.get("text") for p in pending if p.payload.get("text")]
     media = [Media(**m) for p in pending for m in p.payload.get("media", [])]
     case = open_case(
-        ctx.session, clock=ctx.clock, settings=ctx.settings, resident_id=person_id,
+        session, clock=clock, settings=settings, resident_id=person_id,
         text="\n".join(x for x in texts if x), attachments=[to_attachment(m, platform)
                                                            for m in media],
         via=platform,

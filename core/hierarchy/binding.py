@@ -18,6 +18,7 @@ from core.hierarchy.queries import (
     PersonRef,
     actor,
     chain_for_node,
+    identities_of,
     person_by_phone,
 )
 from core.hierarchy.services import link_identity
@@ -62,6 +63,11 @@ def ask(session: Session, *, phone: str, platform: str, external_id: str, chat_i
     filled = chain_for_node(session, homes[0]).filled()
     if not filled:
         return None
+    # The lowest tier someone can actually be reached on: a 邻长 with no chat account yet
+    # cannot tap, so the 组长 (and so on up to the admins) is asked instead.
+    reachable = [st for st in filled if any(
+        not gone for h in st.holders for _, _, gone in identities_of(session, h.id))]
+    step = (reachable or filled)[0]
     for old in session.exec(select(BindRequest).where(
             BindRequest.platform == platform, BindRequest.external_id == external_id,
             BindRequest.state == "open")):
@@ -70,7 +76,7 @@ def ask(session: Session, *, phone: str, platform: str, external_id: str, chat_i
                       person_id=pid, created_at=now)
     session.add(req)
     session.flush()
-    return Asked(req, who.person, homes[0], filled[0].holders)
+    return Asked(req, who.person, homes[0], step.holders)
 
 
 def decide(session: Session, *, by: Actor, request_id: int, yes: bool, now: datetime,
@@ -91,3 +97,18 @@ def decide(session: Session, *, by: Actor, request_id: int, yes: bool, now: date
                       external_id=req.external_id, now=now, proof=Proof.resident_confirmed)
     session.flush()
     return req, home
+
+
+def open_requests(session: Session, *, by: Actor, now: datetime, ttl: timedelta,
+                  limit: int = 100) -> list[tuple[BindRequest, str, NodeRef]]:
+    """Requests still waiting for a tap that `by` may answer (an admin's dashboard)."""
+    rows = session.exec(select(BindRequest).where(
+        BindRequest.state == "open", BindRequest.created_at > now - ttl,
+    ).order_by(sa.text("bind_request.id DESC")).limit(limit * 4)).all()
+    out = []
+    for req in rows:
+        who = actor(session, req.person_id)
+        homes = who.residences()
+        if homes and (by.is_admin_of(homes[0]) or by.leads(homes[0])):
+            out.append((req, who.person.name, homes[0]))
+    return out[:limit]

@@ -338,3 +338,15 @@ def test_a_person_invite_typed_in_wecom_binds_a_neighbor_leader(world: World) ->
     welcome = world.wecom("gaoyong", f"绑定{shown}")
     assert any("高勇" in x and "邻长" in x for x in welcome)
     assert world.bound_to("wecom", "gaoyong") == (world.person("13900000017"), "person_invite")
+
+
+def test_with_no_reachable_neighbor_leader_the_group_leader_is_asked(world: World) -> None:
+    world.link_telegram(LEADER_WU, "8008")  # 吴娜, 组长 above 2号楼, whose 邻长 has no account
+    world.wechat("o_zhu", "13900000013")  # 朱洋, 幸福社区2号楼
+    asked = world.rows("SELECT person_id, text FROM outbox WHERE kind = 'bind_request'")
+    assert [(r.person_id, r.text) for r in asked] == [
+        (world.person(LEADER_WU), "朱洋（幸福社区2号楼）想绑定微信，是本人吗？")]
+    rid = world.rows("SELECT id FROM bind_request")[0].id
+    world.telegram("8008", press=Press("bind_yes", rid, 0))
+    assert world.bound_to("wechat", "o_zhu") == (world.person("13900000013"),
+                                                 "resident_confirmed")

@@ -102,3 +102,35 @@ def test_revoking_on_the_dashboard_and_who_may_see_the_page(world: dict[str, Any
     with closing(signed_in(world, "13900000006")) as secretary:  # a 书记, no admin post
         assert secretary.get("/dashboard/invites").status_code == 403
         assert secretary.get(where).status_code == 403
+
+
+def wechat(w: dict[str, Any], openid: str, text: str, n: int) -> None:
+    inbound = Inbound(platform="wechat", update_id=f"wx{n}", chat_id=openid, sender_id=openid,
+                      received_at=w["clock"].now(), text=text)
+    assert process(w["engine"], inbound=inbound, payload={}, clock=w["clock"],
+                   settings=w["settings"])
+
+
+def test_a_town_admin_confirms_a_typed_resident_number_on_the_dashboard(
+        world: dict[str, Any]) -> None:
+    wechat(world, "o_zhou", "小区门口路灯不亮", 1)
+    wechat(world, "o_zhou", "13900000009", 2)  # 周军
+    with closing(signed_in(world, "13900000002")) as admin:
+        listing = admin.get("/dashboard/invites").text
+        assert "周军（幸福社区1号楼）想绑定微信" in listing
+        yes = re.search(r'action="(/dashboard/bind-requests/\d+/yes)"', listing)
+        assert yes is not None
+        assert admin.post(yes.group(1), data={"csrf": "x"}).status_code == 403
+        assert admin.post(yes.group(1), data={"csrf": csrf_of(listing)}).status_code == 303
+        assert "待确认的居民绑定" not in admin.get("/dashboard/invites").text
+        again = admin.post(yes.group(1), data={"csrf": csrf_of(listing)})
+        assert again.status_code == 409
+    with world["engine"].connect() as conn:
+        got = conn.execute(sa.text("SELECT person_id, proof FROM chat_identity WHERE"
+                                   " external_id = 'o_zhou'")).one()
+        case = conn.execute(sa.text("SELECT text FROM cases")).scalar_one()
+        told = conn.execute(sa.text("SELECT text FROM outbox WHERE address = 'o_zhou'"
+                                    " ORDER BY id")).scalars().all()
+    assert tuple(got) == (person(world["engine"], "13900000009"), "resident_confirmed")
+    assert case == "小区门口路灯不亮"
+    assert any("已转给邻长" in x for x in told)
