@@ -17,6 +17,7 @@ from bot.flows import router
 from bot.flows.context import Ctx
 from bot.flows.texts import t
 from bot.flows.types import Inbound, Outbound
+from core import conversations
 from core import inbound as inbound_log
 from core.clock import Clock
 from core.counters import Counters
@@ -85,7 +86,21 @@ def run_flow(session: Session, *, inbound: Inbound, clock: Clock, settings: Any)
         ctx.out = []
         ctx.ack(error_reply(exc, ctx.lang))
         ctx.say(error_reply(exc, ctx.lang))
+        _close_prompt(ctx)
     return ctx.out
+
+
+def _close_prompt(ctx: Ctx) -> None:
+    """Nobody stays in a prompt past a refusal: the rollback brought the prompt's state back,
+    and waiting on would refuse each later message of theirs for a day; so it is dropped here,
+    outside the undone savepoint, and the words that were not used go back to the person."""
+    i = ctx.inbound
+    if conversations.drop_prompt(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                                 user_id=i.sender_id) is None:
+        return
+    words = (i.text or "").strip() if i.press is None and not i.command else ""
+    ctx.say(ctx.t("prompt_closed_words", words=words[:500]) if words
+            else ctx.t("prompt_closed"))
 
 
 def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock: Clock,
@@ -112,6 +127,9 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             # so it is never retried forever; the person is told we are on it.
             log.exception("inbound %s/%s failed", inbound.platform, inbound.update_id)
             result = "failed"
+            # A step that crashes would crash again on each answer: the prompt ends here too.
+            conversations.drop_prompt(session, platform=inbound.platform,
+                                      chat_id=inbound.chat_id, user_id=inbound.sender_id)
             inbound_log.finish(session, inbound_id=rid, now=now,
                                error=f"{type(exc).__name__}: {exc}")
             busy = Outbound(text=t("zh", "busy"), platform=inbound.platform,

@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Engine
 from core.cases.model import ATTACHMENTS, CASES
 from core.clock import Clock
 from core.db import write_session
-from core.errors import MediaRejected
+from core.errors import MediaRejected, MediaStoreUnavailable
 from core.media import MediaStore, check_media, max_bytes_for, process_image
 from core.outbox import Draft, enqueue
 from core.settings import Settings
@@ -73,11 +72,18 @@ async def fetch_pending(engine: Engine, *, platform: str, download: Download,
                         settings: Settings, clock: Clock, limit: int = 20) -> FetchResult:
     """Fetch up to `limit` pending attachments of one platform; a refused file is marked and
     its sender told, a network failure leaves it pending for the next pass."""
-    store = MediaStore(Path(settings.media_dir))
+    store = MediaStore.from_settings(settings)
     result = FetchResult()
-    for att_id, case_id, kind, file_ref, size, added_by in await asyncio.to_thread(
-        _pending, engine, platform, limit
-    ):
+    pending = await asyncio.to_thread(_pending, engine, platform, limit)
+    problem = await asyncio.to_thread(store.probe) if pending else None
+    if problem is not None:
+        # The platform keeps the files: they stay pending, and are fetched once the store
+        # takes files again (/healthz and /metrics say it is degraded meanwhile).
+        log.error("media store degraded (%s): %d %s file(s) wait", problem, len(pending),
+                  platform)
+        result.failed = len(pending)
+        return result
+    for att_id, case_id, kind, file_ref, size, added_by in pending:
         try:
             data = await download(file_ref, size)
             values = await asyncio.to_thread(store_bytes, data, kind=kind, store=store,
@@ -90,6 +96,10 @@ async def fetch_pending(engine: Engine, *, platform: str, download: Download,
             result.rejected += 1
             await asyncio.to_thread(_tell_sender, engine, att_id, case_id, added_by, str(exc),
                                     clock)
+        except MediaStoreUnavailable as exc:  # the disk gave out during the pass
+            log.error("attachment %s not stored: %s", att_id, exc.reason)
+            result.failed += 1
+            break
         except Exception as exc:  # the platform or the network: try again next pass
             log.warning("attachment %s not fetched yet: %s", att_id, exc)
             result.failed += 1

@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
 
+from core import attempts
 from core.clock import as_utc
-from core.errors import InvalidInput, NotFound, PermissionDenied, TooManyAttempts
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.hierarchy.model import Role
 from core.hierarchy.queries import Actor, NodeRef, actor, person_by_phone
+from core.hierarchy.scope import may_edit_person
 
 _TS = sa.DateTime(timezone=True)
 # Roles that may use the dashboard, and over which node: 书记 their village, admins their office.
@@ -58,17 +60,6 @@ class PasswordCredential(SQLModel, table=True):
     set_by: int | None = Field(default=None, foreign_key="person.id")
 
 
-class LoginFailure(SQLModel, table=True):
-    """A refused sign-in, under a hash of the phone number or of the client address, so that
-    guessing is slowed down across every worker without keeping either in the clear."""
-
-    __tablename__ = "login_failure"
-    __table_args__ = (sa.Index("ix_login_failure_key_at", "key_hash", "at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    key_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
-    at: datetime = Field(sa_type=_TS, nullable=False)
-
-
 @dataclass(frozen=True)
 class LoginLimits:
     """At most `per_phone` failures for one phone number and `per_client` from one address
@@ -79,42 +70,34 @@ class LoginLimits:
     per_client: int = 30
 
 
-def login_keys(*, phone: str | None, client: str | None) -> list[tuple[str, int]]:
-    """The (hashed key, limit kind) pairs one attempt counts against."""
+def login_limits(*, phone: str | None, client: str | None,
+                 limits: LoginLimits) -> list[attempts.Limit]:
+    """The limits one attempt counts against. A number counts in its normalised form, so
+    "+86 139-0000-0006" shares the tries of 13900000006; input that is no number at all
+    counts under one key per address."""
     out = []
-    if phone:
-        out.append((_digest("phone:" + phone.strip()), 0))
+    if phone is not None:
+        norm = attempts.phone_of(phone)
+        key = f"phone:{norm}" if norm else f"phone-unparsed:{client or '-'}"
+        out.append(attempts.Limit(key, limits.per_phone, limits.window))
     if client:
-        out.append((_digest("client:" + client), 1))
+        out.append(attempts.Limit(f"client:{client}", limits.per_client, limits.window))
     return out
 
 
 def check_login_allowed(session: Session, *, phone: str | None, client: str | None,
                         now: datetime, limits: LoginLimits) -> None:
     """Refuse (TooManyAttempts) while this phone or address has failed too often lately."""
-    since = now - limits.window
-    for key, kind in login_keys(phone=phone, client=client):
-        row = session.execute(
-            sa.select(sa.func.count(), sa.func.min(_LF.c.at))
-            .where(_LF.c.key_hash == key, _LF.c.at > since)).one()
-        if int(row[0]) >= (limits.per_phone, limits.per_client)[kind]:
-            free_at = as_utc(row[1]) + limits.window
-            wait = max(60, int((free_at - now).total_seconds()) + 1)
-            raise TooManyAttempts(f"尝试次数过多，请{(wait + 59) // 60}分钟后再试",
-                                  retry_after=wait)
+    checked = login_limits(phone=phone, client=client, limits=limits)
+    attempts.serialise(session, keys=[lim.key for lim in checked])
+    attempts.check(session, limits=checked, now=now, message="尝试次数过多，请{minutes}分钟后再试")
 
 
 def record_login_failure(session: Session, *, phone: str | None, client: str | None,
                          now: datetime, limits: LoginLimits) -> None:
-    """Count one refused sign-in (and forget failures older than the window)."""
-    keys = login_keys(phone=phone, client=client)
-    for key, _ in keys:
-        session.add(LoginFailure(key_hash=key, at=now))
-    session.execute(sa.delete(_LF).where(_LF.c.at <= now - limits.window))
-    session.flush()
-
-
-_LF: sa.Table = LoginFailure.__table__  # type: ignore[attr-defined]
+    """Count one refused sign-in."""
+    attempts.record(session, keys=[lim.key for lim in login_limits(
+        phone=phone, client=client, limits=limits)], now=now)
 
 
 def _digest(token: str) -> str:
@@ -180,15 +163,13 @@ def _verify(password: str, stored: str) -> bool:
 
 def set_password(session: Session, *, person_id: int, password: str, now: datetime,
                  by: int | None) -> None:
-    """Give a person a dashboard password; `by` must administer one of their posts (None: the
-    operator at the console)."""
-    who = _require_dashboard_user(session, person_id)
+    """Give a person a dashboard password; `by` must be able to appoint every dashboard post
+    the person holds (core.hierarchy.scope; None: the operator at the console)."""
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"密码至少{MIN_PASSWORD}位")
-    if by is not None and by != person_id:
-        admin = actor(session, by)
-        if not any(admin.is_admin_of(n) for n in dashboard_scopes(who)):
-            raise PermissionDenied("您只能为自己管辖范围内的人设置密码")
+    who = _require_dashboard_user(session, person_id)
+    if by is not None and by != person_id and not may_set_password(actor(session, by), who):
+        raise PermissionDenied(PASSWORD_REFUSED)
     row = session.get(PasswordCredential, person_id)
     if row is None:
         row = PasswordCredential(person_id=person_id, hash="", set_at=now)
@@ -197,6 +178,31 @@ def set_password(session: Session, *, person_id: int, password: str, now: dateti
     row.set_at = now
     row.set_by = by
     session.flush()
+
+
+# One answer for "no such number", "no dashboard" and "not yours": a 书记 probing numbers
+# outside their village learns nothing.
+PASSWORD_REFUSED = "您只能为自己管辖范围内、职务低于您的书记或管理员设置密码"
+
+
+def may_set_password(by: Actor, target: Actor) -> bool:
+    """A password opens every dashboard scope of its holder, so the setter must reach them all."""
+    posts = [(r, n, n.level) for r, n in target.posts if r in DASHBOARD_ROLES]
+    return bool(posts) and may_edit_person(by, posts)
+
+
+def set_password_by_phone(session: Session, *, phone: str, password: str, now: datetime,
+                          by: int) -> None:
+    """An admin (dashboard or API) sets the password of the person with this phone; every
+    refusal but a too-short password is the same PermissionDenied."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"密码至少{MIN_PASSWORD}位")
+    pid = person_by_phone(session, phone)
+    target = actor(session, pid) if pid is not None else None
+    if target is None or not (pid == by or may_set_password(actor(session, by), target)):
+        raise PermissionDenied(PASSWORD_REFUSED)
+    assert pid is not None
+    set_password(session, person_id=pid, password=password, now=now, by=by)
 
 
 def check_password(session: Session, *, phone: str, password: str) -> int:

@@ -1,5 +1,15 @@
 """What someone is in the middle of, kept in the database so any worker takes the next step;
-and the reports of people who have not joined yet, kept until they do."""
+and the reports of people who have not joined yet, kept until they do.
+
+A state named `await_*` is a prompt: the bot asked for words and takes the next message as
+the answer. The rule for every prompt, whatever fails:
+- it takes one answer and is gone after it, refused or not: bot/dispatch.py drops it
+  (`drop_prompt`) after a refused step's rollback, or a crash, tells the person why and gives
+  back the words it could not use, so their next message is handled afresh;
+- a resident's words are never swallowed: words their prompt can no longer take (the case
+  closed while they typed) are filed as a report (bot/flows/leader.py, `_add_or_report`). A
+  leader's refused answer is not a report; it comes back to them in the refusal.
+Commands, and messages a prompt does not wait for, go their usual way (bot/flows/router.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +20,8 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, select
 
 from core.clock import as_utc
+
+PROMPT_PREFIX = "await_"
 
 
 class Conversation(SQLModel, table=True):
@@ -74,6 +86,19 @@ def clear_state(session: Session, *, platform: str, chat_id: str, user_id: str) 
     session.execute(sa.delete(Conversation.__table__).where(  # type: ignore[attr-defined]
         sa.text("platform = :p AND chat_id = :c AND user_id = :u")
     ), {"p": platform, "c": chat_id, "u": user_id})
+
+
+def drop_prompt(session: Session, *, platform: str, chat_id: str, user_id: str) -> str | None:
+    """End the prompt someone is in, if any; which one it was."""
+    conv = session.exec(select(Conversation).where(
+        Conversation.platform == platform, Conversation.chat_id == chat_id,
+        Conversation.user_id == user_id,
+    )).first()
+    if conv is None or not conv.state.startswith(PROMPT_PREFIX):
+        return None
+    session.delete(conv)
+    session.flush()
+    return conv.state
 
 
 def keep_pending(session: Session, *, platform: str, sender_id: str, chat_id: str,

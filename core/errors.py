@@ -41,6 +41,17 @@ class MediaRejected(InvalidInput):
         return f"MediaRejected({self.message!r}, reason={self.reason!r})"
 
 
+class MediaStoreUnavailable(DomainError):
+    """The media store cannot keep a file now (not writable, or full): our fault, not the
+    sender's; `str(exc)` is a polite sentence, `reason` a short English one for the logs."""
+
+    code = "media_unavailable"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class Conflict(DomainError):
     """The thing changed under the caller (a stale button, a duplicate)."""
 

@@ -123,6 +123,18 @@ class Settings(BaseSettings):
     web_session_ttl: Duration = timedelta(days=30)
     web_stream_seconds: float = Field(default=300.0, gt=0)  # one event stream, then reconnect
     web_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # One-time phone codes of the web chat (core/web_sessions.py), counted in the database
+    # across every session and worker: codes sent per number, per client address and in all
+    # within the window; wrong codes per number (then its codes die and no new one is sent
+    # until the window has passed) and per address.
+    web_code_ttl: Duration = Field(default=timedelta(minutes=10), gt=timedelta(0))
+    web_code_window: Duration = Field(default=timedelta(hours=1), gt=timedelta(0),
+                                      le=timedelta(days=1))
+    web_codes_per_phone: int = Field(default=3, ge=1)
+    web_codes_per_client: int = Field(default=10, ge=1)
+    web_codes_total: int = Field(default=300, ge=1)
+    web_code_wrong_per_phone: int = Field(default=5, ge=1)
+    web_code_wrong_per_client: int = Field(default=20, ge=1)
 
     # Platforms.
     telegram_bot_token: SecretStr | None = None

@@ -4,6 +4,11 @@ the chat page reads (what the person said and what the bot delivered to them).
 A web "chat" is one web identity (`ChatIdentity(platform="web", external_id=chat_id)`); several
 browser sessions (tabs, devices) may show the same chat. A message's id is the cursor the page's
 event stream resumes from.
+
+Phone codes are limited by number, not by session (fresh sessions are free): codes sent per
+number, per client address and in all, and wrong codes per number and per address, counted in
+`core/attempts` so that every worker shares the counts. A code is issued, and counted, the same
+way whether or not anyone has the number, so the answer tells nothing.
 """
 
 from __future__ import annotations
@@ -11,17 +16,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
 
+from core import attempts
 from core.clock import as_utc
-from core.errors import InvalidInput, NotFound
-
-CODE_ATTEMPTS = 5  # wrong guesses before a phone code is burnt
-CODES_PER_HOUR = 5  # codes one session may ask for in an hour
+from core.hierarchy.model import ChatIdentity
+from core.hierarchy.queries import person_by_phone
+from core.outbox import Draft, enqueue
+from core.settings import Settings
 
 
 class WebSession(SQLModel, table=True):
@@ -77,6 +84,7 @@ class PhoneCode(SQLModel, table=True):
 WS: sa.Table = WebSession.__table__  # type: ignore[attr-defined]
 WM: sa.Table = WebMessage.__table__  # type: ignore[attr-defined]
 PC: sa.Table = PhoneCode.__table__  # type: ignore[attr-defined]
+CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
 
 
 def _hash(value: str) -> str:
@@ -165,34 +173,129 @@ def media_visible(session: Session, *, chat_id: str, ref: str) -> bool:
     return False
 
 
-def issue_code(session: Session, *, chat_id: str, phone: str, now: datetime,
-               ttl: timedelta = timedelta(minutes=10)) -> str:
-    """A fresh 6-digit code for confirming `phone` from this chat; rate-limited per chat."""
-    recent = session.execute(sa.select(sa.func.count()).select_from(PC).where(
-        PC.c.chat_id == chat_id, PC.c.created_at > now - timedelta(hours=1))).scalar_one()
-    if int(recent) >= CODES_PER_HOUR:
-        raise InvalidInput("验证码发送太频繁，请一小时后再试")
+@dataclass(frozen=True)
+class CodeLimits:
+    """How often codes go out and how many wrong ones a number takes (settings `WEB_CODE*`)."""
+
+    ttl: timedelta = timedelta(minutes=10)
+    window: timedelta = timedelta(hours=1)
+    per_phone: int = 3
+    per_client: int = 10
+    total: int = 300
+    wrong_per_phone: int = 5
+    wrong_per_client: int = 20
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> CodeLimits:
+        return cls(ttl=s.web_code_ttl, window=s.web_code_window, per_phone=s.web_codes_per_phone,
+                   per_client=s.web_codes_per_client, total=s.web_codes_total,
+                   wrong_per_phone=s.web_code_wrong_per_phone,
+                   wrong_per_client=s.web_code_wrong_per_client)
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """What a typed code proved: the phone number, or why not (`status` 400 or 429)."""
+
+    phone: str | None = None
+    error: str = ""
+    status: int = 200
+    retry_after: int = 0
+
+
+def _keys(phone: str, client: str | None) -> dict[str, str]:
+    return {"sent": f"webcode-sent:{phone}", "sent_client": f"webcode-sent-client:{client}",
+            "sent_all": "webcode-sent-all", "wrong": f"webcode-wrong:{phone}",
+            "wrong_client": f"webcode-wrong-client:{client}"}
+
+
+def _burn(session: Session, *, phone: str) -> None:
+    session.execute(sa.update(PC).where(PC.c.phone == phone, PC.c.used.is_(False))
+                    .values(used=True))
+
+
+def issue_code(session: Session, *, chat_id: str, phone: str, client: str | None,
+               now: datetime, limits: CodeLimits) -> str:
+    """A fresh 6-digit code for confirming `phone` from this chat, within the limits per
+    number, per address and in all, whether or not anyone has this number."""
+    k = _keys(phone, client)
+    attempts.serialise(session, keys=[k["wrong"], k["sent"], k["sent_client"], k["sent_all"]])
+    # A number that took too many wrong codes gets no new one until they age out.
+    attempts.check(session, limits=[attempts.Limit(k["wrong"], limits.wrong_per_phone,
+                                                   limits.window)], now=now,
+                   message="这个号码的验证码输错次数过多，请{minutes}分钟后再试")
+    sent = [attempts.Limit(k["sent"], limits.per_phone, limits.window),
+            attempts.Limit(k["sent_all"], limits.total, limits.window)]
+    if client:
+        sent.append(attempts.Limit(k["sent_client"], limits.per_client, limits.window))
+    attempts.check(session, limits=sent, now=now, message="验证码发送太频繁，请{minutes}分钟后再试")
+    attempts.record(session, keys=[lim.key for lim in sent], now=now)
     session.execute(sa.update(PC).where(PC.c.chat_id == chat_id, PC.c.used.is_(False))
                     .values(used=True))
     code = f"{secrets.randbelow(10**6):06d}"
     session.add(PhoneCode(chat_id=chat_id, phone=phone, code_hash=_hash(f"{chat_id}:{code}"),
-                          created_at=now, expires_at=now + ttl))
+                          created_at=now, expires_at=now + limits.ttl))
     session.flush()
     return code
 
 
-def check_code(session: Session, *, chat_id: str, code: str, now: datetime) -> str:
-    """The phone a right code confirms; a wrong one counts against the code's few attempts."""
+def send_code(session: Session, *, chat_id: str, phone: str, client: str | None,
+              now: datetime, limits: CodeLimits, demo: bool) -> str | None:
+    """Issue a code and send it through the number's person's other chat account, if any.
+    Returns the code only in demo mode, for a person of the city with no other chat."""
+    code = issue_code(session, chat_id=chat_id, phone=phone, client=client, now=now,
+                      limits=limits)
+    pid = person_by_phone(session, phone)
+    if pid is None:
+        return None
+    other = session.execute(sa.select(CI.c.id).where(
+        CI.c.person_id == pid, CI.c.platform != "web", CI.c.unreachable.is_(False))).first()
+    if other is None:
+        return code if demo else None
+    minutes = max(1, int(limits.ttl.total_seconds()) // 60)
+    enqueue(session, draft=Draft(
+        text=f"网页聊天验证码：{code}（{minutes}分钟内有效；不是您本人操作请忽略）",
+        kind="web_code", dedupe_key=f"webcode:{chat_id}:{secrets.token_hex(8)}",
+        person_id=pid), now=now)
+    return None
+
+
+def _locked(wait: int) -> CodeCheck:
+    return CodeCheck(error=f"验证码输错次数过多，请{(wait + 59) // 60}分钟后重新获取", status=429,
+                     retry_after=wait)
+
+
+def check_code(session: Session, *, chat_id: str, code: str, client: str | None,
+               now: datetime, limits: CodeLimits) -> CodeCheck:
+    """The phone a right code confirms. A wrong one is counted against its number across
+    every session (past the limit all its codes die) and against the address; returned,
+    not raised, so that the count is committed."""
     row = session.execute(
-        sa.select(PhoneCode).where(PC.c.chat_id == chat_id, PC.c.used.is_(False))
+        sa.select(PhoneCode).where(PC.c.chat_id == chat_id)
         .order_by(PC.c.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
-    if row is None or as_utc(row.expires_at) <= now:
-        raise NotFound("验证码已过期，请重新获取")
-    if not hmac.compare_digest(row.code_hash, _hash(f"{chat_id}:{code.strip()}")):
-        row.attempts += 1
-        if row.attempts >= CODE_ATTEMPTS:
-            row.used = True
-            raise InvalidInput("验证码错误次数过多，请重新获取")
-        raise InvalidInput(f"验证码不对，还可以再试{CODE_ATTEMPTS - row.attempts}次")
-    row.used = True
-    return row.phone
+    if row is None:
+        return CodeCheck(error="验证码已过期，请重新获取", status=400)
+    k = _keys(row.phone, client)
+    attempts.serialise(session, keys=[k["wrong"], k["wrong_client"]])
+    number = attempts.Limit(k["wrong"], limits.wrong_per_phone, limits.window)
+    address = attempts.Limit(k["wrong_client"], limits.wrong_per_client, limits.window)
+    wait = attempts.wait_seconds(session, limit=number, now=now)
+    if row.used or as_utc(row.expires_at) <= now:
+        # Burnt by wrong codes rather than by time: say so.
+        return _locked(wait) if wait else CodeCheck(error="验证码已过期，请重新获取", status=400)
+    if wait:
+        _burn(session, phone=row.phone)
+        return _locked(wait)
+    if client and (busy := attempts.wait_seconds(session, limit=address, now=now)):
+        return CodeCheck(error=f"您输错验证码的次数过多，请{(busy + 59) // 60}分钟后再试",
+                         status=429, retry_after=busy)
+    if hmac.compare_digest(row.code_hash, _hash(f"{chat_id}:{code.strip()}")):
+        row.used = True
+        return CodeCheck(phone=row.phone)
+    row.attempts += 1
+    attempts.record(session, keys=[number.key] + ([address.key] if client else []), now=now)
+    if wait := attempts.wait_seconds(session, limit=number, now=now):
+        _burn(session, phone=row.phone)
+        return _locked(wait)
+    used, _ = attempts.count(session, key=number.key, since=now - limits.window)
+    return CodeCheck(error=f"验证码不对，还可以再试{limits.wrong_per_phone - used}次", status=400)

@@ -17,7 +17,6 @@ PG_ADMIN_URL = os.environ.get(
     "LINZHANG_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_PG = os.environ.get("LINZHANG_REQUIRE_POSTGRES") == "1"
-_pg_state: dict[str, object] = {"skipped": 0, "ran": 0, "why": ""}
 
 
 def _pg_available() -> str | None:
@@ -37,7 +36,6 @@ def pg_server() -> str:
     """The admin URL of a reachable PostgreSQL, or a skip (a failure when CI requires it)."""
     why = _pg_available()
     if why is not None:
-        _pg_state["why"] = why
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (LINZHANG_REQUIRE_POSTGRES=1) but: {why}")
         pytest.skip(f"PostgreSQL tests did not run: no server at {PG_ADMIN_URL} ({why})")
@@ -65,7 +63,6 @@ def drop_pg_database(admin_url: str, url: str) -> None:
 @pytest.fixture
 def pg_url(pg_server: str) -> Iterator[str]:
     url = create_pg_database(pg_server)
-    _pg_state["ran"] = int(_pg_state["ran"]) + 1  # type: ignore[call-overload]
     try:
         yield url
     finally:
@@ -110,14 +107,26 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+def _is_pg(report) -> bool:  # type: ignore[no-untyped-def]
+    return "postgres" in getattr(report, "keywords", {}) or "postgres" in report.nodeid
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    # Read from the reports, not from module state: under pytest-xdist the tests ran in
+    # worker processes and only their reports reach this (controller) process.
+    stats = terminalreporter.stats
     skipped = [
-        r for r in terminalreporter.stats.get("skipped", [])
+        r for r in stats.get("skipped", [])
         if "PostgreSQL tests did not run" in str(getattr(r, "longrepr", ""))
     ]
     if skipped:
+        longrepr = skipped[0].longrepr
+        why = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        why = why.removeprefix("Skipped: ").removeprefix("PostgreSQL tests did not run: ")
         terminalreporter.write_sep(
-            "!", f"{len(skipped)} PostgreSQL tests did NOT run: {_pg_state['why']}", yellow=True
-        )
-    elif int(_pg_state["ran"]):  # type: ignore[call-overload]
-        terminalreporter.write_line(f"PostgreSQL tests ran ({_pg_state['ran']} databases).")
+            "!", f"{len(skipped)} PostgreSQL tests did NOT run: {why}", yellow=True)
+        return
+    ran = sum(1 for r in stats.get("passed", []) + stats.get("failed", [])
+              if r.when == "call" and _is_pg(r))
+    if ran:
+        terminalreporter.write_line(f"PostgreSQL tests ran ({ran} tests).")

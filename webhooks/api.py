@@ -215,11 +215,11 @@ def router(c: Container) -> APIRouter:
 
     @r.post("/passwords", response_model=OkOut)
     def set_password(body: PasswordIn, v: ApiWriter) -> OkOut:
-        """An admin sets the dashboard password of someone in their subtree."""
+        """An admin sets the dashboard password of a 书记 or admin below them in their subtree
+        (403, one message, for a number that is unknown or not theirs)."""
         with dauth.domain_errors(), write_session(c.engine) as s:
-            pid = accounts.person_for_phone(s, phone=body.phone)
-            accounts.set_password(s, person_id=pid, password=body.password,
-                                  now=c.clock.now(), by=v.who.person.id)
+            accounts.set_password_by_phone(s, phone=body.phone, password=body.password,
+                                           now=c.clock.now(), by=v.who.person.id)
         return OkOut()
 
     return r

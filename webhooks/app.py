@@ -24,6 +24,7 @@ from webhooks import (
     wechat,
     wecom,
 )
+from webhooks.security_headers import install as install_security_headers
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:
-        """503 when the database is gone or the deadline sweep has fallen behind."""
+        """503 when the database is gone or the deadline sweep has fallen behind; 200 with
+        `"status": "degraded"` while the media store cannot take files (reports still work)."""
         from sqlmodel import Session
 
+        from core.media.store import MediaStore
         from core.ops import stall_limit, stalled_since, sweep_lag
 
         try:
@@ -98,12 +101,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             log.error("health check: database unreachable: %s", exc)
             return JSONResponse({"status": "down", "database": "unreachable"}, status_code=503)
         stall = {"stalled_since": since.isoformat()} if since is not None else {}
+        media_problem = MediaStore.from_settings(c.settings).probe()
+        media: dict[str, str] = {"media": "ok"}
+        if media_problem is not None:
+            log.error("health check: media store degraded: %s", media_problem)
+            media = {"media": "degraded", "media_problem": media_problem.split(":")[0]}
         # Two sweep intervals (and a little grace for a busy machine) is "fallen behind".
         limit = stall_limit(c.settings.sweep_interval).total_seconds()
         if run_jobs and lag > limit:
             log.error("health check: the sweep is %.0f s behind", lag)
             return JSONResponse({"status": "behind", "sweep_lag_seconds": round(lag, 1),
-                                 **stall}, status_code=503)
-        return JSONResponse({"status": "ok", "sweep_lag_seconds": round(lag, 1), **stall})
+                                 **stall, **media}, status_code=503)
+        # Not a 503: every worker shares MEDIA_DIR, so a balancer would take them all out and
+        # stop the reports too, which still become cases (their files marked failed).
+        status = "ok" if media_problem is None else "degraded"
+        return JSONResponse({"status": status, "sweep_lag_seconds": round(lag, 1), **stall,
+                             **media})
 
+    install_security_headers(app, c.settings)  # keep last: the outermost middleware
     return app

@@ -34,12 +34,14 @@ from webhooks.dashboard_auth import (
     domain_errors,
     e,
 )
+from webhooks.dashboard_banner import case_banner, error_key
 from webhooks.dashboard_views import (
     HERE,
     _asset,
     _crumb_html,
     _fmt,
     _qs,
+    bar_step,
     case_in_scope,
     crumbs,
     figure_sheets,
@@ -55,6 +57,7 @@ from webhooks.dashboard_views import (
     tier_roles,
     xlsx,
 )
+from webhooks.security_headers import media_type_of
 
 LEAFLET_IMAGES = ("layers.png", "layers-2x.png", "marker-icon.png", "marker-icon-2x.png",
                   "marker-shadow.png")
@@ -155,11 +158,7 @@ def router(c: Container) -> APIRouter:
             held = reports.holdings(s, case_id=case_id)
             names = reports.person_names(s, {ev.actor_id for ev in events if ev.actor_id})
             may = services.can_act(s, case_id=case_id, person_id=v.who.person.id)
-        flash = ""
-        if msg:
-            flash = f'<p class="error">{e(msg)}</p>'
-        elif ok:
-            flash = f'<p class="ok">{e(ok)}</p>'
+        flash = case_banner(msg=msg, ok=ok)
         media = []
         for a in atts:
             cap = f"<figcaption>{e(a.caption)}</figcaption>" if a.caption else ""
@@ -236,9 +235,9 @@ def router(c: Container) -> APIRouter:
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
         except DomainError as exc:
-            return RedirectResponse(f"{back}?{_qs(msg=str(exc))}", status_code=303)
-        return RedirectResponse(f"{back}?{_qs(ok=ACTIONS_ZH.get(action, action) + '：已完成')}",
-                                status_code=303)
+            # A key, never the text: a link of someone else's making shows no words of theirs.
+            return RedirectResponse(f"{back}?{_qs(msg=error_key(exc))}", status_code=303)
+        return RedirectResponse(f"{back}?{_qs(ok=action)}", status_code=303)
 
     @r.get("/dashboard/figures", response_class=HTMLResponse, include_in_schema=False)
     def figures_page(v: SignedIn, node: str | None = None,
@@ -269,8 +268,8 @@ def router(c: Container) -> APIRouter:
         bars = "".join(
             f'<div class="bar" title="{w.start.astimezone(tz):%m-%d} '
             f'收到{w.received} 办结{w.closed}">'
-            f'<i style="height:{w.received / peak * 100:.0f}%"></i>'
-            f'<i class="closed" style="height:{w.closed / peak * 100:.0f}%"></i>'
+            f'<i class="h{bar_step(w.received, peak)}"></i>'
+            f'<i class="closed h{bar_step(w.closed, peak)}"></i>'
             f'<span>{w.start.astimezone(tz):%m-%d}</span></div>' for w in weeks)
         rank_rows = "".join(
             f"<tr><td>{i}</td><td><a href=\"/dashboard/figures?{_qs(node=x.node.code)}\">"
@@ -316,30 +315,27 @@ def router(c: Container) -> APIRouter:
 
     @r.get("/media/{ref:path}", include_in_schema=False)
     def media(ref: str, v: SignedIn) -> Response:
+        """A stored file of any case the viewer may see: the same bytes sent to two cases are
+        one file with two attachment rows, and either case's viewers may open it."""
         A = ATTACHMENTS
         with session_scope(c.engine) as s:
-            row = s.execute(
+            rows = s.execute(
                 sa.select(A.c.mime, reports.C.c.node_path, A.c.stored_ref)
                 .join(reports.C, reports.C.c.id == A.c.case_id)
-                .where(sa.or_(A.c.stored_ref == ref, A.c.thumb_ref == ref)).limit(1)
-            ).first()
-        if row is None or not v.sees(row.node_path):
+                .where(sa.or_(A.c.stored_ref == ref, A.c.thumb_ref == ref))
+            ).all()
+        row = next((x for x in rows if v.sees(x.node_path)), None)
+        if row is None:
             raise HTTPException(404, "没有这个文件")
         store = MediaStore.from_settings(c.settings)
         with domain_errors():
             data = store.open(ref)
-        mime = row.mime if ref == row.stored_ref and row.mime else _mime_of(ref)
-        return Response(data, media_type=mime, headers={"Cache-Control": "private, max-age=86400"})
+        mime, headers = media_type_of(ref, row.mime if ref == row.stored_ref else None)
+        return Response(data, media_type=mime,
+                        headers={"Cache-Control": "private, max-age=86400", **headers})
 
     r.include_router(api.router(c))
     return r
-
-
-def _mime_of(ref: str) -> str:
-    ext = ref.rsplit(".", 1)[-1]
-    return {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
-            "ogg": "audio/ogg", "oga": "audio/ogg", "mp3": "audio/mpeg", "m4a": "audio/mp4",
-            "amr": "audio/amr", "mp4": "video/mp4"}.get(ext, "application/octet-stream")
 
 
 def export_xlsx(c: Container, v: Viewer, kind: str, node: str | None, start: str | None,

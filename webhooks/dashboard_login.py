@@ -1,5 +1,6 @@
 """Dashboard sign-in: one-time links from the bot, passwords, sign-out; refused attempts
-are counted per phone number and per client address so that guessing is slowed down."""
+are counted per phone number (however it is written) and per client address so that guessing
+is slowed down."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from core import accounts
+from core import accounts, attempts
 from core.container import Container
 from core.db import write_session
 from core.errors import DomainError, TooManyAttempts
@@ -73,8 +74,10 @@ autocomplete="current-password" required></label><button>登录</button></form>
     @r.post("/login", include_in_schema=False)
     def login_password(request: Request, phone: str = Form(...),
                        password: str = Form(...)) -> Response:
+        # Full-width digits (a Chinese keyboard's) are the same number.
+        number = attempts.phone_of(phone) or phone
         return sign_in(request, phone, lambda s: accounts.check_password(
-            s, phone=phone, password=password), "password")
+            s, phone=number, password=password), "password")
 
     @r.get("/login/{token}", include_in_schema=False)
     def login_link(request: Request, token: str) -> Response:

@@ -5,7 +5,8 @@ Two kinds of figures:
   several workers each exposes its own and Prometheus sums them, e.g.
   `sum(rate(linzhang_messages_sent_total[1m])) by (platform)` is sends per second;
 - gauges read from the shared database at scrape time (outbox depth, sweep lag, overdue
-  cases), so every worker reports the same, right, figure: take `max`, not `sum`, of them.
+  cases), so every worker reports the same, right, figure: take `max`, not `sum`, of them;
+- `linzhang_media_store_up`, a probe write into MEDIA_DIR at scrape time (take `min`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ class LinzhangCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         yield from self._counters()
         yield from self._database()
+        yield from self._media()
+
+    def _media(self) -> Iterable[Metric]:
+        from core.media.store import MediaStore
+
+        # A real write into MEDIA_DIR at scrape time (as /healthz): 0 from the moment the disk
+        # is read-only or full, 1 again as soon as it takes files.
+        ok = MediaStore.from_settings(self.c.settings).probe() is None
+        yield GaugeMetricFamily("linzhang_media_store_up", "1 when the media store can take a "
+                                "file (a probe write into MEDIA_DIR), 0 while degraded",
+                                value=int(ok))
 
     def _counters(self) -> Iterable[Metric]:
         updates, sent, throttled = self.c.counters.snapshot()

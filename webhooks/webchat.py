@@ -1,10 +1,12 @@
 """The built-in web chat: the page, its messages in, its event stream out, joining by a 邻's
 link or a one-time phone code, the printable poster, and (demo mode) the person switcher.
 
-Sessions: a cookie holds a random token (HttpOnly, SameSite=Strict), the database its hash;
-every POST must also carry the session's CSRF token in `X-CSRF-Token`, which a page of another
-site cannot read or set. In demo mode each pane of the switcher is a separate session under its
-own cookie name (`X-Chat-Pane`), so one browser can be several people side by side.
+Sessions: a cookie holds a random token (HttpOnly, SameSite=Lax, so that a link from another
+site still finds the session instead of replacing it), the database its hash; every POST must
+also carry the session's CSRF token (`X-CSRF-Token`, or the form field on /join), which a page
+of another site cannot read or set; no GET changes who an existing session is. In demo mode each
+pane of the switcher is a separate session under its own cookie name (`X-Chat-Pane`), so one
+browser can be several people side by side.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from fastapi.responses import (
     FileResponse,
     HTMLResponse,
     JSONResponse,
-    RedirectResponse,
     StreamingResponse,
 )
 from starlette.concurrency import run_in_threadpool
@@ -33,16 +34,12 @@ from starlette.concurrency import run_in_threadpool
 from bot.flows.types import Press
 from bot.handlers.web import sender as web_sender
 from bot.handlers.web.inbound import Upload, handle
-from core import web_sessions
+from core import attempts, web_sessions
 from core.container import Container
 from core.db import write_session
-from core.errors import DomainError
-from core.hierarchy.model import ChatIdentity
-from core.hierarchy.queries import person_by_phone
+from core.errors import DomainError, TooManyAttempts
 from core.hierarchy.services import link_identity
-from core.hierarchy.tree import normalize_phone
 from core.media.store import MediaStore
-from core.outbox import Draft, enqueue
 from webhooks import webchat_pages
 
 log = logging.getLogger(__name__)
@@ -50,7 +47,8 @@ STATIC = Path(__file__).resolve().parent / "webchat_static"
 COOKIE = "lz_chat"
 PANE = re.compile(r"p\d{1,12}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{6,64}")
-CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
+CODE_SENT = ("如果这个号码已登记并绑定了微信或Telegram，验证码已发到那里（{minutes}分钟内有效）。"
+             "没有收到？请联系您的邻长，用本邻的邀请链接加入。")
 
 
 def hub_of(app: FastAPI) -> web_sender.Hub:
@@ -82,8 +80,13 @@ def _cookie(pane: str) -> str:
     return f"{COOKIE}_{pane}" if pane else COOKIE
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": message}, status_code=status)
+def _error(status: int, message: str, retry_after: int = 0) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse({"ok": False, "error": message}, status_code=status, headers=headers)
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def render_page(name: str, **values: str) -> str:
@@ -99,10 +102,11 @@ def router(container: Container) -> APIRouter:
     s = c.settings
     ttl = s.web_session_ttl
     max_body = s.max_photo_bytes + s.max_voice_bytes + (1 << 20)
+    code_limits = web_sessions.CodeLimits.from_settings(s)
 
     def set_cookie(resp: Response, pane: str, token: str) -> None:
         resp.set_cookie(_cookie(pane), token, max_age=int(ttl.total_seconds()), httponly=True,
-                        samesite="strict", secure=s.dashboard_cookie_secure, path="/")
+                        samesite="lax", secure=s.dashboard_cookie_secure, path="/")
 
     def current(request: Request, pane: str) -> web_sessions.WebSession | None:
         token = request.cookies.get(_cookie(pane), "")
@@ -172,7 +176,7 @@ def router(container: Container) -> APIRouter:
 
     @r.get("/chat/static/{name}")
     async def static(name: str) -> Response:
-        if name not in ("chat.js", "chat.css"):
+        if name not in ("chat.js", "chat.css", "demo.js", "demo.css", "poster.js", "poster.css"):
             return Response(status_code=404)
         kind = "text/javascript" if name.endswith(".js") else "text/css"
         return FileResponse(STATIC / name, media_type=f"{kind}; charset=utf-8")
@@ -210,9 +214,14 @@ def router(container: Container) -> APIRouter:
                            uploads=tuple(uploads), location=loc, reply_to_text=rt_text,
                            reply_to_message_id=rt_id))
         await after_handle(request)
-        body = {"ok": not res.errors, "duplicate": res.duplicate, "errors": res.errors}
+        body: dict[str, Any] = {"ok": not res.errors, "duplicate": res.duplicate,
+                                "errors": res.errors}
         if res.errors:
             body["error"] = res.errors[0]
+        if res.unsaved:
+            # The message was taken (a retry is a duplicate and changes nothing); only our
+            # disk failed, which the chat line, /healthz and /metrics say: 200, not a 5xx.
+            body["unsaved"] = res.unsaved
         status = 413 if res.too_large else (422 if res.errors else 200)
         return JSONResponse(body, status_code=status)
 
@@ -248,39 +257,29 @@ def router(container: Container) -> APIRouter:
         if isinstance(row, JSONResponse):
             return row
         try:
-            number = normalize_phone(str(json.loads(await request.body())["phone"]))
+            number = attempts.phone_of(str(json.loads(await request.body())["phone"]))
         except (ValueError, KeyError, TypeError):
             number = None
         if number is None:
             return _error(400, "请填写11位手机号")
-        chat_id = row.chat_id
+        chat_id, client = row.chat_id, _client(request)
 
-        def issue() -> dict[str, Any]:
+        def issue() -> str | None:
             with write_session(c.engine) as session:
-                now = c.clock.now()
-                code = web_sessions.issue_code(session, chat_id=chat_id, phone=number, now=now)
-                pid = person_by_phone(session, number) if number else None
-                other = pid is not None and session.execute(sa.select(CI.c.id).where(
-                    CI.c.person_id == pid, CI.c.platform != "web",
-                    CI.c.unreachable.is_(False))).first() is not None
-                if other:
-                    assert pid is not None
-                    enqueue(session, draft=Draft(
-                        text=f"网页聊天验证码：{code}（10分钟内有效；不是您本人操作请忽略）",
-                        kind="web_code", dedupe_key=f"webcode:{chat_id}:{secrets.token_hex(8)}",
-                        person_id=pid), now=now)
-                    return {"ok": True, "sent": True,
-                            "message": "验证码已通过您已绑定的聊天账号发送"}
-                if s.demo_mode:
-                    return {"ok": True, "sent": False, "code": code,
-                            "message": f"演示模式：验证码是 {code}"}
-                return {"ok": True, "sent": False,
-                        "message": "这个号码还没有绑定聊天账号，请联系您的邻长用邀请链接加入"}
+                return web_sessions.send_code(session, chat_id=chat_id, phone=number,
+                                              client=client, now=c.clock.now(),
+                                              limits=code_limits, demo=s.demo_mode)
 
         try:
-            return JSONResponse(await run_in_threadpool(issue))
-        except DomainError as exc:
-            return _error(429, str(exc))
+            shown = await run_in_threadpool(issue)
+        except TooManyAttempts as exc:
+            return _error(429, str(exc), retry_after=exc.retry_after)
+        # One answer whoever has (or nobody has) this number, so that it tells nothing.
+        if shown is not None:
+            return JSONResponse({"ok": True, "code": shown,
+                                 "message": f"演示模式：验证码是 {shown}"})
+        minutes = max(1, int(code_limits.ttl.total_seconds()) // 60)
+        return JSONResponse({"ok": True, "message": CODE_SENT.format(minutes=minutes)})
 
     @r.post("/chat/code")
     async def code(request: Request) -> Response:
@@ -291,17 +290,18 @@ def router(container: Container) -> APIRouter:
             given = str(json.loads(await request.body())["code"])
         except (ValueError, KeyError, TypeError):
             return _error(400, "请填写验证码")
-        chat_id = row.chat_id
+        chat_id, client = row.chat_id, _client(request)
 
-        def verify() -> str:
+        def verify() -> web_sessions.CodeCheck:
             with write_session(c.engine) as session:
-                return web_sessions.check_code(session, chat_id=chat_id, code=given,
-                                               now=c.clock.now())
+                return web_sessions.check_code(session, chat_id=chat_id, code=given[:64],
+                                               client=client, now=c.clock.now(),
+                                               limits=code_limits)
 
-        try:
-            number = await run_in_threadpool(verify)
-        except DomainError as exc:
-            return _error(400, str(exc))
+        result = await run_in_threadpool(verify)
+        if result.phone is None:
+            return _error(result.status, result.error, retry_after=result.retry_after)
+        number = result.phone
         await run_in_threadpool(lambda: handle(
             c, chat_id=chat_id, client_id=f"phone-{secrets.token_hex(8)}", contact_phone=number))
         await after_handle(request)
@@ -375,23 +375,12 @@ def router(container: Container) -> APIRouter:
             return Response(status_code=404)
         if not path.is_file():
             return Response(status_code=404)
-        return FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
+        from webhooks.security_headers import media_type_of
 
-    @r.get("/join/{code}")
-    async def join(request: Request, code: str) -> Response:
-        if not re.fullmatch(r"j[A-Za-z0-9_-]{2,40}", code):
-            return Response("邀请链接无效", status_code=404, media_type="text/plain")
-        row = await run_in_threadpool(current, request, "")
-        resp = RedirectResponse("/chat", status_code=303)
-        if row is None:
-            token, row = await run_in_threadpool(new_session, web_sessions.new_chat_id(), None)
-            set_cookie(resp, "", token)
-        assert row is not None
-        chat_id = row.chat_id
-        await run_in_threadpool(lambda: handle(c, chat_id=chat_id, client_id=f"join-{code}"[:64],
-                                               text=f"/start {code}"))
-        await after_handle(request)
-        return resp
+        mime, headers = media_type_of(ref)  # a known picture or sound, else a download
+        return FileResponse(path, media_type=mime,
+                            headers={"Cache-Control": "private, max-age=86400", **headers})
 
-    r.include_router(webchat_pages.router(c))
+    r.include_router(webchat_pages.router(c, webchat_pages.Sessions(
+        current=current, new_session=new_session, set_cookie=set_cookie, after=after_handle)))
     return r

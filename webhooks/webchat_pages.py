@@ -1,10 +1,13 @@
-"""Web chat pages around the chat itself: the printable poster with a 邻's QR code, the demo
-switcher (demo mode), and where / leads."""
+"""Web chat pages around the chat itself: joining by a 邻's link (and confirming it when the
+browser is already someone's chat), the printable poster with its QR code, the demo switcher
+(demo mode), and where / leads."""
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,23 +15,86 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from bot.handlers.web.inbound import handle
+from core import web_sessions
 from core.container import Container
 from core.hierarchy.queries import chain_for_resident
 from core.hierarchy.tree import ROLE_LABEL_ZH
 
+INVITE = re.compile(r"j[A-Za-z0-9_-]{2,40}")
 
-def router(c: Container) -> APIRouter:
-    """/poster/{code}, /demo and /."""
+
+@dataclass(frozen=True)
+class Sessions:
+    """The chat router's session helpers (webhooks/webchat.py)."""
+
+    current: Callable[[Request, str], web_sessions.WebSession | None]
+    new_session: Callable[[str], tuple[str, web_sessions.WebSession]]
+    set_cookie: Callable[[Response, str, str], None]
+    after: Callable[[Request], Awaitable[None]]
+
+
+def _text(message: str, status: int) -> Response:
+    return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def router(c: Container, sessions: Sessions) -> APIRouter:
+    """/join/{code}, /poster/{code}, /demo and /."""
     from webhooks.webchat import render_page
 
     r = APIRouter(tags=["web chat"])
     s = c.settings
 
+    async def run_join(request: Request, chat_id: str, code: str) -> None:
+        await run_in_threadpool(lambda: handle(c, chat_id=chat_id, client_id=f"join-{code}"[:64],
+                                               text=f"/start {code}"))
+        await sessions.after(request)
+
+    @r.get("/join/{code}")
+    async def join(request: Request, code: str) -> Response:
+        if not INVITE.fullmatch(code):
+            return _text("邀请链接无效", 404)
+        row = await run_in_threadpool(sessions.current, request, "")
+        if row is None:
+            # A fresh browser joins in one step (the poster's QR code).
+            token, fresh = await run_in_threadpool(sessions.new_session,
+                                                   web_sessions.new_chat_id())
+            resp = RedirectResponse("/chat", status_code=303)
+            sessions.set_cookie(resp, "", token)
+            await run_join(request, fresh.chat_id, code)
+            return resp
+        who, node, already = await run_in_threadpool(_join_view, c, row.chat_id, code)
+        if who is None:
+            await run_join(request, row.chat_id, code)
+            return RedirectResponse("/chat", status_code=303)
+        if node is None:
+            return _text("邀请链接无效或已停用，请向您的邻长索取新的二维码", 404)
+        if already:
+            return RedirectResponse("/chat", status_code=303)
+        # Someone's chat already: a link (maybe from another site) changes nothing until they
+        # say yes on this page.
+        body = render_page("join.html", who=who, node=node, code=code, csrf=row.csrf)
+        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+    @r.post("/join/{code}")
+    async def join_confirmed(request: Request, code: str) -> Response:
+        if not INVITE.fullmatch(code):
+            return _text("邀请链接无效", 404)
+        row = await run_in_threadpool(sessions.current, request, "")
+        if row is None:
+            return _text("会话已过期，请重新打开邀请链接", 401)
+        async with request.form(max_files=0, max_fields=4) as form:
+            given = form.get("csrf")
+        if not isinstance(given, str) or not web_sessions.csrf_ok(row, given):
+            return _text("页面已失效，请重新打开邀请链接", 403)
+        await run_join(request, row.chat_id, code)
+        return RedirectResponse("/chat", status_code=303)
+
     @r.get("/poster/{code}", response_class=HTMLResponse)
     async def poster(request: Request, code: str) -> Response:
         import segno
 
-        if not re.fullmatch(r"j[A-Za-z0-9_-]{2,40}", code):
+        if not INVITE.fullmatch(code):
             return Response("邀请链接无效", status_code=404, media_type="text/plain")
         base = s.public_url.rstrip("/") or str(request.base_url).rstrip("/")
         link = f"{base}/join/{code}"
@@ -59,6 +125,26 @@ def router(c: Container) -> APIRouter:
         return RedirectResponse("/demo" if s.demo_mode else "/chat", status_code=307)
 
     return r
+
+
+def _join_view(c: Container, chat_id: str, code: str) -> tuple[str | None, str | None, bool]:
+    """Who this chat is (None: nobody yet), the invite's 邻 (None: no such invite), and
+    whether they live there already."""
+    with c.engine.connect() as conn:
+        who = conn.execute(sa.text(
+            "SELECT p.id, p.name FROM chat_identity i JOIN person p ON p.id = i.person_id"
+            " WHERE i.platform = 'web' AND i.external_id = :e"), {"e": chat_id}).first()
+        if who is None:
+            return None, None, False
+        node = conn.execute(sa.text(
+            "SELECT n.id, n.name FROM invite i JOIN node n ON n.id = i.node_id"
+            " WHERE i.code = :c AND NOT i.revoked"), {"c": code}).first()
+        if node is None:
+            return str(who[1]), None, False
+        already = conn.execute(sa.text(
+            "SELECT 1 FROM post WHERE person_id = :p AND node_id = :n AND role = 'resident'"),
+            {"p": who[0], "n": node[0]}).first() is not None
+    return str(who[1]), str(node[1]), already
 
 
 def _demo_people(c: Container) -> tuple[list[dict[str, Any]], list[int]]:

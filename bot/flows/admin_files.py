@@ -41,6 +41,7 @@ def handle(ctx: Ctx, command: str) -> None:
 def run_import(ctx: Ctx) -> None:
     """Import the documents of this message (downloaded by the platform adapter)."""
     _require_admin(ctx, "import")
+    assert ctx.actor is not None  # None would be the operator's unlimited import
     store = MediaStore(Path(ctx.settings.media_dir))
     docs = [m for m in ctx.inbound.media if m.kind == "document"]
     if not docs or any(m.stored_ref is None for m in docs):
@@ -61,8 +62,8 @@ def run_import(ctx: Ctx) -> None:
             paths.append(target)
         try:
             with ctx.session.begin_nested():
-                report = import_into(ctx.session.connection(), paths, clock=ctx.clock,
-                                     max_errors=MAX_SHOWN)
+                report = import_into(ctx.session.connection(), paths, by=ctx.actor,
+                                     clock=ctx.clock, max_errors=MAX_SHOWN)
         except ImportRejected as exc:
             lines = exc.report().splitlines()
             ctx.say(ctx.t("import_failed", errors="\n".join(lines[:MAX_SHOWN])))

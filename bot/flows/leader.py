@@ -7,11 +7,12 @@ from typing import Any
 
 from bot.flows.context import Ctx
 from bot.flows.join import to_attachment
-from bot.flows.report import ask_category, choose_category, split_off
+from bot.flows.report import ask_category, choose_category, report, split_off
 from bot.flows.types import Button, Press
 from core import conversations
 from core.cases import actions, closing
 from core.cases.services import add_to_case, view
+from core.errors import DomainError
 from core.privacy import mask_text
 
 CASE_REF = re.compile(r"(?:工单)?#(\d{1,9})(?!\d)")  # nine digits fit an INTEGER id
@@ -124,7 +125,8 @@ def refresh_card(ctx: Ctx, case_id: int, *, verb: str) -> None:
 
 
 def pending_step(ctx: Ctx, state: str, data: dict[str, int]) -> bool:
-    """The words a prompt waited for; False when the message is not for it."""
+    """The words a prompt waited for; False when the message is not for it (the rule every
+    prompt follows is in core/conversations.py)."""
     i = ctx.inbound
     assert ctx.actor is not None
     if i.command == "cancel":
@@ -154,10 +156,25 @@ def pending_step(ctx: Ctx, state: str, data: dict[str, int]) -> bool:
         actions.reject(ctx.session, reason=words, **common)
         _done(ctx, "done", cid)
     elif state == "await_add":
-        add_to_case(ctx.session, clock=ctx.clock, case_id=cid, person_id=ctx.actor.person.id,
-                    text=words, attachments=atts, via=ctx.via)
-        ctx.say(ctx.t("added", case=cid), case_id=cid)
+        _add_or_report(ctx, cid, words, atts)
     return True
+
+
+def _add_or_report(ctx: Ctx, case_id: int, words: str, atts: tuple[Any, ...]) -> None:
+    """A resident's addition, or, when the case can no longer take it, a report of its own."""
+    assert ctx.actor is not None
+    try:
+        with ctx.session.begin_nested():
+            add_to_case(ctx.session, clock=ctx.clock, case_id=case_id,
+                        person_id=ctx.actor.person.id, text=words, attachments=atts,
+                        via=ctx.via)
+    except DomainError as exc:
+        if not ctx.actor.residences() or not (words.strip() or atts):
+            raise
+        ctx.say(ctx.t("add_refiled", reason=str(exc).rstrip("。.")))
+        report(ctx)
+        return
+    ctx.say(ctx.t("added", case=case_id), case_id=case_id)
 
 
 def _media_note(media: tuple[object, ...]) -> str:

@@ -14,6 +14,7 @@ from core import conversations
 from core.cases.lists import set_category
 from core.cases.services import add_to_case, case_to_append_to, open_case, view
 from core.hierarchy.model import Category
+from core.media.store import is_unsaved
 
 # Obvious words → category; anything else is asked with buttons after the case is filed.
 CATEGORY_WORDS: list[tuple[str, tuple[str, ...]]] = [
@@ -85,7 +86,7 @@ def forward_photos(ctx: Ctx, *, case_id: int, holder_id: int | None) -> None:
 
     if holder_id is None:
         return
-    photos = [m for m in ctx.inbound.media if m.kind == "photo"]
+    photos = [m for m in ctx.inbound.media if m.kind == "photo" and not is_unsaved(m.file_ref)]
     if not photos:
         return
     same_platform = [ext for plat, ext, gone in identities_of(ctx.session, holder_id)

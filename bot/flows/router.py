@@ -103,6 +103,7 @@ def handle(ctx: Ctx) -> None:
 
         admin_files.run_import(ctx)
         return
+    # A prompt's answer (the rule for prompts: core/conversations.py).
     if conv is not None and conv.state.startswith("await_") and leader.pending_step(
         ctx, conv.state, conv.data
     ):

@@ -38,6 +38,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "prompt_add": "请发送要补充的文字、照片或语音，发 /cancel 取消：",
         "prompt_reject": "请说明驳回原因，发 /cancel 取消：",
         "cancelled": "已取消。",
+        "prompt_closed": "这一步没有完成，已退出输入；您接下来发的消息会照常处理。",
+        "prompt_closed_words": ("这一步没有完成，已退出输入。您写的内容没有发出，"
+                                "需要时可复制重发：\n{words}"),
+        "add_refiled": "{reason}。您刚才发的内容已作为新的反映记下，不会丢失。",
         "done": "已完成。",
         "accepted": "已受理工单#{case}。",
         "replied": "已把答复转给居民（工单#{case}）。",
@@ -141,6 +145,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "prompt_add": "Send the text, photo or voice to add; /cancel to stop:",
         "prompt_reject": "Why is it rejected? /cancel to stop:",
         "cancelled": "Cancelled.",
+        "prompt_closed": "That step did not go through; the prompt is closed, and your next "
+                         "message is handled as usual.",
+        "prompt_closed_words": ("That step did not go through; the prompt is closed. What you "
+                                "wrote was not sent; copy it if you need it:\n{words}"),
+        "add_refiled": "{reason}. What you just sent is kept as a new report.",
         "done": "Done.",
         "accepted": "Case #{case} accepted.",
         "replied": "Your answer went to the resident (case #{case}).",

@@ -9,7 +9,7 @@ from core.cases import messages as msg
 from core.cases import ops
 from core.cases.actions import _begin, _Ctx, hand_over
 from core.cases.model import ACTIVE_STATES, Case, EventKind, Stage, State
-from core.cases.permissions import may_act, refuse
+from core.cases.permissions import may_reach, refuse
 from core.cases.routing import Target
 from core.cases.services import _clean_text
 from core.clock import Clock
@@ -31,8 +31,8 @@ def merge(session: Session, *, clock: Clock, case_id: int, person_id: int, versi
     ops.require_state(target, set(ACTIVE_STATES), "接收合并")
     t_home = node_by_id(session, target.home_node_id)
     t_node = node_by_id(session, target.holder_node_id) if target.holder_node_id else None
-    if not (may_act(c.who, holder_id=target.holder_id, holder_role=target.holder_role,
-                    holder_node=t_node, home=t_home) or c.who.leads(t_home)):
+    if not may_reach(c.who, holder_id=target.holder_id, holder_role=target.holder_role,
+                     holder_node=t_node, home=t_home):
         raise refuse(session, case=c.case, person_id=person_id, action="merge", at=c.now,
                      via=via, reason=f"工单#{into_case_id}不在您的辖区，不能合并过去")
     case = c.case

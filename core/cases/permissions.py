@@ -37,6 +37,14 @@ def may_act(who: Actor, *, holder_id: int | None, holder_role: str | None,
     return who.leads(holder_node)
 
 
+def may_reach(who: Actor, *, holder_id: int | None, holder_role: str | None,
+              holder_node: NodeRef | None, home: NodeRef) -> bool:
+    """Whether a case is within the person's reach: they may act on it, or lead its home from
+    above (a merge needs both cases within reach)."""
+    return may_act(who, holder_id=holder_id, holder_role=holder_role, holder_node=holder_node,
+                   home=home) or who.leads(home)
+
+
 def may_whistle(who: Actor, *, home: NodeRef) -> bool:
     """A village (its 书记) or a town or district office hands a case to a department."""
     return who.is_admin_of(home) or any(

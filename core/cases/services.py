@@ -33,6 +33,7 @@ from core.clock import Clock, as_utc
 from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
 from core.hierarchy.model import Person, Post, Role
 from core.hierarchy.queries import Chain, actor, chain_for_node, node_by_id, residence_of
+from core.media.store import is_unsaved
 from core.privacy import mask_address
 from core.settings import Settings
 
@@ -90,7 +91,8 @@ def attach(session: Session, case: Case, event: CaseEvent, items: Sequence[NewAt
             caption=a.caption, latitude=a.latitude, longitude=a.longitude, added_by=by,
             created_at=now,
             fetch_status=None if kind is AttachmentKind.location else (
-                "stored" if a.stored else "pending"),
+                "stored" if a.stored else "failed" if is_unsaved(a.file_ref) else "pending"),
+            fetch_error="media store unavailable" if is_unsaved(a.file_ref) else None,
             stored_ref=a.file_ref if a.stored else None,
         ))
 

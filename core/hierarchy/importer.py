@@ -14,9 +14,10 @@ from sqlalchemy.engine import Engine
 from core.clock import Clock, SystemClock
 from core.db import write_transaction
 from core.errors import ImportRejected, InvalidInput, RowError
-from core.hierarchy import import_members
+from core.hierarchy import import_members, import_scope
 from core.hierarchy.import_categories import read_categories, write_categories
 from core.hierarchy.model import Level
+from core.hierarchy.queries import Actor
 from core.hierarchy.readers import Kind, Table, open_tables
 from core.hierarchy.tree import nesting_error, parse_level, role_error
 
@@ -118,16 +119,19 @@ def import_files(
     engine: Engine, paths: Iterable[Path | str], *, clock: Clock | None = None,
     progress: Progress | None = None, max_errors: int = 1000,
 ) -> ImportReport:
-    """Import hierarchy files in one transaction; any bad row rejects the whole import."""
+    """The operator's import (unlimited) in one transaction; any bad row rejects it all."""
     with write_transaction(engine) as conn:
-        return import_into(conn, paths, clock=clock, progress=progress, max_errors=max_errors)
+        return import_into(conn, paths, by=None, clock=clock, progress=progress,
+                           max_errors=max_errors)
 
 
 def import_into(
-    conn: sa.Connection, paths: Iterable[Path | str], *, clock: Clock | None = None,
-    progress: Progress | None = None, max_errors: int = 1000,
+    conn: sa.Connection, paths: Iterable[Path | str], *, by: Actor | None,
+    clock: Clock | None = None, progress: Progress | None = None, max_errors: int = 1000,
 ) -> ImportReport:
-    """Import inside the caller's transaction (raises ImportRejected before writing anything)."""
+    """Import inside the caller's transaction (raises ImportRejected before writing anything);
+    `by` is the admin importing, checked row by row against their scope (None: the operator
+    at the console, unlimited)."""
     started = time.perf_counter()
     clock = clock or SystemClock()
     tables: list[Table] = []
@@ -153,9 +157,14 @@ def import_into(
     report.lap("load tree")
     node_rows = _read_nodes([t for t in tables if t.kind == Kind.nodes], errors, report, tick)
     changed = _merge_nodes(tree, node_rows, errors)
+    if by is not None and not errors:  # paths are known only when the tree is sound
+        import_scope.check_nodes(by, tree, errors)
     _check_changed_levels(conn, tree, changed, errors)
     report.lap("nodes")
-    categories = read_categories([t for t in tables if t.kind == Kind.categories], errors)
+    category_tables = [t for t in tables if t.kind == Kind.categories]
+    categories = read_categories(category_tables, errors)
+    if by is not None:
+        import_scope.check_categories(conn, by, category_tables, errors)
     levels = {code: (n.id, n.level) for code, n in tree.items()}
     members = [t for t in tables if t.kind == Kind.members]
     staged = import_members.stage(conn, members, levels, errors, report, tick) if members \
@@ -164,6 +173,9 @@ def import_into(
         if staged is not None:
             # Also when single rows were bad: every bad row is reported in one go.
             import_members.check(conn, staged, errors, report)
+            if by is not None:
+                import_scope.check_members(conn, by, staged, {
+                    n.id: (n.path, n.level, n.code) for n in tree.values()}, errors)
         errors.raise_if_any()
     except ImportRejected:
         if staged is not None:

@@ -14,6 +14,7 @@ from sqlmodel import Field, Session, SQLModel, select
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.hierarchy.model import ChatIdentity, Level, Person, Post, Proof, Role
 from core.hierarchy.queries import Actor, NodeRef, actor, node_by_id, person_by_phone
+from core.hierarchy.scope import OUTSIDE, TOO_HIGH, appoint_refusal
 from core.hierarchy.services import link_identity
 
 ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes on a printed poster
@@ -60,27 +61,25 @@ def invite_for(session: Session, *, by: Actor, node: NodeRef, now: datetime) -> 
 
 
 def _scope_refusal(by: Actor, posts: tuple[tuple[Role, NodeRef], ...]) -> str | None:
-    """Why `by` may not invite the holder of these posts (None: they may)."""
-    for role, node in posts:
-        if not by.is_admin_of(node):
-            return "outside"
-        strictly_below = any(s.contains(node) and s.id != node.id for s in by.admin_scopes())
-        if role is Role.admin and not strictly_below:
-            return "rank"
-    return None if posts else "outside"
+    """Why `by` may not bind a chat account to the holder of these posts (None: they may):
+    the scope rule for a person's chat accounts (core/hierarchy/scope.py)."""
+    if not posts:
+        return OUTSIDE
+    refusals = {appoint_refusal(by, r, n, n.level) for r, n in posts} - {None}
+    return OUTSIDE if OUTSIDE in refusals else next(iter(refusals), None)
 
 
 def person_invite(session: Session, *, by: Actor, phone: str, now: datetime,
                   ttl: timedelta) -> tuple[Invite, Person]:
-    """A one-time invite for the person with this phone; only an admin of every post they hold,
-    and of a higher rank (a town admin invites village 书记 and below, not another town admin)."""
+    """A one-time invite for the person with this phone; only for someone who could appoint
+    every post they hold (a town admin invites village 书记 and below, not another town admin)."""
     if not by.admin_scopes():
         raise PermissionDenied("只有管理员可以为个人生成邀请")
     pid = person_by_phone(session, phone)
     target = actor(session, pid) if pid is not None else None
-    why = _scope_refusal(by, target.posts) if target is not None else "outside"
-    if why == "rank":
-        raise PermissionDenied("不能为与您同级或更高级别的管理员生成邀请，请联系上级管理员")
+    why = _scope_refusal(by, target.posts) if target is not None else OUTSIDE
+    if why == TOO_HIGH:
+        raise PermissionDenied("不能为与您同级或更高级别的人员生成邀请，请联系上级管理员")
     if why is not None or target is None:
         # One answer for "nobody" and "not yours": the command is no phone-number oracle.
         raise NotFound(f"在您管理的范围内没有找到手机号为 {phone} 的人员")

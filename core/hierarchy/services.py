@@ -20,8 +20,15 @@ from core.hierarchy.model import (
     Role,
     Tier,
 )
-from core.hierarchy.queries import Actor, NodeRef, node_by_code
-from core.hierarchy.tree import TIER_FOR_LEVEL, normalize_phone, parse_role, role_error
+from core.hierarchy.queries import Actor, NodeRef, node_by_code, node_by_id
+from core.hierarchy.scope import appoint_refusal, may_bind
+from core.hierarchy.tree import (
+    ROLE_LABEL_ZH,
+    TIER_FOR_LEVEL,
+    normalize_phone,
+    parse_role,
+    role_error,
+)
 
 
 def link_identity(session: Session, *, person_id: int, platform: Platform | str,
@@ -74,13 +81,15 @@ def create_person(session: Session, *, name: str, phone: str | None, now: dateti
 
 def assign_role(session: Session, *, by: Actor, phone: str, role: Role | str,
                 node_code: str) -> Post:
-    """An admin gives the person with this phone a post on a node within their subtree."""
+    """An admin gives the person with this phone a post on a node within their subtree,
+    ranking below their own (core.hierarchy.scope)."""
     parsed = parse_role(str(role))
     if parsed is None:
         raise InvalidInput(f"unknown role {role!r}")
     node = node_by_code(session, node_code)
-    if not by.is_admin_of(node):
-        raise PermissionDenied(f"{node.code} is outside what you administer")
+    refused = appoint_refusal(by, parsed, node, node.level)
+    if refused:
+        raise PermissionDenied(f"{ROLE_LABEL_ZH[parsed]}@{node.name}（{node.code}）{refused}。")
     bad = role_error(parsed, node.level)
     if bad:
         raise InvalidInput(bad)
@@ -106,7 +115,7 @@ def bind_chat(session: Session, *, by: Actor, platform: Platform | str, chat_id:
               tier: Tier | str | None = None) -> ChatBinding:
     """Bind a chat group to a node and the tier pair it mirrors (an admin of that node only)."""
     node = node_by_code(session, node_code)
-    if not by.is_admin_of(node):
+    if not may_bind(by, node):
         raise PermissionDenied(f"only an admin of {node.code} may bind a chat to it")
     chosen = Tier(tier) if tier else TIER_FOR_LEVEL.get(node.level)
     if chosen is None:
@@ -116,6 +125,9 @@ def bind_chat(session: Session, *, by: Actor, platform: Platform | str, chat_id:
         ChatBinding.platform == str(Platform(platform).value), ChatBinding.chat_id == str(chat_id)
     )).first()
     if existing is not None:
+        if not may_bind(by, node_by_id(session, existing.node_id)):
+            # Re-binding moves the chat off its node: that node's admins decide that.
+            raise PermissionDenied("这个群已绑定到您管辖范围外的节点，只有该节点的管理员可以改绑")
         existing.node_id, existing.tier, existing.title = node.id, chosen.value, title
         existing.bound_by, existing.created_at = by.person.id, now
         return existing
@@ -134,9 +146,7 @@ def unbind_chat(session: Session, *, by: Actor, platform: Platform | str, chat_i
     )).first()
     if binding is None:
         raise NotFound("this chat is not bound")
-    path = session.execute(sa.select(sa.text("path")).select_from(sa.text("node"))
-                           .where(sa.text("id = :i")), {"i": binding.node_id}).scalar_one()
-    if not by.is_admin_of(path):
+    if not may_bind(by, node_by_id(session, binding.node_id)):
         raise PermissionDenied("only an admin of the bound node may unbind this chat")
     session.delete(binding)
 

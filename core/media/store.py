@@ -3,20 +3,27 @@
 A ref is the relative path; the same bytes always get the same ref, so putting them twice
 writes once. Refs from outside (a dashboard URL, a database row) are checked against the exact
 shape before they touch the file system, and nothing is followed through a symlink.
-Directories are created on the first put, never on import or construction.
+Directories are created on the first put (or `probe`), never on import or construction.
+
+When the disk refuses a file (read-only, full, not a directory) `put` raises
+`MediaStoreUnavailable`: the message around the file is still handled, and the attachment is
+recorded with an `unsaved_ref` (its row is marked "failed"). `probe` tells health checks
+whether the store can take a file right now.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import InvalidInput, MediaRejected, NotFound
+from core.errors import InvalidInput, MediaRejected, MediaStoreUnavailable, NotFound
 from core.media.images import too_large_message
 
 if TYPE_CHECKING:
@@ -26,6 +33,24 @@ _REF = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.([a-z0-9]{1,10})
 _SUFFIX = re.compile(r"[a-z0-9]{1,10}")
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
+# The file_ref of an attachment whose bytes the store could not keep; never a valid ref.
+UNSAVED_PREFIX = "unsaved:"
+UNAVAILABLE = "文件暂时无法保存（系统存储故障，不是您的原因）"
+
+
+def unsaved_ref(name: str) -> str:
+    """The attachment file_ref for a file that could not be stored (marked failed)."""
+    return f"{UNSAVED_PREFIX}{name}"[:200]
+
+
+def is_unsaved(file_ref: str | None) -> bool:
+    return bool(file_ref) and str(file_ref).startswith(UNSAVED_PREFIX)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "full"
+    return f"not_writable: {exc.strerror or type(exc).__name__}"
 
 
 class MediaStore:
@@ -61,20 +86,45 @@ class MediaStore:
         target = self.path(ref)
         if target.is_file() and target.stat().st_size == len(data):
             return ref
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target = self.path(ref)  # again: the directories exist now and must not be links
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target = self.path(ref)  # again: the directories exist now and must not be links
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".tmp")
+        except OSError as exc:
+            raise MediaStoreUnavailable(UNAVAILABLE, reason=_why(exc)) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise MediaStoreUnavailable(UNAVAILABLE, reason=_why(exc)) from exc
             raise
         return ref
+
+    def probe(self) -> str | None:
+        """Why the store cannot take a file right now ("full", "not_writable: …"), or None.
+
+        A real write, not a permission check: root passes every permission check, and only
+        a write finds a read-only or full disk."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".probe-", suffix=".tmp")
+            try:
+                os.write(fd, b"ok")
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            free = shutil.disk_usage(self.root).free
+        except OSError as exc:
+            return _why(exc)
+        # Too little room for the largest file we accept is full, before a resident finds out.
+        return "full" if self.size_limit is not None and free < self.size_limit else None
 
     def path(self, ref: str) -> Path:
         """The file of `ref`; refuses anything not shaped like a ref, or reached by a link."""

@@ -81,7 +81,7 @@ def test_assign_role_inside_and_outside_an_admins_subtree(engine: Engine,
         assert (GROUP_B, Role.group_leader) not in {
             (v.node.code, v.role) for v in q.vacancies(s, q.node_by_code(s, TOWN))}
 
-    assert "outside what you administer" in refused(
+    assert "不在您管理的范围内" in refused(
         engine, PermissionDenied, sv.assign_role, by=town_admin, phone=PHONE["resident_sun"],
         role="group_leader", node_code=GROUP2)  # the other town
     refused(engine, PermissionDenied, sv.assign_role, by=town_admin, phone=PHONE["resident_sun"],

@@ -8,7 +8,13 @@ every dashboard action (/api). The expected table is written from the design's r
   district office; confirming, rating and reopening only by the resident who reported it;
 - admin commands (/stats /find /assign /bind /unbind /import /export with a node) are for
   admins of that node's subtree; /cases /overdue /case /invite for leaders and admins;
-- the dashboard is for 书记, town and district admins, each inside their own subtree.
+- the dashboard is for 书记, town and district admins, each inside their own subtree;
+- a post is given (/assign, or a row of a chat /import) only by an admin of a node at or above
+  it, and only when it ranks below that admin (district admin > town admin > village admin /
+  书记 > 片长 > 组长 > 邻长 > resident; a department as a village): a town admin appoints
+  书记 and below in their town, never an admin on their own town or above;
+- a dashboard password is set (/api/passwords) only for oneself or for a 书记 or admin below
+  the setter, and every refusal is the same 403; exports cover only the caller's subtree.
 
 A refusal is a polite reply (“抱歉…”) or 403/404, and leaves no trace: the case's state,
 version and holder are unchanged and its only new event is the recorded refusal; a refused
@@ -20,6 +26,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,17 +35,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.dispatch import process
-from bot.flows.types import Inbound, Press
+from bot.flows.types import Inbound, Media, Press
 from core import accounts
 from core.cases import actions as case_actions
 from core.clock import FakeClock
 from core.container import build_container
 from core.db import make_engine, migrate, session_scope
 from core.errors import PermissionDenied
-from core.hierarchy.model import ChatBinding, Node
+from core.hierarchy.model import ChatBinding, Node, Person
+from core.media.store import MediaStore
 from core.settings import Settings
 from tests.casehelpers import do, open_case, settings
-from tests.citydata import dump
+from tests.citydata import MEMBER_HEADER, dump
 from tests.cityfactory import City, add_person, build_city
 from tests.support.server import serve
 from webhooks.app import create_app
@@ -310,3 +318,154 @@ def test_dashboard_actions(world: World, role: str, inside: bool, action: str) -
     else:
         assert r.status_code in (403, 404), r.text
         assert case_state(w, case_id) == before
+
+
+# The posts one may try to give, each on a node of the case's town: (role, node code).
+TARGETS: dict[str, tuple[str, str]] = {
+    "resident@n2": ("resident", "3416020010010101002"),
+    "neighbor_leader@n2": ("neighbor_leader", "3416020010010101002"),
+    "group_leader@g1": ("group_leader", "3416020010010101"),
+    "area_leader@a1": ("area_leader", "34160200100101"),
+    "secretary@v1": ("secretary", "341602001001"),
+    "department@town": ("department", "341602001D03"),
+    "admin@v1": ("admin", "341602001001"),
+    "admin@town": ("admin", "341602001"),  # the town admin's own node
+    "admin@district": ("admin", "341602"),  # above the town admin; the district admin's own
+}
+BELOW_TOWN = {"resident@n2", "neighbor_leader@n2", "group_leader@g1", "area_leader@a1",
+              "secretary@v1", "department@town", "admin@v1"}
+# Who may appoint what (by person); everybody else, inside or outside, nothing.
+APPOINT: dict[str, set[str]] = {
+    "town_admin": BELOW_TOWN,
+    "district_admin": BELOW_TOWN | {"admin@town"},
+}
+
+
+def _candidate(w: World) -> tuple[int, str]:
+    """A fresh person with a phone and no post yet (so no earlier cell's post is reused)."""
+    n = next(_ids)
+    phone = f"1370{n:07d}"
+    with session_scope(w.engine) as s:
+        p = Person(name=f"候选人{n}", phone=phone)
+        s.add(p)
+        s.flush()
+        return p.id or 0, phone
+
+
+def _forget(w: World, person_id: int) -> None:
+    """Take an allowed cell's post back out, so later cells see the same city."""
+    with w.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM post WHERE person_id = :p"), {"p": person_id})
+        conn.execute(sa.text("DELETE FROM person WHERE id = :p"), {"p": person_id})
+
+
+def _members_file(w: World, row: list[str]) -> Media:
+    lines = [",".join(MEMBER_HEADER), ",".join(row)]
+    ref = MediaStore(Path(w.settings.media_dir)).put(("\n".join(lines) + "\n").encode(), ".csv")
+    return Media(kind="document", file_unique_id="members", mime="text/csv", stored_ref=ref)
+
+
+@pytest.mark.parametrize("via", ["assign", "import"])
+@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_appointing_each_role_in_chat(world: World, role: str, inside: bool, target: str,
+                                      via: str) -> None:
+    w, who = world, people(role, inside)
+    post_role, code = TARGETS[target]
+    pid, phone = _candidate(w)
+    tables = dump(w.engine)
+    if via == "assign":
+        replies = chat(w, who, command="assign", args=(phone, post_role, code))
+    else:
+        replies = chat(w, who, command="import", media=(_members_file(
+            w, [f"候选人{pid}", phone, post_role, code, "", "", "", ""]),))
+    try:
+        if target in APPOINT.get(who, set()):
+            assert replies and replies[-1].startswith(("已任命", "导入成功")), replies
+            with w.engine.connect() as conn:
+                assert conn.execute(sa.text(
+                    "SELECT count(*) FROM post x JOIN node n ON n.id = x.node_id"
+                    " WHERE x.person_id = :p AND x.role = :r AND n.code = :c"),
+                    {"p": pid, "r": post_role, "c": code}).scalar_one() == 1
+        else:
+            assert refused(replies) or any(r.startswith("导入失败") for r in replies), replies
+            if via == "import" and who in ("town_admin", "district_admin", "town2_admin",
+                                           "district2_admin"):
+                assert "members.csv:2: " in replies[-1], replies  # the refused row, located
+            assert dump(w.engine) == tables
+    finally:
+        _forget(w, pid)
+
+
+# person → the dashboard passwords they may set (themselves included); phones from citydata
+PASSWORD_TARGETS = {"secretary": "13900000004", "secretary2": "13900000012",
+                    "town_admin": "13900000002", "district_admin": "13900000001",
+                    "resident1": "13900000009", "nobody": "13911112222"}
+PASSWORDS: dict[str, set[str]] = {
+    "secretary": {"secretary"}, "secretary2": {"secretary2"},
+    "town_admin": {"town_admin", "secretary", "secretary2"},
+    "district_admin": {"district_admin", "town_admin", "secretary", "secretary2"},
+}
+
+
+@pytest.mark.parametrize("target", list(PASSWORD_TARGETS))
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_setting_passwords_over_http(world: World, role: str, inside: bool,
+                                     target: str) -> None:
+    w, who = world, people(role, inside)
+    client = _signed_in(w, who)
+    if client is None:
+        assert role not in DASHBOARD_ROLES, f"{who} could not sign in"
+        anon = httpx.post(f"{w.url}/api/passwords", timeout=30,
+                          json={"phone": PASSWORD_TARGETS[target], "password": "pw-12345678"})
+        assert anon.status_code == 401
+        return
+    try:
+        headers = {"X-CSRF-Token": client.get("/api/me").json()["csrf_token"]}
+
+        def post(phone: str) -> httpx.Response:
+            return client.post("/api/passwords", headers=headers,
+                               json={"phone": phone, "password": "pw-12345678"})
+
+        with w.engine.connect() as conn:
+            before = conn.execute(sa.text("SELECT * FROM password_credential ORDER BY 1")).all()
+        r = post(PASSWORD_TARGETS[target])
+        if target in PASSWORDS.get(who, set()):
+            assert r.status_code == 200, r.text
+            return
+        # Refused, and told exactly what an unknown number is told.
+        unknown = post("13911110000")
+        assert r.status_code == 403 and (r.status_code, r.text) == (unknown.status_code,
+                                                                    unknown.text), r.text
+        with w.engine.connect() as conn:
+            after = conn.execute(sa.text("SELECT * FROM password_credential ORDER BY 1")).all()
+        assert after == before
+    finally:
+        client.close()
+
+
+EXPORT_NODES = {"v1": "341602001001", "town": "341602001", "district": "341602"}
+# person → the nodes whose figures they may download
+EXPORTS: dict[str, set[str]] = {"secretary": {"v1"}, "town_admin": {"v1", "town"},
+                                "district_admin": {"v1", "town", "district"}}
+
+
+@pytest.mark.parametrize("node", list(EXPORT_NODES))
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_dashboard_exports_cover_only_the_callers_subtree(world: World, role: str,
+                                                          inside: bool, node: str) -> None:
+    w, who = world, people(role, inside)
+    path = f"/api/export/figures.xlsx?node={EXPORT_NODES[node]}"
+    client = _signed_in(w, who)
+    if client is None:
+        assert role not in DASHBOARD_ROLES
+        assert httpx.get(w.url + path, timeout=30).status_code == 401
+        return
+    try:
+        r = client.get(path)
+    finally:
+        client.close()
+    if node in EXPORTS.get(who, set()):
+        assert r.status_code == 200 and r.content.startswith(b"PK"), r.text
+    else:
+        assert r.status_code == 403, r.text

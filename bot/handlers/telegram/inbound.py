@@ -14,6 +14,7 @@ from bot.dispatch import process, record_unparsed
 from bot.flows.types import Inbound
 from bot.handlers.telegram.parse import Unparseable, parse_update
 from core.container import Container
+from core.errors import MediaStoreUnavailable
 from core.media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def fetch_spreadsheets(c: Container, inbound: Inbound, data: dict[str, Any]) -> 
                 ref = MediaStore(Path(c.settings.media_dir)).put(
                     body, Path(name).suffix.lstrip(".").lower())
                 m = replace(m, stored_ref=ref, file_unique_id=Path(name).stem[:60])
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError, MediaStoreUnavailable) as exc:
+                # The update is still recorded and handled: the flow says the file was not read.
                 log.warning("telegram: could not fetch %s: %s", name, exc)
         media.append(m)
     return replace(inbound, media=tuple(media))

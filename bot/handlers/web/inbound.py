@@ -3,6 +3,7 @@ the client's message id), and turn the replies into chat lines at once."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,11 +13,18 @@ from bot.handlers.web.sender import PLATFORM, deliver_pending
 from core import web_sessions
 from core.container import Container
 from core.db import write_session
-from core.errors import MediaRejected
+from core.errors import MediaRejected, MediaStoreUnavailable
 from core.media import check_media, process_image
-from core.media.store import MediaStore
+from core.media.store import UNAVAILABLE, MediaStore, unsaved_ref
 
+log = logging.getLogger(__name__)
 UPLOAD_KINDS = ("photo", "voice")
+UNSAVED_TEXT = {
+    "photo": f"抱歉，照片{UNAVAILABLE.removeprefix('文件')}，您发的消息已照常处理，不会丢失；"
+             "请稍后再发一次照片。",
+    "voice": f"抱歉，语音{UNAVAILABLE.removeprefix('文件')}，您发的消息已照常处理，不会丢失；"
+             "请稍后再发一次语音，或改用文字说明。",
+}
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,9 @@ class Upload:
 @dataclass
 class Result:
     duplicate: bool = False
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # files refused (the sender can fix it)
     too_large: bool = False
+    unsaved: list[str] = field(default_factory=list)  # files our store could not keep
 
 
 def parse_command(text: str) -> tuple[str | None, tuple[str, ...]]:
@@ -66,13 +75,21 @@ def handle(c: Container, *, chat_id: str, client_id: str, text: str = "",
     """One message from the page, handled as every platform's are (see bot/dispatch.py)."""
     result = Result()
     media: list[Media] = []
-    for up in uploads:
+    for n, up in enumerate(uploads):
         try:
             media.append(store_upload(c, up))
         except MediaRejected as exc:
             # The rest of the message still counts: the words alone can open the case.
             result.errors.append(str(exc))
             result.too_large = result.too_large or "too_large" in (exc.reason or "")
+        except MediaStoreUnavailable as exc:
+            # Our disk, not their file: the words still open the case, and the file is on it
+            # as an attachment marked failed, so the holder knows a photo was sent.
+            log.error("web chat: media store unavailable (%s); %s kept as failed",
+                      exc.reason, up.kind)
+            result.unsaved.append(UNSAVED_TEXT[up.kind if up.kind in UNSAVED_TEXT else "photo"])
+            media.append(Media(kind=up.kind, file_ref=unsaved_ref(f"web:{client_id}:{n}"),
+                               mime=up.mime or None, size=len(up.data)))
     if location is not None:
         media.append(Media(kind="location", latitude=location[0], longitude=location[1]))
     text = text.strip()
@@ -80,6 +97,8 @@ def handle(c: Container, *, chat_id: str, client_id: str, text: str = "",
     now = c.clock.now()
     log_opts: dict[str, Any] = {}
     for m in media:
+        if m.kind in ("photo", "voice") and m.stored_ref is None:
+            continue  # not kept: the page has nothing to show
         if m.kind == "photo":
             log_opts["photo"] = m.stored_ref
         elif m.kind == "voice":
@@ -91,7 +110,7 @@ def handle(c: Container, *, chat_id: str, client_id: str, text: str = "",
     if press is not None:
         log_opts["press"] = press.action
     with write_session(c.engine) as session:
-        for err in result.errors:
+        for err in result.errors + result.unsaved:
             web_sessions.deliver(session, chat_id=chat_id, text=err, actions=[],
                                  options={"error": True}, case_id=None, kind="error",
                                  outbox_id=None, now=now)
