@@ -86,6 +86,10 @@ def person_invite(session: Session, *, by: Actor, phone: str, now: datetime,
     person = session.get(Person, target.person.id)
     assert person is not None
     node = next((n for r, n in target.posts if r is not Role.resident), target.posts[0][1])
+    for older in session.exec(select(Invite).where(  # one live invite a person: the newest
+            Invite.person_id == person.id, Invite.used_at == None,  # noqa: E711
+            Invite.revoked == False)):  # noqa: E712
+        older.revoked = True
     invite = Invite(code=PREFIX + "".join(secrets.choice(ALPHABET)
                                           for _ in range(PERSON_CODE_LEN)),
                     node_id=node.id, created_by=by.person.id, created_at=now,

@@ -229,7 +229,10 @@ def test_a_person_invite_typed_on_wechat_binds_a_secretary_who_may_then_sign_in(
 
 def test_a_person_invite_opened_on_telegram_binds_and_signs_in(world: World) -> None:
     world.link_telegram(ADMIN_LI, "7001")
-    _, full = _invite(world, "7001", ADMIN_ZHANG)  # a town admin, below the district's
+    _, older = _invite(world, "7001", ADMIN_ZHANG)  # a town admin, below the district's
+    _, full = _invite(world, "7001", ADMIN_ZHANG)  # a new invite replaces the older one
+    assert world.telegram("7002", command="start", args=(older,)) == [
+        "抱歉，这个邀请已被撤销，请向管理员索取新的邀请"]
     world.telegram("7002", command="start", args=(full,))
     assert world.bound_to("telegram", "7002") == (world.person(ADMIN_ZHANG), "person_invite")
     assert any("/login/" in x for x in world.telegram("7002", command="login"))
