@@ -113,6 +113,7 @@ def shared_phone(ctx: Ctx) -> None:
 
 
 def _channels_all_strong(ctx: Ctx, person_id: int) -> bool:
+    """Whether every account a web chat code could have reached proves its owner."""
     from sqlmodel import select
 
     proofs = ctx.session.exec(select(ChatIdentity.proof).where(
