@@ -22,6 +22,7 @@ from bot.dispatch import process
 from bot.flows.texts import t
 from bot.flows.types import Button, Inbound, Press
 from bot.handlers.telegram.callback import decode, encode
+from bot.handlers.wechat.xmlsafe import xml_fields
 from core.clock import FakeClock
 from core.container import build_container
 from core.settings import Settings
@@ -33,7 +34,6 @@ from tests.support.wechat import (
     WECOM_AES_KEY,
     WECOM_CORP_ID,
     WECOM_TOKEN,
-    sealed,
     xml_of,
 )
 from webhooks.app import create_app
@@ -45,6 +45,18 @@ SECRETARY_MA = "13900000044"  # 马勇, 书记 of 和谐社区
 RESIDENT_ZHOU = "13900000009"  # 周军, 幸福社区1号楼; its 邻长 is 吴娜
 LEADER_WU = "13900000008"
 _n = itertools.count(1)
+
+
+def sealed(crypto: WeChatCrypto | WeComCrypto, plain: str, *, nonce: str,
+           clock: FakeClock) -> tuple[dict[str, str], bytes]:
+    """(query, body) of an encrypted callback, signed at the app's (fake) time."""
+    ts = str(int(clock.now().timestamp()))
+    env = xml_fields(crypto.encrypt_message(plain, nonce, ts))
+    query = {"msg_signature": env["MsgSignature"], "timestamp": ts, "nonce": nonce,
+             "encrypt_type": "aes"}
+    body = f"<xml><ToUserName><![CDATA[x]]></ToUserName><Encrypt><![CDATA[{env['Encrypt']}]]>" \
+           f"</Encrypt></xml>"
+    return query, body.encode()
 
 
 class World:
@@ -61,7 +73,7 @@ class World:
         n = next(_n)
         msg = xml_of({"ToUserName": "gh", "FromUserName": openid, "CreateTime": 1700000000 + n,
                       "MsgType": "text", "Content": text, "MsgId": 880000 + n})
-        query, body = sealed(self.crypto, msg, nonce=f"id{n}")
+        query, body = sealed(self.crypto, msg, nonce=f"id{n}", clock=self.clock)
         assert self.http.post("/webhooks/wechat", params=query, content=body).text == "success"
         return self.said(f"in:wechat:{880000 + n}:%", openid)
 
@@ -71,7 +83,7 @@ class World:
         msg = xml_of({"ToUserName": WECOM_CORP_ID, "FromUserName": userid,
                       "CreateTime": 1700000000 + n, "MsgType": "text", "Content": text,
                       "MsgId": 990000 + n, "AgentID": 1})
-        query, body = sealed(self.wecom_crypto, msg, nonce=f"wc{n}")
+        query, body = sealed(self.wecom_crypto, msg, nonce=f"wc{n}", clock=self.clock)
         assert self.http.post("/webhooks/wecom", params=query, content=body).status_code == 200
         return self.said(f"in:wecom:{990000 + n}:%", userid)
 
