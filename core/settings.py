@@ -134,6 +134,10 @@ class Settings(BaseSettings):
 
     # Dashboard (webhooks/dashboard.py): sign-in, sessions, the assessment ranking, the map.
     dashboard_login_ttl: Duration = timedelta(minutes=15)
+    # Identity (README, "Security and personal data"): how long a person invite an admin made
+    # stays redeemable, and how long a 邻长 may confirm a typed phone number.
+    person_invite_ttl: Duration = timedelta(days=7)
+    bind_request_ttl: Duration = timedelta(days=2)
     dashboard_session_ttl: Duration = timedelta(hours=12)
     dashboard_min_cases: int = Field(default=10, ge=0)  # fewer cases: left out of the ranking
     dashboard_page_size: int = Field(default=50, ge=1, le=500)

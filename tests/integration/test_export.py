@@ -67,7 +67,8 @@ def _with_extras(engine: Engine, city: Path, clock: FakeClock, tmp_path: Path) -
     import_files(engine, _files(extra), clock=clock)
     with session_scope(engine) as s:
         pid = min(person_ids(engine).values())
-        link_identity(s, person_id=pid, platform="telegram", external_id="1", now=clock.now())
+        link_identity(s, person_id=pid, platform="telegram", external_id="1", now=clock.now(),
+                      proof="contact")
 
 
 def test_export_then_import_changes_nothing(
@@ -102,7 +103,7 @@ def test_xlsx_export_then_import_changes_nothing(engine: Engine, tmp_path: Path,
     import_files(engine, [with_coords, members], clock=clock)
     with session_scope(engine) as s:
         link_identity(s, person_id=person_ids(engine)[PHONE["resident_sun"]],
-                      platform="telegram", external_id="1", now=clock.now())
+                      platform="telegram", external_id="1", now=clock.now(), proof="contact")
     before = dump(engine)
 
     book = export_files(engine, tmp_path / "city.xlsx", fmt="xlsx").files
