@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from core.clock import Clock
 from bot import notify
+from core.clock import Clock
 from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings

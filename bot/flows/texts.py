@@ -128,7 +128,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "n_when": "{month}月{day}日 {hm}",
         "n_minutes": "{m}分钟", "n_hours": "{h}小时", "n_hours_minutes": "{h}小时{m}分钟",
         "n_days": "{d}天", "n_days_hours": "{d}天{h}小时",
-        "n_missed_reply": "未答复", "n_missed_handle": "未办结", "n_missed_department": "部门未报到",
+        "n_missed_reply": "未答复", "n_missed_handle": "未办结",
+        "n_missed_department": "部门未报到",
         "n_intro_opened": "新工单", "n_intro_escalated": "转上级工单", "n_intro_auto": "超时转办",
         "n_intro_whistled": "吹哨报到", "n_intro_reassigned": "改派工单",
         "n_card": "【{intro}】{title}{where}\n承办：{role} {name}。{deadline}。{why}",
@@ -183,12 +184,13 @@ TEXTS: dict[str, dict[str, str]] = {
                                  "（可能屏蔽了机器人）。工单仍由其承办{deadline}。请电话联系督促，"
                                  "或由您处理。"),
         "n_holder_unreachable_line": "{title}：承办人无法通过聊天联系",
-        "n_resident_unreachable": ("【居民无法联系】{title}的居民已无法通过聊天联系（可能屏蔽了机器人）。"
-                                   "您的答复仍会记录并显示在工作台，请电话联系居民。"),
+        "n_resident_unreachable": ("【居民无法联系】{title}的居民已无法通过聊天联系"
+                                   "（可能屏蔽了机器人）。您的答复仍会记录并显示在工作台，请电话联系居民。"),
         "n_digest": "【督办汇总】您有{n}件工单需要处理：\n{lines}",
         "n_digest_more": "……另有{n}件，请在工单列表中查看",
         "n_btn_accept": "受理", "n_btn_report_in": "报到受理", "n_btn_reply": "答复居民",
-        "n_btn_resolve": "已解决", "n_btn_ask_more": "请居民补充", "n_btn_escalate": "解决不了，转上级",
+        "n_btn_resolve": "已解决", "n_btn_ask_more": "请居民补充",
+        "n_btn_escalate": "解决不了，转上级",
         "n_btn_whistle": "吹哨（转职能部门）", "n_btn_not_fixed": "没解决", "n_btn_add": "补充情况",
         "replied_unreachable": ("答复已记录在工单#{case}，但居民目前无法通过聊天联系"
                                 "（可能屏蔽了机器人），请电话联系居民。"),

@@ -15,7 +15,7 @@ from core.cases.routing import Target, category_by_name, department_for, next_ta
 from core.cases.services import NewAttachment, _clean_text, attach
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput
-from core.hierarchy.model import Category, Person, Role
+from core.hierarchy.model import Category, Role
 from core.hierarchy.queries import (
     Actor,
     NodeRef,
