@@ -25,6 +25,8 @@ def expected(e: CaseEvent, resident_id: int) -> dict[int, bool]:
     for rule in RULES.get(e.kind, ()):
         if rule.audience not in CHECKED or detail.get("quiet"):
             continue
+        if rule.message == "accepted" and detail.get("with_answer"):
+            continue  # the resident hears the answer that came with it
         if rule.message == "nag" and detail.get("stage") == "confirm":
             continue
         if rule.message == "confirm_reminder" and detail.get("stage") != "confirm":

@@ -118,7 +118,9 @@ def m_added(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
 
 
 @message
-def m_accepted(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+def m_accepted(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
+    if (e.detail or {}).get("with_answer"):
+        return None  # the answer that came with it says more (and WeChat counts messages)
     verb = "n_report_in_verb" if e.kind == EventKind.reported_in else "n_accept_verb"
     return Out(t(r.lang, "n_accepted", title=R.title(r.lang, case),
                  holder=_holder(env, r.lang, case), verb=t(r.lang, verb)),

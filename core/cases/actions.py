@@ -93,10 +93,11 @@ def _first_answer(case: Case, now: datetime) -> None:
         case.first_reply_on_time = case.deadline_at is None or now <= ops.as_utc(case.deadline_at)
 
 
-def _to_accepted(session: Session, c: _Ctx) -> EventKind:
-    """Open → accepted: the holder's first answer starts the handling deadline."""
+def _to_accepted(session: Session, c: _Ctx, *, by_answer: bool = False) -> EventKind:
+    """Open → accepted: the holder's first answer starts the handling deadline (`by_answer`:
+    the acceptance came with an answer to the resident, who hears the answer alone)."""
     case = c.case
-    detail = _take(c)
+    detail: dict[str, object] = {**_take(c), **({"with_answer": True} if by_answer else {})}
     reporting_in = case.holder_role == Role.department.value
     _first_answer(case, c.now)
     case.state = State.accepted.value
@@ -130,7 +131,7 @@ def _say(session: Session, *, clock: Clock, case_id: int, person_id: int, versio
     ops.require_state(c.case, {State.open, State.accepted}, VERB_ZH[action])
     case = c.case
     if case.state == State.open.value:
-        _to_accepted(session, c)
+        _to_accepted(session, c, by_answer=True)
     case.updated_at = c.now
     ops.record(session, case, kind=kind, at=c.now, actor_id=c.who.person.id, via=via, note=body,
                role=case.holder_role)
