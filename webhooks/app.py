@@ -14,7 +14,7 @@ from core.clock import Clock
 from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
-from webhooks import dashboard, metrics, telegram, webchat, webhook_docs, wechat, wecom
+from webhooks import dashboard, http_errors, metrics, telegram, webchat, webhook_docs, wechat, wecom
 from webhooks.body_limits import BodyLimitMiddleware, limits_of
 from webhooks.security_headers import install as install_security_headers
 
@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)
     app.state.container = c
+    http_errors.install(app)  # a domain error from any route: its status and sentence
     # Outside every route: bodies are capped and timed while they stream in.
     app.add_middleware(BodyLimitMiddleware, limits=limits_of(c.settings))
     app.include_router(telegram.router(c))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from bot.handlers.wechat.xmlsafe import MAX_XML
+from bot.handlers.xml_safe import MAX_XML
 from bot.handlers.wecom.inbound import (
     BOT_PLATFORM,
     app_crypto,

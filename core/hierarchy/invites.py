@@ -28,9 +28,9 @@ class Invite(SQLModel, table=True):
 def invite_for(session: Session, *, by: Actor, node: NodeRef, now: datetime) -> Invite:
     """The standing invite of a neighborhood, made on first ask (its 邻长 or anyone above)."""
     if node.level is not Level.neighborhood:
-        raise InvalidInput("邀请码只能为“邻”生成")
+        raise InvalidInput("invite_neighborhood_only")
     if not (by.leads(node) or by.is_admin_of(node)):
-        raise PermissionDenied("只有本邻的邻长或上级可以生成邀请码")
+        raise PermissionDenied("invite_not_yours")
     existing = session.exec(select(Invite).where(
         Invite.node_id == node.id, Invite.revoked == False  # noqa: E712
     ).order_by(sa.text("id"))).first()
@@ -47,10 +47,10 @@ def redeem(session: Session, *, code: str, person_id: int) -> NodeRef:
     """Make the person a resident of the invite's neighborhood; returns that neighborhood."""
     code = code.strip()
     if not code or len(code) > 64:
-        raise InvalidInput("邀请码无效")
+        raise InvalidInput("invite_malformed")
     invite = session.exec(select(Invite).where(Invite.code == code)).first()
     if invite is None or invite.revoked:
-        raise NotFound("邀请码无效或已停用，请向您的邻长索取新的二维码")
+        raise NotFound("invite_unknown")
     node = node_by_id(session, invite.node_id)
     held = session.exec(select(Post).where(
         Post.person_id == person_id, Post.role == Role.resident.value, Post.node_id == node.id

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidInput
+from core.errors import ImportRejected, RowError
 
 
 class Kind(StrEnum):
@@ -58,6 +58,11 @@ HEADERS: dict[Kind, tuple[str, ...]] = {
 }
 
 MAX_CELL = 1000  # longer cells are refused by the importer with the row number
+
+
+def _bad(file: str, row: int, reason: str) -> ImportRejected:
+    """A file that cannot be read as a table: one `file:row: reason` (row 0: the whole file)."""
+    return ImportRejected([RowError(file, row, reason)])
 
 
 def _norm(header: str) -> str:
@@ -108,10 +113,8 @@ def classify(
                 best = (score, kind, found)
     if best is None:
         shown = ", ".join(str(h) for h in headers if h) or "(empty)"
-        raise InvalidInput(
-            f"{label}:1: cannot tell what this table is from its headers ({shown}); "
-            "expected the columns of nodes, members or categories (FORMATS.md)"
-        )
+        raise _bad(label, 1, f"cannot tell what this table is from its headers ({shown}); "
+                   "expected the columns of nodes, members or categories (FORMATS.md)")
     return best[1], best[2]
 
 
@@ -131,9 +134,7 @@ def _detect_encoding(path: Path) -> str:
             while f.read(1 << 20):
                 pass
     except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"{path.name}: not a UTF-8 or GB18030 text file ({exc.reason})"
-        ) from None
+        raise _bad(path.name, 0, f"not a UTF-8 or GB18030 text file ({exc.reason})") from None
     return "gb18030"
 
 
@@ -173,7 +174,7 @@ def _xlsx_rows(path: Path, sheet: str) -> Iterator[tuple[int, list[str]]]:
 def open_tables(path: Path) -> list[Table]:
     """Every table in one file: a CSV is one table, an XLSX one per non-empty sheet."""
     if not path.is_file():
-        raise InvalidInput(f"{path}: no such file")
+        raise _bad(path.name, 0, "no such file")
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         return _xlsx_tables(path)
@@ -182,10 +183,10 @@ def open_tables(path: Path) -> list[Table]:
         with path.open(newline="", encoding=enc) as f:
             header = next(csv.reader(f), None)
         if not header:
-            raise InvalidInput(f"{path.name}:1: the file is empty")
+            raise _bad(path.name, 1, "the file is empty")
         kind, cols = classify(header, path.name, hint=path.stem.lower())
         return [Table(path.name, kind, cols, path, encoding=enc)]
-    raise InvalidInput(f"{path.name}: unsupported file type {suffix!r} (use .csv or .xlsx)")
+    raise _bad(path.name, 0, f"unsupported file type {suffix!r} (use .csv or .xlsx)")
 
 
 def _xlsx_tables(path: Path) -> list[Table]:
@@ -198,14 +199,14 @@ def _xlsx_tables(path: Path) -> list[Table]:
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, SyntaxError, TypeError,
             AttributeError, IndexError) as exc:
         # SyntaxError: xml.etree's ParseError, for a zip whose parts are not XML
-        raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+        raise _bad(path.name, 0, f"not a readable XLSX workbook ({exc})") from None
     tables: list[Table] = []
     try:
         for ws in wb.worksheets:
             try:
                 header = next(ws.iter_rows(max_row=1, values_only=True), None)
             except (KeyError, ValueError, SyntaxError, TypeError, AttributeError) as exc:
-                raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+                raise _bad(path.name, 0, f"not a readable XLSX workbook ({exc})") from None
             if not header or not any(h for h in header):
                 continue
             label = f"{path.name}[{ws.title}]" if len(wb.worksheets) > 1 else path.name
@@ -215,5 +216,5 @@ def _xlsx_tables(path: Path) -> list[Table]:
     finally:
         wb.close()
     if not tables:
-        raise InvalidInput(f"{path.name}: the workbook has no table with a header row")
+        raise _bad(path.name, 0, "the workbook has no table with a header row")
     return tables
