@@ -105,6 +105,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "code_wrong": "验证码不对，还可以再试{left}次",
         "case_not_found": "没有工单#{case}",
         "system": "系统",
+        "local_time": "{month:02d}月{day:02d}日 {time}",
         "case_changed_by": "：{when} {who}已{did}",
         "case_changed": ("工单#{case}已有新变化{what}，现为「{state}」。"
                          "此操作未执行，请按最新消息操作。"),
@@ -303,9 +304,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "not_a_case_reply": "Reply to a case message to answer it, or send /cases.",
         "leader_free_text": "To answer a resident, reply to the case message; /cases lists them.",
         "stale": "{detail}",
-        "denied": "Sorry, {detail}",
-        "invalid": "Sorry, {detail}",
-        "not_found": "Sorry, {detail}",
+        "denied": "Sorry. {detail}",
+        "invalid": "Sorry. {detail}",
+        "not_found": "Sorry. {detail}",
         "conflict": "{detail}",
         "busy": "Sorry, we are busy; your message is saved and will be handled.",
         "unknown_command": "Unknown command /{command}. /help lists what I understand.",
@@ -355,6 +356,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "code_wrong": "Wrong code; {left} more tries",
         "case_not_found": "There is no case #{case}",
         "system": "the system",
+        "local_time": "{day:02d}/{month:02d} {time}",
         "case_changed_by": ": {who} {did} at {when}",
         "case_changed": ("Case #{case} has changed{what}; it is now “{state}”."
                          " Nothing was done: please act on the latest message."),

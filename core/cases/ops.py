@@ -77,7 +77,8 @@ def check_version(session: Session, case: Case, version: int, *, tz: Any = None)
     ).first()
     what: Phrase | str = ""
     if last is not None:
-        when = msg.local_time(as_utc(last.at), tz or policy_of(case).tz)
+        at = as_utc(last.at).astimezone(tz or policy_of(case).tz)
+        when = phrase("local_time", month=at.month, day=at.day, time=f"{at:%H:%M}")
         did = phrase(f"event.{last.kind}") if last.kind in EVENT_VERB_ZH else last.kind
         what = phrase("case_changed_by", when=when, who=last.name or phrase("system"), did=did)
     raise StaleAction("case_changed", case=case.id, what=what,
