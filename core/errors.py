@@ -23,6 +23,9 @@ class Phrase:
     def __str__(self) -> str:
         return _describe(self.key, self.params)
 
+    def __hash__(self) -> int:  # equal phrases share a key; the params may be lists
+        return hash(self.key)
+
 
 def phrase(key: str, /, **params: Any) -> Phrase:
     """A phrase with keyword parameters."""
@@ -144,6 +147,11 @@ class ImportRejected(InvalidInput):
         super().__init__("import_rejected", bad=len(errors) + truncated)
         self.errors = errors
         self.truncated = truncated
+
+    @classmethod
+    def one(cls, file: str, row: int, reason: str | Phrase) -> ImportRejected:
+        """A file refused at one row (0: the whole file), e.g. one that is no table."""
+        return cls([RowError(file, row, reason)])
 
     def __str__(self) -> str:
         more = f" (and {self.truncated} more)" if self.truncated else ""

@@ -74,11 +74,13 @@ TEXTS: dict[str, dict[str, str]] = {
                    "\n二维码海报：{poster}"),
         "help_resident": ("直接发文字、照片、语音、视频或位置即可反映问题。\n"
                           "/my 我的问题  /lang en English  /help 帮助"),
-        "help_leader": ("/cases 待办工单  /overdue 超时工单  /invite 本邻邀请码\n"
+        "help_leader": ("/cases 待办工单  /overdue 超时工单  /invite 本邻邀请码  /revoke 作废邀请\n"
                         "回复工单消息即可答复居民；按钮：受理、已解决、转上级、请居民补充、吹哨。"),
         "help_admin": ("/stats [编码] 统计  /overdue [编码] 超时  /case <编号> 工单记录\n"
                        "/find <姓名|手机号|编码>  /assign <手机号> <角色> <编码>\n"
-                       "/bind <编码>（在群里）  /unbind  /import（发送表格文件）  /export"),
+                       "/bind <编码>（在群里）  /unbind  /import（发送表格文件）  /export\n"
+                       "/invite <手机号> 为本辖区干部生成个人邀请（链接、二维码、“绑定 邀请码”）"
+                       "  /revoke <邀请码> 作废邀请"),
         "import_send_file": "请把 nodes/members/categories 的 CSV 或 XLSX 文件作为附件发给我。",
         "import_ok": "导入成功：{summary}",
         "import_failed": "导入失败，数据库未做任何改动。问题行：\n{errors}",
@@ -86,6 +88,30 @@ TEXTS: dict[str, dict[str, str]] = {
         "export_masked": ("手机号和住址已部分隐藏（村/社区及以下导出的人员名单），"
                           "此文件不能再导入。"),
         "export_private_only": "/export 的名单含个人信息，请在与我的私聊中使用。",
+        "phone_typed": ("收到您发的手机号。如果这是登记在册的居民号码，我们会请您所在的邻长确认"
+                        "是您本人，确认后马上通知您，您之前发的内容也会一并转过去。\n"
+                        "邻长、组长、片长、书记、部门和管理员请使用管理员发给您的个人邀请"
+                        "（链接、二维码，或在这里发送“绑定 邀请码”）。"),
+        "bind_ask": "{name}（{home}）想绑定{platform}，是本人吗？",
+        "bind_yes": "是",
+        "bind_no": "不是",
+        "bind_done_yes": "已确认，{name}的账号已绑定。谢谢！",
+        "bind_done_no": "已记录：不是{name}本人，没有绑定。谢谢！",
+        "bind_refused": ("您的邻长没有确认这个手机号是您本人的，暂时没有绑定。"
+                         "如有疑问，请直接联系您的邻长。"),
+        "bind_code_malformed": "邀请码格式不对，请按“绑定 ABCD-2345”的格式发送（8位字母和数字）。",
+        "leader_needs_invite": ("您的账号是凭手机号绑定的，只能以居民身份使用。"
+                                "干部和管理员的账号请用管理员发给您的个人邀请绑定"
+                                "（链接、二维码或“绑定 邀请码”）。"),
+        "login_needs_proof": ("抱歉，这个聊天账号不能用来登录管理后台：它是凭手机号或"
+                              "邀请海报绑定的，无法证明是您本人。请向您的管理员索取个人邀请（链接、二维码或"
+                              "“绑定 邀请码”），绑定后再发 /login。"),
+        "person_invite": ("{name}（{roles}）的个人邀请，{days}天内有效，只能使用一次，"
+                          "请只发给本人：\n"
+                          "· 微信公众号或企业微信里发送：绑定 {code}\n"
+                          "· Telegram：{telegram}\n· 网页聊天：{web}\n· 二维码：{qr}\n"
+                          "如需作废，发送 /revoke {code}"),
+        "invite_revoked": "邀请 {code} 已作废。",
         # --- wording ---
         # Domain errors by key (core/errors.py), and the words their parameters use.
         "login_too_many": "尝试次数过多，请{minutes}分钟后再试",
@@ -146,10 +172,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "invite_neighborhood_only": "邀请码只能为“邻”生成",
         "invite_not_yours": "只有本邻的邻长或上级可以生成邀请码",
         "invite_malformed": "邀请码无效",
-        "invite_unknown": "邀请码无效或已停用，请向您的邻长索取新的二维码",
         "export_format_unknown": "不支持的导出格式 {format}（可选 csv 或 xlsx）",
         "export_sheet_full": "{kind} 的行数超过一个 XLSX 工作表的上限，请导出为 CSV",
-        "identity_taken": "这个{platform}账号已属于另一个人",
+        "identity_taken": "这个聊天账号已经绑定了其他人，如有疑问请联系管理员",
         "phone_malformed": "手机号格式不对：{phone}",
         "phone_taken": "这个手机号已有登记人员",
         "role_unknown": "不认识的职务：{role}",
@@ -253,6 +278,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "merge_needs_target": "请填写要合并到的工单编号",
         "action_unknown": "没有这个操作：{action}",
         "person_outside": "{name}不在您的管辖范围内",
+        "invite_unknown": "邀请码无效，请核对后再试，或向管理员索取新的邀请",
+        "invite_withdrawn": "这个邀请已被撤销，请向管理员索取新的邀请",
+        "invite_is_personal": "这是给个人的邀请，请直接发送，不要和其他邀请一起使用",
+        "person_invite_admins_only": "只有管理员可以为个人生成邀请",
+        "person_invite_too_high": "不能为与您同级或更高级别的人员生成邀请，请联系上级管理员",
+        "person_invite_nobody": "在您管理的范围内没有找到手机号为 {phone} 的人员",
+        "invite_not_found": "没有这个邀请",
+        "invite_not_personal": "这不是个人邀请",
+        "invite_used": "这个邀请已经用过了，每个邀请只能用一次。如需重新绑定，请联系管理员",
+        "invite_expired": "这个邀请已过期，请联系管理员重新生成",
+        "invite_account_in_use": "您的账号已经用邀请海报加入并反映过问题，请联系管理员合并账号",
+        "person_invite_private_only": ("个人邀请只能在与机器人的私聊中生成，"
+                                       "请私聊我 /invite <手机号>"),
+        "binding_settled": "这个绑定请求已处理或已过期。",
+        "binding_not_yours": "这位居民不在您负责的范围内",
     },
     "en": {
         "how_to_join": ("Hello! Please tap “Share my phone number” below, or scan the QR poster "
@@ -280,7 +320,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_cases": "Nothing waiting.",
         "cases_header": "Open cases ({scope}):",
         "overdue_header": "Overdue cases ({scope}):",
-        "prompt_reply": "Type your answer to the resident (text, photo or voice); /cancel to stop:",
+        "prompt_reply": ("Type your answer to the resident (text, "
+                         "photo or voice); /cancel to stop:"),
         "prompt_escalate": "Why does it go up a tier? /cancel to stop:",
         "prompt_ask_more": "What should the resident add? /cancel to stop:",
         "prompt_add": "Send the text, photo or voice to add; /cancel to stop:",
@@ -322,7 +363,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "help_resident": "Send text, photos, voice, video or a location to report. /my /lang zh",
         "help_leader": "/cases /overdue /invite — reply to a case message to answer it.",
         "help_admin": ("/stats [code] /overdue [code] /case <id> /find <name|phone|code> "
-                       "/assign <phone> <role> <code> /bind <code> /unbind /import /export"),
+                       "/assign <phone> <role> <code> /bind <code> /unbind /import /export "
+                       "/invite <phone> (a personal invite) /revoke <code>"),
         "import_send_file": "Send me the nodes/members/categories CSV or XLSX files.",
         "import_ok": "Imported: {summary}",
         "import_failed": "Import rejected, nothing changed. Bad rows:\n{errors}",
@@ -330,6 +372,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "export_masked": ("Phones and addresses are partly hidden (a roster exported below town"
                           " level); this file cannot be imported."),
         "export_private_only": "/export holds personal data: use it in a private chat with me.",
+        "phone_typed": ("Got your number. If it is a registered resident's, we ask their "
+                        "neighbor leader to confirm it is you and tell you at once. Leaders and "
+                        "admins: please use the personal invite your admin sent you."),
+        "bind_ask": "{name} ({home}) wants to bind a {platform} account. Is it really them?",
+        "bind_yes": "Yes",
+        "bind_no": "No",
+        "bind_done_yes": "Confirmed: {name}'s account is bound. Thank you!",
+        "bind_done_no": "Noted: not {name}; nothing was bound. Thank you!",
+        "bind_refused": "Your neighbor leader did not confirm this number is yours; not bound.",
+        "bind_code_malformed": "Please send the invite as “bind ABCD-2345” (8 letters/digits).",
+        "leader_needs_invite": ("This account was bound by a typed phone number and acts as a "
+                                "resident only. Leaders and admins bind with their admin's "
+                                "personal invite."),
+        "login_needs_proof": ("Sorry, this chat account cannot sign in to the dashboard: it was "
+                              "bound by a phone number or a poster. Ask your admin for a "
+                              "personal invite, then send /login again."),
+        "person_invite": ("Personal invite for {name} ({roles}), valid {days} days, once:\n"
+                          "· WeChat/WeCom: send “bind {code}”\n· Telegram: {telegram}\n"
+                          "· Web: {web}\n· QR: {qr}\nTo cancel: /revoke {code}"),
+        "invite_revoked": "Invite {code} cancelled.",
         # --- wording ---
         # Domain errors by key (core/errors.py), and the words their parameters use.
         "login_too_many": "Too many attempts; please try again in {minutes} minute(s)",
@@ -405,11 +467,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "invite_not_yours": ("Only this neighborhood's leader or s"
                              'omeone above can make its invite code'),
         "invite_malformed": "This invite code is not valid",
-        "invite_unknown": ("This invite code is not valid or was withdrawn; "
-                           "please ask your neighbor leader for a new QR code"),
         "export_format_unknown": "unknown export format {format!r} (csv or xlsx)",
         "export_sheet_full": "{kind} has more rows than one XLSX sheet holds; export as CSV",
-        "identity_taken": "this {platform} account already belongs to another person",
+        "identity_taken": "This chat account is already bound to someone else; ask an admin",
         "phone_malformed": "malformed phone {phone!r}",
         "phone_taken": "a person with this phone already exists",
         "role_unknown": "unknown role {role!r}",
@@ -524,6 +584,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "merge_needs_target": "Please fill in the number of the case to merge into",
         "action_unknown": "There is no such action: {action}",
         "person_outside": "{name} is outside your area",
+        "invite_unknown": ("This invite code is not valid; please check "
+                           "it, or ask your admin for a new invite"),
+        "invite_withdrawn": "This invite was withdrawn; please ask your admin for a new one",
+        "invite_is_personal": ("This is a personal invite: send it "
+                               "on its own, not with another invite"),
+        "person_invite_admins_only": "Only admins can make personal invites",
+        "person_invite_too_high": ("You cannot invite someone at your level "
+                                   "or above; please ask an admin above you"),
+        "person_invite_nobody": "Nobody in your area has the phone number {phone}",
+        "invite_not_found": "There is no such invite",
+        "invite_not_personal": "This is not a personal invite",
+        "invite_used": ("This invite was already used; each invite works "
+                        "once. To bind again, please ask your admin"),
+        "invite_expired": "This invite has expired; please ask your admin for a new one",
+        "invite_account_in_use": ("Your account already joined by a poster and reported "
+                                  "problems; please ask your admin to merge the accounts"),
+        "person_invite_private_only": ("Personal invites are made in a private chat "
+                                       "with me only: send /invite <phone> there"),
+        "binding_settled": "This binding request was already handled or has expired.",
+        "binding_not_yours": "This resident is outside your care",
     },
 }
 

@@ -137,7 +137,7 @@ def import_into(
     errors = Errors(max_errors)
     for p in paths:
         try:
-            tables.extend(open_tables(Path(p)))
+            tables.extend(open_tables(Path(p), on_error=errors.add))
         except ImportRejected as exc:  # a file that is no table: its own row errors
             for bad in exc.errors:
                 errors.add(bad.file, bad.row, bad.reason)
