@@ -39,6 +39,28 @@ def _describe(key: str, params: Mapping[str, Any]) -> str:
     return f"{key}({shown})"
 
 
+def as_json(value: Any) -> Any:
+    """A parameter as JSON, to keep with an event (a Phrase as {"phrase": key, "params": …})."""
+    if isinstance(value, Phrase):
+        return {"phrase": value.key, "params": as_json(dict(value.params))}
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(v) for v in value]
+    return value
+
+
+def from_json(value: Any) -> Any:
+    """A parameter kept by `as_json`, back."""
+    if isinstance(value, dict):
+        if set(value) == {"phrase", "params"}:
+            return Phrase(value["phrase"], from_json(value["params"]))
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
 class DomainError(Exception):
     """Base of every error the domain raises on purpose."""
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from bot.flows.refusals import event_note
 from core import accounts, reports
 from core.cases import services, stats
 from core.cases.model import State
@@ -139,7 +140,8 @@ def router(c: Container) -> APIRouter:
             merged_into_id=cv.merged_into_id, may_act=may,
             events=[EventOut(id=ev.id or 0, at=ev.at, kind=ev.kind, actor_id=ev.actor_id,
                              role=ev.role, holder_id=ev.holder_id, from_state=ev.from_state,
-                             to_state=ev.to_state, note=ev.note, via=ev.via) for ev in events],
+                             to_state=ev.to_state, via=ev.via,
+                             note=event_note(ev.kind, ev.note, ev.detail)) for ev in events],
             attachments=[AttachmentOut(
                 id=a.id or 0, kind=a.kind, purpose=a.purpose,
                 url=f"/media/{a.stored_ref}" if a.stored_ref else None,

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from bot.flows.refusals import event_note
 from core import reports
 from core.cases import services, stats
 from core.cases.model import ATTACHMENTS, STATE_LABEL_ZH, State
@@ -175,13 +176,14 @@ def router(c: Container) -> APIRouter:
             else:
                 media.append(f'<figure class="pending">{e(a.kind)}（{e(a.fetch_status or "")}）'
                              f'</figure>')
+        notes = [event_note(ev.kind, ev.note, ev.detail) for ev in events]
         timeline = "".join(
             f'<li class="ev {e(ev.kind)}"><time>{_fmt(ev.at, tz)}</time> '
             f'<b>{e(names.get(ev.actor_id, "系统") if ev.actor_id else "系统")}</b> '
             f'{e(role_zh(ev.role)) if ev.kind in ("escalated", "nagged") else ""}'
             f'{e(EVENT_VERB_ZH.get(ev.kind, ev.kind))}'
-            f'{("：" + e(ev.note)) if ev.note else ""}</li>'
-            for ev in events)
+            f'{("：" + e(note)) if note else ""}</li>'
+            for ev, note in zip(events, notes, strict=True))
         holders = "".join(
             f'<li><b>{e(role_zh(h.role))}{e(h.name or "—")}</b>：{_fmt(h.since, tz)} — '
             f'{_fmt(h.until, tz) if h.until else "至今"}</li>' for h in held)

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.flows.context import Ctx
+from bot.flows.refusals import event_note
 from bot.flows.types import Outbound
 from core.cases import stats
 from core.cases.lists import open_cases_below
@@ -122,8 +123,9 @@ def case_cmd(ctx: Ctx) -> None:
     lines = [f"工单#{case_id}：{clip(case.text, 60)}（{STATE_LABEL_ZH[State(case.state)]}）"]
     for e in history(ctx.session, case_id=case_id):
         at = e.at.astimezone(ctx.tz) if e.at.tzinfo else e.at
+        note = event_note(e.kind, e.note, e.detail, ctx.lang)
         lines.append(f"{at:%m-%d %H:%M} {EVENT_VERB_ZH.get(e.kind, e.kind)}"
-                     f"{'：' + clip(e.note, 40) if e.note else ''}")
+                     f"{'：' + clip(note, 40) if note else ''}")
     ctx.say("\n".join(lines[:60]))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.flows.texts import t
+from bot.flows.texts import TEXTS, t
 from core.errors import (
     Conflict,
     DomainError,
@@ -14,6 +14,7 @@ from core.errors import (
     PermissionDenied,
     Phrase,
     StaleAction,
+    from_json,
 )
 
 # How a chat reply frames the sentence, by kind: the most specific kind first.
@@ -49,6 +50,14 @@ def sentence(exc: DomainError, lang: str | None = "zh") -> str:
 def phrase_words(lang: str | None = "zh") -> Any:
     """A function that puts a Phrase into words (an import row's reason)."""
     return lambda p: say(p.key, p.params, lang)
+
+
+def event_note(kind: str, note: str | None, detail: Any, lang: str | None = "zh") -> str | None:
+    """An event's note as a history shows it: a refused attempt says its refusal in words."""
+    reason = detail.get("reason") if isinstance(detail, dict) else None
+    if kind == "refused" and isinstance(reason, str) and reason in TEXTS["zh"]:
+        return say(reason, from_json(detail.get("params") or {}), lang)
+    return note
 
 
 def reply(exc: DomainError, lang: str | None) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from core.cases.model import EVENTS, Case, CaseEvent, EventKind
-from core.errors import PermissionDenied
+from core.errors import PermissionDenied, as_json
 from core.hierarchy.model import Role
 from core.hierarchy.queries import Actor, NodeRef
 
@@ -64,7 +64,8 @@ def refuse(session: Session, *, case: Case, person_id: int, action: str, reason:
         "case_id": case.id, "at": at, "actor_id": person_id, "kind": EventKind.refused.value,
         "from_state": case.state, "to_state": case.state, "role": case.holder_role,
         "holder_id": case.holder_id, "via": via, "note": str(denied),
-        "detail": {"action": action, "version": case.version, "reason": reason},
+        "detail": {"action": action, "version": case.version, "reason": reason,
+                   "params": as_json(params or {})},
     })
     return denied
 

@@ -86,6 +86,11 @@ def test_chat_refusals_read_in_chinese(city: Engine, clock: FakeClock,
     # Not theirs to do: the resident presses the leader's button.
     said = send(city, clock, settings, sender="5001", press=Press("resolve", case_id, 2))
     assert said and set(said) == {f"抱歉，您不是工单#{case_id}的承办人或其上级，不能办结"}
+    # ... and the case's history says so in words.
+    admin = holder_of(city, "admin", "341602")
+    link(city, admin.person_id, "7001")
+    (history,) = send(city, clock, settings, sender="7001", command="case", args=(str(case_id),))
+    assert f"：您不是工单#{case_id}的承办人或其上级，不能办结" in history
     # No such case.
     said = send(city, clock, settings, sender="9001", press=Press("accept", 99999, 1))
     assert set(said) == {"抱歉，没有工单#99999"}
