@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -200,7 +200,7 @@ class CodeCheck:
     """What a typed code proved: the phone number, or why not (`status` 400 or 429)."""
 
     phone: str | None = None
-    error: Phrase = field(default_factory=lambda: phrase("code_expired"))
+    error: Phrase | None = None  # why not, as a message key (bot/flows/texts.py)
     status: int = 200
     retry_after: int = 0
 

@@ -304,6 +304,7 @@ def router(container: Container) -> APIRouter:
 
         result = await run_in_threadpool(verify)
         if result.phone is None:
+            assert result.error is not None
             return _error(result.status, say(result.error.key, result.error.params, "zh"),
                           retry_after=result.retry_after)
         number = result.phone
