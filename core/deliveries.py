@@ -3,7 +3,9 @@
 A `Delivery` is one message a platform accepted for one outbox row: which chat, which message
 id the platform gave it, which part of a split text it was, and whether it is a case card
 whose later state edits should follow. The flows ask `message_case` which case a bot message
-was about (a leader replying to a card), the senders ask `card_messages` which messages to edit.
+was about (a leader replying to a card), the senders ask `card_messages` which messages to edit:
+a `card_update` row addressed to a person or a bound chat edits that recipient's cards of the
+case only, since each copy is worded for its reader (bot/notify/cards.py).
 
 The outbox contract (core/outbox.py) is extended here for senders that serve one platform:
 - `claim_for_platform` takes only rows that platform can deliver: a person with a reachable
