@@ -298,6 +298,7 @@
         how.textContent = "有问题直接在下面说话、写字或拍照发送，邻长会尽快答复您。";
         g.appendChild(how);
         g.hidden = false;
+        scrollDown();
       }, function () { /* the greeting is a help, not a need */ });
   }
 
