@@ -140,7 +140,8 @@ def test_words_wait_and_are_resent_with_the_same_client_id(world: World) -> None
            for b in bodies}
     assert len(ids) == 1, ids
     with world.engine.connect() as conn:
-        n = conn.execute(sa.text("SELECT count(*) FROM cases WHERE text LIKE '%水管漏水%'")).scalar()
+        n = conn.execute(sa.text(
+            "SELECT count(*) FROM cases WHERE text LIKE '%水管漏水%'")).scalar()
     assert n == 1
     assert page.locator(".msg.inbound", has_text="水管漏水").count() == 1
 
@@ -161,7 +162,8 @@ def test_empty_send_gets_a_hint_and_log_follows_images(world: World, tmp_path: P
     page.click("#send")
     img = page.locator(".msg.inbound img").last
     img.wait_for(timeout=10_000)
-    page.wait_for_function("() => [...document.querySelectorAll('.msg img')].every(i => i.complete && i.naturalHeight > 0)")
+    page.wait_for_function("() => [...document.querySelectorAll('.msg img')]"
+                           ".every(i => i.complete && i.naturalHeight > 0)")
     page.locator(".msg.outbound", has_text="补充").last.wait_for(timeout=10_000)
     gap = page.evaluate("() => { const l = document.getElementById('log');"
                         " return l.scrollHeight - l.scrollTop - l.clientHeight; }")
@@ -205,7 +207,7 @@ def test_greeting_card_size_control_and_no_tofu(world: World) -> None:
     assert small == []
     rendered = page.evaluate("() => document.body.innerText")
     emoji = [ch for ch in rendered if ord(ch) >= 0x1F000 or ord(ch) == 0xFE0F
-             or unicodedata.category(ch) == "So" and ch not in "★☆"]
+             or (unicodedata.category(ch) == "So" and ch not in "★☆")]
     assert emoji == [], emoji
 
 
