@@ -211,6 +211,18 @@ def test_greeting_card_size_control_and_no_tofu(world: World) -> None:
     assert emoji == [], emoji
 
 
-def test_leaders_placeholder(world: World) -> None:
+def test_leaders_placeholder_and_errors_as_sentences(world: World) -> None:
     page = world.page(world.leader)
     assert page.get_attribute("#text", "placeholder") == "回复居民或输入命令…"
+    resident = world.page(world.resident)
+    resident.fill("#text", "门口井盖松了")
+    resident.click("#send")
+    card = page.locator(".msg.card", has_text="井盖")
+    card.wait_for(timeout=10_000)
+    # A server that answers with a framework's JSON error still reads as a sentence.
+    page.route("**/chat/press", lambda route: route.fulfill(
+        status=404, content_type="application/json", body='{"detail":"没有工单#5"}'))
+    card.get_by_role("button", name="受理", exact=True).click()
+    page.wait_for_function("() => !document.getElementById('notice').hidden")
+    shown = page.inner_text("#notice")
+    assert shown == "没有工单#5" and "{" not in shown

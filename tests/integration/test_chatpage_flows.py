@@ -168,3 +168,15 @@ def test_closed_case_holder_ends_at_its_close(engine: Engine, db_url: str, tmp_p
     assert "至今" not in holders
     assert "11-23 13:00" in holders, holders  # closed at 05:00 UTC, shown in Shanghai time
     assert "<dt>版本</dt>" not in page
+
+
+def test_my_cases_cut_long_texts_with_an_ellipsis(city: Engine, clock: FakeClock,
+                                                  tmp_path: Path) -> None:
+    st = _settings(tmp_path)
+    resident = holder_of(city, "resident", LIN1)
+    link(city, resident.person_id, "telegram", "r1")
+    long = "楼道里的灯已经坏了整整一个星期了晚上老人上下楼非常危险希望尽快派人来修理谢谢"
+    say(city, clock, st, "telegram", "r1", text=long)
+    text = say(city, clock, st, "telegram", "r1", command="my", text="/my")
+    line = next(x for x in text.splitlines() if x.startswith("#"))
+    assert line.endswith("…") and long not in line, line
