@@ -226,3 +226,22 @@ def test_leaders_placeholder_and_errors_as_sentences(world: World) -> None:
     page.wait_for_function("() => !document.getElementById('notice').hidden")
     shown = page.inner_text("#notice")
     assert shown == "没有工单#5" and "{" not in shown
+
+
+def test_printable_contact_card(world: World) -> None:
+    leader = world.page(world.leader)
+    leader.fill("#text", "/invite")
+    leader.click("#send")
+    msg = leader.locator(".msg.outbound", has_text="/card/")
+    msg.wait_for(timeout=10_000)
+    path = re.search(r"/card/j[A-Za-z0-9_-]+", msg.inner_text())
+    assert path is not None
+    violations: list[str] = []
+    leader.on("console", lambda m: violations.append(m.text)
+              if "Content Security Policy" in m.text else None)
+    leader.goto(world.base + path.group(0))
+    lz = holder_of(world.engine, "neighbor_leader", LIN1)
+    assert leader.locator(f'a[href="tel:{lz.phone}"]').count() == 1
+    assert "工作日 8:30-17:30" in leader.inner_text("body")
+    leader.screenshot(path=str(ARTIFACTS / "contact-card.png"), full_page=True)
+    assert violations == []
