@@ -53,6 +53,9 @@ def test_telegram_presses_move_the_case_and_rate_it(tg_world) -> None:  # type: 
     wait_for(lambda: _case(engine).state == "closed", why="closed")
     assert _case(engine).rating == 3
     assert not any("1到5星" in (m.text or "") for m in tg.sent_to(RESIDENT_TG))
+    # /mylz is in the residents' command menu.
+    wait_for(lambda: any(c["command"] == "mylz" for cmds in tg.commands.values()
+                         for c in cmds), why="the command menu")
 
 
 def test_wechat_menu_and_wecom_card_presses_move_the_case(wx_world: WxWorld) -> None:  # noqa: F811
