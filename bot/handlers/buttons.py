@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # The extra keys that stand for the press argument, in order of preference.
-ARG_KEYS = ("arg", "rating", "index", "category")
+ARG_KEYS = ("arg", "rating")
 
 
 def press_arg(action: Mapping[str, Any]) -> str | None:
