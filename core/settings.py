@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./linzhang.db"
     timezone: str = "Asia/Shanghai"
+    # Shown on the 邻长 contact card (web chat greeting, /mylz, the printable card); empty: none.
+    office_hours: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = ""

@@ -52,7 +52,9 @@ def press(ctx: Ctx, p: Press) -> None:
     elif p.action == "confirm":
         rating = int(p.arg or "0") if (p.arg or "").isdigit() else 0
         closing.confirm(ctx.session, rating=rating, **common)
-        _done(ctx, "rated", cid)
+        # The resident's thanks comes with the closing message; the press only gets a toast.
+        ctx.ack(ctx.t("rated", case=cid))
+        refresh_card(ctx, cid, verb=CARD_VERBS["rated"])
     elif p.action == "not_fixed":
         closing.not_fixed(ctx.session, **common)
         _done(ctx, "reopened", cid)

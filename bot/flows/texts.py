@@ -9,7 +9,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "how_to_join": ("您好！我是邻长制服务助手。请点下方“分享手机号”按钮，"
                         "或扫描您所在楼栋邻长张贴的二维码加入。\n"
                         "您刚才发的内容已保存，加入后会自动转给您的邻长，不会丢失。"),
-        "share_phone": "📱 分享手机号",
+        "share_phone": "分享手机号",
         "kept_pending": "已保存您的反映。加入后将立即转给您的邻长。",
         "phone_not_found": ("没有找到手机号 {phone} 的登记信息。请扫描邻长张贴的二维码加入，"
                             "或联系您的邻长登记。您发的内容已保存。"),
@@ -25,7 +25,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "split_done": "已单独立案。",
         "ask_category": "为了更快转给对的人，请选一个类别（可跳过）：",
         "category_set": "已记录类别：{category}",
-        "emergency": ("⚠️ 如有火情、燃气泄漏、打架或有人受伤，请立即拨打 "
+        "emergency": ("【紧急】如有火情、燃气泄漏、打架或有人受伤，请立即拨打 "
                       "119（火警）/ 110（报警）/ 120（急救）！"),
         "my_none": "您还没有反映过问题。直接发文字、照片或语音给我即可。",
         "my_header": "您反映的问题：",
@@ -73,7 +73,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "invite": ("{node} 的邀请链接：\n{link}\n请打印二维码张贴在楼道，居民扫码即可加入。"
                    "\n二维码海报：{poster}"),
         "help_resident": ("直接发文字、照片、语音、视频或位置即可反映问题。\n"
-                          "/my 我的问题  /lang en English  /help 帮助"),
+                          "/my 我的问题  /mylz 我的邻长  /lang en English  /help 帮助"),
         "help_leader": ("/cases 待办工单  /overdue 超时工单  /invite 本邻邀请码  /revoke 作废邀请\n"
                         "回复工单消息即可答复居民；按钮：受理、已解决、转上级、请居民补充、吹哨。"),
         "help_admin": ("/stats [编码] 统计  /overdue [编码] 超时  /case <编号> 工单记录\n"
@@ -375,12 +375,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "n_btn_whistle": "吹哨（转职能部门）", "n_btn_not_fixed": "没解决", "n_btn_add": "补充情况",
         "replied_unreachable": ("答复已记录在工单#{case}，但居民目前无法通过聊天联系"
                                 "（可能屏蔽了机器人），请电话联系居民。"),
+        # --- chatpage ---
+        "mylz_how": "有问题直接发文字、照片、语音或位置给我，邻长会尽快答复您。",
+        "mylz_none": "您还不是登记的居民，暂时没有您的邻长信息。请扫本邻的二维码加入。",
+        "contact_card": "邻长联系卡（可打印张贴）：{link}",
     },
     "en": {
         "how_to_join": ("Hello! Please tap “Share my phone number” below, or scan the QR poster "
                         "your neighbor leader put up. What you sent is kept and reaches your "
                         "neighbor leader as soon as you join."),
-        "share_phone": "📱 Share my phone number",
+        "share_phone": "Share my phone number",
         "kept_pending": "Saved. It goes to your neighbor leader as soon as you join.",
         "phone_not_found": ("No record for {phone}. Please scan your neighbor leader's QR poster "
                             "or ask them to register you. What you sent is kept."),
@@ -395,7 +399,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "split_done": "Filed as a separate case.",
         "ask_category": "To reach the right people faster, pick a category (optional):",
         "category_set": "Category noted: {category}",
-        "emergency": ("⚠️ Fire, gas leak, a fight or someone hurt? Call 119 (fire) / 110 "
+        "emergency": ("[Urgent] Fire, gas leak, a fight or someone hurt? Call 119 (fire) / 110 "
                       "(police) / 120 (ambulance) now!"),
         "my_none": "You have not reported anything yet. Just send me text, a photo or voice.",
         "my_header": "Your reports:",
@@ -442,7 +446,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "bound": "This chat is now bound to {node} ({tier}); case cards will appear here.",
         "unbound": "This chat is no longer bound.",
         "invite": "Invite link for {node}:\n{link}\nQR poster: {poster}",
-        "help_resident": "Send text, photos, voice, video or a location to report. /my /lang zh",
+        "help_resident": ("Send text, photos, voice, video or a location to report. "
+                          "/my /mylz /lang zh"),
         "help_leader": "/cases /overdue /invite — reply to a case message to answer it.",
         "help_admin": ("/stats [code] /overdue [code] /case <id> /find <name|phone|code> "
                        "/assign <phone> <role> <code> /bind <code> /unbind /import /export "
@@ -780,6 +785,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "n_btn_not_fixed": "Not fixed", "n_btn_add": "Add details",
         "replied_unreachable": ("Your answer is recorded on case #{case}, but the resident cannot "
                                 "be reached by chat (the bot may be blocked); please phone them."),
+        # --- chatpage ---
+        "mylz_how": "Send text, photos, voice or a location to report; your 邻长 answers soon.",
+        "mylz_none": "You are not a registered resident yet: scan your 邻's QR poster to join.",
+        "contact_card": "Printable contact card: {link}",
     },
 }
 
