@@ -83,9 +83,10 @@ class RowError:
     file: str
     row: int
     reason: str
+    unit: str = ""  # "feature " for a GeoJSON file, whose entries are not rows
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.row}: {self.reason}"
+        return f"{self.file}:{self.unit}{self.row}: {self.reason}"
 
 
 class ImportRejected(InvalidInput):

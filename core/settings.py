@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None  # signs form tokens; random per process if unset
     tile_url: str | None = None  # e.g. https://tiles.example/{z}/{x}/{y}.png: turns on Leaflet
     leaflet_url: str | None = None  # where leaflet.js/.css live (default: served by the app)
+    # boundaries.geojson (core/hierarchy/boundaries.py): the file, and the points of one node's
+    # shape; the map sends each shape cut down to at most `boundary_map_points` points.
+    boundary_max_bytes: int = Field(default=32 * 2**20, ge=1)
+    boundary_max_points: int = Field(default=50_000, ge=4)
+    boundary_map_points: int = Field(default=400, ge=16)
 
     # The built-in web chat (webhooks/webchat.py) and `linzhang demo`.
     demo_mode: bool = False  # the person switcher, codes shown on screen, / goes to /chat
