@@ -201,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                          confirm_window=args.deadline, nag_before="30s", demo_mode=True)
     engine = make_engine(settings.database_url)
     migrate(engine)
-    report = import_files(engine, sorted(DEMO_DIR.glob("*.csv")))
+    report = import_files(engine, [*sorted(DEMO_DIR.glob("*.csv")), DEMO_DIR / "boundaries.geojson"])
     from core.demo_seed import seed
 
     seeded = seed(engine, settings=settings)
