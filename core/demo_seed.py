@@ -46,6 +46,31 @@ STORIES: list[tuple[str, str]] = [
 ]
 
 
+@dataclass(frozen=True)
+class DemoSignIn:
+    label: str  # who they are in the story: 书记, 街道管理员, 区管理员
+    person_id: int
+    name: str
+
+
+# (label, role, level of the node it is held on): the three people the demo signs in as.
+SIGN_INS = (("社区书记", "secretary", "village"), ("街道管理员", "admin", "town"),
+            ("区管理员", "admin", "district"))
+
+
+def sign_ins(conn: sa.Connection) -> list[DemoSignIn]:
+    """The 书记, the town admin and the district admin of the demo city, first by node code."""
+    out = []
+    for label, role, level in SIGN_INS:
+        row = conn.execute(sa.text(
+            "SELECT p.id, p.name FROM post x JOIN person p ON p.id = x.person_id"
+            " JOIN node n ON n.id = x.node_id WHERE x.role = :r AND n.level = :l"
+            " ORDER BY n.code, x.id LIMIT 1"), {"r": role, "l": level}).first()
+        if row is not None:
+            out.append(DemoSignIn(label, int(row[0]), row[1]))
+    return out
+
+
 def _residents(engine: Engine) -> list[int]:
     """Residents whose 邻 has a 邻长, spread over both villages (every other one)."""
     with engine.connect() as conn:

@@ -60,12 +60,31 @@
     if (m.options && m.options.request_contact) document.getElementById("phone-form").hidden = false;
   }
 
+  // The bot's own links (a /login sign-in, a /join invite) become tappable; only links to this
+  // very site, so a resident's typed address never turns into a link in a leader's chat.
+  function linkify(el) {
+    var text = el.textContent, at = 0, re = /https?:\/\/[^\s，。）]+/g, hit;
+    var origin = window.location.origin + "/";
+    if (text.indexOf(origin) < 0) return;
+    el.textContent = "";
+    while ((hit = re.exec(text)) !== null) {
+      if (hit[0].indexOf(origin) !== 0) continue;
+      el.appendChild(document.createTextNode(text.slice(at, hit.index)));
+      var a = document.createElement("a");
+      a.href = hit[0]; a.textContent = hit[0]; a.rel = "noreferrer"; a.target = "_blank";
+      el.appendChild(a);
+      at = hit.index + hit[0].length;
+    }
+    el.appendChild(document.createTextNode(text.slice(at)));
+  }
+
   function fill(el, m) {
     var o = m.options || {};
     el.className = "msg " + (m.dir === "inbound" ? "inbound" : "outbound") +
       (o.card ? " card" : "") + (o.error ? " error" : "");
     el.dataset.id = m.edit_of || m.id;
     el.textContent = m.text || (o.press ? "（按下了按钮）" : "");
+    if (m.dir !== "inbound") linkify(el);
     if (o.photo) {
       var img = document.createElement("img");
       img.src = q("/chat/media/" + o.photo); img.alt = "照片"; el.appendChild(img);
