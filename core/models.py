@@ -17,7 +17,8 @@ from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
 from core.rollup import model as rollup_model
 
-__all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "cases_model", "conversations_model",
+__all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "cases_model",
+           "conversations_model",
            "deliveries_model", "hierarchy_model", "inbound_model", "invites_model", "ops_model",
            "outbox_model",
            "ratebucket_model", "rollup_model", "tokens_model", "web_sessions_model",

@@ -206,7 +206,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     db = Path(args.db).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    settings = _settings(**_listening(args), database_url=f"sqlite:///{db}", reply_deadline=args.deadline,
+    settings = _settings(**_listening(args), database_url=f"sqlite:///{db}",
+                         reply_deadline=args.deadline,
                          handle_deadline=args.deadline, department_deadline=args.deadline,
                          confirm_window=args.deadline, nag_before="30s", demo_mode=True)
     engine = make_engine(settings.database_url)

@@ -157,7 +157,7 @@ def simplified(geom: dict[str, Any], budget: int) -> dict[str, Any]:
         for ring in poly:
             keep = max(4, budget * len(ring) // total)
             step = max(1, math.ceil((len(ring) - 1) / (keep - 1)))
-            pts = ring[:-1:step] + [ring[-1]]
+            pts = [*ring[:-1:step], ring[-1]]
             rings.append([[round(x, 5), round(y, 5)] for x, y, *_ in pts])
         out.append(rings)
     return {"type": "MultiPolygon", "coordinates": out}

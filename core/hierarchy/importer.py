@@ -139,9 +139,9 @@ def import_into(
     clock = clock or SystemClock()
     tables: list[Table] = []
     errors = Errors(max_errors)
-    paths = [Path(p) for p in paths]
-    geo = [p for p in paths if boundaries.is_boundaries(p)]
-    for p in paths:
+    files = [Path(p) for p in paths]
+    geo = [p for p in files if boundaries.is_boundaries(p)]
+    for p in files:
         if p in geo:
             continue
         try:
