@@ -206,10 +206,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     db = Path(args.db).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    settings = _settings(**_listening(args), database_url=f"sqlite:///{db}",
-                         reply_deadline=args.deadline,
-                         handle_deadline=args.deadline, department_deadline=args.deadline,
-                         confirm_window=args.deadline, nag_before="30s", demo_mode=True)
+    from pydantic import ValidationError
+
+    from core.demo_seed import demo_settings
+
+    try:
+        settings = demo_settings(database_url=f"sqlite:///{db}", deadline=args.deadline,
+                                 **_listening(args))
+    except ValidationError as exc:
+        raise SystemExit(f"linzhang: bad setting: {exc}") from None
     engine = make_engine(settings.database_url)
     migrate(engine)
     report = import_files(engine, [*sorted(DEMO_DIR.glob("*.csv")),
