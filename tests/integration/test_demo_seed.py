@@ -72,7 +72,7 @@ def test_the_town_admin_is_not_flooded_in_the_first_twenty_minutes(
     before = to_admin()
     advance_and_sweep(engine, clock, 20 * MINUTE, step=timedelta(seconds=30))
     sent = to_admin() - before
-    assert sent <= 4, sent  # was 8 with eight live cases (45 counted on a live demo) with eight live cases on two-minute deadlines
+    assert sent <= 4, sent  # 8 with the old seed's eight live cases on two-minute deadlines
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
