@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -67,12 +68,13 @@ HISTORY_DAYS = 35
 HISTORY_PER_VILLAGE = 24
 
 
-def demo_settings(*, database_url: str, deadline: str, **more: object) -> Settings:
+def demo_settings(*, database_url: str, deadline: str, **more: Any) -> Settings:
     """The demo's settings: deadlines shortened to `deadline` so that escalation shows within
     minutes, the person switcher on."""
-    return Settings(database_url=database_url, reply_deadline=deadline,  # type: ignore[arg-type]
-                    handle_deadline=deadline, department_deadline=deadline,
-                    confirm_window=deadline, nag_before="30s", demo_mode=True, **more)
+    given: dict[str, Any] = dict(database_url=database_url, reply_deadline=deadline,
+                                 handle_deadline=deadline, department_deadline=deadline,
+                                 confirm_window=deadline, nag_before="30s", demo_mode=True)
+    return Settings(**given, **more)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ def seed_history(engine: Engine, *, settings: Settings, clock: Clock) -> int:
             fixed = answered - timedelta(hours=6 + k % 30)
             case = _do(engine, open_case, clock=AgoClock(clock, opened), settings=ordinary,
                        resident_id=here[k % len(here)], text=text, via="web")
-            made.append(case.id)
+            made.append(int(case.id or 0))
             if k % 17 == 16:
                 _act(engine, actions.reject, AgoClock(clock, answered), case,
                      reason="不属于社区事务，已告知拨打12345")

@@ -4,6 +4,7 @@ stored and come back unchanged, a bad feature is named by number and nothing is 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,49 @@ def test_a_new_node_and_its_shape_arrive_in_one_import(engine: Engine, tmp_path:
     geo = write_geo(tmp_path / "boundaries.geojson", [feature(VILLAGE, square(115.75, 33.85))])
     import_files(engine, [geo, *city])  # the order of the files does not matter
     assert list(geometries(engine)) == [VILLAGE]
+
+
+def test_the_map_api_sends_only_the_childrens_shapes_cut_down(engine: Engine, db_url: str,
+                                                              tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    import httpx
+
+    from core import accounts
+    from core.clock import FakeClock
+    from core.container import build_container
+    from core.db import session_scope
+    from core.settings import Settings
+    from tests.support.demo_city import holder_of
+    from tests.support.server import serve
+    from webhooks.app import create_app
+
+    city = write_small_city(tmp_path)
+    # A 片 drawn with 20,000 points; the village around it with few.
+    n = 20_000
+    ring = [[115.75 + 0.01 * math.cos(2 * math.pi * i / n),
+             33.85 + 0.01 * math.sin(2 * math.pi * i / n)] for i in range(n)]
+    ring.append(ring[0])
+    geo = write_geo(tmp_path / "boundaries.geojson", [
+        feature(VILLAGE, square(115.70, 33.80, 0.1)),
+        feature(AREA, {"type": "Polygon", "coordinates": [ring]})])
+    import_files(engine, [*city, geo])
+    clock = FakeClock()
+    st = Settings(_env_file=None, database_url=db_url,  # type: ignore[call-arg]
+                  media_dir=str(tmp_path / "media"))
+    app = create_app(st, clock=clock, container=build_container(st, clock=clock, engine=engine),
+                     run_jobs=False)
+    admin = holder_of(engine, "admin", TOWN)
+    with session_scope(engine) as s:
+        token = accounts.issue_login_token(s, person_id=admin.person_id, now=clock.now(),
+                                           ttl=timedelta(minutes=15))
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get(f"/login/{token}").status_code == 303
+        town = http.get("/api/map").json()
+        shapes = {t["node"]["code"]: t["boundary"] for t in town["tiles"]}
+        assert shapes[VILLAGE]["type"] == "MultiPolygon"  # the village, not its 片
+        assert all(code != AREA for code in shapes)
+        village = http.get("/api/map", params={"node": VILLAGE}).json()
+        area = next(t["boundary"] for t in village["tiles"] if t["node"]["code"] == AREA)
+        points = sum(len(r) for p in area["coordinates"] for r in p)
+        assert 16 <= points <= st.boundary_map_points + 2, points
