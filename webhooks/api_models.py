@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime as _datetime
-from typing import Any, Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, BaseModel, Field
 
