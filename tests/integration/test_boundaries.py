@@ -164,3 +164,22 @@ def test_the_map_api_sends_only_the_childrens_shapes_cut_down(engine: Engine, db
         area = next(t["boundary"] for t in village["tiles"] if t["node"]["code"] == AREA)
         points = sum(len(r) for p in area["coordinates"] for r in p)
         assert 16 <= points <= st.boundary_map_points + 2, points
+
+
+def test_the_cli_imports_and_exports_the_shapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from linzhang import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'city.db'}")
+    city = write_small_city(tmp_path)
+    write_geo(tmp_path / "boundaries.geojson", [feature(VILLAGE, square(115.75, 33.85))])
+    assert cli.main(["import", *(p.name for p in city), "boundaries.geojson"]) == 0
+    assert "boundaries 1" in capsys.readouterr().out
+    assert cli.main(["export", "--out", "out"]) == 0
+    assert "out/boundaries.geojson" in capsys.readouterr().out
+    got = json.loads((tmp_path / "out" / "boundaries.geojson").read_text(encoding="utf-8"))
+    assert got["features"] == [feature(VILLAGE, square(115.75, 33.85))]
+    write_geo(tmp_path / "bad.geojson", [feature("nope", square(115.75, 33.85))])
+    assert cli.main(["import", "bad.geojson"]) == 1
+    assert "bad.geojson:feature 1: unknown node code nope" in capsys.readouterr().err
