@@ -110,6 +110,9 @@ def read(path: Path, *, known: Callable[[str], bool], limits: Limits,
     except (UnicodeDecodeError, ValueError) as exc:
         on_error(name, 0, f"not a GeoJSON file ({exc})")
         return []
+    except RecursionError:  # arrays nested thousands deep: no geometry looks like that
+        on_error(name, 0, "not a GeoJSON file (nested too deep)")
+        return []
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" \
             or not isinstance(doc.get("features"), list):
         on_error(name, 0, "not a GeoJSON FeatureCollection")

@@ -113,6 +113,18 @@ def test_a_file_over_the_size_limit_is_refused(engine: Engine, tmp_path: Path,
     assert count(engine, "node_boundary") == 0
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_file_that_is_not_geojson_is_refused_as_a_whole(engine: Engine, tmp_path: Path) -> None:
+    import_files(engine, write_small_city(tmp_path))
+    for text, why in (("{", "not a GeoJSON file"), ("[" * 100_000, "nested too deep"),
+                      ('{"type": "Feature"}', "not a GeoJSON FeatureCollection")):
+        (tmp_path / "b.geojson").write_text(text, encoding="utf-8")
+        with pytest.raises(ImportRejected) as exc:
+            import_files(engine, [tmp_path / "b.geojson"])
+        assert exc.value.report().startswith("b.geojson:feature 0: ")
+        assert why in exc.value.report()
+
+
 def test_a_new_node_and_its_shape_arrive_in_one_import(engine: Engine, tmp_path: Path) -> None:
     city = write_small_city(tmp_path)
     geo = write_geo(tmp_path / "boundaries.geojson", [feature(VILLAGE, square(115.75, 33.85))])
