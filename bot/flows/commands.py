@@ -247,7 +247,7 @@ def revoke_cmd(ctx: Ctx) -> None:
 
 
 def _base(ctx: Ctx) -> str:
-    return ctx.settings.public_url.rstrip("/") or f"http://{ctx.settings.host}:{ctx.settings.port}"
+    return ctx.settings.own_url
 
 
 def invite_link(ctx: Ctx, code: str) -> str:

@@ -120,13 +120,31 @@
     if (m.options && m.options.request_contact) document.getElementById("phone-form").hidden = false;
   }
 
+  // The bot's own links (a /login sign-in, a /join invite) become tappable; only links to this
+  // very site, so a resident's typed address never turns into a link in a leader's chat. The
+  // rest of the text keeps its tap-to-call numbers.
+  function withSiteLinks(el, text) {
+    var at = 0, re = /https?:\/\/[^\s，。）]+/g, hit;
+    var origin = window.location.origin + "/";
+    while ((hit = re.exec(text)) !== null) {
+      if (hit[0].indexOf(origin) !== 0) continue;
+      withLinks(el, text.slice(at, hit.index));
+      var a = document.createElement("a");
+      a.href = hit[0]; a.textContent = hit[0]; a.rel = "noreferrer"; a.target = "_blank";
+      el.appendChild(a);
+      at = hit.index + hit[0].length;
+    }
+    withLinks(el, text.slice(at));
+  }
+
   function fill(el, m) {
     var o = m.options || {};
     el.className = "msg " + (m.dir === "inbound" ? "inbound" : "outbound") +
       (o.card ? " card" : "") + (o.error ? " error" : "");
     el.dataset.id = m.edit_of || m.id;
     el.textContent = "";
-    withLinks(el, m.text || (o.press ? "（已按下按钮）" : ""));
+    var text = m.text || (o.press ? "（已按下按钮）" : "");
+    if (m.dir === "inbound") withLinks(el, text); else withSiteLinks(el, text);
     if (o.photo) {
       var img = document.createElement("img");
       img.addEventListener("load", scrollDown);
