@@ -66,7 +66,7 @@ class RollupHist(SQLModel, table=True):
 
 
 class RollupRating(SQLModel, table=True):
-    """Ratings of cases whose first holder was this 邻长, by the day the case was opened."""
+    """Ratings of cases this 邻长 resolved, by the day the case was opened."""
 
     __tablename__ = "rollup_rating"
     __table_args__ = (sa.Index("ix_rollup_rating_day_path", "day", "village_path",

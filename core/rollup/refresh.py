@@ -119,8 +119,8 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
     acc: dict[date, _Acc] = defaultdict(_Acc)
     for r in conn.execute(sa.select(
             C.c.opened_at, C.c.state, C.c.first_reply_at, C.c.first_reply_role,
-            C.c.first_reply_on_time, C.c.closed_at, C.c.rating, C.c.first_holder_id,
-            C.c.first_holder_role).where(in_village, C.c.opened_at >= t0, C.c.opened_at < t1)):
+            C.c.first_reply_on_time, C.c.closed_at, C.c.rating, C.c.holder_id,
+            C.c.holder_role).where(in_village, C.c.opened_at >= t0, C.c.opened_at < t1)):
         opened = as_utc(r.opened_at)
         a = acc[local_day(opened, tz)]
         d = a.day
@@ -146,9 +146,9 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
         if r.rating is not None:
             d["rating_sum"] += int(r.rating)
             d["rated"] += 1
-            if (r.first_holder_role == Role.neighbor_leader.value
-                    and r.first_holder_id is not None):
-                pr = a.rating.setdefault(int(r.first_holder_id), [0, 0])
+            # Credited to whoever resolved the case (core.cases.stats._leader_ratings).
+            if r.holder_role == Role.neighbor_leader.value and r.holder_id is not None:
+                pr = a.rating.setdefault(int(r.holder_id), [0, 0])
                 pr[0] += 1
                 pr[1] += int(r.rating)
     escalated = sa.and_(E.c.kind == "escalated", E.c.role.is_not(None))
@@ -162,7 +162,7 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
         opened, at = as_utc(ev.opened_at), as_utc(ev.at)
         if t0 <= at < t1:
             acc[local_day(at, tz)].tier[ev.role]["escalations"] += 1
-        # A tier that let its reply deadline pass (the sweep moved the case on) answered late.
+        # A tier that let its reply deadline pass (the sweep moved the case on) missed it.
         if t0 <= opened < t1 and ev.actor_id is None and ev.from_state == State.open.value:
             acc[local_day(opened, tz)].tier[ev.role]["timeouts"] += 1
 
