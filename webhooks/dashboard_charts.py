@@ -46,13 +46,15 @@ def _ticks(top: int) -> list[int]:
 
 def trend_svg(weeks: Sequence[WeekRow], tz: tzinfo) -> str:
     """Received, closed and late-replied cases per week as grouped bars with a value axis."""
-    width, height, left, bottom, top_pad = 720, 260, 44, 40, 22
-    plot_h = height - bottom - top_pad
     n = max(len(weeks), 1)
+    # As wide as the weeks need: a short range is not blown up to the page's width.
+    width, height, left, bottom, top_pad = max(360, min(760, 56 * n + 60)), 240, 40, 40, 22
+    plot_h = height - bottom - top_pad
     slot = (width - left - 10) / n
     bar = max(3.0, min(18.0, (slot - 6) / 3))
     top = _nice_top(max([max(w.received, w.closed, w.overdue_replies) for w in weeks] + [0]))
-    parts = [f'<svg class="chart trend" viewBox="0 0 {width} {height}" role="img" '
+    parts = [f'<svg class="chart trend" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" '
              f'aria-label="每周趋势" xmlns="http://www.w3.org/2000/svg">']
     for v in _ticks(top):
         y = top_pad + plot_h - v / top * plot_h
@@ -87,9 +89,9 @@ def trend_svg(weeks: Sequence[WeekRow], tz: tzinfo) -> str:
         parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" '
                      f'fill="{colour}"/><text x="{lx + 14}" y="{height - 5}" font-size="12" '
                      f'fill="{INK}">{name}</text>')
-        lx += 90
-    parts.append(f'<text x="{width - 10}" y="{height - 5}" text-anchor="end" font-size="11" '
-                 f'fill="{MUTED}">每周一起算（件）</text></svg>')
+        lx += 80
+    parts.append(f'<text x="{left - 6}" y="{top_pad - 8}" text-anchor="end" font-size="11" '
+                 f'fill="{MUTED}">件</text></svg>')
     return "".join(parts)
 
 
@@ -98,11 +100,12 @@ def category_svg(rows: Sequence[CategoryCount], most: int = 12) -> str:
     shown = list(rows[:most])
     if not shown:
         return '<p class="empty">这段时间没有工单</p>'
-    width, row_h, label_w, pad = 560, 28, 130, 8
+    width, row_h, label_w, pad = 420, 28, 100, 8
     height = pad * 2 + row_h * len(shown) + 18
     top = _nice_top(max(r.received for r in shown))
-    plot_w = width - label_w - 60
-    parts = [f'<svg class="chart cats" viewBox="0 0 {width} {height}" role="img" '
+    plot_w = width - label_w - 100
+    parts = [f'<svg class="chart cats" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" '
              f'aria-label="按类别" xmlns="http://www.w3.org/2000/svg">']
     for i, r in enumerate(shown):
         y = pad + i * row_h

@@ -84,7 +84,7 @@ def figures_body(c: Container, *, f: stats.Figures, rolled: bool, as_of: datetim
 <a class="btn small" href="/dashboard/export/weekly.xlsx?{q}">导出</a></h2>
 <div class="chart-wrap">{trend_svg(weeks, tz)}</div></section>
 <div class="cols"><section class="card"><h2>各层级首次答复 <small>各按本层级自己的期限：
-按时、超时答复、未答复(超时转上级)</small></h2>
+绿 按时 · 橙 超时答复 · 红 未答复(超时转上级)</small></h2>
 <table class="tiers cards"><thead><tr><th>层级</th><th>按时率</th><th>按时/超时/未答</th>
 <th>构成</th><th>上报</th></tr></thead><tbody>{_tiers(f)}</tbody></table></section>
 <section class="card"><h2>按类别</h2><div class="chart-wrap">{category_svg(cats)}</div></section>
