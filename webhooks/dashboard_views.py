@@ -377,14 +377,6 @@ def map_html(c: Container, viewer: Viewer, node: NodeRef, path: list[NodeRef],
     return head, body
 
 
-def bar_step(value: int, peak: int) -> int:
-    """A bar's height in 5 % steps (dashboard.css has a class for each; the policy forbids
-    inline styles); anything above zero shows at least one step."""
-    if value <= 0 or peak <= 0:
-        return 0
-    return max(5, min(100, round(value / peak * 20) * 5))
-
-
 def _fmt(dt: datetime | None, tz: ZoneInfo) -> str:
     return as_utc(dt).astimezone(tz).strftime("%Y-%m-%d %H:%M") if dt else "—"
 
