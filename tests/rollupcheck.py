@@ -60,6 +60,8 @@ def assert_rollups_match(engine: Engine, clock: FakeClock, nodes: list[NodeRef])
                 s, node=node, start=start, end=end, tz=TZ)] == [
                 (refresh.day_start(d, TZ), r, c, late) for d, r, c, late in read.rollup_weekly(
                     s, node=node, first=first, stop=stop)], node.code
+            assert read.rollup_categories(s, node=node, first=first, stop=stop) == \
+                stats.by_category(s, node=node, start=start, end=end), node.code
             level = Level.village if node.level is Level.town else Level.town
             for live_rows, got_rows in zip(
                     reports.ranking(s, scope=node, level=level, start=start, end=end,

@@ -174,7 +174,8 @@ def router(c: Container) -> APIRouter:
             f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
                                                   tz=c.tz, leaders=leaders)
             ws = rollup.weekly_for(s, node=at, start=start_dt, end=end_dt, tz=c.tz)
-            cats = stats.by_category(s, node=at, start=start_dt, end=end_dt)
+            cats = rollup.categories_for(s, node=at, start=start_dt, end=end_dt,
+                                         tz=c.tz)
         roles = dviews.tier_roles(f)
         tiers = []
         for role in roles:

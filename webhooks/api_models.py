@@ -207,7 +207,7 @@ class FiguresOut(BaseModel):
         "worst-rated, best first (default 50 each)"))
     weeks: list[WeekOut]
     categories: list[CategoryOut] = Field(default_factory=list, description=(
-        "cases received per category (counted live), most first"))
+        "cases received per category, most first (name null: not categorised)"))
     from_rollup: bool = Field(False, description=(
         "towns and districts over whole days are read from daily per-village rollups, "
         "refreshed every minute (medians within 2 %); villages and below are counted live"))

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core import reports
-from core.cases import services, stats
+from core.cases import services
 from core.cases.model import ATTACHMENTS, STATE_LABEL_ZH, State
 from core.cases.ops import EVENT_VERB_ZH
 from core.container import Container
@@ -248,7 +248,7 @@ def router(c: Container) -> APIRouter:
             f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
                                                   tz=tz, leaders=10)
             weeks = rollup.weekly_for(s, node=at, start=start_dt, end=end_dt, tz=tz)
-            cats = stats.by_category(s, node=at, start=start_dt, end=end_dt)
+            cats = rollup.categories_for(s, node=at, start=start_dt, end=end_dt, tz=tz)
             level = Level.village if at.level in (Level.town, Level.village) else Level.town
             ranked, too_few = rollup.ranking_for(s, scope=at, level=level, start=start_dt,
                                                  end=end_dt, tz=tz,

@@ -250,8 +250,12 @@ def by_category(session: Session, *, node: NodeRef, start: datetime, end: dateti
         .where(_in_subtree(node), C.c.opened_at >= start, C.c.opened_at < end)
         .group_by(cat.c.name)
     ).all()
-    out = [CategoryCount(r[0], int(r[1]), int(r[2])) for r in rows]
-    return sorted(out, key=lambda x: (-x.received, x.name is None, x.name or ""))
+    return sort_categories([CategoryCount(r[0], int(r[1]), int(r[2])) for r in rows])
+
+
+def sort_categories(rows: list[CategoryCount]) -> list[CategoryCount]:
+    """Most received first; 未分类 after named categories with as many."""
+    return sorted(rows, key=lambda x: (-x.received, x.name is None, x.name or ""))
 
 
 class WarningLevel(IntEnum):

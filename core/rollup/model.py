@@ -79,6 +79,21 @@ class RollupRating(SQLModel, table=True):
     rating_sum: int = 0
 
 
+class RollupCategory(SQLModel, table=True):
+    """Cases a village received on one day per category (0: not categorised), and how many
+    of them are closed: the figures page's by-category chart for towns and districts."""
+
+    __tablename__ = "rollup_category"
+    __table_args__ = (sa.Index("ix_rollup_category_day_path", "day", "village_path",
+                               "category_id", "received", "closed"),)
+    village_id: int = Field(primary_key=True, foreign_key="node.id")
+    day: date = Field(primary_key=True)
+    category_id: int = Field(primary_key=True)
+    village_path: str = Field(sa_column=sa.Column(PathType, nullable=False))
+    received: int = 0
+    closed: int = 0
+
+
 class RollupDirty(SQLModel, table=True):
     """A case of this 邻 opened, or an event on it happened, in this quarter hour (UTC): the
     village-day it falls on must be recomputed. Written in the same transaction as the change."""
@@ -103,5 +118,6 @@ DAY = RollupDay.__table__  # type: ignore[attr-defined]
 TIER = RollupTier.__table__  # type: ignore[attr-defined]
 HIST = RollupHist.__table__  # type: ignore[attr-defined]
 RATING = RollupRating.__table__  # type: ignore[attr-defined]
+CATEGORY = RollupCategory.__table__  # type: ignore[attr-defined]
 DIRTY = RollupDirty.__table__  # type: ignore[attr-defined]
 STATE = RollupState.__table__  # type: ignore[attr-defined]

@@ -20,14 +20,15 @@ from core import reports
 from core.cases import stats
 from core.cases.model import CASES, State
 from core.cases.stats import Figures, LeaderRating, TierRate
-from core.hierarchy.model import Level, Person
+from core.hierarchy.model import Category, Level, Person
 from core.hierarchy.queries import NodeRef, subtree
 from core.hierarchy.tree import path_ids, subtree_bounds
 from core.reports import RankRow, WeekRow
-from core.rollup.model import DAY, HIST, RATING, TIER
+from core.rollup.model import CATEGORY, DAY, HIST, RATING, TIER
 from core.rollup.refresh import bucket_value, day_start, local_day, refreshed_at
 
 C = CASES
+CAT: sa.Table = Category.__table__  # type: ignore[attr-defined]
 P: sa.Table = Person.__table__  # type: ignore[attr-defined]
 BIG = (Level.district, Level.town)
 
@@ -223,6 +224,29 @@ def rollup_ranking(session: Session, *, scope: NodeRef, level: Level, first: dat
         (ranked if row.received >= max(min_cases, 1) else too_few).append(row)
     ranked.sort(key=lambda x: (-x.score, -x.received, x.node.code))
     return ranked, too_few
+
+
+def rollup_categories(session: Session, *, node: NodeRef, first: date, stop: date
+                      ) -> list[stats.CategoryCount]:
+    """core.cases.stats.by_category from the rollups: received and closed per category."""
+    rows = session.execute(
+        sa.select(CATEGORY.c.category_id, sa.func.sum(CATEGORY.c.received),
+                  sa.func.sum(CATEGORY.c.closed))
+        .where(_where(CATEGORY, node, first, stop)).group_by(CATEGORY.c.category_id)
+    ).all()
+    names = {int(i): str(n) for i, n in session.execute(sa.select(CAT.c.id, CAT.c.name))}
+    out = [stats.CategoryCount(names.get(int(cid)) if cid else None, int(r), int(c))
+           for cid, r, c in rows]
+    return stats.sort_categories(out)
+
+
+def categories_for(session: Session, *, node: NodeRef, start: datetime, end: datetime,
+                   tz: tzinfo) -> list[stats.CategoryCount]:
+    """Cases per category: from the rollups for a town or district over whole days."""
+    days = whole_days(start, end, tz) if node.level in BIG else None
+    if days is None:
+        return stats.by_category(session, node=node, start=start, end=end)
+    return rollup_categories(session, node=node, first=days[0], stop=days[1])
 
 
 class FigureRead(NamedTuple):

@@ -24,7 +24,9 @@ from core.clock import Clock, as_utc
 from core.db import write_transaction
 from core.hierarchy.model import Level, Node, Role
 from core.hierarchy.tree import path_ids, subtree_bounds
-from core.rollup.model import DAY, DIRTY, HIST, RATING, STATE, TIER
+from core.rollup.model import CATEGORY, DAY, DIRTY, HIST, RATING, STATE, TIER
+
+TABLES = (DAY, TIER, HIST, RATING, CATEGORY)
 
 C = CASES
 E = EVENTS
@@ -88,6 +90,7 @@ class _Acc:
         lambda: defaultdict(int)))
     hist: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     rating: dict[int, list[int]] = field(default_factory=dict)
+    category: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _villages(conn: sa.Connection, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
@@ -120,13 +123,17 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
     for r in conn.execute(sa.select(
             C.c.opened_at, C.c.state, C.c.first_reply_at, C.c.first_reply_role,
             C.c.first_reply_on_time, C.c.closed_at, C.c.rating, C.c.holder_id,
-            C.c.holder_role).where(in_village, C.c.opened_at >= t0, C.c.opened_at < t1)):
+            C.c.holder_role, C.c.category_id)
+            .where(in_village, C.c.opened_at >= t0, C.c.opened_at < t1)):
         opened = as_utc(r.opened_at)
         a = acc[local_day(opened, tz)]
         d = a.day
         d["received"] += 1
+        cat = a.category.setdefault(int(r.category_id or 0), [0, 0])
+        cat[0] += 1
         if r.state == State.closed.value:
             d["closed"] += 1
+            cat[1] += 1
             if r.closed_at is not None:
                 d["to_close"] += 1
                 a.hist["close", bucket_of((as_utc(r.closed_at) - opened).total_seconds())] += 1
@@ -166,11 +173,11 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
         if t0 <= opened < t1 and ev.actor_id is None and ev.from_state == State.open.value:
             acc[local_day(opened, tz)].tier[ev.role]["timeouts"] += 1
 
-    for table in (DAY, TIER, HIST, RATING):
+    for table in TABLES:
         conn.execute(sa.delete(table).where(
             table.c.village_id == village_id, table.c.day >= first, table.c.day <= last))
     key = {"village_id": village_id, "village_path": village_path}
-    day_rows, tier_rows, hist_rows, rating_rows = [], [], [], []
+    day_rows, tier_rows, hist_rows, rating_rows, cat_rows = [], [], [], [], []
     for day, a in acc.items():
         if a.day:
             day_rows.append({**key, "day": day, **{k: a.day.get(k, 0) for k in (
@@ -183,8 +190,10 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
                       for (k, b), n in a.hist.items()]
         rating_rows += [{**key, "day": day, "person_id": p, "rated": v[0], "rating_sum": v[1]}
                         for p, v in a.rating.items()]
+        cat_rows += [{**key, "day": day, "category_id": k, "received": v[0], "closed": v[1]}
+                     for k, v in a.category.items()]
     for table, rows in ((DAY, day_rows), (TIER, tier_rows), (HIST, hist_rows),
-                        (RATING, rating_rows)):
+                        (RATING, rating_rows), (CATEGORY, cat_rows)):
         if rows:
             conn.execute(sa.insert(table), rows)
     return len(acc)
@@ -276,7 +285,7 @@ def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
         for i in range(0, len(villages), _REBUILD_BATCH):
             with write_transaction(engine) as conn:
                 for vid, vpath in villages[i:i + _REBUILD_BATCH]:
-                    for table in (DAY, TIER, HIST, RATING):
+                    for table in TABLES:
                         conn.execute(sa.delete(table).where(table.c.village_id == vid))
                     result.village_days += recompute(conn, village_id=vid, village_path=vpath,
                                                      first=first, last=last, tz=tz)
