@@ -124,23 +124,33 @@ def peak_rss_kib() -> int:
 
 # --- the command line -------------------------------------------------------------------------
 
+# Linux carries a parent's memory high-water mark into a child it forks (and the child keeps
+# it across exec), so a child forked straight from a big pytest worker would report the
+# worker's size. A small launcher process in between gives `linzhang` a clean count of its own.
+_LAUNCHER = """
+import os, resource, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "linzhang", *sys.argv[2:]])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def linzhang(cwd: Path, db_url: str, *args: str) -> tuple[int, str, int]:
-    """Run `linzhang`; (exit code, stderr, the process's peak RSS in KiB)."""
+    """Run `linzhang`; (exit code, stderr, the process's own peak RSS in KiB)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "LINZHANG"))}
     env["DATABASE_URL"] = db_url
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    peak = cwd / "peak-rss.txt"
     with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
-        p = subprocess.Popen([sys.executable, "-m", "linzhang", *args], cwd=cwd, env=env,
-                             stdout=subprocess.DEVNULL, stderr=errors, text=True)
-        deadline = threading.Timer(120, p.kill)
-        deadline.start()
-        try:  # wait4, not wait: it tells this one process's peak memory
-            _, status, usage = os.wait4(p.pid, 0)
-        finally:
-            deadline.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
+        p = subprocess.run([sys.executable, "-c", _LAUNCHER, str(peak), *args], cwd=cwd,
+                           env=env, stdout=subprocess.DEVNULL, stderr=errors, text=True,
+                           timeout=120, check=False)
         errors.seek(0)
-        return p.returncode, errors.read(), usage.ru_maxrss
+        return p.returncode, errors.read(), int(peak.read_text())
 
 
 def test_cli_refuses_a_zip_bomb_before_inflating_it(engine: Engine, db_url: str,

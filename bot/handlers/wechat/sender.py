@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
-from bot.handlers.wechat.client import OAClient
-from bot.handlers.wechat.keys import encode
+from bot.handlers.button_keys import encode
+from bot.handlers.tencent_clients import OAClient
 from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Retry, Row, destinations, gone
 from core import deliveries
 from core.clock import Clock

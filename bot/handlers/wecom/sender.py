@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
-from bot.handlers.wechat.keys import encode
+from bot.handlers.button_keys import encode
 from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Retry, Row, destinations, gone
 from bot.handlers.wecom.client import WeComClient
 from core import deliveries
