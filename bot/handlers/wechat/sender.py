@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
 from bot.handlers.button_keys import encode
+from bot.handlers.buttons import press_arg
 from bot.handlers.tencent_clients import OAClient
 from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Retry, Row, destinations, gone
 from core import deliveries
@@ -111,7 +112,7 @@ class WeChatSender:
         if row.actions:
             menu = {"head_content": row.text, "tail_content": "",
                     "list": [{"id": encode(a["action"], a["case_id"], a["version"],
-                                           a.get("arg")), "content": a["label"]}
+                                           press_arg(a)), "content": a["label"]}
                              for a in row.actions]}
             res = self.client.message.send_msg_menu(openid, menu)
         else:

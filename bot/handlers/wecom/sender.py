@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
 from bot.handlers.button_keys import encode
+from bot.handlers.buttons import press_arg
 from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Retry, Row, destinations, gone
 from bot.handlers.wecom.client import WeComClient
 from core import deliveries
@@ -45,7 +46,7 @@ def card(row: Row) -> dict[str, Any]:
         "sub_title_text": row.text[:480] + "\n回复“#工单号 内容”即可答复居民。",
         "task_id": f"case{row.case_id or 0}-r{row.id}",
         "button_list": [{"text": a["label"][:10], "style": STYLE.get(a["action"], 1),
-                         "key": encode(a["action"], a["case_id"], a["version"], a.get("arg"))}
+                         "key": encode(a["action"], a["case_id"], a["version"], press_arg(a))}
                         for a in row.actions[:6]],
     }
 

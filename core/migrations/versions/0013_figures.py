@@ -2,7 +2,7 @@
 Both need the rollups rebuilt once from the cases.
 
 Revision ID: 0013_figures
-Revises: 0011
+Revises: 0013_map
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_figures"
-down_revision = "0011"
+down_revision = "0013_map"
 branch_labels = None
 depends_on = None
 
