@@ -44,6 +44,8 @@ def clock_time(at: datetime, tz: ZoneInfo) -> str:
 
 def span(lang: str, delta: timedelta) -> str:
     minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes == 0:
+        return t(lang, "n_under_minute")  # never "还剩0分钟" while there is still time
     if minutes < 60:
         return t(lang, "n_minutes", m=minutes)
     hours, minutes = divmod(minutes, 60)

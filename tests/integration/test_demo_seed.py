@@ -66,8 +66,10 @@ def test_the_town_admin_is_not_flooded_in_the_first_twenty_minutes(
 
     def to_admin() -> int:
         with engine.connect() as conn:
-            return int(conn.execute(sa.text("SELECT COUNT(*) FROM outbox WHERE person_id = :p"),
-                                    {"p": admin.person_id}).scalar_one())
+            # A card_update edits a card already there: it is no new message on the phone.
+            return int(conn.execute(sa.text(
+                "SELECT COUNT(*) FROM outbox WHERE person_id = :p AND kind <> 'card_update'"),
+                {"p": admin.person_id}).scalar_one())
 
     before = to_admin()
     advance_and_sweep(engine, clock, 20 * MINUTE, step=timedelta(seconds=30))
