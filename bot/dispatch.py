@@ -17,7 +17,7 @@ from bot.flows import router
 from bot.flows.context import Ctx
 from bot.flows.texts import t
 from bot.flows.types import Inbound, Outbound
-from core import conversations
+from core import conversations, deliveries
 from core import inbound as inbound_log
 from core.clock import Clock
 from core.counters import Counters
@@ -117,6 +117,9 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             if counters is not None:
                 counters.update_in(inbound.platform, "duplicate")
             return False
+        # Whoever writes can be reached again; what waited for them goes out (bot/dispatcher).
+        deliveries.reachable_again(session, platform=inbound.platform,
+                                   external_id=inbound.sender_id, now=now)
         try:
             with session.begin_nested():
                 outs = run_flow(session, inbound=inbound, clock=clock, settings=settings)

@@ -10,6 +10,7 @@ outbox history and in /my when they come back).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -43,18 +44,24 @@ def mark_unreachable(session: Session, *, platform: str, external_id: str) -> in
     return int(row.person_id)
 
 
-def reachable_anywhere(session: Session, *, person_id: int) -> bool:
-    """Whether any chat identity of the person is still reachable, on any platform."""
+def reachable_anywhere(session: Session, *, person_id: int,
+                       platforms: Collection[str] | None = None) -> bool:
+    """Whether any chat identity of the person is still reachable, on any of `platforms`
+    (the ones the deployment runs; None: any platform)."""
     q = sa.select(sa.func.count()).select_from(CI).where(
         CI.c.person_id == person_id, CI.c.unreachable.is_(False)
     )
+    if platforms is not None:
+        q = q.where(CI.c.platform.in_(list(platforms)))
     return int(session.execute(q).scalar_one()) > 0
 
 
-def on_unreachable(session: Session, *, person_id: int, clock: Clock, settings: Settings) -> None:
-    """Tell the next filled tier above a holder who can no longer be reached about each
-    unresolved case they hold (one digest per superior); nothing more for a resident."""
-    if reachable_anywhere(session, person_id=person_id):
+def on_unreachable(session: Session, *, person_id: int, clock: Clock, settings: Settings,
+                   platforms: Collection[str] | None = None) -> None:
+    """Tell the next filled tier above a holder who can no longer be reached (on any of
+    `platforms`) about each unresolved case they hold (one digest per superior); nothing
+    more for a resident."""
+    if reachable_anywhere(session, person_id=person_id, platforms=platforms):
         return  # another chat account still reaches them: the cases are not stuck
     cases = list(session.execute(
         sa.select(Case).where(CASES.c.holder_id == person_id,

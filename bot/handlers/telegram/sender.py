@@ -78,8 +78,10 @@ class TelegramSender(JobDelivery):
     def __init__(self, *, engine: Engine, api: TelegramApi, settings: Settings,
                  clock: Clock | None = None, media: MediaSource | None = None,
                  batch: int = 100, max_held: int = 1000,
-                 lease: timedelta = timedelta(minutes=5), idle: float = 0.5) -> None:
+                 lease: timedelta = timedelta(minutes=5), idle: float = 0.5,
+                 configured: frozenset[str] | None = None) -> None:
         self.engine = engine
+        self.configured = configured
         self.api = api
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -229,7 +231,8 @@ class TelegramSender(JobDelivery):
 
 async def run_sender(*, engine: Engine, settings: Settings, stop: asyncio.Event,
                      clock: Clock | None = None, api: TelegramApi | None = None,
-                     media: MediaSource | None = None) -> None:
+                     media: MediaSource | None = None,
+                     configured: frozenset[str] | None = None) -> None:
     """Drain the outbox to Telegram until `stop` is set: run it as a task in the FastAPI
     lifespan (`asyncio.create_task(run_sender(...))`, then `stop.set()` and await it)."""
     own = api is None
@@ -246,7 +249,8 @@ async def run_sender(*, engine: Engine, settings: Settings, stop: asyncio.Event,
     try:
         if not stop.is_set():
             sender = TelegramSender(engine=engine, api=api, settings=settings, clock=clock,
-                                    media=media, lease=settings.outbox_lease)
+                                    media=media, lease=settings.outbox_lease,
+                                    configured=configured)
             await sender.run(stop)
     finally:
         if own:

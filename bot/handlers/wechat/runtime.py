@@ -6,26 +6,30 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.handlers.wechat.outbox_loop import run
+from bot.dispatcher.loop import run
 from bot.media_fetch import run_fetcher
 from core.container import Container
 
 log = logging.getLogger(__name__)
 
 
-def start_wechat(c: Container) -> Callable[[], Awaitable[None]]:
+def start_wechat(c: Container, *, configured: frozenset[str] | None = None
+                 ) -> Callable[[], Awaitable[None]]:
     """Start the Official Account's sender and media fetcher; returns their stopper."""
     from bot.handlers.wechat.sender import WeChatSender
 
-    sender = WeChatSender(engine=c.engine, settings=c.settings, clock=c.clock)
+    sender = WeChatSender(engine=c.engine, settings=c.settings, clock=c.clock,
+                          configured=configured)
     return _start(c, sender, sender.client.download)
 
 
-def start_wecom(c: Container) -> Callable[[], Awaitable[None]]:
+def start_wecom(c: Container, *, configured: frozenset[str] | None = None
+                ) -> Callable[[], Awaitable[None]]:
     """Start the WeCom app's sender and media fetcher; returns their stopper."""
     from bot.handlers.wecom.sender import WeComSender
 
-    sender = WeComSender(engine=c.engine, settings=c.settings, clock=c.clock)
+    sender = WeComSender(engine=c.engine, settings=c.settings, clock=c.clock,
+                         configured=configured)
     return _start(c, sender, sender.client.download)
 
 
