@@ -121,11 +121,12 @@ class JobDelivery:
             await self._undeliverable(job, "no reachable Telegram chat")
             return None
         photo, document = job.options.get("photo"), job.options.get("document")
+        voice = job.options.get("voice")
         try:
-            parts = plan(job.text, photo=photo, document=document)
+            parts = plan(job.text, photo=photo, document=document, voice=voice)
             media = None
-            if photo or document:
-                media = await asyncio.to_thread(self.media, str(photo or document))
+            if photo or document or voice:
+                media = await asyncio.to_thread(self.media, str(photo or voice or document))
                 if isinstance(media, Upload) and job.options.get("filename"):
                     media = Upload(str(job.options["filename"]), media.data)
         except (ValueError, OSError, DomainError) as e:
@@ -218,6 +219,9 @@ class JobDelivery:
         try:
             if part.kind == "photo" and media is not None:
                 mid = await self.api.send_photo(dest.chat_id, media, caption=part.text,
+                                                markup=markup, reply_to=reply_to)
+            elif part.kind == "voice" and media is not None:
+                mid = await self.api.send_voice(dest.chat_id, media, caption=part.text,
                                                 markup=markup, reply_to=reply_to)
             elif part.kind == "document" and media is not None:
                 mid = await self.api.send_document(dest.chat_id, media, caption=part.text,

@@ -41,8 +41,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from telegram.error import TelegramError
 
+from bot.handlers.telegram.album import AlbumDelivery, album_of
 from bot.handlers.telegram.api import TelegramApi
-from bot.handlers.telegram.delivery import JobDelivery
 from bot.handlers.telegram.jobs import (
     CARD_KINDS,
     PLATFORM,
@@ -72,7 +72,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class TelegramSender(JobDelivery):
+class TelegramSender(AlbumDelivery):
     """Drains the outbox to Telegram; `run(stop)` in a server, `drain()` in tests and benches."""
 
     def __init__(self, *, engine: Engine, api: TelegramApi, settings: Settings,
@@ -204,16 +204,19 @@ class TelegramSender(JobDelivery):
         try:
             while queue and not self._stopping:
                 job = queue[0]
+                album = album_of(queue)
                 try:
-                    until = await self._deliver(job)
+                    until = await (self._deliver_album(album) if album else self._deliver(job))
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # a bug or the database: keep the sender alive
                     log.exception("outbox row %s failed", job.id)
                     self.stats.errors.append(f"row {job.id}: {e!r}")
                     until = await self._fail(job, f"sender error: {e!r}")
-                queue.popleft()
-                self._held.pop(job.id, None)
+                    album = []  # the rest of an album goes on without this row
+                for _ in album or [job]:
+                    done = queue.popleft()
+                    self._held.pop(done.id, None)
                 if until is not None and queue:
                     # Later rows for the same recipient wait behind this one: order is kept.
                     # Taken off the queue before the await: rows claimed meanwhile join behind.
