@@ -73,6 +73,7 @@ class FakeWeChatApi:
     used_codes: set[str] = field(default_factory=set)
     response_codes: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     lose_answers: int = 0
+    gone: set[str] = field(default_factory=set)  # unfollowed (OA) or left the company (WeCom)
     _per_member: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -89,6 +90,11 @@ class FakeWeChatApi:
         with self._lock:
             self.last_inbound[openid] = self.clock.now()
             self.cs_credit[openid] = self.cs_credit.get(openid, 0) + CS_PER_MESSAGE
+
+    def leave(self, who: str) -> None:
+        """The follower unfollowed the OA (43004), or the member left the company (81013)."""
+        with self._lock:
+            self.gone.add(who)
 
     def lose_next_answer(self, times: int = 1) -> None:
         """The next `times` sends are carried out, but their answer is lost (the connection
@@ -199,6 +205,8 @@ class FakeWeChatApi:
         with self._lock:
             if path == "/cgi-bin/message/custom/send":
                 to = body["touser"]
+                if to in self.gone:
+                    return {"errcode": 43004, "errmsg": "require subscribe"}
                 seen = self.last_inbound.get(to)
                 if seen is None or seen + WINDOW <= now:
                     self.refused.append((to, 45015))
@@ -244,6 +252,8 @@ class FakeWeChatApi:
         return {"errcode": 404, "errmsg": f"no {path}"}
 
     def _wecom_send(self, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+        if body["touser"] in self.gone:
+            return {"errcode": 81013, "errmsg": "user & party & tag all invalid"}
         extra: dict[str, Any] = {}
         if body["msgtype"] == "template_card":
             c = body["template_card"]

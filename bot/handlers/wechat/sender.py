@@ -100,6 +100,7 @@ class WeChatSender:
         if folded:
             return Done()  # a later notice for the same case says where it is now
         now = self.clock.now()
+        lost = 0  # chats that said their person is gone
         for openid in dests:
             if openid in done:
                 continue
@@ -121,6 +122,7 @@ class WeChatSender:
                 if code in GONE:
                     gone(self.engine, platform=PLATFORM, chat_id=openid, clock=self.clock,
                          settings=self.settings, configured=self.configured)
+                    lost += 1
                     continue
                 spent = code == OUT_OF_COUNT
                 if not (spent or isinstance(exc, OutsideWindow) or code == OUT_OF_WINDOW):
@@ -141,6 +143,8 @@ class WeChatSender:
                                            chat_id=openid, message_id=msg_id, kind=row.kind,
                                            now=self.clock.now(), part_type=how,
                                            case_id=row.case_id)
+        if lost == len(dests):
+            return Gone("every chat of the person is gone")
         return Done()
 
     def _custom(self, openid: str, row: Row) -> str:

@@ -112,6 +112,7 @@ class WeComSender:
         if row.chat_binding_id is not None:
             return self._appchat(row, dests[0], done)
         now = self.clock.now()
+        lost = 0  # chats that said their person is gone
         for n, userid in enumerate(dests):
             if userid in done:
                 continue
@@ -144,6 +145,7 @@ class WeComSender:
                 if exc.errcode in GONE and personal:
                     gone(self.engine, platform=PLATFORM, chat_id=userid, clock=self.clock,
                          settings=self.settings, configured=self.configured)
+                    lost += 1
                     continue
                 return Retry(f"WeCom {exc.errcode}: {exc.errmsg}")
             with write_session(self.engine) as s:
@@ -152,6 +154,8 @@ class WeComSender:
                                            kind=row.kind, now=self.clock.now(),
                                            case_id=row.case_id, is_card=is_card,
                                            response_code=code)
+        if lost == len(dests):
+            return Gone("every chat of the person is gone")
         return Done()
 
     def _task_id(self, row: Row, n: int) -> str:
