@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     max_video_bytes: int = Field(default=50 * 2**20, ge=1)
     max_document_bytes: int = Field(default=20 * 2**20, ge=1)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # Spreadsheet uploads (core/hierarchy/archive_limits.py): an XLSX is checked before openpyxl
+    # reads it (zip bombs), and a chat /import is read first in a child process with a memory
+    # and time cap (core/hierarchy/parse_worker.py), one at a time.
+    xlsx_max_unpacked_bytes: int = Field(default=256 * 2**20, ge=1)
+    xlsx_max_entry_bytes: int = Field(default=128 * 2**20, ge=1)
+    xlsx_max_ratio: int = Field(default=200, ge=1)
+    xlsx_max_entries: int = Field(default=1000, ge=1)
+    sheet_max_rows: int = Field(default=1_048_576, ge=1)
+    sheet_max_columns: int = Field(default=100, ge=1)
+    import_worker_memory_bytes: int = Field(default=1024 * 2**20, ge=64 * 2**20)
+    import_worker_seconds: float = Field(default=120.0, gt=0)
+    import_queue_seconds: float = Field(default=60.0, gt=0)  # waiting for the one slot
 
     # Warning colours: a node is at a level when its open cases reach the count or its overdue
     # cases reach the overdue count; it drops back only below the threshold minus hysteresis.
@@ -122,6 +134,10 @@ class Settings(BaseSettings):
 
     # Dashboard (webhooks/dashboard.py): sign-in, sessions, the assessment ranking, the map.
     dashboard_login_ttl: Duration = timedelta(minutes=15)
+    # Identity (README, "Security and personal data"): how long a person invite an admin made
+    # stays redeemable, and how long a 邻长 may confirm a typed phone number.
+    person_invite_ttl: Duration = timedelta(days=7)
+    bind_request_ttl: Duration = timedelta(days=2)
     dashboard_session_ttl: Duration = timedelta(hours=12)
     dashboard_min_cases: int = Field(default=10, ge=0)  # fewer cases: left out of the ranking
     dashboard_page_size: int = Field(default=50, ge=1, le=500)

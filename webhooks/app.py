@@ -14,7 +14,16 @@ from core.clock import Clock
 from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
-from webhooks import dashboard, metrics, telegram, webchat, webhook_docs, wechat, wecom
+from webhooks import (
+    dashboard,
+    dashboard_invites,
+    metrics,
+    telegram,
+    webchat,
+    webhook_docs,
+    wechat,
+    wecom,
+)
 from webhooks.body_limits import BodyLimitMiddleware, limits_of
 from webhooks.security_headers import install as install_security_headers
 
@@ -66,6 +75,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     webhook_docs.document_errors(app)  # our own 422s say why in one sentence
     app.include_router(dashboard.router(c))
     app.include_router(webchat.router(c))
+    app.include_router(dashboard_invites.router(c))
     app.include_router(metrics.router(c))
     if c.settings.wechat_token is not None:
         app.include_router(wechat.router(c))

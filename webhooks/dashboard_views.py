@@ -146,9 +146,10 @@ def xlsx(sheets: list[tuple[str, list[list[Any]]]]) -> Response:
     """A workbook of plain tables; first row of each is the header. Written in openpyxl's
     streaming mode: a district's sheet of every 邻长 has tens of thousands of rows."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
+
+    from core.hierarchy.cells import xlsx_cell
 
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
@@ -162,15 +163,12 @@ def xlsx(sheets: list[tuple[str, list[list[Any]]]]) -> Response:
             ws.column_dimensions[get_column_letter(i + 1)].width = min(max(10, w * 2), 50)
         for n, row in enumerate(rows):
             values = [v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row]
+            # Node and people names are typed by users: text cells, never formulas.
+            cells = [xlsx_cell(ws, v) for v in values]
             if n == 0:
-                header = []
-                for v in values:
-                    cell = WriteOnlyCell(ws, value=v)
+                for cell in cells:
                     cell.font = bold
-                    header.append(cell)
-                ws.append(header)
-            else:
-                ws.append(values)
+            ws.append(cells)
     buf = io.BytesIO()
     wb.save(buf)
     return Response(buf.getvalue(), media_type=XLSX_MIME)

@@ -123,7 +123,7 @@ def router(container: Container) -> APIRouter:
             now = c.clock.now()
             if person_id is not None:
                 link_identity(session, person_id=person_id, platform="web", external_id=chat_id,
-                              now=now)
+                              now=now, proof="demo")
             token, row = web_sessions.open_session(session, chat_id=chat_id, now=now, ttl=ttl)
             session.expunge(row)
             return token, row

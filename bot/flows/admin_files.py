@@ -11,6 +11,7 @@ from core import conversations
 from core.errors import ImportRejected, InvalidInput, PermissionDenied
 from core.hierarchy.exporter import export_files
 from core.hierarchy.importer import import_into
+from core.hierarchy.parse_worker import check_uploads
 from core.media.store import MediaStore
 from core.privacy import sees_full_roster
 
@@ -61,6 +62,7 @@ def run_import(ctx: Ctx) -> None:
             target.write_bytes(store.open(m.stored_ref or ""))
             paths.append(target)
         try:
+            check_uploads(paths, settings=ctx.settings)  # zip bombs: core/hierarchy/parse_worker
             with ctx.session.begin_nested():
                 report = import_into(ctx.session.connection(), paths, by=ctx.actor,
                                      clock=ctx.clock, max_errors=MAX_SHOWN)

@@ -13,11 +13,11 @@ from core.cases.model import STATE_LABEL_ZH, State
 from core.cases.ops import EVENT_VERB_ZH
 from core.cases.services import history, view
 from core.errors import InvalidInput, NotFound, PermissionDenied
-from core.hierarchy.invites import invite_for
-from core.hierarchy.model import Level
-from core.hierarchy.queries import NodeRef, find_people, node_by_code
-from core.hierarchy.services import assign_role, bind_chat, unbind_chat
-from core.hierarchy.tree import LEADER_ROLES, ROLE_LABEL_ZH
+from core.hierarchy.invites import invite_for, person_invite, revoke, shown_code, typed_code
+from core.hierarchy.model import STRONG_PROOFS, Level
+from core.hierarchy.queries import NodeRef, actor, find_people, node_by_code
+from core.hierarchy.services import assign_role, bind_chat, identity_proof, unbind_chat
+from core.hierarchy.tree import LEADER_ROLES, ROLE_LABEL_ZH, normalize_phone
 from core.privacy import clip
 
 
@@ -180,29 +180,64 @@ def unbind_cmd(ctx: Ctx) -> None:
 
 
 def invite_cmd(ctx: Ctx) -> None:
-    """/invite [neighborhood code]: the 邻's join link and poster, for its 邻长 and above."""
+    """/invite [neighborhood code]: the 邻's join link and poster, for its 邻长 and above;
+    /invite <phone>: a one-time invite that binds one person's chat account (admins)."""
     assert ctx.actor is not None
     code = ctx.inbound.args[0] if ctx.inbound.args else None
+    if code and normalize_phone(code):
+        _person_invite(ctx, code)
+        return
     if code:
         node = node_by_code(ctx.session, code)
     else:
         lins = [n for r, n in ctx.actor.posts if n.level is Level.neighborhood and r.value !=
                 "resident"]
         if not lins:
-            raise InvalidInput(ctx.t("usage", usage="/invite <邻的编码>"))
+            raise InvalidInput(ctx.t("usage", usage="/invite <邻的编码>  或  /invite <手机号>"))
         node = lins[0]
     inv = invite_for(ctx.session, by=ctx.actor, node=node, now=ctx.clock.now())
-    base = ctx.settings.public_url.rstrip("/") or f"http://{ctx.settings.host}:{ctx.settings.port}"
     link = invite_link(ctx, inv.code)
-    ctx.say(ctx.t("invite", node=node.name, link=link, poster=f"{base}/poster/{inv.code}"))
+    ctx.say(ctx.t("invite", node=node.name, link=link,
+                  poster=f"{_base(ctx)}/poster/{inv.code}"))
+
+
+def _person_invite(ctx: Ctx, phone: str) -> None:
+    assert ctx.actor is not None
+    if not ctx.inbound.chat_is_private:
+        raise InvalidInput("个人邀请只能在与机器人的私聊中生成，请私聊我 /invite <手机号>")
+    ttl = ctx.settings.person_invite_ttl
+    inv, person = person_invite(ctx.session, by=ctx.actor, phone=phone, now=ctx.clock.now(),
+                                ttl=ttl)
+    who = actor(ctx.session, person.id or 0)
+    roles = "、".join(f"{ROLE_LABEL_ZH[r]}@{n.name}" for r, n in who.posts[:3]) or "—"
+    username = ctx.settings.telegram_bot_username
+    tg = f"https://t.me/{username}?start={inv.code}" if username else "（未配置）"
+    ctx.say(ctx.t("person_invite", name=person.name, roles=roles,
+                  days=max(1, int(ttl.total_seconds() // 86400)), telegram=tg,
+                  web=f"{_base(ctx)}/join/{inv.code}", qr=f"{_base(ctx)}/invite-qr/{inv.code}",
+                  code=shown_code(inv.code)))
+
+
+def revoke_cmd(ctx: Ctx) -> None:
+    """/revoke <invite code>: stop an invite (its maker or an admin of its node)."""
+    assert ctx.actor is not None
+    given = " ".join(ctx.inbound.args).strip()
+    if not given:
+        raise InvalidInput(ctx.t("usage", usage="/revoke <邀请码>"))
+    code = typed_code(given) or given  # the printed `K3M9-X2AB` or the code itself
+    revoke(ctx.session, by=ctx.actor, code=code)
+    ctx.say(ctx.t("invite_revoked", code=given[:20]))
+
+
+def _base(ctx: Ctx) -> str:
+    return ctx.settings.public_url.rstrip("/") or f"http://{ctx.settings.host}:{ctx.settings.port}"
 
 
 def invite_link(ctx: Ctx, code: str) -> str:
     username = ctx.settings.telegram_bot_username
     if ctx.inbound.platform == "telegram" and username:
         return f"https://t.me/{username}?start={code}"
-    base = ctx.settings.public_url.rstrip("/") or f"http://{ctx.settings.host}:{ctx.settings.port}"
-    return f"{base}/join/{code}"
+    return f"{_base(ctx)}/join/{code}"
 
 
 def help_cmd(ctx: Ctx) -> None:
@@ -217,19 +252,23 @@ def help_cmd(ctx: Ctx) -> None:
 
 def login_cmd(ctx: Ctx) -> None:
     """/login: a one-time link into the dashboard, only in a private chat (a group would share
-    it with everybody in it)."""
+    it with everybody in it), and only for an account bound by a real proof."""
     from core.accounts import issue_login_token
 
     assert ctx.actor is not None
     if not ctx.inbound.chat_is_private:
         ctx.say("登录链接只能在与机器人的私聊中发送，请私聊我 /login")
         return
+    i = ctx.inbound
+    if identity_proof(ctx.session, platform=i.platform,
+                      external_id=i.sender_id) not in STRONG_PROOFS:
+        ctx.say(ctx.t("login_needs_proof"))
+        return
     token = issue_login_token(ctx.session, person_id=ctx.actor.person.id, now=ctx.clock.now(),
                               ttl=ctx.settings.dashboard_login_ttl)
     minutes = int(ctx.settings.dashboard_login_ttl.total_seconds() // 60)
-    base = ctx.settings.public_url.rstrip("/") or f"http://{ctx.settings.host}:{ctx.settings.port}"
     ctx.say(f"管理后台一次性登录链接（{minutes}分钟内有效，只能用一次，请勿转发）：\n"
-            f"{base}/login/{token}")
+            f"{_base(ctx)}/login/{token}")
 
 
 def report_how(ctx: Ctx) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.flows import commands, flood, join, leader, report
 from bot.flows.context import Ctx
 from core import conversations
-from core.hierarchy.model import Person
+from core.hierarchy.invites import typed_code
+from core.hierarchy.model import RESIDENT_ONLY_PROOFS, Person, Role
+from core.hierarchy.queries import Actor
+from core.hierarchy.services import identity_proof
+from core.hierarchy.tree import normalize_phone
 
 LEADER_COMMANDS = {
     "cases": lambda ctx: commands.cases(ctx),
@@ -19,7 +25,25 @@ LEADER_COMMANDS = {
     "unbind": commands.unbind_cmd,
     "menu": commands.menu_cmd,
     "login": commands.login_cmd,
+    "revoke": commands.revoke_cmd,
 }
+# `绑定 K3M9-X2AB`: a person invite typed where no link can be opened (WeChat, WeCom).
+BIND_TEXT = re.compile(r"^\s*(?:绑定\s*|bind\s+)([A-Za-z0-9][A-Za-z0-9\s\-]{0,14})\s*$", re.I)
+# Buttons a resident may press; an account bound by a typed number presses only these.
+RESIDENT_PRESSES = {"confirm", "not_fixed", "new_case", "category", "add", "rate"}
+BIND_PRESSES = {"bind_yes", "bind_no"}
+
+
+def _resident_only(ctx: Ctx) -> bool:
+    """An account bound by a typed number acts as a resident, whatever else its person holds."""
+    a, i = ctx.actor, ctx.inbound
+    if a is None or all(r is Role.resident for r, _ in a.posts):
+        return False
+    if identity_proof(ctx.session, platform=i.platform,
+                      external_id=i.sender_id) not in RESIDENT_ONLY_PROOFS:
+        return False
+    ctx.actor = Actor(a.person, tuple((r, n) for r, n in a.posts if r is Role.resident))
+    return True
 
 
 def handle(ctx: Ctx) -> None:
@@ -37,6 +61,14 @@ def handle(ctx: Ctx) -> None:
     if i.contact_phone:
         join.shared_phone(ctx)
         return
+    bind = BIND_TEXT.match(i.text or "") if i.chat_is_private and not i.media else None
+    code = typed_code(bind.group(1)) if bind else None
+    if bind:
+        if code is None:
+            ctx.say(ctx.t("bind_code_malformed"))
+        else:
+            join.join_by_code(ctx, code)
+        return
     if i.command == "lang":
         _lang(ctx)
         return
@@ -44,14 +76,23 @@ def handle(ctx: Ctx) -> None:
         commands.help_cmd(ctx)
         return
     if ctx.actor is None:
-        if i.chat_is_private:
+        if i.chat_is_private and not i.command and not i.media and normalize_phone(i.text or ""):
+            join.typed_phone(ctx, i.text or "")
+        elif i.chat_is_private:
             join.keep_stranger_words(ctx)
         elif i.command:
             ctx.say(ctx.t("how_to_join"))
         return  # strangers' chatter in groups is not ours to answer
 
+    resident_only = _resident_only(ctx)
     if i.press is not None:
-        leader.press(ctx, i.press)
+        if i.press.action in BIND_PRESSES and not resident_only:
+            join.decide(ctx, i.press)
+        elif resident_only and i.press.action not in RESIDENT_PRESSES:
+            ctx.ack(ctx.t("leader_needs_invite"))
+            ctx.say(ctx.t("leader_needs_invite"))
+        else:
+            leader.press(ctx, i.press)
         return
     conv = conversations.get_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
                                    user_id=i.sender_id, now=ctx.clock.now())
@@ -68,9 +109,13 @@ def handle(ctx: Ctx) -> None:
     ):
         return
     if i.command:
-        _command(ctx)
+        if resident_only and i.command != "login" and (i.command in LEADER_COMMANDS
+                                                        or i.command in ("import", "export")):
+            ctx.say(ctx.t("leader_needs_invite"))
+        else:
+            _command(ctx)
         return
-    case_id = leader.case_of_reply(ctx)
+    case_id = None if resident_only else leader.case_of_reply(ctx)
     if case_id is not None:
         leader.reply_to_card(ctx, case_id)
         return
@@ -80,7 +125,7 @@ def handle(ctx: Ctx) -> None:
         if not flood.slowed_down(ctx):
             report.report(ctx)
     else:
-        ctx.say(ctx.t("leader_free_text"))
+        ctx.say(ctx.t("leader_needs_invite" if resident_only else "leader_free_text"))
 
 
 def _command(ctx: Ctx) -> None:

@@ -74,11 +74,13 @@ TEXTS: dict[str, dict[str, str]] = {
                    "\n二维码海报：{poster}"),
         "help_resident": ("直接发文字、照片、语音、视频或位置即可反映问题。\n"
                           "/my 我的问题  /lang en English  /help 帮助"),
-        "help_leader": ("/cases 待办工单  /overdue 超时工单  /invite 本邻邀请码\n"
+        "help_leader": ("/cases 待办工单  /overdue 超时工单  /invite 本邻邀请码  /revoke 作废邀请\n"
                         "回复工单消息即可答复居民；按钮：受理、已解决、转上级、请居民补充、吹哨。"),
         "help_admin": ("/stats [编码] 统计  /overdue [编码] 超时  /case <编号> 工单记录\n"
                        "/find <姓名|手机号|编码>  /assign <手机号> <角色> <编码>\n"
-                       "/bind <编码>（在群里）  /unbind  /import（发送表格文件）  /export"),
+                       "/bind <编码>（在群里）  /unbind  /import（发送表格文件）  /export\n"
+                       "/invite <手机号> 为本辖区干部生成个人邀请（链接、二维码、“绑定 邀请码”）"
+                       "  /revoke <邀请码> 作废邀请"),
         "import_send_file": "请把 nodes/members/categories 的 CSV 或 XLSX 文件作为附件发给我。",
         "import_ok": "导入成功：{summary}",
         "import_failed": "导入失败，数据库未做任何改动。问题行：\n{errors}",
@@ -86,6 +88,30 @@ TEXTS: dict[str, dict[str, str]] = {
         "export_masked": ("手机号和住址已部分隐藏（村/社区及以下导出的人员名单），"
                           "此文件不能再导入。"),
         "export_private_only": "/export 的名单含个人信息，请在与我的私聊中使用。",
+        "phone_typed": ("收到您发的手机号。如果这是登记在册的居民号码，我们会请您所在的邻长确认"
+                        "是您本人，确认后马上通知您，您之前发的内容也会一并转过去。\n"
+                        "邻长、组长、片长、书记、部门和管理员请使用管理员发给您的个人邀请"
+                        "（链接、二维码，或在这里发送“绑定 邀请码”）。"),
+        "bind_ask": "{name}（{home}）想绑定{platform}，是本人吗？",
+        "bind_yes": "是",
+        "bind_no": "不是",
+        "bind_done_yes": "已确认，{name}的账号已绑定。谢谢！",
+        "bind_done_no": "已记录：不是{name}本人，没有绑定。谢谢！",
+        "bind_refused": ("您的邻长没有确认这个手机号是您本人的，暂时没有绑定。"
+                         "如有疑问，请直接联系您的邻长。"),
+        "bind_code_malformed": "邀请码格式不对，请按“绑定 ABCD-2345”的格式发送（8位字母和数字）。",
+        "leader_needs_invite": ("您的账号是凭手机号绑定的，只能以居民身份使用。"
+                                "干部和管理员的账号请用管理员发给您的个人邀请绑定"
+                                "（链接、二维码或“绑定 邀请码”）。"),
+        "login_needs_proof": ("抱歉，这个聊天账号不能用来登录管理后台：它是凭手机号或"
+                              "邀请海报绑定的，无法证明是您本人。请向您的管理员索取个人邀请（链接、二维码或"
+                              "“绑定 邀请码”），绑定后再发 /login。"),
+        "person_invite": ("{name}（{roles}）的个人邀请，{days}天内有效，只能使用一次，"
+                          "请只发给本人：\n"
+                          "· 微信公众号或企业微信里发送：绑定 {code}\n"
+                          "· Telegram：{telegram}\n· 网页聊天：{web}\n· 二维码：{qr}\n"
+                          "如需作废，发送 /revoke {code}"),
+        "invite_revoked": "邀请 {code} 已作废。",
     },
     "en": {
         "how_to_join": ("Hello! Please tap “Share my phone number” below, or scan the QR poster "
@@ -155,7 +181,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "help_resident": "Send text, photos, voice, video or a location to report. /my /lang zh",
         "help_leader": "/cases /overdue /invite — reply to a case message to answer it.",
         "help_admin": ("/stats [code] /overdue [code] /case <id> /find <name|phone|code> "
-                       "/assign <phone> <role> <code> /bind <code> /unbind /import /export"),
+                       "/assign <phone> <role> <code> /bind <code> /unbind /import /export "
+                       "/invite <phone> (a personal invite) /revoke <code>"),
         "import_send_file": "Send me the nodes/members/categories CSV or XLSX files.",
         "import_ok": "Imported: {summary}",
         "import_failed": "Import rejected, nothing changed. Bad rows:\n{errors}",
@@ -163,6 +190,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "export_masked": ("Phones and addresses are partly hidden (a roster exported below town"
                           " level); this file cannot be imported."),
         "export_private_only": "/export holds personal data: use it in a private chat with me.",
+        "phone_typed": ("Got your number. If it is a registered resident's, we ask their "
+                        "neighbor leader to confirm it is you and tell you at once. Leaders and "
+                        "admins: please use the personal invite your admin sent you."),
+        "bind_ask": "{name} ({home}) wants to bind a {platform} account. Is it really them?",
+        "bind_yes": "Yes",
+        "bind_no": "No",
+        "bind_done_yes": "Confirmed: {name}'s account is bound. Thank you!",
+        "bind_done_no": "Noted: not {name}; nothing was bound. Thank you!",
+        "bind_refused": "Your neighbor leader did not confirm this number is yours; not bound.",
+        "bind_code_malformed": "Please send the invite as “bind ABCD-2345” (8 letters/digits).",
+        "leader_needs_invite": ("This account was bound by a typed phone number and acts as a "
+                                "resident only. Leaders and admins bind with their admin's "
+                                "personal invite."),
+        "login_needs_proof": ("Sorry, this chat account cannot sign in to the dashboard: it was "
+                              "bound by a phone number or a poster. Ask your admin for a "
+                              "personal invite, then send /login again."),
+        "person_invite": ("Personal invite for {name} ({roles}), valid {days} days, once:\n"
+                          "· WeChat/WeCom: send “bind {code}”\n· Telegram: {telegram}\n"
+                          "· Web: {web}\n· QR: {qr}\nTo cancel: /revoke {code}"),
+        "invite_revoked": "Invite {code} cancelled.",
     },
 }
 

@@ -4,6 +4,8 @@ A full export (the operator's CLI, a town or district admin) round-trips into im
 export (`masked=True`: an admin below town level, who does not keep the roster) hides phones and
 addresses (core/privacy.py) and leaves chat accounts out; import refuses its masked cells, so it
 can never be loaded back over real data.
+
+No cell can become a formula in the reader's spreadsheet: see core/hierarchy/cells.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.errors import InvalidInput
+from core.hierarchy.cells import csv_escape, xlsx_cell
 from core.hierarchy.readers import HEADERS, Kind
 from core.hierarchy.tree import subtree_bounds
 from core.privacy import mask_address, mask_phone
@@ -135,7 +138,7 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
                     w.writerow(headers)
                     n = 0
                     for row in rows:
-                        w.writerow(row)
+                        w.writerow([csv_escape(v) for v in row])
                         n += 1
                 counts[kind] = n
                 files.append(path)
@@ -152,7 +155,7 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
                     if n > XLSX_MAX_ROWS:
                         raise InvalidInput(f"{kind.value} has more rows than one XLSX sheet holds;"
                                            " export as CSV")
-                    ws.append(list(row))
+                    ws.append([xlsx_cell(ws, v) for v in row])
                 counts[kind] = n
             path = out if out.suffix.lower() == ".xlsx" else out / "linzhang.xlsx"
             path.parent.mkdir(parents=True, exist_ok=True)

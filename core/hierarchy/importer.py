@@ -138,7 +138,7 @@ def import_into(
     errors = Errors(max_errors)
     for p in paths:
         try:
-            tables.extend(open_tables(Path(p)))
+            tables.extend(open_tables(Path(p), on_error=errors.add))
         except InvalidInput as exc:
             # "label:row: reason" (a bad header is row 1) or "file: reason" (row 0: the file).
             msg = str(exc)

@@ -36,6 +36,28 @@ class Platform(StrEnum):
     web = "web"
 
 
+class Proof(StrEnum):
+    """How a chat account came to belong to a person (README, "Security and personal data")."""
+
+    import_ = "import"  # the import file's chat id column
+    contact = "contact"  # Telegram's shared contact whose user_id is the sender
+    invite = "invite"  # a 邻's poster: a new person, a resident post only
+    person_invite = "person_invite"  # an invite an admin made for this very person
+    code = "code"  # a one-time code delivered through a channel already bound to the person
+    admin = "admin"  # an admin of the person's node confirmed it
+    resident_confirmed = "resident_confirmed"  # a typed phone number the 邻长 confirmed
+    legacy = "legacy"  # bound before proofs were recorded, on a platform that always had one
+    legacy_phone = "legacy_phone"  # bound before proofs on WeChat: perhaps by a typed number
+    demo = "demo"  # the web chat's person switcher, in demo mode only
+
+
+# Proofs strong enough for a dashboard sign-in and for leader, department and admin posts.
+STRONG_PROOFS = frozenset({Proof.import_, Proof.contact, Proof.person_invite, Proof.code,
+                           Proof.admin, Proof.legacy, Proof.demo})
+# A typed phone number proves nothing about posts: such an account acts as a resident only.
+RESIDENT_ONLY_PROOFS = frozenset({Proof.resident_confirmed, Proof.legacy_phone})
+
+
 class Tier(StrEnum):
     """Which pair of tiers a bound chat group mirrors."""
 
@@ -99,6 +121,26 @@ class ChatIdentity(SQLModel, table=True):
     external_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
     unreachable: bool = Field(default=False)
     last_seen_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    # The import writes rows in bulk SQL without naming this column: its default is the import.
+    proof: str = Field(default=Proof.import_.value, sa_column=sa.Column(
+        sa.String(20), nullable=False, server_default=Proof.import_.value))
+
+
+class BindRequest(SQLModel, table=True):
+    """A stranger typed a resident's phone number: bound only once the 邻长 (or an admin)
+    confirms with one tap; refused, expired or superseded requests stay as a record."""
+
+    __tablename__ = "bind_request"
+    __table_args__ = (sa.Index("ix_bind_request_sender", "platform", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    external_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    chat_id: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    person_id: int = Field(foreign_key="person.id", index=True)
+    state: str = Field(default="open", sa_column=sa.Column(sa.String(12), nullable=False))
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    decided_by: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class ChatBinding(SQLModel, table=True):

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
-from dataclasses import dataclass
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidInput
+from core.hierarchy.archive_limits import (
+    SheetLimits,
+    TooLarge,
+    check_archive,
+    check_dimensions,
+    load_bounded,
+)
+from core.hierarchy.cells import csv_unescape
 
 
 class Kind(StrEnum):
@@ -57,7 +67,10 @@ HEADERS: dict[Kind, tuple[str, ...]] = {
     Kind.categories: ("category", "department_suffix"),
 }
 
-MAX_CELL = 1000  # longer cells are refused by the importer with the row number
+# A callback for one bad row: (label, row, reason). Without one, a bad row raises InvalidInput.
+RowSink = Callable[[str, int, str], None]
+NUL_REASON = ("the row holds a NUL character (\\x00), which text cannot contain;"
+              " remove it and save the file again")
 
 
 def _norm(header: str) -> str:
@@ -70,6 +83,13 @@ _LOOKUP: dict[Kind, dict[str, str]] = {
 }
 
 
+def default_limits() -> SheetLimits:
+    """The deployment's upload limits (core/settings.py)."""
+    from core.settings import Settings
+
+    return SheetLimits.from_settings(Settings())
+
+
 @dataclass
 class Table:
     """One sheet or CSV file: which kind it is, where each column sits, and its rows."""
@@ -80,13 +100,47 @@ class Table:
     source: Path
     sheet: str | None = None
     encoding: str = "utf-8-sig"
+    limits: SheetLimits = field(default_factory=SheetLimits)
+    on_error: RowSink | None = None
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """(row number as the user sees it, cells as text); the header is row 1."""
-        if self.sheet is None:
-            yield from _csv_rows(self.source, self.encoding)
-        else:
-            yield from _xlsx_rows(self.source, self.sheet)
+        """(row number as the user sees it, cells as text); the header is row 1. A row that no
+        text can hold (a NUL, a cell over the limit) goes to `on_error` and is left out; a file
+        that turns out too big or broken halfway ends its rows there."""
+        rows = (_csv_rows(self.source, self.encoding) if self.sheet is None
+                else _xlsx_rows(self.source, self.sheet, self.limits))
+        try:
+            for n, cells in rows:
+                bad = _cells_error(cells, self.limits)
+                if bad:
+                    self._bad(n, bad)
+                else:
+                    yield n, cells
+        except _Stop as stop:
+            self._bad(stop.row, stop.reason)
+
+    def _bad(self, row: int, reason: str) -> None:
+        if self.on_error is None:
+            raise InvalidInput(f"{self.label}:{row}: {reason}")
+        self.on_error(self.label, row, reason)
+
+
+class _Stop(Exception):
+    """The rest of the file cannot be read: report it on `row` and read no further."""
+
+    def __init__(self, row: int, reason: str) -> None:
+        self.row, self.reason = row, reason
+
+
+def _cells_error(cells: list[str], limits: SheetLimits) -> str | None:
+    # One pass in C over the whole row first: a city's import reads millions of cells.
+    if "\x00" in "".join(cells):
+        return NUL_REASON
+    if max(map(len, cells), default=0) > limits.max_cell_chars:
+        i, c = next((i, c) for i, c in enumerate(cells) if len(c) > limits.max_cell_chars)
+        return (f"column {i + 1} holds {len(c)} characters, more than the "
+                f"{limits.max_cell_chars} a cell may have")
+    return None
 
 
 def classify(
@@ -141,9 +195,20 @@ def _csv_rows(path: Path, enc: str) -> Iterator[tuple[int, list[str]]]:
     with path.open(newline="", encoding=enc) as f:
         reader = csv.reader(f)
         next(reader, None)
-        for n, row in enumerate(reader, start=2):
+        n = 1
+        while True:
+            n += 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # A field past csv.field_size_limit(): after it the reader may have lost its
+                # place in quoted text, so the rest of the file is not read.
+                raise _Stop(n, f"a cell is too long to read ({exc}); at most "
+                            f"{csv.field_size_limit()} characters") from None
             if row and any(c.strip() for c in row):
-                yield n, row
+                yield n, [csv_unescape(c) for c in row] if "'" in "".join(row) else row
 
 
 def _cell(v: Any) -> str:
@@ -154,61 +219,92 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _xlsx_rows(path: Path, sheet: str) -> Iterator[tuple[int, list[str]]]:
-    from openpyxl import load_workbook
+# What openpyxl and its XML parser raise on a workbook that is not what it claims to be
+# (SyntaxError: xml.etree's ParseError).
+_BROKEN = (zipfile.BadZipFile, KeyError, ValueError, OSError, SyntaxError, TypeError,
+           AttributeError, IndexError, EOFError, zlib.error)
 
-    wb = load_workbook(path, read_only=True, data_only=True)
+
+def _xlsx_rows(path: Path, sheet: str, limits: SheetLimits) -> Iterator[tuple[int, list[str]]]:
+    n = 1
+    try:
+        wb = load_bounded(path, limits)
+    except TooLarge as exc:
+        raise _Stop(0, str(exc).split(": ", 1)[-1]) from None
+    except _BROKEN as exc:
+        raise _Stop(0, f"not a readable XLSX workbook ({exc})") from None
     try:
         ws = wb[sheet]
-        it = ws.iter_rows(values_only=True)
+        # max_col: openpyxl pads every row to the widest one, however far out it is.
+        it = ws.iter_rows(values_only=True, max_col=limits.max_columns)
         next(it, None)
         for n, row in enumerate(it, start=2):
+            if n > limits.max_rows:
+                raise _Stop(n, f"the sheet has more than {limits.max_rows} rows "
+                            "(SHEET_MAX_ROWS); split it or send CSV")
             cells = [_cell(v) for v in row]
             if any(c.strip() for c in cells):
                 yield n, cells
+    except TooLarge as exc:
+        raise _Stop(0, str(exc).split(": ", 1)[-1]) from None
+    except _BROKEN as exc:
+        raise _Stop(0, f"not a readable XLSX workbook ({exc})") from None
     finally:
         wb.close()
 
 
-def open_tables(path: Path) -> list[Table]:
-    """Every table in one file: a CSV is one table, an XLSX one per non-empty sheet."""
+def open_tables(path: Path, *, limits: SheetLimits | None = None,
+                on_error: RowSink | None = None) -> list[Table]:
+    """Every table in one file: a CSV is one table, an XLSX one per non-empty sheet. `on_error`
+    receives the rows that cannot be read (see Table.rows); a whole file that cannot be read
+    raises InvalidInput `file: reason`."""
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
+    limits = limits or default_limits()
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        return _xlsx_tables(path)
-    if suffix in (".csv", ".txt", ""):
+        tables = _xlsx_tables(path, limits)
+    elif suffix in (".csv", ".txt", ""):
         enc = _detect_encoding(path)
         with path.open(newline="", encoding=enc) as f:
-            header = next(csv.reader(f), None)
+            try:
+                header = next(csv.reader(f), None)
+            except csv.Error as exc:
+                raise InvalidInput(f"{path.name}:1: the header row cannot be read ({exc})"
+                                   ) from None
         if not header:
             raise InvalidInput(f"{path.name}:1: the file is empty")
         kind, cols = classify(header, path.name, hint=path.stem.lower())
-        return [Table(path.name, kind, cols, path, encoding=enc)]
-    raise InvalidInput(f"{path.name}: unsupported file type {suffix!r} (use .csv or .xlsx)")
+        tables = [Table(path.name, kind, cols, path, encoding=enc)]
+    else:
+        raise InvalidInput(f"{path.name}: unsupported file type {suffix!r} (use .csv or .xlsx)")
+    for t in tables:
+        t.limits, t.on_error = limits, on_error
+    return tables
 
 
-def _xlsx_tables(path: Path) -> list[Table]:
-    import zipfile
-
-    from openpyxl import load_workbook
-
+def _xlsx_tables(path: Path, limits: SheetLimits) -> list[Table]:
+    check_archive(path, limits)
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, SyntaxError, TypeError,
-            AttributeError, IndexError) as exc:
-        # SyntaxError: xml.etree's ParseError, for a zip whose parts are not XML
+        wb = load_bounded(path, limits)
+    except TooLarge:
+        raise
+    except _BROKEN as exc:
         raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
     tables: list[Table] = []
     try:
         for ws in wb.worksheets:
+            label = f"{path.name}[{ws.title}]" if len(wb.worksheets) > 1 else path.name
             try:
-                header = next(ws.iter_rows(max_row=1, values_only=True), None)
-            except (KeyError, ValueError, SyntaxError, TypeError, AttributeError) as exc:
+                check_dimensions(ws, label, limits)
+                header = next(ws.iter_rows(max_row=1, max_col=limits.max_columns,
+                                           values_only=True), None)
+            except TooLarge:
+                raise
+            except _BROKEN as exc:
                 raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
             if not header or not any(h for h in header):
                 continue
-            label = f"{path.name}[{ws.title}]" if len(wb.worksheets) > 1 else path.name
             hint = ws.title.lower() if len(wb.worksheets) > 1 else path.stem.lower()
             kind, cols = classify(list(header), label, hint=hint)
             tables.append(Table(label, kind, cols, path, sheet=ws.title))

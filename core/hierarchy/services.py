@@ -9,12 +9,14 @@ from sqlmodel import Session, select
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.hierarchy.model import (
+    STRONG_PROOFS,
     ChatBinding,
     ChatIdentity,
     Level,
     Person,
     Platform,
     Post,
+    Proof,
     Role,
     Tier,
 )
@@ -30,23 +32,34 @@ from core.hierarchy.tree import (
 
 
 def link_identity(session: Session, *, person_id: int, platform: Platform | str,
-                  external_id: str, now: datetime) -> ChatIdentity:
-    """Bind a chat account to a person; refuses an account that already belongs to another."""
-    platform = Platform(platform)
+                  external_id: str, now: datetime, proof: Proof | str) -> ChatIdentity:
+    """Bind a chat account to a person, recording the proof; refuses an account that already
+    belongs to another. A stronger proof for the same person replaces a weaker one."""
+    platform, proof = Platform(platform), Proof(proof)
     existing = session.exec(select(ChatIdentity).where(
         ChatIdentity.platform == platform.value, ChatIdentity.external_id == str(external_id)
     )).first()
     if existing is not None:
         if existing.person_id != person_id:
-            raise Conflict(f"this {platform.value} account already belongs to another person")
+            raise Conflict("这个聊天账号已经绑定了其他人，如有疑问请联系管理员")
         existing.last_seen_at = now
         existing.unreachable = False
+        if proof in STRONG_PROOFS and Proof(existing.proof) not in STRONG_PROOFS:
+            existing.proof = proof.value
         return existing
     ident = ChatIdentity(person_id=person_id, platform=platform.value,
-                         external_id=str(external_id), last_seen_at=now)
+                         external_id=str(external_id), last_seen_at=now, proof=proof.value)
     session.add(ident)
     session.flush()
     return ident
+
+
+def identity_proof(session: Session, *, platform: str, external_id: str) -> Proof | None:
+    """How this chat account was bound (None: it is not)."""
+    got = session.exec(select(ChatIdentity.proof).where(
+        ChatIdentity.platform == platform, ChatIdentity.external_id == str(external_id)
+    )).first()
+    return Proof(got) if got is not None else None
 
 
 def create_person(session: Session, *, name: str, phone: str | None, now: datetime,
@@ -148,4 +161,4 @@ def bindings_for(session: Session, *, nodes: list[NodeRef]) -> list[ChatBinding]
 
 
 __all__ = ["Level", "assign_role", "bind_chat", "bindings_for", "create_person",
-           "link_identity", "unbind_chat"]
+           "identity_proof", "link_identity", "unbind_chat"]

@@ -30,7 +30,7 @@ def test_health_fails_while_the_sweep_is_behind(tmp_path: Path, clock: FakeClock
         from core.hierarchy.services import link_identity
 
         link_identity(s, person_id=resident.person_id, platform="telegram", external_id="77",
-                      now=clock.now())
+                      now=clock.now(), proof="contact")
     # A sweep interval of an hour: the scheduler will not sweep during this test.
     settings = Settings(_env_file=None, database_url=url, sweep_interval="1h",  # type: ignore[call-arg]
                         media_dir=str(tmp_path / "m"))

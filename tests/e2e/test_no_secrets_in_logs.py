@@ -72,7 +72,7 @@ def prepare(db: Path) -> str:
         for who, chat in ((admin, ADMIN_CHAT), (resident, RESIDENT_CHAT),
                           (leader, LEADER_CHAT)):
             link_identity(s, person_id=who.person_id, platform="telegram",
-                          external_id=str(chat), now=now)
+                          external_id=str(chat), now=now, proof="contact")
         token = issue_login_token(s, person_id=admin.person_id, now=now,
                                   ttl=timedelta(minutes=15))
         enqueue_many(s, drafts=[

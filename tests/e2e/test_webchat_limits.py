@@ -64,7 +64,7 @@ def city(engine: Engine) -> Engine:
         pid = s.execute(sa.text("SELECT id FROM person WHERE phone = :p"),
                         {"p": BOUND}).scalar_one()
         link_identity(s, person_id=pid, platform="telegram", external_id="777001",
-                      now=FakeClock().now())
+                      now=FakeClock().now(), proof="contact")
     return engine
 
 

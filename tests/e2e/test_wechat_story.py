@@ -126,13 +126,21 @@ def test_report_accept_answer_in_and_out_of_window_and_escalate(world: World) ->
     w.oa.media["photo-1"] = jpeg()
     w.oa.media["voice-1"] = b"#!AMR\n" + b"\x3c" * 320
 
-    # A stranger reports, is asked to join, and joins by typing their phone number (no WeChat
-    # identity yet for that person): the report becomes a case at the 邻长's WeCom.
+    # A stranger reports, is asked to join, and types their phone number: WeChat proves
+    # nothing, so their 邻长 is asked in WeCom and confirms with one tap; everything sent
+    # before then becomes a case at the 邻长's WeCom.
     w.resident(MsgType="text", Content="楼道灯坏了三天了")
     wait_for(lambda: w.oa.sent_to(RESIDENT), why="how to join")
     w.resident(MsgType="text", Content=resident.phone)
     w.resident(MsgType="image", MediaId="photo-1", PicUrl="http://x")
     w.resident(MsgType="voice", MediaId="voice-1", Format="amr", Recognition="晚上一片漆黑")
+    ask = wait_for(lambda: [m for m in w.wecom.sent_to(LEADER)
+                            if m.msgtype == "template_card" and "想绑定微信" in m.text],
+                   why="the 邻长 asked to confirm the resident")[0]
+    yes = {b["text"]: b["key"] for b in ask.body["template_card"]["button_list"]}["是"]
+    w.leader(LEADER, MsgType="event", Event="template_card_event", EventKey=yes,
+             TaskId=ask.body["template_card"]["task_id"], CardType="button_interaction",
+             ResponseCode="rc-0")
     card = wait_for(lambda: [m for m in w.wecom.sent_to(LEADER)
                              if m.msgtype == "template_card" and "楼道灯" in m.text],
                     why="the case card at the 邻长")[0]

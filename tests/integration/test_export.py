@@ -67,7 +67,8 @@ def _with_extras(engine: Engine, city: Path, clock: FakeClock, tmp_path: Path) -
     import_files(engine, _files(extra), clock=clock)
     with session_scope(engine) as s:
         pid = min(person_ids(engine).values())
-        link_identity(s, person_id=pid, platform="telegram", external_id="1", now=clock.now())
+        link_identity(s, person_id=pid, platform="telegram", external_id="1", now=clock.now(),
+                      proof="contact")
 
 
 def test_export_then_import_changes_nothing(
@@ -102,7 +103,7 @@ def test_xlsx_export_then_import_changes_nothing(engine: Engine, tmp_path: Path,
     import_files(engine, [with_coords, members], clock=clock)
     with session_scope(engine) as s:
         link_identity(s, person_id=person_ids(engine)[PHONE["resident_sun"]],
-                      platform="telegram", external_id="1", now=clock.now())
+                      platform="telegram", external_id="1", now=clock.now(), proof="contact")
     before = dump(engine)
 
     book = export_files(engine, tmp_path / "city.xlsx", fmt="xlsx").files
@@ -207,3 +208,67 @@ def test_subtree_export_into_an_empty_database_is_rejected_for_its_missing_paren
         assert all(rows == [] for rows in dump(empty).values())
     finally:
         empty.dispose()
+
+
+# Text a spreadsheet would run as a formula (a name typed in chat, an address, a category).
+FORMULA_NAME = '=HYPERLINK("http://x","点我")'
+TRICKY = {"name_sun": FORMULA_NAME, "address_sun": "+86 138 0000 0000 转 1号楼",
+          "name_zhou": "@admin", "address_zhou": "-1", "name_wu": "'=已带引号",
+          "address_wu": "'普通引号", "node": "=1+1", "category": "=cmd|' /C calc'!A0"}
+
+
+def _tricky_city(engine: Engine, tmp_path: Path, clock: FakeClock) -> None:
+    """The small city with formula-like text where users type it."""
+    import sqlalchemy as sa
+
+    import_files(engine, write_small_city(tmp_path / "small"), clock=clock)
+    with engine.begin() as conn:
+        for who in ("sun", "zhou", "wu"):
+            phone = PHONE[f"resident_{who}"]
+            conn.execute(sa.text("UPDATE person SET name = :n WHERE phone = :p"),
+                         {"n": TRICKY[f"name_{who}"], "p": phone})
+            conn.execute(sa.text("UPDATE post SET address = :a WHERE person_id ="
+                                 " (SELECT id FROM person WHERE phone = :p)"),
+                         {"a": TRICKY[f"address_{who}"], "p": phone})
+        conn.execute(sa.text("UPDATE node SET name = :n WHERE code = :c"),
+                     {"n": TRICKY["node"], "c": TOWN})
+        conn.execute(sa.text("INSERT INTO category (name) VALUES (:n)"),
+                     {"n": TRICKY["category"]})
+
+
+def test_formula_like_text_is_exported_as_text_and_reads_back_unchanged(
+        engine: Engine, tmp_path: Path, clock: FakeClock) -> None:
+    import csv as csv_module
+
+    from tests.support.xlsx_xml import DANGEROUS, live_formulas, text_cells
+
+    _tricky_city(engine, tmp_path, clock)
+    before = dump(engine)
+
+    # CSV: a leading ' on each, one more on the text that already had one; plain quotes stay.
+    files = export_files(engine, tmp_path / "csv").files
+    cells = [c for f in files
+             for row in csv_module.reader(f.read_text(encoding="utf-8").splitlines())
+             for c in row]
+    assert not [c for c in cells if c.startswith(DANGEROUS)]
+    members = (tmp_path / "csv" / "members.csv").read_text(encoding="utf-8")
+    for text in ("'=HYPERLINK(\"\"http://x\"\",\"\"点我\"\")", ",'+86 138 0000 0000 转 1号楼,",
+                 "\n'@admin,", ",'-1,", "\n''=已带引号,", ",'普通引号,"):
+        assert text in members, text
+    assert ",'=1+1" in (tmp_path / "csv" / "nodes.csv").read_text(encoding="utf-8")
+    assert "'=cmd|' /C calc'!A0" in (tmp_path / "csv" / "categories.csv").read_text(
+        encoding="utf-8")
+    assert import_files(engine, files, clock=clock).changed is False
+    assert dump(engine) == before
+
+    # XLSX, full and masked: string cells with the quote prefix, the text itself unchanged.
+    book = export_files(engine, tmp_path / "city.xlsx", fmt="xlsx").files[0]
+    assert live_formulas(book) == []
+    seen = text_cells(book)
+    for key, text in TRICKY.items():
+        assert seen[text] == ("inlineStr", False, not key.startswith("address_wu")), text
+    assert import_files(engine, [book], clock=clock).changed is False
+    assert dump(engine) == before
+    masked = export_files(engine, tmp_path / "masked.xlsx", fmt="xlsx", masked=True).files[0]
+    assert live_formulas(masked) == []
+    assert text_cells(masked)[FORMULA_NAME] == ("inlineStr", False, True)

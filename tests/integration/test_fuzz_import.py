@@ -40,7 +40,7 @@ cell_text = st.one_of(
     st.sampled_from(["", " ", "0", "-1", "1e400", "nan", "13900000000", "+86 139 0000 0000",
                      "admin", "resident", "village", "neighborhood", "341602", "341602001",
                      "'; DROP TABLE node; --", "=cmd|' /C calc'!A0", "\u0000", "\ufeffcode",
-                     "x" * 1200, "纬度", "经度", "编码", "/1/2/"]),
+                     "x" * 1200, "纬度", "经度", "编码", "/1/2/", "²", "-٣"]),
 )
 
 
@@ -104,9 +104,17 @@ def test_mutated_csv_rows_import_or_are_refused_by_row(sqlite_engine: Engine, sh
 
 def _xlsx_value(text: str) -> Any:
     """What a spreadsheet cell may hold: text, a number, a date, nothing."""
-    if text.lstrip("-").isdigit() and len(text) < 16:
+    digits = text.removeprefix("-")
+    # isdigit() alone takes '²' and '٣' for digits, which int() refuses.
+    if digits.isascii() and digits.isdecimal() and len(text) < 16:
         return int(text)
     return text.replace("\u0000", "")  # openpyxl refuses control characters itself
+
+
+@pytest.mark.parametrize("text", ["²", "-²", "٣", "１２", "-", "--1", "-1", "12", ""])
+def test_xlsx_value_is_a_number_only_for_ascii_digits(text: str) -> None:
+    value = _xlsx_value(text)
+    assert value == (int(text) if text in ("-1", "12") else text)
 
 
 @FUZZ
@@ -128,6 +136,17 @@ def test_mutated_xlsx_sheets_import_or_are_refused_by_row(sqlite_engine: Engine,
     except (ValueError, IllegalCharacterError):
         return  # openpyxl would not write such a cell (control characters)
     _import_or_refuse(sqlite_engine, [path])
+
+
+def test_a_sheet_with_unicode_digits_imports_or_is_refused(sqlite_engine: Engine,
+                                                          sheets: Path) -> None:
+    """The case hypothesis found: a cell of '²' (isdigit() but not int()) in every column."""
+    book: dict[str, tuple[list[object], list[list[object]]]] = {}
+    for kind, (header, rows) in TABLES.items():
+        mutated = [list(r) for r in rows] + [["²", "-٣", "１２"] * len(header)]
+        book[kind] = ([_xlsx_value(h) for h in header],
+                      [[_xlsx_value(c) for c in r] for r in mutated])
+    _import_or_refuse(sqlite_engine, [write_xlsx(sheets / "digits" / "city.xlsx", book)])
 
 
 @FUZZ

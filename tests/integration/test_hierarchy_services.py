@@ -177,27 +177,27 @@ def test_link_identity_refuses_an_account_owned_by_someone_else(
 ) -> None:
     zhou = city["resident_zhou"]
     made = run(engine, sv.link_identity, person_id=zhou, platform="telegram",
-               external_id="31337", now=clock.now())
+               external_id="31337", now=clock.now(), proof="contact")
     with Session(engine) as s:
         assert q.person_by_identity(s, "telegram", "31337") == zhou
     with session_scope(engine) as s:  # seen again after being marked unreachable
         s.execute(sa.update(ChatIdentity).values(unreachable=True))
     clock.advance(timedelta(hours=1))
     again = run(engine, sv.link_identity, person_id=zhou, platform="telegram",
-                external_id=31337, now=clock.now())
+                external_id=31337, now=clock.now(), proof="contact")
     assert again.id == made.id and again.unreachable is False
     assert as_utc(again.last_seen_at) == clock.now()
 
-    assert "belongs to another person" in refused(
+    assert "已经绑定了其他人" in refused(
         engine, Conflict, sv.link_identity, person_id=zhou, platform="telegram",
-        external_id=TG_SUN, now=clock.now())  # 居民孙's account
+        external_id=TG_SUN, now=clock.now(), proof="contact")  # 居民孙's account
     refused(engine, ValueError, sv.link_identity, person_id=zhou, platform="myspace",
-            external_id="1", now=clock.now())
+            external_id="1", now=clock.now(), proof="contact")
     # A second account on the same platform is fine; so is the same id on another platform.
     run(engine, sv.link_identity, person_id=zhou, platform="telegram", external_id="31338",
-        now=clock.now())
+        now=clock.now(), proof="contact")
     run(engine, sv.link_identity, person_id=city["resident_sun"], platform="wecom",
-        external_id="31337", now=clock.now())
+        external_id="31337", now=clock.now(), proof="contact")
     with Session(engine) as s:
         assert [i[:2] for i in q.identities_of(s, zhou)] == [
             ("wecom", "zhou.wecom"), ("telegram", "31337"), ("telegram", "31338")]

@@ -143,7 +143,7 @@ def test_edited_files_update_in_place_and_keep_chat_identities(
     first_phone = next(iter(sorted(ids_before)))
     with session_scope(engine) as s:
         link_identity(s, person_id=ids_before[first_phone], platform="telegram",
-                      external_id="999000111", now=clock.now())
+                      external_id="999000111", now=clock.now(), proof="contact")
     identities_before = dump(engine)["chat_identity"]
     edits = _edit_city(city, tmp_path / "edited")
     with engine.begin() as conn:
@@ -193,7 +193,7 @@ def test_a_failed_import_leaves_every_table_as_it_was(
     import_files(engine, _files(city), clock=clock)
     with session_scope(engine) as s:
         link_identity(s, person_id=min(person_ids(engine).values()), platform="wechat",
-                      external_id="oExtraAccount", now=clock.now())
+                      external_id="oExtraAccount", now=clock.now(), proof="contact")
     before = dump(engine)
     edited = tmp_path / "edited"
     _edit_city(city, edited)
@@ -647,7 +647,7 @@ def test_chat_identity_of_a_person_who_joined_before_the_import_is_claimed(
         p = create_person(s, name="网友", phone=None, now=clock.now())
         assert p.id is not None
         link_identity(s, person_id=p.id, platform="telegram", external_id="424242",
-                      now=clock.now())
+                      now=clock.now(), proof="contact")
         joined = p.id
     row = _m("王新", NEW, "resident", LIN, tg="424242")
     report = import_files(engine, [write_csv(tmp_path / "members.csv", MEMBER_HEADER, [row])],

@@ -57,7 +57,7 @@ def test_metrics_count_updates_sends_and_429s_and_read_the_database(
         from core.hierarchy.services import link_identity
 
         link_identity(s, person_id=resident.person_id, platform="telegram", external_id="77",
-                      now=clock.now())
+                      now=clock.now(), proof="contact")
     with FakeTelegram() as tg:
         settings = Settings(_env_file=None,
                             database_url=engine.url.render_as_string(hide_password=False),

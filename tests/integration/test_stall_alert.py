@@ -39,7 +39,7 @@ def _city_with_a_case(engine: Engine, clock: FakeClock, settings: Settings) -> N
         from core.hierarchy.services import link_identity
 
         link_identity(s, person_id=resident.person_id, platform="telegram", external_id="77",
-                      now=clock.now())
+                      now=clock.now(), proof="contact")
     process(engine, inbound=Inbound(platform="telegram", update_id="1", chat_id="77",
                                     sender_id="77", received_at=clock.now(), text="路灯不亮"),
             payload={}, clock=clock, settings=settings)

@@ -10,7 +10,7 @@ CODES = {
     "accept": "ac", "reply": "rp", "resolve": "rs", "escalate": "es", "ask_more": "am",
     "whistle": "wh", "confirm": "cf", "not_fixed": "nf", "rate": "rt", "new_case": "nc",
     "category": "ct", "reject": "rj", "merge": "mg", "lang": "lg", "cancel": "cx",
-    "more": "mo", "page": "pg", "add": "ad",
+    "more": "mo", "page": "pg", "add": "ad", "bind_yes": "by", "bind_no": "bn",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 

@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlmodel import Session
 
 from bot.dispatch import process, record_unparsed
 from bot.flows.types import Inbound
 from bot.handlers.telegram.parse import Unparseable, parse_update
 from core.container import Container
 from core.errors import MediaStoreUnavailable
+from core.hierarchy.model import Role
+from core.hierarchy.parse_worker import precheck
+from core.hierarchy.queries import actor_by_identity
 from core.media import MediaStore
 
 log = logging.getLogger(__name__)
@@ -81,11 +85,14 @@ def fetch_spreadsheets(c: Container, inbound: Inbound, data: dict[str, Any]) -> 
         return inbound
     if int(doc.get("file_size") or 0) > SHEET_LIMIT:
         return inbound  # the flow tells them the file could not be read
+    if not _sender_is_admin(c, inbound):
+        return inbound  # only an admin's /import reads a sheet; nobody else may occupy the worker
     media = []
     for m in inbound.media:
         if m.kind == "document" and m.file_ref == doc.get("file_id"):
             try:
                 body = _download(c, m.file_ref or "")
+                precheck(name, body, settings=c.settings)  # before the transaction: parse_worker
                 ref = MediaStore(Path(c.settings.media_dir)).put(
                     body, Path(name).suffix.lstrip(".").lower())
                 m = replace(m, stored_ref=ref, file_unique_id=Path(name).stem[:60])
@@ -94,6 +101,12 @@ def fetch_spreadsheets(c: Container, inbound: Inbound, data: dict[str, Any]) -> 
                 log.warning("telegram: could not fetch %s: %s", name, exc)
         media.append(m)
     return replace(inbound, media=tuple(media))
+
+
+def _sender_is_admin(c: Container, inbound: Inbound) -> bool:
+    with Session(c.engine) as s:
+        who = actor_by_identity(s, inbound.platform, inbound.sender_id)
+    return who is not None and any(role is Role.admin for role, _ in who.posts)
 
 
 def _download(c: Container, file_id: str) -> bytes:

@@ -5,29 +5,23 @@ thread). WeChat waits 5 s and then retries three times, so the answer is always 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from bot.dispatch import process, record_unparsed
-from bot.flows.types import Inbound
 from bot.handlers.wechat.parse import PLATFORM, Unparseable, parse_fields, update_id
 from bot.handlers.wechat.xmlsafe import BadXml, xml_fields
 from core.callback_nonces import admit, digest_of
 from core.container import Container
 from core.db import write_session
-from core.hierarchy.model import ChatIdentity
-from core.hierarchy.queries import person_by_phone
-from core.hierarchy.tree import normalize_phone
 from core.wecom_limits import touch_identity
 
 log = logging.getLogger(__name__)
-CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -108,28 +102,6 @@ def decrypt(c: Container, query: dict[str, str], body: bytes) -> dict[str, Any] 
         or envelope
 
 
-def phone_fallback(c: Container, inbound: Inbound) -> Inbound:
-    """An unknown sender typing an imported person's phone number joins as that person, but
-    only when that person has no WeChat identity yet (WeChat cannot prove a number)."""
-    phone = normalize_phone(inbound.text or "")
-    if inbound.command or inbound.media or phone is None:
-        return inbound
-    with c.engine.connect() as conn:
-        known = conn.execute(sa.select(CI.c.id).where(
-            CI.c.platform == PLATFORM, CI.c.external_id == inbound.sender_id)).first()
-        if known is not None:
-            return inbound
-        from sqlmodel import Session
-
-        with Session(conn) as s:
-            person_id = person_by_phone(s, phone)
-        if person_id is None:
-            return inbound
-        taken = conn.execute(sa.select(CI.c.id).where(
-            CI.c.platform == PLATFORM, CI.c.person_id == person_id)).first()
-    return inbound if taken is not None else replace(inbound, contact_phone=phone, text=None)
-
-
 def handle(c: Container, query: dict[str, str], body: bytes) -> Answer:
     """POST: the whole callback; `success` once stored (or a retry of something stored)."""
     got = decrypt(c, query, body)
@@ -147,7 +119,7 @@ def handle(c: Container, query: dict[str, str], body: bytes) -> Answer:
         record_unparsed(c.engine, platform=PLATFORM, update_id=uid, payload=got, now=now,
                         error="ignored: not a message we act on", counters=c.counters)
         return Answer(200)
-    inbound = phone_fallback(c, inbound)
+    # A typed phone number is not a proof on WeChat: the flows treat it as typed (join.py).
     fresh = process(c.engine, inbound=inbound, payload=got, clock=c.clock, settings=c.settings,
                     counters=c.counters)
     if fresh:
