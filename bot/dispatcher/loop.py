@@ -27,8 +27,21 @@ from core.counters import Counters
 from core.db import write_session
 from core.outbox import mark_failed, mark_sent
 
-__all__ = ["Deliverer", "Done", "Gone", "Later", "Outcome", "Retry", "Row", "Stats", "destinations",
-           "gone", "pass_once", "run"]
+__all__ = [
+    "Deliverer",
+    "Done",
+    "Gone",
+    "Later",
+    "Outcome",
+    "Retry",
+    "Row",
+    "Stats",
+    "Transport",
+    "destinations",
+    "gone",
+    "pass_once",
+    "run",
+]
 log = logging.getLogger(__name__)
 
 
@@ -68,12 +81,19 @@ class Stats:
     errors: list[str] = field(default_factory=list)
 
 
-class Deliverer(Protocol):
+class Transport(Protocol):
+    """One platform's API and rules (limits, windows, quotas, sizes, cards) behind one call:
+    deliver a row to its chats on this platform and say what happened. Claiming, leases,
+    settling, retries and unreachable people are the loop's (and reach.py's)."""
+
     platform: str
 
     def deliver(self, row: Row) -> Outcome:
         """Deliver one row (sync, in a worker thread)."""
         ...
+
+
+Deliverer = Transport  # the name the first senders used
 
 
 def _apply(engine: Engine, row: Row, outcome: Outcome, now: datetime,
@@ -97,7 +117,7 @@ def _apply(engine: Engine, row: Row, outcome: Outcome, now: datetime,
                         permanent=outcome.permanent)
 
 
-async def pass_once(engine: Engine, *, sender: Deliverer, clock: Clock, stats: Stats,
+async def pass_once(engine: Engine, *, sender: Transport, clock: Clock, stats: Stats,
                     limit: int = 50, counters: Counters | None = None) -> int:
     """Claim and deliver one batch; how many rows were claimed."""
     def claim() -> list[Row]:
@@ -132,7 +152,7 @@ async def pass_once(engine: Engine, *, sender: Deliverer, clock: Clock, stats: S
     return len(rows)
 
 
-async def run(engine: Engine, *, sender: Deliverer, clock: Clock, stop: asyncio.Event,
+async def run(engine: Engine, *, sender: Transport, clock: Clock, stop: asyncio.Event,
               idle: float = 0.3, counters: Counters | None = None) -> None:
     """Deliver until `stop` is set (a lifespan task)."""
     stats = Stats()
