@@ -250,7 +250,8 @@ def unreachable_rows(session: Session, *, platforms: Collection[str], now: datet
          .where(OUT.c.status.in_(RETRYABLE), OUT.c.next_attempt_at <= now,
                 OUT.c.person_id.is_not(None), sa.not_(reachable),
                 sa.or_(OUT.c.claimed_until.is_(None), OUT.c.claimed_until <= now))
-         .order_by(OUT.c.id).limit(limit))
+         .order_by(OUT.c.id).limit(limit)
+         .with_for_update(skip_locked=True, of=OUT))  # not what a sender holds right now
     out: dict[int, list[int]] = {}
     for r in session.execute(q):
         out.setdefault(int(r.person_id), []).append(int(r.id))

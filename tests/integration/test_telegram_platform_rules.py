@@ -135,3 +135,25 @@ def test_a_migration_update_rebinds_the_chat(sqlite_engine: Engine, city: City,
         chats = set(conn.execute(sa.text(
             "SELECT chat_id FROM chat_binding WHERE platform = 'telegram'")).scalars())
     assert str(new) in chats and str(old) not in chats
+
+
+def test_a_card_in_a_group_that_became_a_supergroup_is_let_go_and_the_binding_follows(
+        sqlite_engine: Engine, city: City, vt: VirtualTime, tg: FakeTelegram,
+        tmp_path: Path) -> None:
+    link(sqlite_engine, city["leader1"], 1001)
+    old, new = f"-100{city.nodes['g1']}", "-1009999000003"
+    case_id = open_case(sqlite_engine, vt, city)
+    drain(sqlite_engine, tg, vt, settings(tmp_path))
+    assert len(tg.sent_to(old)) == 1
+    tg.migrate(old, new)
+    vt.advance(timedelta(seconds=5))
+    put(sqlite_engine, vt, "工单已受理", "u1", kind="card_update", platform="telegram",
+        address="*", case_id=case_id)
+    drain(sqlite_engine, tg, vt, settings(tmp_path))
+    [row] = outbox(sqlite_engine, kind="card_update")
+    assert row.status == "sent" and row.attempts == 1
+    with sqlite_engine.connect() as conn:
+        chats = set(conn.execute(sa.text(
+            "SELECT chat_id FROM chat_binding WHERE platform = 'telegram'")).scalars())
+    assert new in chats and old not in chats
+    assert [e["chat_id"] for e in tg.edits] == [1001]

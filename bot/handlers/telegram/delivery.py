@@ -259,6 +259,11 @@ class JobDelivery:
                                                        caption=card.part_type != "text")
             except RetryAfter as e:
                 return await self._defer(job, card.chat_id, retry_seconds(e))
+            except ChatMigrated as e:
+                # The old group's cards cannot be edited any more; its binding follows.
+                await self._db(lambda s, o=card.chat_id, n=str(e.new_chat_id):  # type: ignore[misc]
+                               deliveries.chat_moved(s, platform=PLATFORM, old=o, new=n))
+                continue
             except (BadRequest, Forbidden) as e:
                 # Deleted, too old to edit, or the chat is gone: a retry cannot fix it.
                 log.info("card %s/%s of case %s forgotten: %s", card.chat_id, card.message_id,
