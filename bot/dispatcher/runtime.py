@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.dispatcher.loop import Transport, run
 from bot.dispatcher.reach import settle_unreachable
 from bot.dispatcher.recipients import configured_platforms
 from core.container import Container
@@ -30,6 +31,31 @@ async def watch_unreachable(c: Container, *, configured: frozenset[str], stop: a
             await asyncio.wait_for(stop.wait(), interval)
 
 
+def start_transport(c: Container, transport: Transport, fetch: Callable[[str], bytes]
+                    ) -> Stopper:
+    """Run a row-at-a-time transport (the loop in loop.py) and its platform's media fetcher."""
+    from bot.media_fetch import run_fetcher
+
+    stop = asyncio.Event()
+
+    async def download(ref: str, size: int | None) -> bytes:
+        return await asyncio.to_thread(fetch, ref)
+
+    tasks = [
+        asyncio.create_task(run(c.engine, sender=transport, clock=c.clock, stop=stop,
+                                counters=c.counters)),
+        asyncio.create_task(run_fetcher(c.engine, platform=transport.platform,
+                                        download=download, settings=c.settings, clock=c.clock,
+                                        stop=stop, interval=0.5)),
+    ]
+
+    async def shutdown() -> None:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return shutdown
+
+
 def start_dispatcher(c: Container, *, web_hub: Any, polling: bool = False) -> list[Stopper]:
     """Start a transport for each configured platform and the unreachable watch; their
     stoppers, in order."""
@@ -41,11 +67,13 @@ def start_dispatcher(c: Container, *, web_hub: Any, polling: bool = False) -> li
         from bot.handlers.telegram.runtime import start_telegram
 
         stoppers.append(start_telegram(c, polling=polling, configured=configured))
-    from bot.handlers.wechat.runtime import start_wechat, start_wecom
-
     if "wechat" in configured:
+        from bot.handlers.wechat.runtime import start_wechat
+
         stoppers.append(start_wechat(c, configured=configured))
     if "wecom" in configured:
+        from bot.handlers.wecom.runtime import start_wecom
+
         stoppers.append(start_wecom(c, configured=configured))
     stop = asyncio.Event()
     tasks = [
