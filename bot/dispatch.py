@@ -117,9 +117,6 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             if counters is not None:
                 counters.update_in(inbound.platform, "duplicate")
             return False
-        # Whoever writes can be reached again; what waited for them goes out (bot/dispatcher).
-        deliveries.reachable_again(session, platform=inbound.platform,
-                                   external_id=inbound.sender_id, now=now)
         try:
             with session.begin_nested():
                 outs = run_flow(session, inbound=inbound, clock=clock, settings=settings)
@@ -138,6 +135,10 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             busy = Outbound(text=t("zh", "busy"), platform=inbound.platform,
                             address=inbound.chat_id)
             enqueue_many(session, drafts=to_drafts([busy], inbound=inbound), now=now)
+        # Whoever writes can be reached again (after the flow: a join makes the identity),
+        # and what was given up for want of a way to reach them goes out (bot/dispatcher).
+        deliveries.reachable_again(session, platform=inbound.platform,
+                                   external_id=inbound.sender_id, now=now)
     if counters is not None:
         counters.update_in(inbound.platform, result)
     return True

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
@@ -205,3 +206,21 @@ def test_a_card_update_spends_the_code_its_send_answered(
                               platform="wecom", address="*", case_id=case_id)])
     drain(engine, clock, sender)
     assert len(wecom.card_updates) == 1
+
+
+def test_an_attempt_whose_outcome_was_never_recorded_counts_as_delivered(
+        engine: Engine, clock: FakeClock, wecom: FakeWeChatApi, tmp_path: Path) -> None:
+    put(engine, clock, [card_row("c1")])
+    sender = wecom_sender(engine, clock, wecom, tmp_path)
+    drain(engine, clock, sender)
+    [sent] = [m.body["template_card"]["task_id"] for m in wecom.sent_to(MEMBER)]
+    # The worker crashed before recording it: the lease ran out, the same attempt comes again.
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM delivery"))
+        conn.execute(sa.text("UPDATE outbox SET status = 'pending', attempts = 0"))
+    drain(engine, clock, sender)
+    assert (MEMBER, 42014) in wecom.refused
+    [row] = outbox(engine)
+    assert row.status == "sent"
+    assert len([m for m in wecom.sent_to(MEMBER) if m.msgtype == "template_card"]) == 1
+    assert sent.endswith("-a1-0")

@@ -49,6 +49,7 @@ STYLE = {"accept": 1, "resolve": 1, "escalate": 2, "whistle": 3, "ask_more": 4}
 TITLE_LIMIT, DESC_LIMIT, SUB_TITLE_LIMIT, BUTTON_LIMIT, BUTTONS = 26, 30, 112, 10, 6
 TASK_ID_LIMIT = 128
 CODE_LIFETIME = timedelta(hours=72)
+TASK_ID_TAKEN = 42014
 HINT = "回复“#工单号 内容”即可答复居民。"
 
 
@@ -132,8 +133,15 @@ class WeComSender:
                 code = None
                 if row.actions:
                     c = card(row, task_id=self._task_id(row, n))
-                    res = self._send(userid, "template_card", c)
                     msg_id, is_card = c["task_id"], True
+                    try:
+                        res = self._send(userid, "template_card", c)
+                    except WeChatClientException as exc:
+                        if exc.errcode != TASK_ID_TAKEN:
+                            raise
+                        # Our own id (the tag is this deployment's): an attempt whose outcome
+                        # was never recorded got through. It is delivered.
+                        res = {}
                     code = res.get("response_code") or None
                 else:
                     res = self._send(userid, "text", {"content": row.text})
