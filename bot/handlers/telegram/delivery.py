@@ -11,9 +11,12 @@ What each answer means for a row:
   queue are deferred by `retry_after` without counting an attempt: a storm loses nothing;
 - 5xx, a dropped connection, a timeout → `mark_failed` (retried with backoff; dead after
   max_attempts), and the recipient's later rows wait behind it to keep their order;
-- 403 (blocked, kicked) → the identity is flagged unreachable and `on_unreachable` tells the
-  next tier about the cases the person holds; the row is dead ("undeliverable") unless another
-  identity got it (sent) or another platform can still reach the person (given back);
+- 403 (blocked, kicked) → the identity is flagged unreachable; when no configured platform
+  reaches the person any more, core hears of it (`on_unreachable`: the next tier learns of
+  the cases they hold) and the row is given up as "unreachable: …" (it goes out again when
+  they write); sent if another identity got it, given back if another platform still can;
+- 400 with `migrate_to_chat_id` (a group became a supergroup) → the binding moves to the new
+  id and the row goes again at once;
 - 400 → dead with Telegram's reason (nothing a retry could fix);
 - a wrong token → everything pauses for a minute and the row is given back.
 
