@@ -71,6 +71,9 @@ def _prepare(db: Path, *, people: int, group_messages: int) -> tuple[object, str
     return engine, group_chat
 
 
+SHARED = False  # --shared: book the token's and each chat's rate in a shared bucket too
+
+
 async def _drain(engine: object, base: str, token: str) -> tuple[float, float]:
     from bot.handlers.telegram.api import TelegramApi
     from bot.handlers.telegram.sender import TelegramSender
@@ -78,6 +81,10 @@ async def _drain(engine: object, base: str, token: str) -> tuple[float, float]:
 
     st = Settings(_env_file=None)  # type: ignore[call-arg]
     async with TelegramApi(token=token, base=base) as api:
+        if SHARED:  # what several workers do (PostgreSQL or Redis in production)
+            from core.ratebucket import MemoryRateStore, token_key
+
+            api.limiter.share(MemoryRateStore(), key=token_key(token, "global"))
         sender = TelegramSender(engine=engine, api=api, settings=st,  # type: ignore[arg-type]
                                 batch=200, max_held=2000, idle=0.05)
         t, cpu = time.perf_counter(), time.process_time()
@@ -106,7 +113,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1,000 messages and 25 into the group")
     ap.add_argument("--messages", type=int, default=None)
     ap.add_argument("--group", type=int, default=None)
+    ap.add_argument("--shared", action="store_true",
+                    help="also book every message in a shared (in-memory) rate bucket")
     args = ap.parse_args()
+    global SHARED
+    SHARED = args.shared
     n = args.messages or (1000 if args.quick else 10_000)
     m = args.group or (25 if args.quick else 100)
     from tests.fakes.telegram_api import FakeTelegram
