@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from bot.flows import router
 from bot.flows.context import Ctx
+from bot.flows.refusals import reply as error_reply
 from bot.flows.texts import t
 from bot.flows.types import Inbound, Outbound
 from core import conversations, deliveries
@@ -22,32 +23,11 @@ from core import inbound as inbound_log
 from core.clock import Clock
 from core.counters import Counters
 from core.db import write_session
-from core.errors import (
-    Conflict,
-    DomainError,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    StaleAction,
-)
+from core.errors import DomainError
 from core.hierarchy.queries import actor_by_identity
 from core.outbox import Action, Draft, enqueue_many
 
 log = logging.getLogger(__name__)
-
-ERROR_KEYS: list[tuple[type[DomainError], str]] = [
-    (StaleAction, "stale"), (PermissionDenied, "denied"), (NotFound, "not_found"),
-    (InvalidInput, "invalid"), (Conflict, "conflict"), (DomainError, "invalid"),
-]
-
-
-def error_reply(exc: DomainError, lang: str) -> str:
-    """The polite sentence for a domain error."""
-    for cls, key in ERROR_KEYS:
-        if isinstance(exc, cls):
-            return t(lang, key, detail=str(exc))
-    return t(lang, "busy")
-
 
 def to_drafts(outs: list[Outbound], *, inbound: Inbound) -> list[Draft]:
     """Outbox rows for what a flow wants said (dedupe keys tie them to this update)."""

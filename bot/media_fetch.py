@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bot.flows.refusals import sentence
 from core.cases.model import ATTACHMENTS, CASES
 from core.clock import Clock
 from core.db import write_session
@@ -94,7 +95,7 @@ async def fetch_pending(engine: Engine, *, platform: str, download: Download,
             log.warning("attachment %s refused: %s", att_id, exc.reason)
             values = {"fetch_status": "rejected", "fetch_error": exc.reason}
             result.rejected += 1
-            await asyncio.to_thread(_tell_sender, engine, att_id, case_id, added_by, str(exc),
+            await asyncio.to_thread(_tell_sender, engine, att_id, case_id, added_by, sentence(exc),
                                     clock)
         except MediaStoreUnavailable as exc:  # the disk gave out during the pass
             log.error("attachment %s not stored: %s", att_id, exc.reason)

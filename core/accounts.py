@@ -90,7 +90,7 @@ def check_login_allowed(session: Session, *, phone: str | None, client: str | No
     """Refuse (TooManyAttempts) while this phone or address has failed too often lately."""
     checked = login_limits(phone=phone, client=client, limits=limits)
     attempts.serialise(session, keys=[lim.key for lim in checked])
-    attempts.check(session, limits=checked, now=now, message="尝试次数过多，请{minutes}分钟后再试")
+    attempts.check(session, limits=checked, now=now, key="login_too_many")
 
 
 def record_login_failure(session: Session, *, phone: str | None, client: str | None,
@@ -119,7 +119,7 @@ def dashboard_scopes(who: Actor) -> list[NodeRef]:
 def _require_dashboard_user(session: Session, person_id: int) -> Actor:
     who = actor(session, person_id)
     if not dashboard_scopes(who):
-        raise PermissionDenied("管理后台只对村(社区)书记和乡镇、区县管理员开放")
+        raise PermissionDenied("dashboard_not_yours")
     return who
 
 
@@ -138,7 +138,7 @@ def redeem_login_token(session: Session, *, token: str, now: datetime) -> int:
     """The person a login link is for; the link is spent by this call."""
     row = session.get(LoginToken, _digest(token), with_for_update=True)
     if row is None or row.used_at is not None or as_utc(row.expires_at) <= now:
-        raise PermissionDenied("登录链接无效、已用过或已过期，请在聊天中重新发送 /login")
+        raise PermissionDenied("login_link_invalid")
     row.used_at = now
     _require_dashboard_user(session, row.person_id)
     return row.person_id
@@ -166,7 +166,7 @@ def set_password(session: Session, *, person_id: int, password: str, now: dateti
     """Give a person a dashboard password; `by` must be able to appoint every dashboard post
     the person holds (core.hierarchy.scope; None: the operator at the console)."""
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"密码至少{MIN_PASSWORD}位")
+        raise InvalidInput("password_too_short", least=MIN_PASSWORD)
     who = _require_dashboard_user(session, person_id)
     if by is not None and by != person_id and not may_set_password(actor(session, by), who):
         raise PermissionDenied(PASSWORD_REFUSED)
@@ -182,7 +182,7 @@ def set_password(session: Session, *, person_id: int, password: str, now: dateti
 
 # One answer for "no such number", "no dashboard" and "not yours": a 书记 probing numbers
 # outside their village learns nothing.
-PASSWORD_REFUSED = "您只能为自己管辖范围内、职务低于您的书记或管理员设置密码"
+PASSWORD_REFUSED = "password_refused"
 
 
 def may_set_password(by: Actor, target: Actor) -> bool:
@@ -196,7 +196,7 @@ def set_password_by_phone(session: Session, *, phone: str, password: str, now: d
     """An admin (dashboard or API) sets the password of the person with this phone; every
     refusal but a too-short password is the same PermissionDenied."""
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"密码至少{MIN_PASSWORD}位")
+        raise InvalidInput("password_too_short", least=MIN_PASSWORD)
     pid = person_by_phone(session, phone)
     target = actor(session, pid) if pid is not None else None
     if target is None or not (pid == by or may_set_password(actor(session, by), target)):
@@ -207,7 +207,7 @@ def set_password_by_phone(session: Session, *, phone: str, password: str, now: d
 
 def check_password(session: Session, *, phone: str, password: str) -> int:
     """The person whose phone and password these are; one vague refusal for any mismatch."""
-    refused = PermissionDenied("手机号或密码不正确")
+    refused = PermissionDenied("login_wrong")
     pid = person_by_phone(session, phone)
     row = session.get(PasswordCredential, pid) if pid is not None else None
     if row is None:
@@ -234,7 +234,7 @@ def session_person(session: Session, *, token: str, now: datetime) -> int:
     """Who a session cookie signs in; NotFound when it is unknown or expired."""
     row = session.get(DashboardSession, _digest(token))
     if row is None or as_utc(row.expires_at) <= now:
-        raise NotFound("会话已过期，请重新登录")
+        raise NotFound("session_expired")
     return row.person_id
 
 
@@ -248,5 +248,5 @@ def end_session(session: Session, *, token: str) -> None:
 def person_for_phone(session: Session, *, phone: str) -> int:
     pid = person_by_phone(session, phone)
     if pid is None:
-        raise NotFound(f"没有手机号为{phone}的人")
+        raise NotFound("phone_unknown", phone=phone)
     return pid

@@ -87,11 +87,11 @@ def wait_seconds(session: Session, *, limit: Limit, now: datetime) -> int:
     return max(60, int((oldest + limit.window - now).total_seconds()) + 1)
 
 
-def check(session: Session, *, limits: Sequence[Limit], now: datetime, message: str) -> None:
-    """Refuse (TooManyAttempts) while any limit is full; `message` may say `{minutes}`."""
+def check(session: Session, *, limits: Sequence[Limit], now: datetime, key: str) -> None:
+    """Refuse (TooManyAttempts, message `key` with `minutes`) while any limit is full."""
     wait = max((wait_seconds(session, limit=lim, now=now) for lim in limits), default=0)
     if wait:
-        raise TooManyAttempts(message.format(minutes=(wait + 59) // 60), retry_after=wait)
+        raise TooManyAttempts(key, retry_after=wait, minutes=(wait + 59) // 60)
 
 
 def record(session: Session, *, keys: Iterable[str], now: datetime) -> None:

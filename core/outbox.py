@@ -134,7 +134,7 @@ def enqueue_many(session: Session, *, drafts: Sequence[Draft], now: datetime) ->
         recipients = (d.person_id is not None) + (d.chat_binding_id is not None) + (
             d.address is not None)
         if recipients != 1 or (d.address is not None and not d.platform):
-            raise InvalidInput(f"outbox message {d.dedupe_key!r} needs exactly one recipient")
+            raise InvalidInput("outbox_recipient", key=d.dedupe_key)
         rows.append({
             "person_id": d.person_id, "chat_binding_id": d.chat_binding_id,
             "platform": d.platform, "address": d.address, "options": d.options,
@@ -188,7 +188,7 @@ def claim(session: Session, *, now: datetime, limit: int = 100,
 def _get(session: Session, message_id: int) -> OutboxMessage:
     row = session.get(OutboxMessage, message_id, with_for_update=True)
     if row is None:
-        raise NotFound(f"no outbox message {message_id}")
+        raise NotFound("outbox_unknown", message=message_id)
     return row
 
 

@@ -55,9 +55,9 @@ def parse_age(text: str) -> timedelta:
         days += int(m.group(1)) * (7 if m.group(2) == "w" else 1)
         pos = m.end()
     if not raw or pos != len(raw):
-        raise InvalidInput(f"not an age: {text!r} (use days or weeks, e.g. 365d, 90d, 52w)")
+        raise InvalidInput("age_malformed", text=text)
     if days < 1:
-        raise InvalidInput(f"{text!r} is less than a day; purge keeps at least one day")
+        raise InvalidInput("age_too_short", text=text)
     return timedelta(days=days)
 
 

@@ -100,7 +100,7 @@ def token(engine: Engine, *, key: str, fetch: Fetch, clock: Clock, stale: str | 
             return value
         if wait is not None:
             wait(0.2)  # another process is fetching: its token will be in the table shortly
-    raise Conflict(f"access token {key} is being refreshed elsewhere; try again")
+    raise Conflict("token_refreshing", key=key)
 
 
 def invalidate(engine: Engine, *, key: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +26,8 @@ from sqlmodel import Field, Session, SQLModel
 
 from core import attempts
 from core.clock import as_utc
-from core.hierarchy.model import ChatIdentity
+from core.errors import Phrase, phrase
+from core.hierarchy.model import ChatIdentity, Person
 from core.hierarchy.queries import person_by_phone
 from core.outbox import Draft, enqueue
 from core.settings import Settings
@@ -198,7 +200,7 @@ class CodeCheck:
     """What a typed code proved: the phone number, or why not (`status` 400 or 429)."""
 
     phone: str | None = None
-    error: str = ""
+    error: Phrase | None = None  # why not, as a message key (bot/flows/texts.py)
     status: int = 200
     retry_after: int = 0
 
@@ -223,12 +225,12 @@ def issue_code(session: Session, *, chat_id: str, phone: str, client: str | None
     # A number that took too many wrong codes gets no new one until they age out.
     attempts.check(session, limits=[attempts.Limit(k["wrong"], limits.wrong_per_phone,
                                                    limits.window)], now=now,
-                   message="这个号码的验证码输错次数过多，请{minutes}分钟后再试")
+                   key="code_number_locked")
     sent = [attempts.Limit(k["sent"], limits.per_phone, limits.window),
             attempts.Limit(k["sent_all"], limits.total, limits.window)]
     if client:
         sent.append(attempts.Limit(k["sent_client"], limits.per_client, limits.window))
-    attempts.check(session, limits=sent, now=now, message="验证码发送太频繁，请{minutes}分钟后再试")
+    attempts.check(session, limits=sent, now=now, key="code_sent_too_often")
     attempts.record(session, keys=[lim.key for lim in sent], now=now)
     session.execute(sa.update(PC).where(PC.c.chat_id == chat_id, PC.c.used.is_(False))
                     .values(used=True))
@@ -240,9 +242,11 @@ def issue_code(session: Session, *, chat_id: str, phone: str, client: str | None
 
 
 def send_code(session: Session, *, chat_id: str, phone: str, client: str | None,
-              now: datetime, limits: CodeLimits, demo: bool) -> str | None:
-    """Issue a code and send it through the number's person's other chat account, if any.
-    Returns the code only in demo mode, for a person of the city with no other chat."""
+              now: datetime, limits: CodeLimits, demo: bool,
+              wording: Callable[..., str]) -> str | None:
+    """Issue a code and send it through the number's person's other chat account, if any,
+    in words `wording(language, code=, minutes=)` gives. Returns the code only in demo mode,
+    for a person of the city with no other chat."""
     code = issue_code(session, chat_id=chat_id, phone=phone, client=client, now=now,
                       limits=limits)
     pid = person_by_phone(session, phone)
@@ -253,15 +257,16 @@ def send_code(session: Session, *, chat_id: str, phone: str, client: str | None,
     if other is None:
         return code if demo else None
     minutes = max(1, int(limits.ttl.total_seconds()) // 60)
+    person = session.get(Person, pid)
     enqueue(session, draft=Draft(
-        text=f"网页聊天验证码：{code}（{minutes}分钟内有效；不是您本人操作请忽略）",
+        text=wording(person.language if person else None, code=code, minutes=minutes),
         kind="web_code", dedupe_key=f"webcode:{chat_id}:{secrets.token_hex(8)}",
         person_id=pid), now=now)
     return None
 
 
 def _locked(wait: int) -> CodeCheck:
-    return CodeCheck(error=f"验证码输错次数过多，请{(wait + 59) // 60}分钟后重新获取", status=429,
+    return CodeCheck(error=phrase("code_locked", minutes=(wait + 59) // 60), status=429,
                      retry_after=wait)
 
 
@@ -274,7 +279,7 @@ def check_code(session: Session, *, chat_id: str, code: str, client: str | None,
         sa.select(PhoneCode).where(PC.c.chat_id == chat_id)
         .order_by(PC.c.id.desc()).limit(1).with_for_update()).scalar_one_or_none()
     if row is None:
-        return CodeCheck(error="验证码已过期，请重新获取", status=400)
+        return CodeCheck(error=phrase("code_expired"), status=400)
     k = _keys(row.phone, client)
     attempts.serialise(session, keys=[k["wrong"], k["wrong_client"]])
     number = attempts.Limit(k["wrong"], limits.wrong_per_phone, limits.window)
@@ -282,12 +287,12 @@ def check_code(session: Session, *, chat_id: str, code: str, client: str | None,
     wait = attempts.wait_seconds(session, limit=number, now=now)
     if row.used or as_utc(row.expires_at) <= now:
         # Burnt by wrong codes rather than by time: say so.
-        return _locked(wait) if wait else CodeCheck(error="验证码已过期，请重新获取", status=400)
+        return _locked(wait) if wait else CodeCheck(error=phrase("code_expired"), status=400)
     if wait:
         _burn(session, phone=row.phone)
         return _locked(wait)
     if client and (busy := attempts.wait_seconds(session, limit=address, now=now)):
-        return CodeCheck(error=f"您输错验证码的次数过多，请{(busy + 59) // 60}分钟后再试",
+        return CodeCheck(error=phrase("code_client_locked", minutes=(busy + 59) // 60),
                          status=429, retry_after=busy)
     if hmac.compare_digest(row.code_hash, _hash(f"{chat_id}:{code.strip()}")):
         row.used = True
@@ -298,4 +303,5 @@ def check_code(session: Session, *, chat_id: str, code: str, client: str | None,
         _burn(session, phone=row.phone)
         return _locked(wait)
     used, _ = attempts.count(session, key=number.key, since=now - limits.window)
-    return CodeCheck(error=f"验证码不对，还可以再试{limits.wrong_per_phone - used}次", status=400)
+    return CodeCheck(error=phrase("code_wrong", left=limits.wrong_per_phone - used),
+                     status=400)

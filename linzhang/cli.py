@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.flows.refusals import phrase_words, sentence
 from core.errors import DomainError, ImportRejected
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         report = import_files(engine, args.files, progress=bars, max_errors=args.max_errors)
     except ImportRejected as exc:
         bars.close()
-        print(exc.report(), file=sys.stderr)
+        print(exc.report(phrase_words("en")), file=sys.stderr)
         print(f"linzhang import: {exc}; nothing was changed", file=sys.stderr)
         return 1
     bars.close()
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except DomainError as exc:
-        print(f"linzhang {args.command}: {exc}", file=sys.stderr)
+        print(f"linzhang {args.command}: {sentence(exc, 'en')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

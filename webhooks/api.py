@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from bot.flows.refusals import event_note
 from core import accounts, reports
 from core.cases import services, stats
 from core.cases.model import State
@@ -89,8 +90,7 @@ def router(c: Container) -> APIRouter:
     @r.get("/map", response_model=MapOut)
     def map_(v: ApiViewer, node: str | None = None) -> MapOut:
         t = dviews.thresholds(c)
-        with dauth.domain_errors():
-            m = dviews.map_view(c, v, node)
+        m = dviews.map_view(c, v, node)
         at, tiles, own, path = m.node, m.tiles, m.own, m.path
         return MapOut(
             node=NodeOut.of(at), level=own.level.name, unresolved=own.unresolved,
@@ -113,7 +113,7 @@ def router(c: Container) -> APIRouter:
               end: str | None = Query(None, description="YYYY-MM-DD, exclusive"),
               before: DbId | None = None,
               limit: int = Query(50, ge=1, le=500)) -> CasePageOut:
-        with dauth.domain_errors(), session_scope(c.engine) as s:
+        with session_scope(c.engine) as s:
             at = v.node(s, node)
             f = reports.CaseFilter(node=at, state=state.value if state else None,
                                    category_id=category, overdue=overdue,
@@ -125,7 +125,7 @@ def router(c: Container) -> APIRouter:
 
     @r.get("/cases/{case_id}", response_model=CaseOut)
     def case(case_id: DbId, v: ApiViewer) -> CaseOut:
-        with dauth.domain_errors(), session_scope(c.engine) as s:
+        with session_scope(c.engine) as s:
             dviews.case_in_scope(s, v, case_id)
             cv = services.view(s, case_id=case_id, now=c.clock.now())
             events = services.history(s, case_id=case_id)
@@ -140,7 +140,8 @@ def router(c: Container) -> APIRouter:
             merged_into_id=cv.merged_into_id, may_act=may,
             events=[EventOut(id=ev.id or 0, at=ev.at, kind=ev.kind, actor_id=ev.actor_id,
                              role=ev.role, holder_id=ev.holder_id, from_state=ev.from_state,
-                             to_state=ev.to_state, note=ev.note, via=ev.via) for ev in events],
+                             to_state=ev.to_state, via=ev.via,
+                             note=event_note(ev.kind, ev.note, ev.detail)) for ev in events],
             attachments=[AttachmentOut(
                 id=a.id or 0, kind=a.kind, purpose=a.purpose,
                 url=f"/media/{a.stored_ref}" if a.stored_ref else None,
@@ -154,7 +155,7 @@ def router(c: Container) -> APIRouter:
     def act(case_id: DbId, action: Literal["accept", "reply", "resolve", "escalate", "whistle",
                                           "reject", "merge"],
             body: ActionIn, v: ApiWriter) -> CaseOut:
-        with dauth.domain_errors(), write_session(c.engine) as s:
+        with write_session(c.engine) as s:
             dviews.run_action(s, c, v, case_id=case_id, action=action, version=body.version,
                          text=body.text, into=body.into_case_id)
         return case(case_id, v)
@@ -169,7 +170,7 @@ def router(c: Container) -> APIRouter:
                     "(best first), not every 邻长 of the subtree; the XLSX export has them all"
                 ))) -> FiguresOut:
         start_dt, end_dt = dviews.period(c, start, end)
-        with dauth.domain_errors(), session_scope(c.engine) as s:
+        with session_scope(c.engine) as s:
             at = v.node(s, node)
             f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
                                                   tz=c.tz, leaders=leaders)
@@ -195,7 +196,7 @@ def router(c: Container) -> APIRouter:
                 level: Literal["town", "village"] | None = None,
                 start: str | None = None, end: str | None = None) -> RankingOut:
         start_dt, end_dt = dviews.period(c, start, end)
-        with dauth.domain_errors(), session_scope(c.engine) as s:
+        with session_scope(c.engine) as s:
             at = v.node(s, node)
             lv = Level(level) if level else (
                 Level.village if at.level in (Level.town, Level.village) else Level.town)
@@ -217,7 +218,7 @@ def router(c: Container) -> APIRouter:
     def set_password(body: PasswordIn, v: ApiWriter) -> OkOut:
         """An admin sets the dashboard password of a 书记 or admin below them in their subtree
         (403, one message, for a number that is unknown or not theirs)."""
-        with dauth.domain_errors(), write_session(c.engine) as s:
+        with write_session(c.engine) as s:
             accounts.set_password_by_phone(s, phone=body.phone, password=body.password,
                                            now=c.clock.now(), by=v.who.person.id)
         return OkOut()

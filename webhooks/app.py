@@ -17,6 +17,7 @@ from core.settings import Settings
 from webhooks import (
     dashboard,
     dashboard_invites,
+    http_errors,
     metrics,
     telegram,
     webchat,
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     app = FastAPI(title="linzhang", version="0.1.0", lifespan=lifespan)
     app.state.container = c
+    http_errors.install(app)  # a domain error from any route: its status and sentence
     # Outside every route: bodies are capped and timed while they stream in.
     app.add_middleware(BodyLimitMiddleware, limits=limits_of(c.settings))
     app.include_router(telegram.router(c))

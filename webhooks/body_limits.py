@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from bot.handlers.wechat.xmlsafe import MAX_XML
+from bot.handlers.xml_safe import MAX_XML
 from core.settings import Settings
 
 Scope = MutableMapping[str, Any]

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from bot.flows.refusals import event_note
 from core import reports
 from core.cases import services, stats
 from core.cases.model import ATTACHMENTS, STATE_LABEL_ZH, State
@@ -31,7 +32,6 @@ from webhooks.dashboard_auth import (
     SignedIn,
     Viewer,
     check_csrf,
-    domain_errors,
     e,
 )
 from webhooks.dashboard_banner import case_banner, error_key
@@ -93,8 +93,7 @@ def router(c: Container) -> APIRouter:
 
     @r.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
     def dashboard(v: SignedIn, node: str | None = None) -> HTMLResponse:
-        with domain_errors():
-            m = map_view(c, v, node)
+        m = map_view(c, v, node)
         head, body = map_html(c, v, m.node, m.path, m.tiles, m.own)
         return page(c, v, f"预警地图 · {m.node.name}", body, active="map", head=head)
 
@@ -105,7 +104,7 @@ def router(c: Container) -> APIRouter:
                    before: int | None = None) -> HTMLResponse:
         if state and state not in State.__members__:
             raise HTTPException(422, f"没有这个状态：{state}")
-        with domain_errors(), session_scope(c.engine) as s:
+        with session_scope(c.engine) as s:
             at = v.node(s, node)
             f = reports.CaseFilter(node=at, state=state, category_id=category, overdue=overdue,
                                    start=parse_day(start, tz), end=parse_day(end, tz),
@@ -150,7 +149,7 @@ def router(c: Container) -> APIRouter:
     @r.get("/dashboard/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
     def case_page(case_id: int, v: SignedIn, msg: str | None = None,
                   ok: str | None = None) -> HTMLResponse:
-        with domain_errors(), session_scope(c.engine) as s:
+        with session_scope(c.engine) as s:
             case_in_scope(s, v, case_id)
             cv = services.view(s, case_id=case_id, now=c.clock.now())
             events = services.history(s, case_id=case_id)
@@ -177,13 +176,14 @@ def router(c: Container) -> APIRouter:
             else:
                 media.append(f'<figure class="pending">{e(a.kind)}（{e(a.fetch_status or "")}）'
                              f'</figure>')
+        notes = [event_note(ev.kind, ev.note, ev.detail) for ev in events]
         timeline = "".join(
             f'<li class="ev {e(ev.kind)}"><time>{_fmt(ev.at, tz)}</time> '
             f'<b>{e(names.get(ev.actor_id, "系统") if ev.actor_id else "系统")}</b> '
             f'{e(role_zh(ev.role)) if ev.kind in ("escalated", "nagged") else ""}'
             f'{e(EVENT_VERB_ZH.get(ev.kind, ev.kind))}'
-            f'{("：" + e(ev.note)) if ev.note else ""}</li>'
-            for ev in events)
+            f'{("：" + e(note)) if note else ""}</li>'
+            for ev, note in zip(events, notes, strict=True))
         holders = "".join(
             f'<li><b>{e(role_zh(h.role))}{e(h.name or "—")}</b>：{_fmt(h.since, tz)} — '
             f'{_fmt(h.until, tz) if h.until else "至今"}</li>' for h in held)
@@ -232,8 +232,8 @@ def router(c: Container) -> APIRouter:
             with write_session(c.engine) as s:
                 run_action(s, c, v, case_id=case_id, action=action, version=version,
                            text=text or None, into=into)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from exc
+        except NotFound:
+            raise  # a 404, from the app's handler
         except DomainError as exc:
             # A key, never the text: a link of someone else's making shows no words of theirs.
             return RedirectResponse(f"{back}?{_qs(msg=error_key(exc))}", status_code=303)
@@ -243,7 +243,7 @@ def router(c: Container) -> APIRouter:
     def figures_page(v: SignedIn, node: str | None = None,
                      start: str | None = None, end: str | None = None) -> HTMLResponse:
         start_dt, end_dt = period(c, start, end)
-        with domain_errors(), session_scope(c.engine) as s:
+        with session_scope(c.engine) as s:
             at = v.node(s, node)
             f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
                                                   tz=tz, leaders=10)
@@ -328,8 +328,7 @@ def router(c: Container) -> APIRouter:
         if row is None:
             raise HTTPException(404, "没有这个文件")
         store = MediaStore.from_settings(c.settings)
-        with domain_errors():
-            data = store.open(ref)
+        data = store.open(ref)
         mime, headers = media_type_of(ref, row.mime if ref == row.stored_ref else None)
         return Response(data, media_type=mime,
                         headers={"Cache-Control": "private, max-age=86400", **headers})
@@ -345,7 +344,7 @@ def export_xlsx(c: Container, v: Viewer, kind: str, node: str | None, start: str
         raise HTTPException(404, "没有这个导出")
     start_dt, end_dt = period(c, start, end)
     tz = c.tz
-    with domain_errors(), session_scope(c.engine) as s:
+    with session_scope(c.engine) as s:
         at = v.node(s, node)
         if kind == "ranking":
             level = Level.village if at.level in (Level.town, Level.village) else Level.town

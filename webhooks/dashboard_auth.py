@@ -7,8 +7,6 @@ import hashlib
 import hmac
 import html
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +18,7 @@ from sqlmodel import Session
 from core import accounts
 from core.container import Container
 from core.db import session_scope
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, TooManyAttempts
+from core.errors import NotFound, PermissionDenied
 from core.hierarchy.model import Level, Node
 from core.hierarchy.queries import Actor, NodeRef, actor, node_by_code
 
@@ -63,7 +61,7 @@ class Viewer:
             return self.home
         found = node_by_code(session, code)
         if not self.sees(found):
-            raise PermissionDenied(f"{found.name}不在您的管辖范围内")
+            raise PermissionDenied("person_outside", name=found.name)
         return found
 
 
@@ -111,24 +109,6 @@ SignedIn = Annotated[Viewer, Depends(need_viewer)]
 def check_csrf(viewer: Viewer, given: str | None) -> None:
     if not given or not hmac.compare_digest(given, viewer.csrf):
         raise HTTPException(403, "表单已失效，请刷新页面后重试")
-
-
-@contextmanager
-def domain_errors() -> Iterator[None]:
-    """Domain errors to HTTP status codes."""
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except PermissionDenied as exc:
-        raise HTTPException(403, str(exc)) from exc
-    except Conflict as exc:
-        raise HTTPException(409, str(exc)) from exc
-    except InvalidInput as exc:
-        raise HTTPException(422, str(exc)) from exc
-    except TooManyAttempts as exc:
-        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}
-                            ) from exc
 
 
 # ---------------------------------------------------------------- shared reads

@@ -30,7 +30,7 @@ from core.hierarchy.invites import (
 )
 from core.hierarchy.model import Person
 from core.outbox import Draft, enqueue_many
-from webhooks.dashboard_auth import SignedIn, Viewer, check_csrf, domain_errors, e
+from webhooks.dashboard_auth import SignedIn, Viewer, check_csrf, e
 from webhooks.dashboard_views import page
 
 CODE = re.compile(r"j[a-z0-9]{8,40}")
@@ -90,7 +90,7 @@ def router(c: Container) -> APIRouter:
         check_csrf(v, csrf)
         if answer not in ("yes", "no"):
             raise HTTPException(404, "没有这个操作")
-        with domain_errors(), write_session(c.engine) as session:
+        with write_session(c.engine) as session:
             _, outs = answer_bind_request(session, by=v.who, request_id=request_id,
                                           yes=answer == "yes", clock=c.clock, settings=s)
             enqueue_many(session, now=c.clock.now(), drafts=[Draft(
@@ -122,7 +122,7 @@ value="{v.csrf}"><label>手机号 <input name="phone" inputmode="tel" required><
     def make_invite(v: SignedIn, phone: str = Form(""), csrf: str = Form("")) -> Response:
         check_csrf(v, csrf)
         admins_only(v)
-        with domain_errors(), write_session(c.engine) as session:
+        with write_session(c.engine) as session:
             inv, _ = person_invite(session, by=v.who, phone=phone.strip()[:32],
                                    now=c.clock.now(), ttl=s.person_invite_ttl)
             invite_id = inv.id
@@ -132,7 +132,7 @@ value="{v.csrf}"><label>手机号 <input name="phone" inputmode="tel" required><
            include_in_schema=False)
     def invite_page(request: Request, invite_id: int, v: SignedIn) -> HTMLResponse:
         admins_only(v)
-        with domain_errors(), session_scope(c.engine) as session:
+        with session_scope(c.engine) as session:
             inv: Invite = person_invite_by_id(session, by=v.who, invite_id=invite_id)
             person = session.get(Person, inv.person_id)
             name = person.name if person else "—"
@@ -157,7 +157,7 @@ value="{v.csrf}"><label>手机号 <input name="phone" inputmode="tel" required><
     def revoke_invite(invite_id: int, v: SignedIn, csrf: str = Form("")) -> Response:
         check_csrf(v, csrf)
         admins_only(v)
-        with domain_errors(), write_session(c.engine) as session:
+        with write_session(c.engine) as session:
             inv = person_invite_by_id(session, by=v.who, invite_id=invite_id)
             revoke(session, by=v.who, code=inv.code)
         return RedirectResponse(f"/dashboard/invites/{invite_id}", status_code=303)

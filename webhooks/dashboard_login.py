@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from bot.flows.refusals import sentence
 from core import accounts, attempts
 from core.container import Container
 from core.db import write_session
@@ -61,14 +62,14 @@ autocomplete="current-password" required></label><button>登录</button></form>
                                              limits=limits)
                 pid = check(s)
         except TooManyAttempts as exc:
-            resp = login_form(str(exc), 429)
+            resp = login_form(sentence(exc), 429)
             resp.headers["Retry-After"] = str(exc.retry_after)
             return resp
         except DomainError as exc:
             with write_session(c.engine) as s:
                 accounts.record_login_failure(s, phone=phone, client=client, now=now,
                                               limits=limits)
-            return login_form(str(exc), 403)
+            return login_form(sentence(exc), 403)
         return signed_in(pid, method)
 
     @r.post("/login", include_in_schema=False)

@@ -126,11 +126,11 @@ def run_action(session: Session, c: Container, viewer: Viewer, *, case_id: int, 
         actions.reject(session, reason=text or "", **kw)
     elif action == "merge":
         if into is None:
-            raise InvalidInput("请填写要合并到的工单编号")
+            raise InvalidInput("merge_needs_target")
         case_in_scope(session, viewer, into)
         actions.merge(session, into_case_id=into, **kw)
     else:
-        raise NotFound(f"没有这个操作：{action}")
+        raise NotFound("action_unknown", action=action)
 
 
 def case_in_scope(session: Session, viewer: Viewer, case_id: int) -> str:
@@ -138,7 +138,7 @@ def case_in_scope(session: Session, viewer: Viewer, case_id: int) -> str:
     path = session.execute(sa.select(reports.C.c.node_path)
                            .where(reports.C.c.id == case_id)).scalar_one_or_none()
     if path is None or not viewer.sees(path):
-        raise NotFound(f"没有工单#{case_id}")
+        raise NotFound("case_not_found", case=case_id)
     return str(path)
 
 

@@ -31,6 +31,8 @@ from fastapi.responses import (
 )
 from starlette.concurrency import run_in_threadpool
 
+from bot.flows.refusals import say, sentence
+from bot.flows.texts import t
 from bot.flows.types import Press
 from bot.handlers.jsonsafe import loads as read_json
 from bot.handlers.web import sender as web_sender
@@ -165,7 +167,7 @@ def router(container: Container) -> APIRouter:
             try:
                 token, row = await run_in_threadpool(new_session, chat_id, person_id)
             except DomainError as exc:
-                return Response(str(exc), status_code=404, media_type="text/plain")
+                return Response(sentence(exc), status_code=404, media_type="text/plain")
         assert row is not None
         name = await run_in_threadpool(person_name, row.chat_id)
         body = render_page("chat.html", csrf=row.csrf, pane=pane, who=name or "访客",
@@ -269,12 +271,13 @@ def router(container: Container) -> APIRouter:
             with write_session(c.engine) as session:
                 return web_sessions.send_code(session, chat_id=chat_id, phone=number,
                                               client=client, now=c.clock.now(),
-                                              limits=code_limits, demo=s.demo_mode)
+                                              limits=code_limits, demo=s.demo_mode,
+                                              wording=lambda lang, **p: t(lang, "web_code", **p))
 
         try:
             shown = await run_in_threadpool(issue)
         except TooManyAttempts as exc:
-            return _error(429, str(exc), retry_after=exc.retry_after)
+            return _error(429, sentence(exc), retry_after=exc.retry_after)
         # One answer whoever has (or nobody has) this number, so that it tells nothing.
         if shown is not None:
             return JSONResponse({"ok": True, "code": shown,
@@ -301,7 +304,9 @@ def router(container: Container) -> APIRouter:
 
         result = await run_in_threadpool(verify)
         if result.phone is None:
-            return _error(result.status, result.error, retry_after=result.retry_after)
+            assert result.error is not None
+            return _error(result.status, say(result.error.key, result.error.params, "zh"),
+                          retry_after=result.retry_after)
         number = result.phone
         await run_in_threadpool(lambda: handle(
             c, chat_id=chat_id, client_id=f"phone-{secrets.token_hex(8)}", contact_phone=number))

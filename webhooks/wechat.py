@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.handlers.wechat.inbound import handle, verify_url
-from bot.handlers.wechat.xmlsafe import MAX_XML
+from bot.handlers.xml_safe import MAX_XML
 from core.container import Container
 from webhooks import webhook_docs as docs
 

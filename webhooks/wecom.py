@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from bot.handlers.wechat.xmlsafe import MAX_XML
 from bot.handlers.wecom.inbound import (
     BOT_PLATFORM,
     app_crypto,
@@ -15,6 +14,7 @@ from bot.handlers.wecom.inbound import (
     handle_bot,
     verify_url,
 )
+from bot.handlers.xml_safe import MAX_XML
 from core.container import Container
 from webhooks import webhook_docs as docs
 

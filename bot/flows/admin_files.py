@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from bot.flows.context import Ctx
+from bot.flows.refusals import phrase_words
 from bot.flows.types import Outbound
 from core import conversations
 from core.errors import ImportRejected, InvalidInput, PermissionDenied
@@ -20,7 +21,7 @@ MAX_SHOWN = 30
 
 def _require_admin(ctx: Ctx, command: str) -> None:
     if ctx.actor is None or not ctx.actor.is_admin:
-        raise PermissionDenied(ctx.t("admin_only", command=command).removeprefix("抱歉，"))
+        raise PermissionDenied("cmd_admin_only", command=command)
 
 
 def handle(ctx: Ctx, command: str) -> None:
@@ -46,7 +47,7 @@ def run_import(ctx: Ctx) -> None:
     store = MediaStore(Path(ctx.settings.media_dir))
     docs = [m for m in ctx.inbound.media if m.kind == "document"]
     if not docs or any(m.stored_ref is None for m in docs):
-        raise InvalidInput("没有收到可导入的文件，请把 CSV 或 XLSX 作为文件发送")
+        raise InvalidInput("import_no_file")
     i = ctx.inbound
     conversations.clear_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
                               user_id=i.sender_id)
@@ -67,7 +68,7 @@ def run_import(ctx: Ctx) -> None:
                 report = import_into(ctx.session.connection(), paths, by=ctx.actor,
                                      clock=ctx.clock, max_errors=MAX_SHOWN)
         except ImportRejected as exc:
-            lines = exc.report().splitlines()
+            lines = exc.report(phrase_words(ctx.lang)).splitlines()
             ctx.say(ctx.t("import_failed", errors="\n".join(lines[:MAX_SHOWN])))
             return
     ctx.say(ctx.t("import_ok", summary=report.summary()))
@@ -78,7 +79,7 @@ def export(ctx: Ctx) -> None:
     keep the roster (town and district), and never into a group chat."""
     assert ctx.actor is not None
     if not ctx.inbound.chat_is_private:
-        raise PermissionDenied(ctx.t("export_private_only"))
+        raise PermissionDenied("export_private_only")
     root = ctx.actor.admin_scopes()[0]
     masked = not sees_full_roster(root.level)
     store = MediaStore(Path(ctx.settings.media_dir))

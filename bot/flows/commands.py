@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.flows.context import Ctx
+from bot.flows.refusals import event_note
 from bot.flows.types import Outbound
 from core.cases import stats
 from core.cases.lists import open_cases_below
@@ -27,7 +28,7 @@ def _leader_scope(ctx: Ctx, command: str) -> list[NodeRef]:
     scopes = [n for r, n in ctx.actor.posts if r in LEADER_ROLES or r.value in ("admin",
                                                                                 "department")]
     if not scopes:
-        raise PermissionDenied(ctx.t("leaders_only", command=command).removeprefix("抱歉，"))
+        raise PermissionDenied("cmd_leaders_only", command=command)
     return scopes
 
 
@@ -36,12 +37,12 @@ def _admin_node(ctx: Ctx, command: str, code: str | None) -> NodeRef:
     assert ctx.actor is not None
     scopes = ctx.actor.admin_scopes()
     if not scopes:
-        raise PermissionDenied(ctx.t("admin_only", command=command).removeprefix("抱歉，"))
+        raise PermissionDenied("cmd_admin_only", command=command)
     if not code:
         return scopes[0]
     node = node_by_code(ctx.session, code)
     if not ctx.actor.is_admin_of(node):
-        raise PermissionDenied(f"{node.name}（{node.code}）不在您管理的范围内")
+        raise PermissionDenied("node_outside", name=node.name, code=node.code)
     return node
 
 
@@ -107,23 +108,24 @@ def case_cmd(ctx: Ctx) -> None:
     assert ctx.actor is not None
     args = ctx.inbound.args
     if not args or not args[0].lstrip("#").isdigit() or len(args[0].lstrip("#")) > 9:
-        raise InvalidInput(ctx.t("usage", usage="/case <编号>"))
+        raise InvalidInput("usage", usage="/case <编号>")
     case_id = int(args[0].lstrip("#"))
     from core.cases.model import Case
     from core.hierarchy.queries import node_by_id
 
     case = ctx.session.get(Case, case_id)
     if case is None:
-        raise NotFound(f"没有工单#{case_id}")
+        raise NotFound("case_not_found", case=case_id)
     home = node_by_id(ctx.session, case.home_node_id)
     if not (ctx.actor.is_admin_of(home) or ctx.actor.leads(home)
             or case.holder_id == ctx.actor.person.id):
-        raise PermissionDenied(f"工单#{case_id}不在您的辖区内")
+        raise PermissionDenied("case_outside", case=case_id)
     lines = [f"工单#{case_id}：{clip(case.text, 60)}（{STATE_LABEL_ZH[State(case.state)]}）"]
     for e in history(ctx.session, case_id=case_id):
         at = e.at.astimezone(ctx.tz) if e.at.tzinfo else e.at
+        note = event_note(e.kind, e.note, e.detail, ctx.lang)
         lines.append(f"{at:%m-%d %H:%M} {EVENT_VERB_ZH.get(e.kind, e.kind)}"
-                     f"{'：' + clip(e.note, 40) if e.note else ''}")
+                     f"{'：' + clip(note, 40) if note else ''}")
     ctx.say("\n".join(lines[:60]))
 
 
@@ -132,7 +134,7 @@ def find_cmd(ctx: Ctx) -> None:
     node = _admin_node(ctx, "find", None)
     query = " ".join(ctx.inbound.args).strip()
     if not query:
-        raise InvalidInput(ctx.t("usage", usage="/find <姓名|手机号|编码>"))
+        raise InvalidInput("usage", usage="/find <姓名|手机号|编码>")
     assert ctx.actor is not None
     rows = []
     for scope in ctx.actor.admin_scopes():
@@ -152,7 +154,7 @@ def assign_cmd(ctx: Ctx) -> None:
     assert ctx.actor is not None
     args = ctx.inbound.args
     if len(args) != 3:
-        raise InvalidInput(ctx.t("usage", usage="/assign <手机号> <角色> <编码>"))
+        raise InvalidInput("usage", usage="/assign <手机号> <角色> <编码>")
     _admin_node(ctx, "assign", None)
     post = assign_role(ctx.session, by=ctx.actor, phone=args[0], role=args[1], node_code=args[2])
     ctx.say(f"已任命：{args[0]} 为 {ROLE_LABEL_ZH[_role(post.role)]}（{args[2]}）。")
@@ -163,9 +165,9 @@ def bind_cmd(ctx: Ctx) -> None:
     assert ctx.actor is not None
     i = ctx.inbound
     if i.chat_is_private:
-        raise InvalidInput("请在要绑定的群里发送 /bind <编码>")
+        raise InvalidInput("bind_in_group")
     if not i.args:
-        raise InvalidInput(ctx.t("usage", usage="/bind <编码>"))
+        raise InvalidInput("usage", usage="/bind <编码>")
     b = bind_chat(ctx.session, by=ctx.actor, platform=i.platform, chat_id=i.chat_id,
                   node_code=i.args[0], title=i.chat_title, now=ctx.clock.now())
     node = node_by_code(ctx.session, i.args[0])
@@ -193,7 +195,7 @@ def invite_cmd(ctx: Ctx) -> None:
         lins = [n for r, n in ctx.actor.posts if n.level is Level.neighborhood and r.value !=
                 "resident"]
         if not lins:
-            raise InvalidInput(ctx.t("usage", usage="/invite <邻的编码>  或  /invite <手机号>"))
+            raise InvalidInput("usage", usage="/invite <邻的编码>  或  /invite <手机号>")
         node = lins[0]
     inv = invite_for(ctx.session, by=ctx.actor, node=node, now=ctx.clock.now())
     link = invite_link(ctx, inv.code)
@@ -204,7 +206,7 @@ def invite_cmd(ctx: Ctx) -> None:
 def _person_invite(ctx: Ctx, phone: str) -> None:
     assert ctx.actor is not None
     if not ctx.inbound.chat_is_private:
-        raise InvalidInput("个人邀请只能在与机器人的私聊中生成，请私聊我 /invite <手机号>")
+        raise InvalidInput("person_invite_private_only")
     ttl = ctx.settings.person_invite_ttl
     inv, person = person_invite(ctx.session, by=ctx.actor, phone=phone, now=ctx.clock.now(),
                                 ttl=ttl)
@@ -223,7 +225,7 @@ def revoke_cmd(ctx: Ctx) -> None:
     assert ctx.actor is not None
     given = " ".join(ctx.inbound.args).strip()
     if not given:
-        raise InvalidInput(ctx.t("usage", usage="/revoke <邀请码>"))
+        raise InvalidInput("usage", usage="/revoke <邀请码>")
     code = typed_code(given) or given  # the printed `K3M9-X2AB` or the code itself
     revoke(ctx.session, by=ctx.actor, code=code)
     ctx.say(ctx.t("invite_revoked", code=given[:20]))

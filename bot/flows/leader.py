@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.flows.context import Ctx
 from bot.flows.join import to_attachment
+from bot.flows.refusals import sentence
 from bot.flows.report import ask_category, choose_category, report, split_off
 from bot.flows.types import Button, Press
 from core import conversations
@@ -171,7 +172,7 @@ def _add_or_report(ctx: Ctx, case_id: int, words: str, atts: tuple[Any, ...]) ->
     except DomainError as exc:
         if not ctx.actor.residences() or not (words.strip() or atts):
             raise
-        ctx.say(ctx.t("add_refiled", reason=str(exc).rstrip("。.")))
+        ctx.say(ctx.t("add_refiled", reason=sentence(exc, ctx.lang).rstrip("。.")))
         report(ctx)
         return
     ctx.say(ctx.t("added", case=case_id), case_id=case_id)

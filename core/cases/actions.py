@@ -22,7 +22,7 @@ from core.cases.services import (
     resident_address,
 )
 from core.clock import Clock
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, phrase
 from core.hierarchy.model import Category, Person, Role
 from core.hierarchy.queries import (
     Actor,
@@ -34,12 +34,6 @@ from core.hierarchy.queries import (
 from core.hierarchy.tree import LEADER_ROLES
 from core.outbox import Draft
 from core.privacy import mask_address
-
-VERB_ZH = {
-    "accept": "受理", "reply": "答复", "ask_more": "请居民补充", "resolve": "办结",
-    "escalate": "转上级", "whistle": "吹哨", "merge": "合并", "reject": "驳回",
-    "reassign": "改派",
-}
 
 
 @dataclass
@@ -63,7 +57,8 @@ def _begin(session: Session, *, clock: Clock, case_id: int, person_id: int, vers
     if not may_act(who, holder_id=case.holder_id, holder_role=case.holder_role,
                    holder_node=holder_node, home=home):
         raise refuse(session, case=case, person_id=person_id, action=action, at=now, via=via,
-                     reason=f"您不是工单#{case_id}的承办人或其上级，不能{VERB_ZH[action]}")
+                     reason="not_holder",
+                     params={"case": case_id, "doing": phrase(f"verb.{action}")})
     ops.check_version(session, case, version)
     return _Ctx(case, who, home, holder_node, now, via)
 
@@ -132,7 +127,7 @@ def accept(session: Session, *, clock: Clock, case_id: int, person_id: int, vers
     """Take the case on (a department liaison: report in, 报到); the handling deadline starts."""
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action="accept", via=via)
-    ops.require_state(c.case, {State.open}, "受理")
+    ops.require_state(c.case, {State.open}, "accept")
     drafts: list[Draft] = []
     kind = _to_accepted(session, c, drafts)
     case = c.case
@@ -149,7 +144,7 @@ def _say(session: Session, *, clock: Clock, case_id: int, person_id: int, versio
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action=action, via=via)
     body = _clean_text(text, required=True)
-    ops.require_state(c.case, {State.open, State.accepted}, VERB_ZH[action])
+    ops.require_state(c.case, {State.open, State.accepted}, action)
     drafts: list[Draft] = []
     case = c.case
     if case.state == State.open.value:
@@ -185,7 +180,7 @@ def resolve(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
     """Say it is fixed; the resident has the confirm window to confirm and rate."""
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action="resolve", via=via)
-    ops.require_state(c.case, {State.open, State.accepted}, "办结")
+    ops.require_state(c.case, {State.open, State.accepted}, "resolve")
     body = _clean_text(note, required=False)
     case, drafts = c.case, list[Draft]()
     before = case.state
@@ -260,13 +255,13 @@ def escalate(session: Session, *, clock: Clock, case_id: int, person_id: int, ve
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action="escalate", via=via)
     why = _clean_text(reason, required=True)
-    ops.require_state(c.case, {State.open, State.accepted}, "转上级")
+    ops.require_state(c.case, {State.open, State.accepted}, "escalate")
     case = c.case
     assert case.holder_role is not None and c.holder_node is not None
     target = next_target(chain_for_node(session, c.home), role=case.holder_role,
                          node=c.holder_node, holder_id=case.holder_id or -1)
     if target is None:
-        raise Conflict(f"工单#{case_id}已在最高一级，无法再转上级；可吹哨转职能部门或由管理员改派")
+        raise Conflict("case_at_top", case=case_id)
     case.escalations += 1
     drafts = hand_over(session, case, target, now=c.now, stage=Stage.reply,
                        kind=EventKind.escalated, actor_id=c.who.person.id, via=via, note=why,
@@ -285,8 +280,8 @@ def whistle(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
     case = c.case
     if not may_whistle(c.who, home=c.home):
         raise refuse(session, case=case, person_id=person_id, action="whistle", at=c.now,
-                     via=via, reason="只有村(社区)书记或乡镇、区县管理员可以吹哨")
-    ops.require_state(case, {State.open, State.accepted}, "吹哨")
+                     via=via, reason="whistle_not_yours")
+    ops.require_state(case, {State.open, State.accepted}, "whistle")
     if category:
         cat = category_by_name(session, category)
         case.category_id = cat.id
@@ -295,7 +290,7 @@ def whistle(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
         assert found is not None
         cat = found
     else:
-        raise InvalidInput("请选择问题类别，以确定由哪个职能部门接单")
+        raise InvalidInput("whistle_needs_category")
     target = department_for(session, home=c.home, category=cat)
     case.department_node_id = target.node.id
     case.department_reported_at = None

@@ -24,7 +24,7 @@ def _resident_case(session: Session, *, clock: Clock, case_id: int, person_id: i
     case = ops.load(session, case_id)
     if person_id not in ops.followers(session, case_id):
         raise refuse(session, case=case, person_id=person_id, action=action, at=now, via=via,
-                     reason=f"只有反映问题的居民可以确认或评价工单#{case_id}")
+                     reason="rate_not_yours", params={"case": case_id})
     ops.check_version(session, case, version)
     return case
 
@@ -33,10 +33,10 @@ def confirm(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
             rating: int, comment: str | None = None, via: str | None = None) -> Case:
     """The resident confirms the fix and rates it 1–5; a poor rating reaches the superior."""
     if not isinstance(rating, int) or not 1 <= rating <= 5:
-        raise InvalidInput("评价请选择1到5星")
+        raise InvalidInput("stars_range")
     case = _resident_case(session, clock=clock, case_id=case_id, person_id=person_id,
                           version=version, action="confirm", via=via)
-    ops.require_state(case, {State.resolved}, "确认评价")
+    ops.require_state(case, {State.resolved}, "confirm")
     now = clock.now()
     words = _clean_text(comment, required=False) or None
     case.state = State.closed.value
@@ -76,7 +76,7 @@ def not_fixed(session: Session, *, clock: Clock, case_id: int, person_id: int, v
     """The resident says it is not fixed: back to the same holder with a fresh deadline."""
     case = _resident_case(session, clock=clock, case_id=case_id, person_id=person_id,
                           version=version, action="not_fixed", via=via)
-    ops.require_state(case, {State.resolved}, "反馈未解决")
+    ops.require_state(case, {State.resolved}, "reopen")
     now = clock.now()
     words = _clean_text(reason, required=False) or None
     case.state = State.accepted.value

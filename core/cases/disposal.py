@@ -23,18 +23,18 @@ def merge(session: Session, *, clock: Clock, case_id: int, person_id: int, versi
           into_case_id: int, via: str | None = None) -> Case:
     """Fold a duplicate into another case; the duplicate's residents follow the other one."""
     if into_case_id == case_id:
-        raise InvalidInput("不能把工单合并到它自己")
+        raise InvalidInput("merge_into_itself")
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action="merge", via=via)
-    ops.require_state(c.case, set(ACTIVE_STATES), "合并")
+    ops.require_state(c.case, set(ACTIVE_STATES), "merge")
     target = ops.load(session, into_case_id)
-    ops.require_state(target, set(ACTIVE_STATES), "接收合并")
+    ops.require_state(target, set(ACTIVE_STATES), "merge_target")
     t_home = node_by_id(session, target.home_node_id)
     t_node = node_by_id(session, target.holder_node_id) if target.holder_node_id else None
     if not may_reach(c.who, holder_id=target.holder_id, holder_role=target.holder_role,
                      holder_node=t_node, home=t_home):
         raise refuse(session, case=c.case, person_id=person_id, action="merge", at=c.now,
-                     via=via, reason=f"工单#{into_case_id}不在您的辖区，不能合并过去")
+                     via=via, reason="merge_target_outside", params={"case": into_case_id})
     case = c.case
     before = case.state
     case.state = State.merged.value
@@ -65,7 +65,7 @@ def reject(session: Session, *, clock: Clock, case_id: int, person_id: int, vers
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action="reject", via=via)
     why = _clean_text(reason, required=True)
-    ops.require_state(c.case, set(ACTIVE_STATES), "驳回")
+    ops.require_state(c.case, set(ACTIVE_STATES), "reject")
     case = c.case
     before = case.state
     case.state = State.rejected.value
@@ -91,11 +91,11 @@ def reassign(session: Session, *, clock: Clock, case_id: int, person_id: int, ve
     case = c.case
     if not c.who.is_admin_of(c.home):
         raise refuse(session, case=case, person_id=person_id, action="reassign", at=c.now,
-                     via=via, reason="只有管理员可以改派工单")
-    ops.require_state(case, {State.open, State.accepted}, "改派")
+                     via=via, reason="reassign_admins_only")
+    ops.require_state(case, {State.open, State.accepted}, "reassign")
     why = _clean_text(reason, required=True)
     if to_person_id == case.holder_id:
-        raise InvalidInput("该人员已是承办人")
+        raise InvalidInput("already_holder")
     target = _post_for(actor(session, to_person_id), c)
     previous = case.holder_id
     drafts = hand_over(session, case, target, now=c.now, stage=Stage.reply,
@@ -118,7 +118,7 @@ def _post_for(person: Actor, c: _Ctx) -> Target:
         and any(s.contains(n) for s in scopes)
     ]
     if not candidates:
-        raise InvalidInput(f"{person.person.name}在您的辖区内没有职务，不能接单")
+        raise InvalidInput("no_post_here", name=person.person.name)
     on_path = [(r, n) for r, n in candidates if n.contains(c.home)]
     r, n = max(on_path or candidates, key=lambda p: len(p[1].path))
     return Target(PersonRef(person.person.id, person.person.name), r, n)

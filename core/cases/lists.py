@@ -65,7 +65,7 @@ def set_category(session: Session, *, clock: Clock, case_id: int, person_id: int
     case = ops.load(session, case_id)
     cat = category_by_name(session, category)
     if State(case.state) not in (State.open, State.accepted, State.resolved):
-        raise InvalidTransition(f"工单#{case_id}已结束，不能再改类别")
+        raise InvalidTransition("category_case_ended", case=case_id)
     allowed = person_id in ops.followers(session, case_id) or person_id == case.holder_id
     if not allowed:
         who = actor(session, person_id)
@@ -73,7 +73,7 @@ def set_category(session: Session, *, clock: Clock, case_id: int, person_id: int
         allowed = who.leads(home) or who.is_admin_of(home)
     if not allowed:
         raise refuse(session, case=case, person_id=person_id, action="category", at=now,
-                     via=via, reason=f"您不能修改工单#{case_id}的类别")
+                     via=via, reason="category_not_yours", params={"case": case_id})
     if case.category_id == cat.id:
         return case
     case.category_id = cat.id

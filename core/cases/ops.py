@@ -14,7 +14,6 @@ from core.cases.model import (
     CASES,
     EVENTS,
     FOLLOWERS,
-    STATE_LABEL_ZH,
     Case,
     CaseEvent,
     CaseFollower,
@@ -25,7 +24,7 @@ from core.cases.model import (
 from core.cases.policy import CasePolicy, next_due, stage_deadline
 from core.cases.routing import Target
 from core.clock import as_utc
-from core.errors import InvalidTransition, NotFound, StaleAction
+from core.errors import InvalidTransition, NotFound, Phrase, StaleAction, phrase
 from core.hierarchy.model import ChatBinding, Person
 from core.hierarchy.queries import NodeRef, node_by_id
 from core.hierarchy.tree import TIER_FOR_LEVEL
@@ -56,7 +55,7 @@ def load(session: Session, case_id: int, *, lock: bool = True) -> Case:
         q = q.with_for_update()
     case = session.execute(q).scalar_one_or_none()
     if case is None:
-        raise NotFound(f"没有工单#{case_id}")
+        raise NotFound("case_not_found", case=case_id)
     return case
 
 
@@ -76,22 +75,22 @@ def check_version(session: Session, case: Case, version: int, *, tz: Any = None)
         .order_by(EVENTS.c.id.desc())
         .limit(1)
     ).first()
-    what = ""
+    what: Phrase | str = ""
     if last is not None:
-        who = last.name or "系统"
-        when = msg.local_time(as_utc(last.at), tz or policy_of(case).tz)
-        what = f"：{when} {who}已{EVENT_VERB_ZH.get(last.kind, last.kind)}"
-    state = STATE_LABEL_ZH[State(case.state)]
-    raise StaleAction(
-        f"工单#{case.id}已有新变化{what}，现为「{state}」。此操作未执行，请按最新消息操作。"
-    )
+        at = as_utc(last.at).astimezone(tz or policy_of(case).tz)
+        when = phrase("local_time", month=at.month, day=at.day, time=f"{at:%H:%M}")
+        did = phrase(f"event.{last.kind}") if last.kind in EVENT_VERB_ZH else last.kind
+        what = phrase("case_changed_by", when=when, who=last.name or phrase("system"), did=did)
+    raise StaleAction("case_changed", case=case.id, what=what,
+                      state=phrase(f"state.{State(case.state).value}"))
 
 
 def require_state(case: Case, allowed: set[State], doing: str) -> None:
+    """Refuse an action (`doing`, an action key such as "accept") the case's state forbids."""
     if State(case.state) not in allowed:
-        raise InvalidTransition(
-            f"工单#{case.id}当前为「{STATE_LABEL_ZH[State(case.state)]}」，不能{doing}"
-        )
+        raise InvalidTransition("case_state_forbids", case=case.id,
+                                state=phrase(f"state.{State(case.state).value}"),
+                                doing=phrase(f"verb.{doing}"))
 
 
 def touch(case: Case, now: datetime) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from core.cases.model import EVENTS, Case, CaseEvent, EventKind
-from core.errors import PermissionDenied
+from core.errors import PermissionDenied, as_json
 from core.hierarchy.model import Role
 from core.hierarchy.queries import Actor, NodeRef
 
@@ -53,17 +53,21 @@ def may_whistle(who: Actor, *, home: NodeRef) -> bool:
 
 
 def refuse(session: Session, *, case: Case, person_id: int, action: str, reason: str,
-           at: datetime, via: str | None = None) -> PermissionDenied:
+           at: datetime, via: str | None = None,
+           params: dict[str, Any] | None = None) -> PermissionDenied:
     """Note the refused attempt for its own transaction, run once the caller's transaction
-    ends, so that it survives the rollback the refusal causes; return the error to raise."""
+    ends, so that it survives the rollback the refusal causes; return the error to raise
+    (message key `reason` with `params`)."""
+    denied = PermissionDenied(reason, **(params or {}))
     _ensure_listener()
     session.info.setdefault(_PENDING, []).append({
         "case_id": case.id, "at": at, "actor_id": person_id, "kind": EventKind.refused.value,
         "from_state": case.state, "to_state": case.state, "role": case.holder_role,
-        "holder_id": case.holder_id, "via": via, "note": reason,
-        "detail": {"action": action, "version": case.version},
+        "holder_id": case.holder_id, "via": via, "note": str(denied),
+        "detail": {"action": action, "version": case.version, "reason": reason,
+                   "params": as_json(params or {})},
     })
-    return PermissionDenied(reason)
+    return denied
 
 
 def _ensure_listener() -> None:

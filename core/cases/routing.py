@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, Phrase, phrase
 from core.hierarchy.model import Category, Level, Person, Post, Role
 from core.hierarchy.queries import (
     Chain,
@@ -83,7 +83,7 @@ def category_by_name(session: Session, name: str) -> Category:
     ).scalar_one_or_none()
     if cat is None:
         known = session.execute(sa.select(cats.c.name).order_by(cats.c.id)).scalars().all()
-        raise InvalidInput(f"未知类别：{name}（可选：{'、'.join(known) or '无'}）")
+        raise InvalidInput("category_unknown", name=name, known=list(known))
     return cat
 
 
@@ -91,25 +91,25 @@ def department_for(session: Session, *, home: NodeRef, category: Category) -> Ta
     """The department that takes a whistled case: the category's department under the case's
     town, else under its district, and its liaison."""
     if not category.department_suffix:
-        raise InvalidInput(f"类别「{category.name}」没有对应的职能部门，无法吹哨")
+        raise InvalidInput("category_without_department", name=category.name)
     suffix = category.department_suffix.strip()
     offices = [n for n in reversed(ancestors(session, home)) if n.level in (Level.town,
                                                                              Level.district)]
-    tried: list[str] = []
+    tried: list[Phrase] = []
     for office in offices:
         code = office.code + suffix
         try:
             dept = node_by_code(session, code)
         except NotFound:
-            tried.append(f"{code}（不存在）")
+            tried.append(phrase("department_missing", code=code))
             continue
         liaisons = holders(session, dept, Role.department)
         if liaisons:
             return Target(liaisons[0], Role.department, dept)
-        tried.append(f"{dept.name}（无联络员）")
+        tried.append(phrase("department_without_liaison", name=dept.name))
     if not offices:
-        raise NotFound("该工单不在任何乡镇或区县之下，找不到职能部门")
-    raise Conflict(f"找不到能接单的职能部门：{'；'.join(tried)}")
+        raise NotFound("no_office_above")
+    raise Conflict("no_department", tried=tuple(tried))
 
 
 def chains_for(session: Session, homes: list[NodeRef]) -> dict[int, Chain]:

@@ -60,23 +60,23 @@ def _check_attachment(a: NewAttachment) -> AttachmentKind:
     try:
         kind = AttachmentKind(a.kind)
     except ValueError:
-        raise InvalidInput(f"不支持的附件类型：{a.kind}") from None
+        raise InvalidInput("attachment_kind_unknown", kind=a.kind) from None
     if kind is AttachmentKind.location:
         if a.latitude is None or a.longitude is None:
-            raise InvalidInput("位置需要经纬度")
+            raise InvalidInput("location_needs_coordinates")
         if not (-90 <= a.latitude <= 90 and -180 <= a.longitude <= 180):
-            raise InvalidInput(f"经纬度超出范围：{a.latitude}, {a.longitude}")
+            raise InvalidInput("location_out_of_range", lat=a.latitude, lon=a.longitude)
     elif not a.file_ref:
-        raise InvalidInput(f"{kind.value} 附件缺少文件")
+        raise InvalidInput("attachment_without_file", kind=kind.value)
     return kind
 
 
 def _clean_text(text: str | None, *, required: bool) -> str:
     text = (text or "").replace("\x00", "").strip()  # PostgreSQL text refuses NUL
     if len(text) > MAX_TEXT:
-        raise InvalidInput(f"文字太长（{len(text)}字），请控制在{MAX_TEXT}字以内")
+        raise InvalidInput("text_too_long", length=len(text), most=MAX_TEXT)
     if required and not text:
-        raise InvalidInput("请用文字说明遇到的问题")
+        raise InvalidInput("text_required")
     return text
 
 
@@ -128,12 +128,12 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     if opener != resident_id:
         who = actor(session, opener)
         if not (who.leads(home) or who.is_admin_of(home)):
-            raise PermissionDenied("只能为本辖区的居民代报问题")
+            raise PermissionDenied("report_for_outsider")
     cat = category_by_name(session, category) if category else None
     chain = chain_for_node(session, home)
     target = first_target(chain)
     if target is None:
-        raise Conflict(f"{home.name}以上暂无任何在岗人员可接单，请联系管理员补齐人员")
+        raise Conflict("nobody_to_take", home=home.name)
     policy = CasePolicy.from_settings(settings)
     case = Case(
         resident_id=resident_id, opened_by_id=opener, home_node_id=home.id, node_path=home.path,
@@ -195,11 +195,11 @@ def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
         from core.cases.permissions import refuse
 
         raise refuse(session, case=case, person_id=person_id, action="add", at=now, via=via,
-                     reason=f"工单#{case_id}不是您反映的问题，不能补充")
+                     reason="add_not_yours", params={"case": case_id})
     if version is not None:
         ops.check_version(session, case, version)
     if State(case.state) not in ACTIVE_STATES:
-        raise InvalidTransition(f"工单#{case_id}已结束，如问题仍在请重新反映")
+        raise InvalidTransition("add_case_ended", case=case_id)
     body = _clean_text(text, required=not attachments)
     for a in attachments:
         _check_attachment(a)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from core.errors import InvalidInput
+from core.errors import ImportRejected, RowError
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -45,8 +45,11 @@ class SheetLimits:
                    max_rows=settings.sheet_max_rows, max_columns=settings.sheet_max_columns)
 
 
-class TooLarge(InvalidInput):
-    """A spreadsheet over one of the limits; the message is `file: reason`."""
+class TooLarge(ImportRejected):
+    """A spreadsheet over one of the limits: one `file:0: reason`."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__([RowError(file, 0, reason)])
 
 
 def _mib(n: int) -> str:
@@ -60,32 +63,32 @@ def check_archive(path: Path, limits: SheetLimits) -> None:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise InvalidInput(f"{name}: not a readable XLSX workbook ({exc})") from None
+        raise ImportRejected.one(name, 0, f"not a readable XLSX workbook ({exc})") from None
     if len(infos) > limits.max_entries:
-        raise TooLarge(f"{name}: the workbook has {len(infos)} parts, more than the "
+        raise TooLarge(name, f"the workbook has {len(infos)} parts, more than the "
                        f"{limits.max_entries} a spreadsheet needs")
     names = {i.filename for i in infos}
     if "[Content_Types].xml" not in names or not any(
             n.startswith("xl/") and n.endswith(".xml") for n in names):
-        raise InvalidInput(f"{name}: not a readable XLSX workbook (not an Office Open XML "
+        raise ImportRejected.one(name, 0, "not a readable XLSX workbook (not an Office Open XML "
                            "package: save it from Excel or WPS as .xlsx)")
     total = 0
     for i in infos:
         if i.flag_bits & 0x1:
-            raise InvalidInput(f"{name}: not a readable XLSX workbook (encrypted parts)")
+            raise ImportRejected.one(name, 0, "not a readable XLSX workbook (encrypted parts)")
         if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise InvalidInput(f"{name}: not a readable XLSX workbook (unusual compression)")
+            raise ImportRejected.one(name, 0, "not a readable XLSX workbook (unusual compression)")
         if i.file_size > limits.max_entry_bytes:
-            raise TooLarge(f"{name}: part {i.filename} unpacks to {_mib(i.file_size)}, more "
+            raise TooLarge(name, f"part {i.filename} unpacks to {_mib(i.file_size)}, more "
                            f"than the {_mib(limits.max_entry_bytes)} allowed "
                            "(XLSX_MAX_ENTRY_BYTES)")
         if i.file_size > RATIO_FLOOR and i.file_size > limits.max_ratio * max(i.compress_size, 1):
-            raise TooLarge(f"{name}: part {i.filename} is compressed "
+            raise TooLarge(name, f"part {i.filename} is compressed "
                            f"{i.file_size // max(i.compress_size, 1)}:1, more than the "
                            f"{limits.max_ratio}:1 of a real spreadsheet (XLSX_MAX_RATIO)")
         total += i.file_size
     if total > limits.max_unpacked_bytes:
-        raise TooLarge(f"{name}: the workbook unpacks to {_mib(total)}, more than the "
+        raise TooLarge(name, f"the workbook unpacks to {_mib(total)}, more than the "
                        f"{_mib(limits.max_unpacked_bytes)} allowed (XLSX_MAX_UNPACKED_BYTES); "
                        "split it or send CSV")
 
@@ -102,7 +105,7 @@ class _Budget:
     def spend(self, n: int, entry: str, entry_total: int) -> None:
         self.left -= n
         if entry_total > self.limits.max_entry_bytes or self.left < 0:
-            raise TooLarge(f"{self.name}: part {entry} unpacks to more than the directory says "
+            raise TooLarge(self.name, f"part {entry} unpacks to more than the directory says "
                            f"or the limits allow ({_mib(self.limits.max_entry_bytes)} a part)")
 
 
@@ -169,8 +172,8 @@ def check_dimensions(ws: Any, label: str, limits: SheetLimits) -> None:
     """Refuse a sheet that declares more rows or columns than the limits."""
     rows, cols = ws.max_row, ws.max_column
     if rows is not None and rows > limits.max_rows:
-        raise TooLarge(f"{label}: the sheet declares {rows} rows, more than the "
+        raise TooLarge(label, f"the sheet declares {rows} rows, more than the "
                        f"{limits.max_rows} allowed (SHEET_MAX_ROWS)")
     if cols is not None and cols > limits.max_columns:
-        raise TooLarge(f"{label}: the sheet declares {cols} columns, more than the "
+        raise TooLarge(label, f"the sheet declares {cols} columns, more than the "
                        f"{limits.max_columns} allowed (SHEET_MAX_COLUMNS)")

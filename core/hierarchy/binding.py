@@ -84,11 +84,11 @@ def decide(session: Session, *, by: Actor, request_id: int, yes: bool, now: date
     """The 邻长's (or a leader's or admin's above) answer; binds the account on 是."""
     req = session.get(BindRequest, request_id)
     if req is None or req.state != "open" or _aware(req.created_at) + ttl <= now:
-        raise StaleAction("这个绑定请求已处理或已过期。")
+        raise StaleAction("binding_settled")
     homes = actor(session, req.person_id).residences()
     home = homes[0] if homes else None
     if home is None or not (by.leads(home) or by.is_admin_of(home)):
-        raise PermissionDenied("这位居民不在您负责的范围内")
+        raise PermissionDenied("binding_not_yours")
     req.state, req.decided_by, req.decided_at = ("confirmed" if yes else "refused"), \
         by.person.id, now
     if yes:

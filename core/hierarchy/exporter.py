@@ -108,7 +108,7 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
     given a connection, it reads inside that connection's transaction. `masked`: phones and
     addresses hidden (see the module docstring)."""
     if fmt not in ("csv", "xlsx"):
-        raise InvalidInput(f"unknown export format {fmt!r} (csv or xlsx)")
+        raise InvalidInput("export_format_unknown", format=fmt)
     opened = engine.connect() if isinstance(engine, Engine) else contextlib.nullcontext(engine)
     with opened as conn:
         root_path = None
@@ -116,7 +116,7 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
             root_path = conn.execute(sa.text("SELECT path FROM node WHERE code = :c"),
                                      {"c": root_code}).scalar_one_or_none()
             if root_path is None:
-                raise InvalidInput(f"no node with code {root_code!r}")
+                raise InvalidInput("node_code_unknown", code=root_code)
         has_coords = conn.execute(sa.text(
             "SELECT 1 FROM node WHERE latitude IS NOT NULL OR longitude IS NOT NULL LIMIT 1"
         )).first() is not None
@@ -153,8 +153,7 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
                 for row in rows:
                     n += 1
                     if n > XLSX_MAX_ROWS:
-                        raise InvalidInput(f"{kind.value} has more rows than one XLSX sheet holds;"
-                                           " export as CSV")
+                        raise InvalidInput("export_sheet_full", kind=kind.value)
                     ws.append([xlsx_cell(ws, v) for v in row])
                 counts[kind] = n
             path = out if out.suffix.lower() == ".xlsx" else out / "linzhang.xlsx"

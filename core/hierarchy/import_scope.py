@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from core.errors import phrase
 from core.hierarchy.import_members import FILE_COLUMN, IDENTITY_COLUMNS, Staged
 from core.hierarchy.model import Level, Role
 from core.hierarchy.queries import Actor
 from core.hierarchy.readers import Table
 from core.hierarchy.scope import appoint_refusal, may_edit_person, node_refusal
-from core.hierarchy.tree import ROLE_LABEL_ZH
 
 if TYPE_CHECKING:
     from core.hierarchy.importer import Errors, TreeNode
@@ -37,7 +37,7 @@ def check_nodes(who: Actor, tree: dict[str, TreeNode], errors: Errors) -> None:
         before = str(n.stored[3]) if n.stored is not None else None
         bad = node_refusal(who, before=before, after=n.path)
         if bad:
-            errors.add(*n.where, f"节点 {n.code}：{bad}")
+            errors.add(*n.where, phrase("row_node_refused", code=n.code, why=bad))
 
 
 def check_categories(conn: sa.Connection, who: Actor, tables: list[Table],
@@ -54,8 +54,7 @@ def check_categories(conn: sa.Connection, who: Actor, tables: list[Table],
             name = row[ci].strip() if ci < len(row) else ""
             suffix = (row[di].strip() if di is not None and di < len(row) else "") or None
             if name and (name not in stored or stored[name] != suffix):
-                errors.add(t.label, rowno, f"分类 {name}：分类为全市共用，只能由运维人员在命令行"
-                                           "导入修改")
+                errors.add(t.label, rowno, phrase("row_category_refused", name=name))
 
 
 def check_members(conn: sa.Connection, who: Actor, staged: Staged,
@@ -99,8 +98,8 @@ def check_members(conn: sa.Connection, who: Actor, staged: Staged,
         if post_changes or touched:
             bad = appoint_refusal(who, Role(r.role), path, level)
             if bad:
-                what = f"{ROLE_LABEL_ZH[Role(r.role)]}@{code}"
-                errors.add(label, r.rowno, f"{what}{bad}")
+                errors.add(label, r.rowno, phrase("row_post_refused", post=phrase(
+                    f"role.{Role(r.role).value}"), code=code, why=bad))
                 continue
         if touched:
             edits.append((r, touched))
@@ -136,7 +135,6 @@ def _check_people(conn: sa.Connection, who: Actor, staged: Staged,
         if all(editable[pid] for pid in touched):
             continue
         cols = [FILE_COLUMN[c] for c in IDENTITY_COLUMNS if getattr(r, c) is not None]
-        what = "姓名或聊天账号" if cols else "姓名"
+        what = phrase("name_or_accounts" if cols else "name_only")
         errors.add(staged.labels[r.src], r.rowno,
-                   f"{r.phone} 在您管辖范围外或与您同级及以上还有职务，您不能修改其{what}"
-                   "（请上级管理员办理）")
+                   phrase("row_person_refused", phone=r.phone, what=what))

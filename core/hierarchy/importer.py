@@ -13,17 +13,16 @@ from sqlalchemy.engine import Engine
 
 from core.clock import Clock, SystemClock
 from core.db import write_transaction
-from core.errors import ImportRejected, InvalidInput, RowError
+from core.errors import ImportRejected, InvalidInput, Phrase, RowError
 from core.hierarchy import import_members, import_scope
 from core.hierarchy.import_categories import read_categories, write_categories
 from core.hierarchy.model import Level
 from core.hierarchy.queries import Actor
 from core.hierarchy.readers import Kind, Table, open_tables
-from core.hierarchy.tree import nesting_error, parse_level, role_error
+from core.hierarchy.tree import LEVEL_NAMES_ZH, nesting_error, parse_level, role_error
 
 Progress = Callable[[str, int], None]
 CODE_RE = re.compile(r"[0-9A-Za-z._-]{1,40}")
-LOCATED_RE = re.compile(r"(?P<label>[^:]+):(?P<row>\d+): (?P<reason>.*)", re.DOTALL)
 
 
 @dataclass
@@ -73,7 +72,7 @@ class Errors:
         self.items: list[RowError] = []
         self.dropped = 0
 
-    def add(self, file: str, row: int, reason: str) -> None:
+    def add(self, file: str, row: int, reason: str | Phrase) -> None:
         if len(self.items) < self.limit:
             self.items.append(RowError(file, row, reason))
         else:
@@ -139,17 +138,12 @@ def import_into(
     for p in paths:
         try:
             tables.extend(open_tables(Path(p), on_error=errors.add))
-        except InvalidInput as exc:
-            # "label:row: reason" (a bad header is row 1) or "file: reason" (row 0: the file).
-            msg = str(exc)
-            located = LOCATED_RE.fullmatch(msg)
-            if located:
-                errors.add(located["label"], int(located["row"]), located["reason"])
-            else:
-                errors.add(Path(p).name, 0, msg.split(": ", 1)[-1])
+        except ImportRejected as exc:  # a file that is no table: its own row errors
+            for bad in exc.errors:
+                errors.add(bad.file, bad.row, bad.reason)
     errors.raise_if_any()
     if not tables:
-        raise InvalidInput("nothing to import: name at least one file")
+        raise InvalidInput("import_nothing")
     report = ImportReport()
     tick = progress or (lambda _phase, _n: None)
     report.lap("open")
@@ -266,7 +260,7 @@ def _node_row_error(code: str, parent: str, level_text: str, name: str) -> str |
         return f"node {code} names itself as its parent"
     if parse_level(level_text) is None:
         return f"unknown level {level_text!r} (district, town, village, area, group, " \
-               "neighborhood, department or 区县/乡镇/村/片/组/邻/职能部门)"
+               f"neighborhood, department or {LEVEL_NAMES_ZH})"
     if not name:
         return "name is empty"
     if len(name) > 200:

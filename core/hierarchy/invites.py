@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, select
 
-from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied, Phrase
 from core.hierarchy.model import ChatIdentity, Level, Person, Post, Proof, Role
 from core.hierarchy.queries import Actor, NodeRef, actor, node_by_id, person_by_phone
 from core.hierarchy.scope import OUTSIDE, TOO_HIGH, appoint_refusal
@@ -44,9 +44,9 @@ def _aware(at: datetime) -> datetime:
 def invite_for(session: Session, *, by: Actor, node: NodeRef, now: datetime) -> Invite:
     """The standing invite of a neighborhood, made on first ask (its 邻长 or anyone above)."""
     if node.level is not Level.neighborhood:
-        raise InvalidInput("邀请码只能为“邻”生成")
+        raise InvalidInput("invite_neighborhood_only")
     if not (by.leads(node) or by.is_admin_of(node)):
-        raise PermissionDenied("只有本邻的邻长或上级可以生成邀请码")
+        raise PermissionDenied("invite_not_yours")
     existing = session.exec(select(Invite).where(
         Invite.node_id == node.id, Invite.revoked == False,  # noqa: E712
         Invite.person_id == None,  # noqa: E711
@@ -60,7 +60,7 @@ def invite_for(session: Session, *, by: Actor, node: NodeRef, now: datetime) -> 
     return invite
 
 
-def _scope_refusal(by: Actor, posts: tuple[tuple[Role, NodeRef], ...]) -> str | None:
+def _scope_refusal(by: Actor, posts: tuple[tuple[Role, NodeRef], ...]) -> Phrase | None:
     """Why `by` may not bind a chat account to the holder of these posts (None: they may):
     the scope rule for a person's chat accounts (core/hierarchy/scope.py)."""
     if not posts:
@@ -74,15 +74,15 @@ def person_invite(session: Session, *, by: Actor, phone: str, now: datetime,
     """A one-time invite for the person with this phone; only for someone who could appoint
     every post they hold (a town admin invites village 书记 and below, not another town admin)."""
     if not by.admin_scopes():
-        raise PermissionDenied("只有管理员可以为个人生成邀请")
+        raise PermissionDenied("person_invite_admins_only")
     pid = person_by_phone(session, phone)
     target = actor(session, pid) if pid is not None else None
     why = _scope_refusal(by, target.posts) if target is not None else OUTSIDE
     if why == TOO_HIGH:
-        raise PermissionDenied("不能为与您同级或更高级别的人员生成邀请，请联系上级管理员")
+        raise PermissionDenied("person_invite_too_high")
     if why is not None or target is None:
         # One answer for "nobody" and "not yours": the command is no phone-number oracle.
-        raise NotFound(f"在您管理的范围内没有找到手机号为 {phone} 的人员")
+        raise NotFound("person_invite_nobody", phone=phone)
     person = session.get(Person, target.person.id)
     assert person is not None
     node = next((n for r, n in target.posts if r is not Role.resident), target.posts[0][1])
@@ -121,7 +121,7 @@ def person_invite_by_id(session: Session, *, by: Actor, invite_id: int) -> Invit
     invite = session.get(Invite, invite_id)
     if invite is None or invite.person_id is None or not by.is_admin_of(
             node_by_id(session, invite.node_id)):
-        raise NotFound("没有这个邀请")
+        raise NotFound("invite_not_found")
     return invite
 
 
@@ -141,12 +141,12 @@ def lookup(session: Session, *, code: str) -> Invite:
     """The invite behind a code; a polite refusal when it is unknown or revoked."""
     code = code.strip()
     if not code or len(code) > 64:
-        raise InvalidInput("邀请码无效")
+        raise InvalidInput("invite_malformed")
     invite = session.exec(select(Invite).where(Invite.code == code)).first()
     if invite is None:
-        raise NotFound("邀请码无效，请核对后再试，或向管理员索取新的邀请")
+        raise NotFound("invite_unknown")
     if invite.revoked:
-        raise NotFound("这个邀请已被撤销，请向管理员索取新的邀请")
+        raise NotFound("invite_withdrawn")
     return invite
 
 
@@ -154,7 +154,7 @@ def redeem(session: Session, *, code: str, person_id: int) -> NodeRef:
     """Make the person a resident of the invite's neighborhood; returns that neighborhood."""
     invite = lookup(session, code=code)
     if invite.person_id is not None:
-        raise InvalidInput("这是给个人的邀请，请直接发送，不要和其他邀请一起使用")
+        raise InvalidInput("invite_is_personal")
     node = node_by_id(session, invite.node_id)
     held = session.exec(select(Post).where(
         Post.person_id == person_id, Post.role == Role.resident.value, Post.node_id == node.id
@@ -170,11 +170,11 @@ def redeem_person_invite(session: Session, *, invite: Invite, platform: str, ext
                          now: datetime) -> int:
     """Bind the sender's chat account to the invited person, once; returns the person's id."""
     if invite.person_id is None:
-        raise InvalidInput("这不是个人邀请")
+        raise InvalidInput("invite_not_personal")
     if invite.used_at is not None:
-        raise InvalidInput("这个邀请已经用过了，每个邀请只能用一次。如需重新绑定，请联系管理员")
+        raise InvalidInput("invite_used")
     if invite.expires_at is not None and _aware(invite.expires_at) <= now:
-        raise InvalidInput("这个邀请已过期，请联系管理员重新生成")
+        raise InvalidInput("invite_expired")
     _claim_from_poster(session, person_id=invite.person_id, platform=platform,
                        external_id=external_id)
     link_identity(session, person_id=invite.person_id, platform=platform,
@@ -200,7 +200,7 @@ def _claim_from_poster(session: Session, *, person_id: int, platform: str,
     if phone is not None or roles - {Role.resident.value}:
         return  # a real person: link_identity refuses the account politely
     if reported is not None:
-        raise InvalidInput("您的账号已经用邀请海报加入并反映过问题，请联系管理员合并账号")
+        raise InvalidInput("invite_account_in_use")
     for post in session.exec(select(Post).where(Post.person_id == old)).all():
         held = session.exec(select(Post).where(
             Post.person_id == person_id, Post.role == post.role, Post.node_id == post.node_id
@@ -219,6 +219,6 @@ def revoke(session: Session, *, by: Actor, code: str) -> Invite:
     node = node_by_id(session, invite.node_id)
     if not (invite.created_by == by.person.id or by.is_admin_of(node)
             or (invite.person_id is None and by.leads(node))):
-        raise NotFound("邀请码无效，请核对后再试，或向管理员索取新的邀请")
+        raise NotFound("invite_unknown")
     invite.revoked = True
     return invite

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -24,14 +23,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ImportRejected, InvalidInput, RowError
+from core.errors import ImportRejected, RowError
 from core.hierarchy.archive_limits import SheetLimits, check_archive
 
 if TYPE_CHECKING:
     from core.settings import Settings
 
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
-_LOCATED = re.compile(r"(?P<label>[^:]+):(?P<row>\d+): (?P<reason>.*)", re.DOTALL)
 _SLOT = threading.BoundedSemaphore(1)
 # precheck's verdicts by (content digest, limits, memory and time caps), for the flow that
 # follows it; a few suffice.
@@ -41,13 +39,6 @@ KEEP_VERDICTS = 16
 BUSY = "another import is being read; please send the file again in a minute"
 TOO_COSTLY = ("the workbook needs more memory or time to read than allowed "
               "(IMPORT_WORKER_MEMORY_BYTES, IMPORT_WORKER_SECONDS); split it or send CSV")
-
-
-def _row_error(name: str, message: str) -> RowError:
-    located = _LOCATED.fullmatch(message)
-    if located:
-        return RowError(located["label"], int(located["row"]), located["reason"])
-    return RowError(name, 0, message.split(": ", 1)[-1])
 
 
 def precheck(name: str, data: bytes, *, settings: Settings) -> None:
@@ -106,8 +97,8 @@ def _relabel(e: RowError, name: str) -> RowError:
 def _verdict(book: Path, limits: SheetLimits, settings: Settings) -> list[RowError]:
     try:
         check_archive(book, limits)
-    except InvalidInput as exc:
-        return [_row_error(book.name, str(exc))]
+    except ImportRejected as exc:
+        return list(exc.errors)
     if not _SLOT.acquire(timeout=settings.import_queue_seconds):
         return [RowError(book.name, 0, BUSY)]
     try:
@@ -155,12 +146,11 @@ def _child(path: str, limits: SheetLimits, memory: int, seconds: float, conn: An
     found: list[tuple[str, int, str]] = []
     try:
         for table in open_tables(Path(path), limits=limits,
-                                 on_error=lambda f, r, m: found.append((f, r, m))):
+                                 on_error=lambda f, r, m: found.append((f, r, str(m)))):
             for _ in table.rows():
                 pass
-    except InvalidInput as exc:
-        e = _row_error(name, str(exc))
-        found.append((e.file, e.row, e.reason))
+    except ImportRejected as exc:
+        found.extend((e.file, e.row, str(e.reason)) for e in exc.errors)
     except MemoryError:
         found = [(name, 0, TOO_COSTLY)]
     conn.send(found)

@@ -123,17 +123,17 @@ _NODE_COLS = (N.c.id, N.c.code, N.c.level, N.c.name, N.c.path, N.c.parent_id)
 
 def node_by_code(session: Session, code: str) -> NodeRef:
     if len(code) > 40 or "\x00" in code:  # no code is that long; PostgreSQL refuses NUL
-        raise NotFound(f"no node with code {code[:40]!r}")
+        raise NotFound("node_code_unknown", code=code[:40])
     row = session.execute(sa.select(*_NODE_COLS).where(N.c.code == code.strip())).first()
     if row is None:
-        raise NotFound(f"no node with code {code!r}")
+        raise NotFound("node_code_unknown", code=code)
     return _node_ref(row)
 
 
 def node_by_id(session: Session, node_id: int) -> NodeRef:
     row = session.execute(sa.select(*_NODE_COLS).where(N.c.id == node_id)).first()
     if row is None:
-        raise NotFound(f"no node with id {node_id}")
+        raise NotFound("node_id_unknown", node=node_id)
     return _node_ref(row)
 
 
@@ -227,7 +227,7 @@ def residence_of(session: Session, person_id: int) -> NodeRef:
     """The neighborhood where a resident lives (their first resident post)."""
     row = session.connection().execute(_RESIDENCE_SQL, {"pid": person_id}).first()
     if row is None:
-        raise NotFound(f"person {person_id} is not a registered resident")
+        raise NotFound("not_a_resident", person=person_id)
     return _node_ref(row)
 
 
@@ -240,7 +240,7 @@ def actor(session: Session, person_id: int) -> Actor:
     """Who a person is and every post they hold."""
     prow = session.execute(sa.select(P.c.id, P.c.name).where(P.c.id == person_id)).first()
     if prow is None:
-        raise NotFound(f"no person {person_id}")
+        raise NotFound("person_unknown", person=person_id)
     q = (
         sa.select(POST.c.role, *_NODE_COLS)
         .join(N, N.c.id == POST.c.node_id)

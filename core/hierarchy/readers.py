@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from core.errors import InvalidInput
+from core.errors import ImportRejected
 from core.hierarchy.archive_limits import (
     SheetLimits,
     TooLarge,
@@ -67,7 +67,8 @@ HEADERS: dict[Kind, tuple[str, ...]] = {
     Kind.categories: ("category", "department_suffix"),
 }
 
-# A callback for one bad row: (label, row, reason). Without one, a bad row raises InvalidInput.
+# A callback for one bad row: (label, row, reason). Without one, a bad row raises
+# ImportRejected.
 RowSink = Callable[[str, int, str], None]
 NUL_REASON = ("the row holds a NUL character (\\x00), which text cannot contain;"
               " remove it and save the file again")
@@ -121,7 +122,7 @@ class Table:
 
     def _bad(self, row: int, reason: str) -> None:
         if self.on_error is None:
-            raise InvalidInput(f"{self.label}:{row}: {reason}")
+            raise ImportRejected.one(self.label, row, reason)
         self.on_error(self.label, row, reason)
 
 
@@ -162,8 +163,8 @@ def classify(
                 best = (score, kind, found)
     if best is None:
         shown = ", ".join(str(h) for h in headers if h) or "(empty)"
-        raise InvalidInput(
-            f"{label}:1: cannot tell what this table is from its headers ({shown}); "
+        raise ImportRejected.one(
+            label, 1, f"cannot tell what this table is from its headers ({shown}); "
             "expected the columns of nodes, members or categories (FORMATS.md)"
         )
     return best[1], best[2]
@@ -185,8 +186,7 @@ def _detect_encoding(path: Path) -> str:
             while f.read(1 << 20):
                 pass
     except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"{path.name}: not a UTF-8 or GB18030 text file ({exc.reason})"
+        raise ImportRejected.one(path.name, 0, f"not a UTF-8 or GB18030 text file ({exc.reason})"
         ) from None
     return "gb18030"
 
@@ -257,9 +257,9 @@ def open_tables(path: Path, *, limits: SheetLimits | None = None,
                 on_error: RowSink | None = None) -> list[Table]:
     """Every table in one file: a CSV is one table, an XLSX one per non-empty sheet. `on_error`
     receives the rows that cannot be read (see Table.rows); a whole file that cannot be read
-    raises InvalidInput `file: reason`."""
+    raises ImportRejected `file:row: reason`."""
     if not path.is_file():
-        raise InvalidInput(f"{path}: no such file")
+        raise ImportRejected.one(path.name, 0, "no such file")
     limits = limits or default_limits()
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
@@ -270,14 +270,15 @@ def open_tables(path: Path, *, limits: SheetLimits | None = None,
             try:
                 header = next(csv.reader(f), None)
             except csv.Error as exc:
-                raise InvalidInput(f"{path.name}:1: the header row cannot be read ({exc})"
+                raise ImportRejected.one(path.name, 1, f"the header row cannot be read ({exc})"
                                    ) from None
         if not header:
-            raise InvalidInput(f"{path.name}:1: the file is empty")
+            raise ImportRejected.one(path.name, 1, "the file is empty")
         kind, cols = classify(header, path.name, hint=path.stem.lower())
         tables = [Table(path.name, kind, cols, path, encoding=enc)]
     else:
-        raise InvalidInput(f"{path.name}: unsupported file type {suffix!r} (use .csv or .xlsx)")
+        raise ImportRejected.one(path.name, 0,
+                                 f"unsupported file type {suffix!r} (use .csv or .xlsx)")
     for t in tables:
         t.limits, t.on_error = limits, on_error
     return tables
@@ -290,7 +291,7 @@ def _xlsx_tables(path: Path, limits: SheetLimits) -> list[Table]:
     except TooLarge:
         raise
     except _BROKEN as exc:
-        raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+        raise ImportRejected.one(path.name, 0, f"not a readable XLSX workbook ({exc})") from None
     tables: list[Table] = []
     try:
         for ws in wb.worksheets:
@@ -302,7 +303,8 @@ def _xlsx_tables(path: Path, limits: SheetLimits) -> list[Table]:
             except TooLarge:
                 raise
             except _BROKEN as exc:
-                raise InvalidInput(f"{path.name}: not a readable XLSX workbook ({exc})") from None
+                raise ImportRejected.one(
+                    path.name, 0, f"not a readable XLSX workbook ({exc})") from None
             if not header or not any(h for h in header):
                 continue
             hint = ws.title.lower() if len(wb.worksheets) > 1 else path.stem.lower()
@@ -311,5 +313,5 @@ def _xlsx_tables(path: Path, limits: SheetLimits) -> list[Table]:
     finally:
         wb.close()
     if not tables:
-        raise InvalidInput(f"{path.name}: the workbook has no table with a header row")
+        raise ImportRejected.one(path.name, 0, "the workbook has no table with a header row")
     return tables

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from core.errors import Phrase, phrase
 from core.hierarchy.model import Level, Role
 from core.hierarchy.queries import Actor, NodeRef
 
@@ -29,8 +30,8 @@ _ROLE_RANK: dict[Role, int] = {
     # A department sits under the town or district that holds its node, with a village's rank.
     Role.department: 50,
 }
-OUTSIDE = "不在您管理的范围内"
-TOO_HIGH = "与您同级或高于您，您只能任命或修改低于自己的职务"
+OUTSIDE = phrase("scope_outside")
+TOO_HIGH = phrase("scope_too_high")
 
 
 def rank(role: Role, level: Level) -> int:
@@ -41,7 +42,7 @@ def rank(role: Role, level: Level) -> int:
 
 
 def appoint_refusal(who: Actor | None, role: Role, node: NodeRef | str, level: Level) -> \
-        str | None:
+        Phrase | None:
     """Why `who` may not give (or change) a `role` post on the node, or None when they may;
     `who` None is the operator at the console. `node` may be a path (for nodes not yet
     written)."""
@@ -68,7 +69,7 @@ def may_edit_person(who: Actor | None, posts: Iterable[tuple[Role, NodeRef | str
     return all(appoint_refusal(who, r, n, lv) is None for r, n, lv in posts)
 
 
-def node_refusal(who: Actor | None, *, before: str | None, after: str) -> str | None:
+def node_refusal(who: Actor | None, *, before: str | None, after: str) -> Phrase | None:
     """Why `who` may not add or change a node (stored path `before`, None for a new node; path
     `after` once written), or None: both must lie strictly below one of their admin nodes."""
     if who is None:
@@ -78,7 +79,7 @@ def node_refusal(who: Actor | None, *, before: str | None, after: str) -> str | 
         inside_before = before is None or (before.startswith(s.path) and before != s.path)
         if inside_after and inside_before:
             return None
-    return "只能修改您管辖节点以下的节点，不能改动您自己的节点、上级或辖区外的节点"
+    return phrase("scope_node")
 
 
 def may_bind(who: Actor, node: NodeRef) -> bool:

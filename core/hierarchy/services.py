@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, phrase
 from core.hierarchy.model import (
     STRONG_PROOFS,
     ChatBinding,
@@ -24,6 +24,7 @@ from core.hierarchy.queries import Actor, NodeRef, node_by_code, node_by_id
 from core.hierarchy.scope import appoint_refusal, may_bind
 from core.hierarchy.tree import (
     ROLE_LABEL_ZH,
+    ROLE_LEVELS,
     TIER_FOR_LEVEL,
     normalize_phone,
     parse_role,
@@ -41,7 +42,7 @@ def link_identity(session: Session, *, person_id: int, platform: Platform | str,
     )).first()
     if existing is not None:
         if existing.person_id != person_id:
-            raise Conflict("这个聊天账号已经绑定了其他人，如有疑问请联系管理员")
+            raise Conflict("identity_taken", platform=platform.value)
         existing.last_seen_at = now
         existing.unreachable = False
         if proof in STRONG_PROOFS and Proof(existing.proof) not in STRONG_PROOFS:
@@ -69,11 +70,11 @@ def create_person(session: Session, *, name: str, phone: str | None, now: dateti
     if phone:
         norm = normalize_phone(phone)
         if norm is None:
-            raise InvalidInput(f"malformed phone {phone!r}")
+            raise InvalidInput("phone_malformed", phone=phone)
         if session.exec(select(Person).where(Person.phone == norm)).first() is not None:
-            raise Conflict("a person with this phone already exists")
-    person = Person(name=name.strip()[:100] or "居民", phone=norm, language=language,
-                    created_at=now)
+            raise Conflict("phone_taken")
+    person = Person(name=name.strip()[:100] or ROLE_LABEL_ZH[Role.resident], phone=norm,
+                    language=language, created_at=now)
     session.add(person)
     session.flush()
     return person
@@ -85,20 +86,22 @@ def assign_role(session: Session, *, by: Actor, phone: str, role: Role | str,
     ranking below their own (core.hierarchy.scope)."""
     parsed = parse_role(str(role))
     if parsed is None:
-        raise InvalidInput(f"unknown role {role!r}")
+        raise InvalidInput("role_unknown", role=str(role))
     node = node_by_code(session, node_code)
     refused = appoint_refusal(by, parsed, node, node.level)
     if refused:
-        raise PermissionDenied(f"{ROLE_LABEL_ZH[parsed]}@{node.name}（{node.code}）{refused}。")
-    bad = role_error(parsed, node.level)
-    if bad:
-        raise InvalidInput(bad)
+        raise PermissionDenied("appoint_refused", post=phrase(f"role.{parsed.value}"),
+                               node=node.name, code=node.code, why=refused)
+    if role_error(parsed, node.level):
+        allowed = sorted(lv.value for lv in ROLE_LEVELS[parsed] or ())
+        raise InvalidInput("role_not_on_level", role=parsed.value, level=node.level.value,
+                           where=" or ".join(allowed))
     norm = normalize_phone(phone)
     if norm is None:
-        raise InvalidInput(f"malformed phone {phone!r}")
+        raise InvalidInput("phone_malformed", phone=phone)
     person = session.exec(select(Person).where(Person.phone == norm)).first()
     if person is None:
-        raise NotFound(f"nobody with phone {norm}; import them first")
+        raise NotFound("phone_nobody", phone=norm)
     post = session.exec(select(Post).where(
         Post.person_id == person.id, Post.role == parsed.value, Post.node_id == node.id
     )).first()
@@ -116,18 +119,17 @@ def bind_chat(session: Session, *, by: Actor, platform: Platform | str, chat_id:
     """Bind a chat group to a node and the tier pair it mirrors (an admin of that node only)."""
     node = node_by_code(session, node_code)
     if not may_bind(by, node):
-        raise PermissionDenied(f"only an admin of {node.code} may bind a chat to it")
+        raise PermissionDenied("bind_not_yours", code=node.code)
     chosen = Tier(tier) if tier else TIER_FOR_LEVEL.get(node.level)
     if chosen is None:
-        raise InvalidInput(f"a chat cannot mirror a {node.level.value}; bind it to a town, "
-                           "village, area, group or neighborhood")
+        raise InvalidInput("bind_level", level=node.level.value)
     existing = session.exec(select(ChatBinding).where(
         ChatBinding.platform == str(Platform(platform).value), ChatBinding.chat_id == str(chat_id)
     )).first()
     if existing is not None:
         if not may_bind(by, node_by_id(session, existing.node_id)):
             # Re-binding moves the chat off its node: that node's admins decide that.
-            raise PermissionDenied("这个群已绑定到您管辖范围外的节点，只有该节点的管理员可以改绑")
+            raise PermissionDenied("rebind_not_yours")
         existing.node_id, existing.tier, existing.title = node.id, chosen.value, title
         existing.bound_by, existing.created_at = by.person.id, now
         return existing
@@ -145,9 +147,9 @@ def unbind_chat(session: Session, *, by: Actor, platform: Platform | str, chat_i
         ChatBinding.platform == Platform(platform).value, ChatBinding.chat_id == str(chat_id)
     )).first()
     if binding is None:
-        raise NotFound("this chat is not bound")
+        raise NotFound("chat_not_bound")
     if not may_bind(by, node_by_id(session, binding.node_id)):
-        raise PermissionDenied("only an admin of the bound node may unbind this chat")
+        raise PermissionDenied("unbind_not_yours")
     session.delete(binding)
 
 

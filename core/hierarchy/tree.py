@@ -72,6 +72,8 @@ LEVEL_LABEL_ZH: dict[Level, str] = {
     Level.district: "区县", Level.town: "乡镇(街道)", Level.village: "村(社区)", Level.area: "片",
     Level.group: "组", Level.neighborhood: "邻", Level.department: "职能部门",
 }
+# The level names a file may use, as an import error lists them.
+LEVEL_NAMES_ZH = "区县/乡镇/村/片/组/邻/职能部门"
 
 PHONE_RE = re.compile(r"1[3-9]\d{9}")
 

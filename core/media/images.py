@@ -41,18 +41,21 @@ _WIDE_GRAY = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
                   ZeroDivisionError, MemoryError)
 
-MSG_EMPTY = "没有收到图片内容，请重新发送"
-MSG_UNREADABLE = "图片无法识别，请重新拍照发送"
-MSG_UNSUPPORTED = "不支持这种图片格式，请发送 JPG 或 PNG 图片"
-MSG_DAMAGED = "图片已损坏或不完整，请重新发送"
-MSG_TOO_MANY_PIXELS = "图片尺寸过大，无法处理"
+MSG_EMPTY = "photo_empty"
+MSG_UNREADABLE = "photo_unreadable"
+MSG_UNSUPPORTED = "photo_unsupported"
+MSG_DAMAGED = "photo_damaged"
+MSG_TOO_MANY_PIXELS = "photo_too_many_pixels"
+TOO_LARGE = {"photo": "photo_too_large", "voice": "voice_too_large",
+             "video": "video_too_large", "file": "file_too_large"}
 
 
-def too_large_message(what: str, max_bytes: int, advice: str) -> str:
-    """"图片太大（超过20MB），请压缩后再发", for any kind of media."""
+def too_large(what: str, max_bytes: int, *, reason: str) -> MediaRejected:
+    """The refusal of a `what` (photo, voice, video or file) over `max_bytes`: its message
+    says the limit ("20MB")."""
     mb = max_bytes / 2**20
     shown = f"{round(mb, 1):g}MB" if mb >= 1 else f"{max(1, max_bytes // 1024)}KB"
-    return f"{what}太大（超过{shown}），{advice}"
+    return MediaRejected(TOO_LARGE[what], reason=reason, limit=shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,7 @@ def process_image(
     if not data:
         raise MediaRejected(MSG_EMPTY, reason="empty")
     if len(data) > max_bytes:
-        raise MediaRejected(too_large_message("图片", max_bytes, "请压缩后再发"),
-                            reason=f"too_large: {len(data)} > {max_bytes} bytes")
+        raise too_large("photo", max_bytes, reason=f"too_large: {len(data)} > {max_bytes} bytes")
     formats = allowed_formats()
     try:
         return _process(data, formats=formats, max_pixels=max_pixels, thumb_size=thumb_size)

@@ -12,20 +12,16 @@ import re
 from dataclasses import dataclass
 
 from core.errors import MediaRejected
-from core.media.images import too_large_message
+from core.media.images import too_large
 
 KINDS = ("voice", "video", "document")
 
-MSG_EMPTY = "没有收到内容，请重新发送"
-MSG_BAD_VOICE = "无法识别这段语音，请重新录制发送"
-MSG_BAD_VIDEO = "无法识别这个视频，请重新拍摄发送"
-MSG_EXECUTABLE = "出于安全考虑，不接收程序文件，请换成图片、PDF 或文档"
-MSG_MARKUP = "不接收网页或脚本文件，请换成图片、PDF 或文档"
-_TOO_LARGE = {
-    "voice": ("语音", "请分段发送"),
-    "video": ("视频", "请剪短或压缩后再发"),
-    "document": ("文件", "请压缩后再发"),
-}
+MSG_EMPTY = "media_empty"
+MSG_BAD_VOICE = "voice_unreadable"
+MSG_BAD_VIDEO = "video_unreadable"
+MSG_EXECUTABLE = "media_executable"
+MSG_MARKUP = "media_markup"
+_TOO_LARGE = {"voice": "voice", "video": "video", "document": "file"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +207,8 @@ def check_media(
     if not data:
         raise MediaRejected(MSG_EMPTY, reason=f"empty {kind}")
     if len(data) > max_bytes:
-        what, advice = _TOO_LARGE[kind]
-        raise MediaRejected(too_large_message(what, max_bytes, advice),
-                            reason=f"too_large: {kind} {len(data)} > {max_bytes} bytes")
+        raise too_large(_TOO_LARGE[kind], max_bytes,
+                        reason=f"too_large: {kind} {len(data)} > {max_bytes} bytes")
     found = _sniff(data)
     mime, suffix = found.mime, found.suffix
     if found.family == "executable":
@@ -226,8 +221,8 @@ def check_media(
         declared = (declared_format or "").strip().lower()
         fallback = _DECLARED_ONLY.get(kind, {}).get(declared)
         if fallback is None or found.family != "unknown":
-            message = MSG_BAD_VOICE if kind == "voice" else MSG_BAD_VIDEO
-            raise MediaRejected(message, reason=f"not_{kind}: sniffed {found.mime}"
+            raise MediaRejected(MSG_BAD_VOICE if kind == "voice" else MSG_BAD_VIDEO,
+                                reason=f"not_{kind}: sniffed {found.mime}"
                                 f" (declared {declared_format!r})")
         mime, suffix = fallback
     if filename:

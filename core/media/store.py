@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import InvalidInput, MediaRejected, MediaStoreUnavailable, NotFound
-from core.media.images import too_large_message
+from core.errors import InvalidInput, MediaStoreUnavailable, NotFound
+from core.media.images import too_large
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -35,7 +35,7 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 # The file_ref of an attachment whose bytes the store could not keep; never a valid ref.
 UNSAVED_PREFIX = "unsaved:"
-UNAVAILABLE = "文件暂时无法保存（系统存储故障，不是您的原因）"
+UNAVAILABLE = "store_unavailable"
 
 
 def unsaved_ref(name: str) -> str:
@@ -73,15 +73,15 @@ class MediaStore:
         """The ref `data` gets (or has) in any store, without touching the disk."""
         clean = suffix.lstrip(".").lower()
         if not _SUFFIX.fullmatch(clean):
-            raise InvalidInput(f"bad media suffix {suffix!r} (1-10 of a-z, 0-9)")
+            raise InvalidInput("media_suffix_bad", suffix=suffix)
         digest = hashlib.sha256(data).hexdigest()
         return f"{digest[:2]}/{digest[2:4]}/{digest}.{clean}"
 
     def put(self, data: bytes, suffix: str) -> str:
         """Store `data` and return its ref; the same bytes and suffix give the same ref."""
         if self.size_limit is not None and len(data) > self.size_limit:
-            raise MediaRejected(too_large_message("文件", self.size_limit, "请压缩后再发"),
-                                reason=f"too_large: store {len(data)} > {self.size_limit} bytes")
+            raise too_large("file", self.size_limit,
+                            reason=f"too_large: store {len(data)} > {self.size_limit} bytes")
         ref = self.ref_for(data, suffix)
         target = self.path(ref)
         if target.is_file() and target.stat().st_size == len(data):
@@ -130,14 +130,14 @@ class MediaStore:
         """The file of `ref`; refuses anything not shaped like a ref, or reached by a link."""
         m = _REF.fullmatch(ref) if isinstance(ref, str) else None
         if m is None or m.group(3)[:2] != m.group(1) or m.group(3)[2:4] != m.group(2):
-            raise InvalidInput(f"not a media ref: {ref!r}")
+            raise InvalidInput("media_ref_bad", ref=ref)
         root = self.root.resolve()
         candidate = root / m.group(1) / m.group(2) / f"{m.group(3)}.{m.group(4)}"
         for part in (candidate.parent.parent, candidate.parent, candidate):
             if part.is_symlink():
-                raise InvalidInput(f"media ref goes through a symlink: {ref!r}")
+                raise InvalidInput("media_ref_bad", ref=ref, why="symlink")
         if not candidate.resolve().is_relative_to(root):
-            raise InvalidInput(f"media ref escapes the store: {ref!r}")
+            raise InvalidInput("media_ref_bad", ref=ref, why="escapes")
         return candidate
 
     def exists(self, ref: str) -> bool:
@@ -149,8 +149,8 @@ class MediaStore:
         try:
             fd = os.open(target, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
         except FileNotFoundError:
-            raise NotFound(f"no media {ref!r}") from None
+            raise NotFound("media_not_found", ref=ref) from None
         except OSError as exc:  # ELOOP: the file became a symlink after the check
-            raise InvalidInput(f"cannot open media {ref!r}: {exc.strerror}") from None
+            raise InvalidInput("media_ref_bad", ref=ref, why=exc.strerror) from None
         with os.fdopen(fd, "rb") as fh:
             return fh.read()

@@ -23,6 +23,7 @@ from core.errors import (
 from core.hierarchy.model import Person
 from tests.casehelpers import MINUTE, advance_and_sweep, do, get, kinds, open_case, outbox
 from tests.cityfactory import add_post, build_city
+from tests.support.wording import refusal
 
 
 def test_open_case_routes_to_the_neighbor_leader_and_writes_the_outbox(
@@ -54,9 +55,9 @@ def test_bad_reports_are_refused(engine: Engine, clock: FakeClock) -> None:
     city = build_city(engine)
     with pytest.raises(InvalidInput):
         open_case(engine, clock, city, text="  ")
-    with pytest.raises(InvalidInput, match="未知类别"):
+    with refusal(InvalidInput, "未知类别"):
         open_case(engine, clock, city, category="外星人")
-    with pytest.raises(InvalidInput, match="经纬度"):
+    with refusal(InvalidInput, "经纬度"):
         open_case(engine, clock, city, attachments=(NewAttachment("location", latitude=99,
                                                                   longitude=0),))
     with pytest.raises(NotFound):  # a leader is no resident: nothing to route from
@@ -95,7 +96,7 @@ def test_stale_button_is_refused_with_what_happened(engine: Engine, clock: FakeC
     city = build_city(engine)
     cid = open_case(engine, clock, city)
     do(engine, actions.accept, clock=clock, case_id=cid, person_id=city["leader1"], version=1)
-    with pytest.raises(StaleAction, match="邻长小赵已受理"):
+    with refusal(StaleAction, "邻长小赵已受理"):
         do(engine, actions.accept, clock=clock, case_id=cid, person_id=city["leader1"],
            version=1)
     with pytest.raises(StaleAction):  # the superior's old button too
@@ -117,7 +118,7 @@ def test_strangers_are_refused_and_the_attempt_is_recorded(engine: Engine, clock
         # separate write of the refusal (SQLite has one writer).
         s.add(Person(name="临时"))
         s.flush()
-        with pytest.raises(PermissionDenied, match="不能受理"):
+        with refusal(PermissionDenied, "不能受理"):
             actions.accept(s, clock=clock, case_id=cid, person_id=city[stranger], version=1)
         s.rollback()
     assert get(engine, cid).state == State.open.value
@@ -176,7 +177,7 @@ def test_top_of_chain_cannot_escalate(engine: Engine, clock: FakeClock) -> None:
                                       "town_admin"})
     cid = open_case(engine, clock, city)
     assert get(engine, cid).holder_id == city["district_admin"]
-    with pytest.raises(Conflict, match="最高一级"):
+    with refusal(Conflict, "最高一级"):
         do(engine, actions.escalate, clock=clock, case_id=cid,
            person_id=city["district_admin"], version=1, reason="x")
 
@@ -184,10 +185,10 @@ def test_top_of_chain_cannot_escalate(engine: Engine, clock: FakeClock) -> None:
 def test_whistle_to_the_department_which_reports_in(engine: Engine, clock: FakeClock) -> None:
     city = build_city(engine)
     cid = open_case(engine, clock, city)
-    with pytest.raises(PermissionDenied, match="书记"):  # the 邻长 cannot whistle
+    with refusal(PermissionDenied, "书记"):  # the 邻长 cannot whistle
         do(engine, actions.whistle, clock=clock, case_id=cid, person_id=city["leader1"],
            version=1, category="环境保护")
-    with pytest.raises(InvalidInput, match="类别"):
+    with refusal(InvalidInput, "类别"):
         do(engine, actions.whistle, clock=clock, case_id=cid, person_id=city["secretary"],
            version=1)
     case = do(engine, actions.whistle, clock=clock, case_id=cid, person_id=city["secretary"],
@@ -207,7 +208,7 @@ def test_whistle_to_the_department_which_reports_in(engine: Engine, clock: FakeC
               version=1, category="公共设施")
     assert case.holder_id == city["road_liaison"]
     cid3 = open_case(engine, clock, city, resident="resident2")
-    with pytest.raises(InvalidInput, match="没有对应的职能部门"):
+    with refusal(InvalidInput, "没有对应的职能部门"):
         do(engine, actions.whistle, clock=clock, case_id=cid3, person_id=city["secretary"],
            version=1, category="其他")
 
@@ -237,14 +238,14 @@ def test_merge_duplicate_and_both_residents_follow(engine: Engine, clock: FakeCl
 def test_reject_and_reassign(engine: Engine, clock: FakeClock) -> None:
     city = build_city(engine)
     cid = open_case(engine, clock, city)
-    with pytest.raises(PermissionDenied, match="管理员"):
+    with refusal(PermissionDenied, "管理员"):
         do(engine, actions.reassign, clock=clock, case_id=cid, person_id=city["secretary"],
            version=1, to_person_id=city["leader2"], reason="x")
     case = do(engine, actions.reassign, clock=clock, case_id=cid, person_id=city["town_admin"],
               version=1, to_person_id=city["leader2"], reason="小赵出差")
     assert case.holder_id == city["leader2"] and case.holder_role == "neighbor_leader"
     assert [m.kind for m in outbox(engine, person_id=city["leader1"])][-1] == "reassigned_away"
-    with pytest.raises(InvalidInput, match="没有职务"):
+    with refusal(InvalidInput, "没有职务"):
         do(engine, actions.reassign, clock=clock, case_id=cid, person_id=city["town_admin"],
            version=case.version, to_person_id=city["resident1"], reason="x")
     case = do(engine, actions.reject, clock=clock, case_id=cid, person_id=city["leader2"],

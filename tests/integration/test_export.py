@@ -32,6 +32,7 @@ from tests.citydata import (
     write_csv,
     write_small_city,
 )
+from tests.support.wording import refusal
 
 
 @pytest.fixture(scope="module")
@@ -183,9 +184,9 @@ def test_subtree_export(engine: Engine, city: Path, tmp_path: Path, clock: FakeC
     one = export_files(engine, tmp_path / "leaf", root_code=leaf)
     assert one.nodes == 1 and one.members == sum(1 for m in members if m[3] == leaf)
 
-    with pytest.raises(InvalidInput, match="no node with code '999'"):
+    with refusal(InvalidInput, "no node with code '999'", lang="en"):
         export_files(engine, tmp_path / "none", root_code="999")
-    with pytest.raises(InvalidInput, match="unknown export format"):
+    with refusal(InvalidInput, "unknown export format", lang="en"):
         export_files(engine, tmp_path / "x", fmt="ods")
 
 

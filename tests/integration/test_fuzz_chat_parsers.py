@@ -35,10 +35,10 @@ from bot.handlers.telegram.parse import parse_update
 from bot.handlers.wechat import inbound as wechat_inbound
 from bot.handlers.wechat.parse import Unparseable as WxUnparseable
 from bot.handlers.wechat.parse import parse_fields
-from bot.handlers.wechat.xmlsafe import BadXml, xml_fields
 from bot.handlers.wecom import inbound as wecom_inbound
 from bot.handlers.wecom.parse import Unparseable as WcUnparseable
 from bot.handlers.wecom.parse import parse_app, parse_bot
+from bot.handlers.xml_safe import BadXml, xml_fields
 from core.clock import FakeClock
 from core.container import Container, build_container
 from core.settings import Settings

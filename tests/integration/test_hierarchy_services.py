@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.flows.refusals import sentence
 from core.clock import FakeClock, as_utc
 from core.db import session_scope
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from core.hierarchy import queries as q
 from core.hierarchy import services as sv
 from core.hierarchy.importer import import_files
@@ -59,12 +60,14 @@ def run(engine: Engine, fn: Callable[..., Any], **kw: Any) -> Any:
         return fn(s, **kw)
 
 
-def refused(engine: Engine, error: type[Exception], fn: Callable[..., Any], **kw: Any) -> str:
+def refused(engine: Engine, error: type[Exception], fn: Callable[..., Any], *,
+            lang: str = "zh", **kw: Any) -> str:
+    """What the refusal says (a domain error's sentence in `lang`); nothing was written."""
     before = dump(engine)
     with pytest.raises(error) as exc:
         run(engine, fn, **kw)
     assert dump(engine) == before
-    return str(exc.value)
+    return sentence(exc.value, lang) if isinstance(exc.value, DomainError) else str(exc.value)
 
 
 def test_assign_role_inside_and_outside_an_admins_subtree(engine: Engine,
@@ -90,7 +93,7 @@ def test_assign_role_inside_and_outside_an_admins_subtree(engine: Engine,
     refused(engine, PermissionDenied, sv.assign_role, by=leader, phone=PHONE["resident_sun"],
             role="neighbor_leader", node_code=LIN)  # a 组长 is no admin, even below
     assert "held on a neighborhood, not on a group" in refused(
-        engine, InvalidInput, sv.assign_role, by=town_admin, phone=PHONE["resident_sun"],
+        engine, InvalidInput, sv.assign_role, lang="en", by=town_admin, phone=PHONE["resident_sun"],
         role="neighbor_leader", node_code=GROUP)
     refused(engine, InvalidInput, sv.assign_role, by=town_admin, phone=PHONE["resident_sun"],
             role="mayor", node_code=GROUP)
@@ -124,8 +127,8 @@ def test_bind_chat_picks_the_tier_from_the_level(engine: Engine, city: dict[str,
         assert sv.bindings_for(s, nodes=[]) == []
 
     assert "cannot mirror a department" in refused(
-        engine, InvalidInput, sv.bind_chat, by=admin, platform="telegram", chat_id="-200",
-        node_code=DEPT_TOWN, title=None, now=clock.now())
+        engine, InvalidInput, sv.bind_chat, lang="en", by=admin, platform="telegram",
+        chat_id="-200", node_code=DEPT_TOWN, title=None, now=clock.now())
     refused(engine, PermissionDenied, sv.bind_chat, by=admin, platform="telegram",
             chat_id="-200", node_code=LIN2, title=None, now=clock.now())
     refused(engine, PermissionDenied, sv.bind_chat, by=actor(engine, city["group_leader"]),
@@ -210,7 +213,7 @@ def test_create_person(engine: Engine, city: dict[str, int], clock: FakeClock) -
     assert blank.name == "居民"
     q2 = run(engine, sv.create_person, name="新居民", phone="+86 138-1234-0000", now=clock.now())
     assert q2.phone == "13812340000"
-    assert "already exists" in refused(engine, Conflict, sv.create_person, name="冒名",
+    assert "already exists" in refused(engine, Conflict, sv.create_person, lang="en", name="冒名",
                                        phone=PHONE["resident_sun"], now=clock.now())
     refused(engine, InvalidInput, sv.create_person, name="坏号", phone="0551-1234567",
             now=clock.now())

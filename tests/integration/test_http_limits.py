@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
-from bot.handlers.wechat.xmlsafe import MAX_XML, xml_fields
+from bot.handlers.xml_safe import MAX_XML, xml_fields
 from core.clock import FakeClock
 from core.container import build_container
 from core.settings import Settings

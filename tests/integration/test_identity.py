@@ -22,7 +22,7 @@ from bot.dispatch import process
 from bot.flows.texts import t
 from bot.flows.types import Button, Inbound, Press
 from bot.handlers.telegram.callback import decode, encode
-from bot.handlers.wechat.xmlsafe import xml_fields
+from bot.handlers.xml_safe import xml_fields
 from core.clock import FakeClock
 from core.container import build_container
 from core.settings import Settings

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from bot.handlers.wechat.client import OAClient, WeComClient
+from bot.handlers.tencent_clients import OAClient, WeComClient
 from core.clock import FakeClock
 from core.settings import Settings
 from linzhang.cli import main

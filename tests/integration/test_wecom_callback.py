@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
-from bot.handlers.wechat.keys import encode
+from bot.handlers.button_keys import encode
 from core.cases import services
 from core.clock import FakeClock
 from core.container import build_container

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as WeComCrypto
 
-from bot.handlers.wechat.xmlsafe import xml_fields
+from bot.handlers.xml_safe import xml_fields
 from core.clock import Clock
 
 # The sample from WeChat's own "消息加解密" documentation (the WXBizMsgCrypt Python sample,

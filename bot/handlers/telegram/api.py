@@ -307,11 +307,10 @@ class TelegramApi:
                        max_bytes: int = DOWNLOAD_LIMIT) -> bytes:
         """A file's bytes by its file_id; over `max_bytes` (20 MB: what getFile serves) is
         refused before anything is downloaded."""
-        from core.media.images import too_large_message
+        from core.media.images import too_large
 
         def too_big(size: int | None) -> MediaRejected:
-            return MediaRejected(too_large_message("文件", max_bytes, "请压缩后再发"),
-                                 reason=f"too_large: {size} > {max_bytes} bytes")
+            return too_large("file", max_bytes, reason=f"too_large: {size} > {max_bytes} bytes")
 
         if known_size is not None and known_size > max_bytes:
             raise too_big(known_size)

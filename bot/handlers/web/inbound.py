@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import dispatch
+from bot.flows.refusals import sentence
+from bot.flows.texts import t
 from bot.flows.types import Inbound, Media, Press
 from bot.handlers.web.sender import PLATFORM, deliver_pending
 from core import web_sessions
@@ -19,10 +21,11 @@ from core.media.store import UNAVAILABLE, MediaStore, unsaved_ref
 
 log = logging.getLogger(__name__)
 UPLOAD_KINDS = ("photo", "voice")
+_UNSAVED = t("zh", UNAVAILABLE).removeprefix("文件")
 UNSAVED_TEXT = {
-    "photo": f"抱歉，照片{UNAVAILABLE.removeprefix('文件')}，您发的消息已照常处理，不会丢失；"
+    "photo": f"抱歉，照片{_UNSAVED}，您发的消息已照常处理，不会丢失；"
              "请稍后再发一次照片。",
-    "voice": f"抱歉，语音{UNAVAILABLE.removeprefix('文件')}，您发的消息已照常处理，不会丢失；"
+    "voice": f"抱歉，语音{_UNSAVED}，您发的消息已照常处理，不会丢失；"
              "请稍后再发一次语音，或改用文字说明。",
 }
 
@@ -80,7 +83,7 @@ def handle(c: Container, *, chat_id: str, client_id: str, text: str = "",
             media.append(store_upload(c, up))
         except MediaRejected as exc:
             # The rest of the message still counts: the words alone can open the case.
-            result.errors.append(str(exc))
+            result.errors.append(sentence(exc))
             result.too_large = result.too_large or "too_large" in (exc.reason or "")
         except MediaStoreUnavailable as exc:
             # Our disk, not their file: the words still open the case, and the file is on it

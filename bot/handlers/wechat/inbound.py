@@ -5,7 +5,6 @@ thread). WeChat waits 5 s and then retries three times, so the answer is always 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from wechatpy import parse_message
@@ -14,9 +13,10 @@ from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from bot.dispatch import process, record_unparsed
+from bot.handlers.callback_guard import Answer, admitted
 from bot.handlers.wechat.parse import PLATFORM, Unparseable, parse_fields, update_id
-from bot.handlers.wechat.xmlsafe import BadXml, xml_fields
-from core.callback_nonces import admit, digest_of
+from bot.handlers.xml_safe import BadXml, xml_fields
+from core.callback_nonces import digest_of
 from core.container import Container
 from core.db import write_session
 from core.wecom_limits import touch_identity
@@ -24,27 +24,8 @@ from core.wecom_limits import touch_identity
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: str = "success"
-
-
 def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
-
-
-def admitted(c: Container, *, platform: str, query: dict[str, str],
-             digest: str) -> Answer | None:
-    """None when a signed callback is fresh (core/callback_nonces.py); else the 403."""
-    with write_session(c.engine) as s:
-        why = admit(s, platform=platform, timestamp=query.get("timestamp", ""),
-                    nonce=query.get("nonce", ""), digest=digest, now=c.clock.now(),
-                    skew=c.settings.wechat_max_clock_skew)
-    if why is not None:
-        log.warning("%s: callback refused: %s", platform, why)
-        return Answer(403, "")
-    return None
 
 
 def verify_url(c: Container, query: dict[str, str]) -> Answer:

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.flows.types import Inbound, Media
-from bot.handlers.wechat.keys import decode
+from bot.handlers.button_keys import decode
+from bot.handlers.callback_guard import check_bounds
 
 PLATFORM = "wechat"
 # Menu CLICK keys → the flows' commands (我要反映, 我的诉求, 帮助).
@@ -25,20 +26,6 @@ def update_id(f: dict[str, Any]) -> str:
     return f"{f.get('FromUserName', '')}:{f.get('CreateTime', '')}:{f.get('Event', '')}"
 
 
-# What WeChat and WeCom actually send is far shorter (an OpenID is 28 characters, a WeCom userid
-# at most 64, a MediaId about 64); longer values would not fit the columns they end up in.
-LIMITS = {"FromUserName": 64, "MsgId": 64, "MediaId": 200, "Format": 16, "EventKey": 200,
-          "TaskId": 128, "ResponseCode": 200, "bizmsgmenuid": 64}
-
-
-def check_bounds(f: dict[str, Any]) -> None:
-    """Unparseable when an id-like field is not a short text."""
-    for key, limit in LIMITS.items():
-        value = f.get(key)
-        if value is not None and (not isinstance(value, str | int) or len(str(value)) > limit):
-            raise Unparseable(f"{key} is not a short text")
-
-
 def _float(value: Any) -> float | None:
     try:
         return float(value)
@@ -52,7 +39,7 @@ def parse_fields(f: dict[str, Any], *, now: datetime) -> Inbound | None:
     sender = str(f.get("FromUserName", ""))
     if not kind or not sender:
         raise Unparseable("no MsgType or FromUserName")
-    check_bounds(f)
+    check_bounds(f, Unparseable)
     base: dict[str, Any] = {"platform": PLATFORM, "update_id": update_id(f), "chat_id": sender,
                             "sender_id": sender, "received_at": now, "language": "zh",
                             "message_id": str(f["MsgId"]) if f.get("MsgId") else None}

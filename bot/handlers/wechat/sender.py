@@ -26,8 +26,8 @@ from bot.dispatcher.loop import Done, Gone, Later, Outcome, Retry
 from bot.dispatcher.reach import gone
 from bot.dispatcher.recipients import destinations
 from bot.dispatcher.rows import Row
-from bot.handlers.wechat.client import OAClient
-from bot.handlers.wechat.keys import encode
+from bot.handlers.button_keys import encode
+from bot.handlers.tencent_clients import OAClient
 from core import deliveries
 from core.clock import Clock
 from core.db import write_session

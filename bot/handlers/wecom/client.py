@@ -1,5 +1,5 @@
-"""The WeCom client (see bot/handlers/wechat/client.py for the shared token)."""
+"""The WeCom client (see bot/handlers/tencent_clients.py for the shared token)."""
 
-from bot.handlers.wechat.client import WeComClient
+from bot.handlers.tencent_clients import WeComClient
 
 __all__ = ["WeComClient"]

@@ -11,10 +11,10 @@ from wechatpy.enterprise.parser import parse_message
 from wechatpy.exceptions import InvalidSignatureException
 
 from bot.dispatch import process, record_unparsed
+from bot.handlers.callback_guard import Answer, admitted
 from bot.handlers.jsonsafe import loads
-from bot.handlers.wechat.inbound import Answer, admitted
-from bot.handlers.wechat.xmlsafe import BadXml, xml_fields
 from bot.handlers.wecom.parse import PLATFORM, Unparseable, parse_app, parse_bot, update_id
+from bot.handlers.xml_safe import BadXml, xml_fields
 from core.callback_nonces import digest_of, stale
 from core.container import Container
 

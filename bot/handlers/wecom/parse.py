@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.flows.types import Inbound, Media
-from bot.handlers.wechat.keys import decode
-from bot.handlers.wechat.parse import check_bounds
+from bot.handlers.button_keys import decode
+from bot.handlers.callback_guard import check_bounds
 
 PLATFORM = "wecom"
 # "#12 明天来修" or "工单#12 明天来修": the leader names the case they answer.

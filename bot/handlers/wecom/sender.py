@@ -28,7 +28,7 @@ from bot.dispatcher.loop import Done, Gone, Later, Outcome, Retry
 from bot.dispatcher.reach import gone
 from bot.dispatcher.recipients import destinations
 from bot.dispatcher.rows import Row
-from bot.handlers.wechat.keys import encode
+from bot.handlers.button_keys import encode
 from bot.handlers.wecom.client import WeComClient
 from core import deliveries
 from core.clock import Clock, as_utc
