@@ -113,3 +113,17 @@ def test_a_resident_who_unblocks_and_writes_again_gets_the_waiting_question(
                             {"t": str(RESIDENT_TG)}).scalar_one()
     assert not flag
     assert [r.status for r in rows(engine, "resolved")] == ["sent"]
+
+
+def test_a_voice_note_reaches_the_leader_as_a_voice_message(
+        world: tuple[FakeTelegram, Any]) -> None:
+    tg, _engine = world
+    msg(tg, RESIDENT_TG, text="楼道灯坏了三天了")
+    wait_for(lambda: [m for m in tg.sent_to(LEADER_TG) if "楼道灯" in (m.text or "")],
+             why="the card at the 邻长")
+    msg(tg, RESIDENT_TG, voice={"file_id": "AwADvoice9", "file_unique_id": "v9",
+                                "duration": 4, "mime_type": "audio/ogg", "file_size": 9000})
+    [voice] = wait_for(lambda: [m for m in tg.sent_to(LEADER_TG) if m.method == "sendvoice"],
+                       why="the voice note forwarded")
+    assert voice.media is not None and voice.media["file_id"] == "AwADvoice9"
+    assert "工单#" in (voice.text or "")
