@@ -30,6 +30,7 @@ import sqlalchemy as sa  # noqa: E402
 from apscheduler.events import EVENT_JOB_EXECUTED  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 
+from bot import notify  # noqa: E402
 from core.cases.model import CASES  # noqa: E402
 from core.cases.policy import CasePolicy  # noqa: E402
 from core.cases.sweep import run_sweep  # noqa: E402
@@ -157,6 +158,7 @@ def followers(engine: Engine) -> None:
 
 
 def measure(engine: Engine, label: str, n: int, due: int, lead: float) -> dict[str, float]:
+    notify.install()  # the sweep's events reach the notifier, as in the real app
     homes = build_city(engine)
     clock = SystemClock()
     due_at = clock.now() + timedelta(days=1)  # placeholder, moved below once loading is done
@@ -200,7 +202,7 @@ def measure(engine: Engine, label: str, n: int, due: int, lead: float) -> dict[s
         # After each sweep run: are all the due cases' messages in the outbox?
         with engine.connect() as conn:
             got = conn.execute(sa.select(sa.func.count()).select_from(OUT).where(
-                OUT.c.kind == "escalated")).scalar_one()
+                OUT.c.kind == "new_case")).scalar_one()
         if got >= due and not finished.is_set():
             done.append(datetime.now(UTC))
             finished.set()

@@ -100,7 +100,7 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
         try:
             with session.begin_nested():
                 outs = run_flow(session, inbound=inbound, clock=clock, settings=settings)
-                enqueue_many(session, drafts=to_drafts(outs, inbound=inbound), now=now)
+                enqueue_many(session, drafts=to_drafts(outs, inbound=inbound), now=clock.now())
             inbound_log.finish(session, inbound_id=rid, now=now)
         except Exception as exc:
             # Not understood or a bug: keep the update (for replay) and answer the platform 200,

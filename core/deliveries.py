@@ -3,7 +3,9 @@
 A `Delivery` is one message a platform accepted for one outbox row: which chat, which message
 id the platform gave it, which part of a split text it was, and whether it is a case card
 whose later state edits should follow. The flows ask `message_case` which case a bot message
-was about (a leader replying to a card), the senders ask `card_messages` which messages to edit.
+was about (a leader replying to a card), the senders ask `card_messages` which messages to edit:
+a `card_update` row addressed to a person or a bound chat edits that recipient's cards of the
+case only, since each copy is worded for its reader (bot/notify/cards.py).
 
 The outbox contract (core/outbox.py) is extended here for senders that serve one platform:
 - `claim_for_platform` takes only rows that platform can deliver: a person with a reachable
@@ -105,15 +107,24 @@ def message_case(session: Session, platform: str, chat_id: str, message_id: str)
     return session.execute(q).scalar_one_or_none()
 
 
-def card_messages(session: Session, case_id: int, *, platform: str | None = None
+def card_messages(session: Session, case_id: int, *, platform: str | None = None,
+                  person_id: int | None = None, chat_binding_id: int | None = None
                   ) -> list[CardMessage]:
-    """Every card of a case that is still followed, oldest first."""
+    """Every card of a case that is still followed, oldest first; with `person_id` or
+    `chat_binding_id` (a `card_update` row's recipient), only the cards sent to them: each copy
+    of a card is worded for its reader (bot/notify/cards.py)."""
     q = sa.select(DEL.c.id, DEL.c.platform, DEL.c.chat_id, DEL.c.message_id, DEL.c.part_type,
                   DEL.c.response_code, DEL.c.sent_at).where(
         DEL.c.case_id == case_id, DEL.c.is_card.is_(True)
     )
     if platform is not None:
         q = q.where(DEL.c.platform == platform)
+    if person_id is not None or chat_binding_id is not None:
+        sent = sa.select(OUT.c.id).where(
+            OUT.c.case_id == case_id,
+            OUT.c.person_id == person_id if person_id is not None
+            else OUT.c.chat_binding_id == chat_binding_id)
+        q = q.where(DEL.c.outbox_id.in_(sent))
     return [CardMessage(r.id, r.platform, r.chat_id, r.message_id, r.part_type,
                         r.response_code, r.sent_at)
             for r in session.execute(q.order_by(DEL.c.id))]

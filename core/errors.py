@@ -150,11 +150,12 @@ class RowError:
     file: str
     row: int
     reason: str | Phrase
+    unit: str = ""  # "feature " for a GeoJSON file, whose entries are not rows
 
     def render(self, say: Any = str) -> str:
         """`file:row: reason`, the reason put into words by `say` (a Phrase → str)."""
         reason = say(self.reason) if isinstance(self.reason, Phrase) else self.reason
-        return f"{self.file}:{self.row}: {reason}"
+        return f"{self.file}:{self.unit}{self.row}: {reason}"
 
     def __str__(self) -> str:
         return self.render()

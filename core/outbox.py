@@ -15,6 +15,10 @@ Contract for senders (issue 4):
   `actions` are buttons:
   `[{"action": "accept", "label": "受理", "case_id": 12, "version": 3}, ...]`; a press comes back
   to the case services with that case_id and version.
+- `dedupe_key` makes a second write a no-op. Case notifications (bot/notify) are keyed by
+  event and recipient: `e{event}:p{person}`, `e{event}:b{binding}`, card edits
+  `e{event}:card:p{person}`, digests `digest:p{person}:<hash of their event ids>`; a flow's
+  replies by the update they answer (`in:{platform}:{update}:{n}`).
 """
 
 from __future__ import annotations

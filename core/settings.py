@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./linzhang.db"
     timezone: str = "Asia/Shanghai"
+    # Shown on the 邻长 contact card (web chat greeting, /mylz, the printable card); empty: none.
+    office_hours: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = ""
@@ -145,6 +147,11 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None  # signs form tokens; random per process if unset
     tile_url: str | None = None  # e.g. https://tiles.example/{z}/{x}/{y}.png: turns on Leaflet
     leaflet_url: str | None = None  # where leaflet.js/.css live (default: served by the app)
+    # boundaries.geojson (core/hierarchy/boundaries.py): the file, and the points of one node's
+    # shape; the map sends each shape cut down to at most `boundary_map_points` points.
+    boundary_max_bytes: int = Field(default=32 * 2**20, ge=1)
+    boundary_max_points: int = Field(default=50_000, ge=4)
+    boundary_map_points: int = Field(default=400, ge=16)
 
     # The built-in web chat (webhooks/webchat.py) and `linzhang demo`.
     demo_mode: bool = False  # the person switcher, codes shown on screen, / goes to /chat
@@ -202,3 +209,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def own_url(self) -> str:
+        """Where people reach this server: PUBLIC_URL, else the address `serve` listens on (a
+        wildcard address is reached on loopback)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"

@@ -31,7 +31,10 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
 
 
 def _engine(settings):  # type: ignore[no-untyped-def]
+    from bot import notify
     from core.db import make_engine, migrate
+
+    notify.install()  # a case changed from the CLI notifies like any other
 
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -153,11 +156,17 @@ def http_options(settings: Settings) -> dict[str, Any]:
             "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
 
 
+def _listening(args: argparse.Namespace) -> dict[str, object]:
+    """--host/--port as settings, so that links the bot sends name the address served."""
+    return {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(**_listening(args))
     if args.workers > 1:
-        return _serve_workers(_settings(), host=args.host, port=args.port, workers=args.workers,
+        return _serve_workers(settings, host=args.host, port=args.port, workers=args.workers,
                               polling=args.polling)
-    return _serve(_settings(), host=args.host, port=args.port, polling=args.polling)
+    return _serve(settings, host=args.host, port=args.port, polling=args.polling)
 
 
 def _serve_workers(settings: Settings, *, host: str | None, port: int | None,
@@ -173,6 +182,10 @@ def _serve_workers(settings: Settings, *, host: str | None, port: int | None,
         raise SystemExit("linzhang serve --polling: getUpdates needs one process; use a webhook"
                          " with --workers")
     _engine(settings).dispose()  # migrate once here, not in N workers at the same moment
+    import os
+
+    # Each worker reads its settings from the environment: the address served goes with them.
+    os.environ.update({"HOST": settings.host, "PORT": str(settings.port)})
     # log_config=None: each worker's uvicorn loggers go through app_factory's setup (format,
     # redaction), as in one process.
     uvicorn.run("linzhang.cli:app_factory", factory=True, workers=workers,
@@ -191,28 +204,60 @@ def app_factory() -> FastAPI:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from bot import notify
     from core.db import make_engine, migrate
+
+    notify.install()
     from core.hierarchy.importer import import_files
 
     db = Path(args.db).resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    settings = _settings(database_url=f"sqlite:///{db}", reply_deadline=args.deadline,
-                         handle_deadline=args.deadline, department_deadline=args.deadline,
-                         confirm_window=args.deadline, nag_before="30s", demo_mode=True)
+    from pydantic import ValidationError
+
+    from core.demo_seed import demo_settings
+
+    try:
+        settings = demo_settings(database_url=f"sqlite:///{db}", deadline=args.deadline,
+                                 **_listening(args))
+    except ValidationError as exc:
+        raise SystemExit(f"linzhang: bad setting: {exc}") from None
     engine = make_engine(settings.database_url)
     migrate(engine)
-    report = import_files(engine, sorted(DEMO_DIR.glob("*.csv")))
+    report = import_files(engine, [*sorted(DEMO_DIR.glob("*.csv")),
+                                   DEMO_DIR / "boundaries.geojson"])
     from core.demo_seed import seed
 
     seeded = seed(engine, settings=settings)
+    links = _demo_links(engine, settings)
     engine.dispose()
-    host, port = args.host or settings.host, args.port or settings.port
     print(f"demo city imported ({report.summary()}) into {db}")
     print("seeded cases: " + ", ".join(f"{k} {v}" for k, v in seeded.items()))
     print(f"deadlines shortened to {args.deadline} so escalation shows within minutes")
-    print(f"linzhang demo: open http://{host}:{port}/ in a browser")
-    return _serve(settings, host=host, port=port)
+    print(f"linzhang demo: open {settings.own_url}/ in a browser")
+    print("dashboard sign-in links (each works once, for 12 hours; the login page offers more):")
+    for line in links:
+        print(f"  {line}")
+    print(f"a password for the dashboard: linzhang set-password --db {args.db} PHONE")
+    if args.no_serve:
+        return 0
+    return _serve(settings, host=settings.host, port=settings.port)
+
+
+def _demo_links(engine: Any, settings: Settings) -> list[str]:
+    """One-time dashboard links for the demo's 书记, town admin and district admin."""
+    from datetime import timedelta
+
+    from core.accounts import issue_login_token
+    from core.clock import SystemClock
+    from core.db import write_session
+    from core.demo_seed import sign_ins
+
+    with write_session(engine) as s:
+        return [f"{who.label} {who.name}: {settings.own_url}/login/"
+                + issue_login_token(s, person_id=who.person_id, now=SystemClock().now(),
+                                    ttl=timedelta(hours=12))
+                for who in sign_ins(s.connection())]
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:
@@ -222,11 +267,19 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     from core.clock import SystemClock
     from core.db import write_session
 
-    password = getpass.getpass("新密码 / new password: ")
-    if password != getpass.getpass("再输一次 / again: "):
-        print("linzhang set-password: the two passwords differ", file=sys.stderr)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("新密码 / new password: ")
+        if password != getpass.getpass("再输一次 / again: "):
+            print("linzhang set-password: the two passwords differ", file=sys.stderr)
+            return 1
+    # --db: the SQLite file `linzhang demo --db` made; otherwise DATABASE_URL, as `serve` reads.
+    db = {"database_url": f"sqlite:///{Path(args.db).resolve()}"} if args.db else {}
+    if args.db and not Path(args.db).is_file():
+        print(f"linzhang set-password: no database file {args.db}", file=sys.stderr)
         return 1
-    engine = _engine(_settings())
+    engine = _engine(_settings(**db))
     with write_session(engine) as s:
         pid = person_for_phone(s, phone=args.phone)
         set_password(s, person_id=pid, password=password, now=SystemClock().now(), by=None)
@@ -268,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--deadline", default="2m", help="reply deadline for the demo (default 2m)")
     d.add_argument("--host")
     d.add_argument("--port", type=int)
+    d.add_argument("--no-serve", action="store_true",
+                   help="make the database and print the sign-in links, then stop")
     d.set_defaults(func=cmd_demo)
 
     m = sub.add_parser("migrate", help="bring the database schema up to date")
@@ -299,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pw = sub.add_parser("set-password", help="set a dashboard password (书记 or admin)")
     pw.add_argument("phone")
+    pw.add_argument("--db", help="a SQLite file, such as linzhang demo's linzhang-demo.db"
+                    " (default: DATABASE_URL)")
+    pw.add_argument("--password-stdin", action="store_true",
+                    help="read the password from one line of standard input")
     pw.set_defaults(func=cmd_set_password)
 
     wm = sub.add_parser("wechat-menu", help="create the Official Account menu (我要反映, 我的诉求)")

@@ -59,9 +59,13 @@ def kinds(engine: Engine, case_id: int) -> list[str]:
         ).scalars())
 
 
-def outbox(engine: Engine, **where: Any) -> list[OutboxMessage]:
+def outbox(engine: Engine, *, with_card_edits: bool = False, **where: Any
+           ) -> list[OutboxMessage]:
+    """Outbox rows matching `where`, oldest first; edits of cards only when asked for."""
     with Session(engine) as s:
         q = sa.select(OutboxMessage).order_by(OutboxMessage.id)  # type: ignore[arg-type]
+        if not with_card_edits and "kind" not in where:
+            q = q.where(OutboxMessage.kind != "card_update")  # type: ignore[arg-type]
         for k, v in where.items():
             q = q.where(getattr(OutboxMessage, k) == v)
         rows = list(s.execute(q).scalars())

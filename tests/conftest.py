@@ -31,6 +31,14 @@ def _pg_available() -> str | None:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _notifier() -> None:
+    """Case events reach the rollups and the notifier, as the composition root wires them."""
+    from bot import notify
+
+    notify.install()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> str:
     """The admin URL of a reachable PostgreSQL, or a skip (a failure when CI requires it)."""

@@ -103,7 +103,7 @@ def router(c: Container) -> APIRouter:
                            longitude=x.longitude,
                            inside=[InsideOut(node=NodeOut.of(m.node), level=m.level.name,
                                              unresolved=m.unresolved, overdue=m.overdue)
-                                   for m in x.inside]) for x in tiles],
+                                   for m in x.inside], boundary=x.shape) for x in tiles],
         )
 
     @r.get("/cases", response_model=CasePageOut)

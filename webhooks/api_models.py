@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime as _datetime
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -62,6 +62,9 @@ class TileOut(BaseModel):
     longitude: float | None
     inside: list[InsideOut] = Field(default_factory=list,
                                     description="the tile's own children and their colours")
+    boundary: dict[str, Any] | None = Field(
+        None, description="the node's shape (boundaries.geojson) as a GeoJSON MultiPolygon, "
+        "cut down to about BOUNDARY_MAP_POINTS points; null when it has none")
 
 
 class MapOut(BaseModel):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from bot import notify
 from core.clock import Clock
 from core.container import Container, build_container
 from core.db import migrate
@@ -39,6 +40,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     `run_jobs=False` leaves the deadline sweep and the senders to the caller (tests drive
     them by hand with a fake clock)."""
     c = container or build_container(settings, clock=clock)
+    # Every case change, from chat, dashboard, API or sweep, ends in the one notifier.
+    notify.install()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -59,6 +59,11 @@ from webhooks.dashboard_views import (
 )
 from webhooks.security_headers import media_type_of
 
+# An attachment not shown yet says why in words, never the stored status key.
+KIND_ZH = {"photo": "照片", "voice": "语音", "video": "视频", "document": "文件", "audio": "音频"}
+FETCH_ZH = {"pending": "正在取回", "failed": "没能保存", "rejected": "文件不符合要求",
+            "purged": "已匿名化删除"}
+
 LEAFLET_IMAGES = ("layers.png", "layers-2x.png", "marker-icon.png", "marker-icon-2x.png",
                   "marker-shadow.png")
 
@@ -174,8 +179,8 @@ def router(c: Container) -> APIRouter:
                 media.append(f'<figure class="loc">📍 {a.latitude:.5f}, {a.longitude:.5f}'
                              f'{cap}</figure>')
             else:
-                media.append(f'<figure class="pending">{e(a.kind)}（{e(a.fetch_status or "")}）'
-                             f'</figure>')
+                media.append(f'<figure class="pending">{e(KIND_ZH.get(a.kind, "附件"))}（'
+                             f'{e(FETCH_ZH.get(a.fetch_status or "", "处理中"))}）</figure>')
         notes = [event_note(ev.kind, ev.note, ev.detail) for ev in events]
         timeline = "".join(
             f'<li class="ev {e(ev.kind)}"><time>{_fmt(ev.at, tz)}</time> '
@@ -184,9 +189,11 @@ def router(c: Container) -> APIRouter:
             f'{e(EVENT_VERB_ZH.get(ev.kind, ev.kind))}'
             f'{("：" + e(note)) if note else ""}</li>'
             for ev, note in zip(events, notes, strict=True))
+        # A closed case's last holder held it until it closed, not "until now".
+        ended = events[-1].at if cv.state is State.closed and events else None
         holders = "".join(
             f'<li><b>{e(role_zh(h.role))}{e(h.name or "—")}</b>：{_fmt(h.since, tz)} — '
-            f'{_fmt(h.until, tz) if h.until else "至今"}</li>' for h in held)
+            f'{_fmt(h.until or ended, tz) if (h.until or ended) else "至今"}</li>' for h in held)
         forms = ""
         if may and cv.state in (State.open, State.accepted):
             for act, label in ACTIONS_ZH.items():
@@ -214,7 +221,7 @@ def router(c: Container) -> APIRouter:
 <dl><dt>类别</dt><dd>{e(cv.category or "未分类")}</dd>
 <dt>承办人</dt><dd>{e(role_zh(cv.holder_role))}{e(cv.holder_name or "—")}</dd>
 <dt>提交</dt><dd>{_fmt(cv.opened_at, tz)}</dd><dt>期限</dt><dd>{_fmt(cv.deadline_at, tz)}</dd>
-<dt>满意度</dt><dd>{cv.rating or "—"}</dd><dt>版本</dt><dd>{cv.version}</dd></dl></section>
+<dt>满意度</dt><dd>{cv.rating or "—"}</dd></dl></section>
 <section class="card"><h2>照片与语音</h2><div class="media">{media_html}</div></section>
 {actions_html}</div><div>
 <section class="card"><h2>承办经过</h2><ul class="holders">{holders}</ul></section>

@@ -40,10 +40,26 @@ def router(c: Container) -> APIRouter:
 required></label><label>密码<input name="password" type="password"
 autocomplete="current-password" required></label><button>登录</button></form>
 <p class="muted">也可以在聊天中向机器人发送 <code>/login</code>，
-点开收到的一次性链接直接登录。</p></div>"""
+点开收到的一次性链接直接登录。</p>{demo_sign_ins()}</div>"""
         resp = page(c, None, "登录", body)
         resp.status_code = status
         return resp
+
+    def demo_sign_ins() -> str:
+        """In demo mode only: a one-time link for each of the story's three people."""
+        if not c.settings.demo_mode:
+            return ""
+        from core.demo_seed import sign_ins
+
+        with write_session(c.engine) as s:
+            links = [(who, accounts.issue_login_token(
+                s, person_id=who.person_id, now=c.clock.now(),
+                ttl=c.settings.dashboard_login_ttl)) for who in sign_ins(s.connection())]
+        if not links:
+            return ""
+        items = "".join(f'<a class="button demo-login" href="/login/{token}">{e(who.label)} '
+                        f'<b>{e(who.name)}</b></a>' for who, token in links)
+        return f'<div class="demo-logins"><h2>演示：以这些身份登录</h2>{items}</div>'
 
     @r.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page() -> HTMLResponse:

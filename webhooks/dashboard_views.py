@@ -22,6 +22,7 @@ from core.clock import as_utc
 from core.container import Container
 from core.db import session_scope, write_session
 from core.errors import InvalidInput, NotFound
+from core.hierarchy import boundaries
 from core.hierarchy.queries import NodeRef, ancestors, children
 from core.hierarchy.tree import LEVEL_LABEL_ZH, ROLE_LABEL_ZH
 from webhooks.dashboard_auth import (
@@ -46,6 +47,7 @@ class Tile:
     latitude: float | None
     longitude: float | None
     inside: tuple[warning_map.Mini, ...] = ()
+    shape: dict[str, Any] | None = None  # the cut-down boundary (core/hierarchy/boundaries.py)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def map_view(c: Container, viewer: Viewer, code: str | None) -> MapView:
         ids = [k.id for k in kids]
         coords = {r.id: (r.latitude, r.longitude) for r in s.execute(
             sa.select(N.c.id, N.c.latitude, N.c.longitude).where(N.c.id.in_(ids)))}
+        # The children on screen only: a district view never carries the city's streets.
+        shapes = boundaries.shapes(s.connection(), ids)
         parents = set(s.execute(
             sa.select(N.c.parent_id).where(N.c.parent_id.in_(ids)).distinct()).scalars())
         path = crumbs(s, viewer, at)
@@ -77,7 +81,8 @@ def map_view(c: Container, viewer: Viewer, code: str | None) -> MapView:
         with write_session(c.engine) as s:
             stats.remember_levels(s, changed=changed, now=now)
     tiles = [Tile(st, st.node.id in parents, *coords.get(st.node.id, (None, None)),
-                  tuple(below.inside.get(st.node.id, ()))) for st in below.children]
+                  tuple(below.inside.get(st.node.id, ())), shapes.get(st.node.id))
+             for st in below.children]
     return MapView(at, below.own, tiles, path)
 
 
@@ -278,24 +283,35 @@ def legend(c: Container) -> str:
 
 
 def _leaflet(c: Container, tiles: list[Tile]) -> tuple[str, str]:
-    """The geographic view's head tags and block, when a tile server is set and nodes have
-    coordinates; ("", "") otherwise, so the page stays offline-capable."""
-    url = c.settings.tile_url
-    placed = [t for t in tiles if t.latitude is not None and t.longitude is not None]
-    if not url or not placed:
+    """The geographic view's head tags and block: the children's boundaries as shapes on a
+    blank background (no tile server needed), map tiles underneath only when TILE_URL is set,
+    and a dot for a child with a point but no shape when tiles give it a place. ("", "") when
+    there is nothing to draw."""
+    url = c.settings.tile_url or ""
+    shaped = [t for t in tiles if t.shape is not None]
+    placed = [t for t in tiles if t.shape is None and t.latitude is not None
+              and t.longitude is not None] if url else []
+    if not shaped and not placed:
         return "", ""
     base = (c.settings.leaflet_url or "/dashboard/static/leaflet").rstrip("/")
-    points = [{"name": t.status.node.name, "code": t.status.node.code,
-               "level": t.status.level.name, "lat": t.latitude, "lon": t.longitude,
-               "unresolved": t.status.unresolved, "overdue": t.status.overdue,
-               "href": (f"/dashboard?{_qs(node=t.status.node.code)}" if t.has_children
-                        else f"/dashboard/cases?{_qs(node=t.status.node.code)}")}
-              for t in placed]
+
+    def about(t: Tile) -> dict[str, Any]:
+        n = t.status.node
+        return {"name": n.name, "code": n.code, "level": t.status.level.name,
+                "unresolved": t.status.unresolved, "overdue": t.status.overdue,
+                "href": (f"/dashboard?{_qs(node=n.code)}" if t.has_children
+                         else f"/dashboard/cases?{_qs(node=n.code)}")}
+
+    points = [{**about(t), "lat": t.latitude, "lon": t.longitude} for t in placed]
+    shapes = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": about(t), "geometry": t.shape} for t in shaped]}
     head = (f'<link rel="stylesheet" href="{e(base)}/leaflet.css">'
             f'<script src="{e(base)}/leaflet.js" defer></script>'
             '<script src="/dashboard/static/geo.js" defer></script>')
-    block = (f'<h2>地理视图</h2><div id="geo" data-tiles="{e(url)}" '
-             f'data-points="{e(json.dumps(points, ensure_ascii=False))}"></div>')
+    block = (f'<h2>地理视图</h2><div id="geo" class="{"tiled" if url else "blank"}" '
+             f'data-tiles="{e(url)}" '
+             f'data-points="{e(json.dumps(points, ensure_ascii=False))}" '
+             f'data-shapes="{e(json.dumps(shapes, ensure_ascii=False))}"></div>')
     return head, block
 
 
@@ -345,8 +361,8 @@ def map_html(c: Container, viewer: Viewer, node: NodeRef, path: list[NodeRef],
     <a href="/dashboard/figures?{_qs(node=node.code)}">统计</a></p></div>
   <div class="summary">{summary}</div>
 </section>
-<div class="layout"><div class="grid" id="tiles">{grid}</div>{legend(c)}</div>
-{geo}"""
+{geo}
+<div class="layout"><div class="grid" id="tiles">{grid}</div>{legend(c)}</div>"""
     return head, body
 
 

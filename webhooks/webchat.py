@@ -130,12 +130,15 @@ def router(container: Container) -> APIRouter:
             session.expunge(row)
             return token, row
 
-    def person_name(chat_id: str) -> str:
+    def person_of(chat_id: str) -> tuple[str, bool]:
+        """The chat's person's name, and whether they hold any post above resident."""
         with c.engine.connect() as conn:
-            name = conn.execute(sa.text(
-                "SELECT p.name FROM chat_identity i JOIN person p ON p.id = i.person_id"
-                " WHERE i.platform = 'web' AND i.external_id = :e"), {"e": chat_id}).scalar()
-        return str(name or "")
+            row = conn.execute(sa.text(
+                "SELECT p.name, EXISTS (SELECT 1 FROM post x WHERE x.person_id = p.id"
+                " AND x.role <> 'resident') FROM chat_identity i JOIN person p"
+                " ON p.id = i.person_id WHERE i.platform = 'web' AND i.external_id = :e"),
+                {"e": chat_id}).first()
+        return (str(row[0] or ""), bool(row[1])) if row else ("", False)
 
     def checked(request: Request) -> web_sessions.WebSession | JSONResponse:
         pane = _pane(request.headers.get("X-Chat-Pane"))
@@ -169,9 +172,10 @@ def router(container: Container) -> APIRouter:
             except DomainError as exc:
                 return Response(sentence(exc), status_code=404, media_type="text/plain")
         assert row is not None
-        name = await run_in_threadpool(person_name, row.chat_id)
+        name, leader = await run_in_threadpool(person_of, row.chat_id)
         body = render_page("chat.html", csrf=row.csrf, pane=pane, who=name or "访客",
-                     demo="1" if s.demo_mode else "")
+                           demo="1" if s.demo_mode else "",
+                           placeholder="回复居民或输入命令…" if leader else "请描述您遇到的问题…")
         resp = HTMLResponse(body, headers={"Cache-Control": "no-store"})
         if token is not None:
             set_cookie(resp, pane, token)
@@ -179,7 +183,8 @@ def router(container: Container) -> APIRouter:
 
     @r.get("/chat/static/{name}")
     async def static(name: str) -> Response:
-        if name not in ("chat.js", "chat.css", "demo.js", "demo.css", "poster.js", "poster.css"):
+        if name not in ("chat.js", "chat.css", "demo.js", "demo.css", "poster.js", "poster.css",
+                        "card.css"):
             return Response(status_code=404)
         kind = "text/javascript" if name.endswith(".js") else "text/css"
         return FileResponse(STATIC / name, media_type=f"{kind}; charset=utf-8")
@@ -240,6 +245,7 @@ def router(container: Container) -> APIRouter:
                       version=int(data["version"]),
                       arg=None if data.get("arg") is None else str(data["arg"]),
                       message_id=str(data.get("message_id") or "") or None)
+            label = str(data.get("label") or "")
         except (ValueError, KeyError, TypeError):
             return _error(400, "按钮数据无效")
         if not (0 < p.case_id < 2**31 and 0 <= p.version < 2**31 and len(p.action) <= 32
@@ -250,7 +256,8 @@ def router(container: Container) -> APIRouter:
         if not CLIENT_ID.fullmatch(client_id):
             return _error(400, "消息编号无效，请刷新页面")
         res = await run_in_threadpool(
-            lambda: handle(c, chat_id=row.chat_id, client_id=client_id, press=p))
+            lambda: handle(c, chat_id=row.chat_id, client_id=client_id, press=p,
+                           press_label=label))
         await after_handle(request)
         return JSONResponse({"ok": True, "duplicate": res.duplicate})
 
@@ -333,6 +340,7 @@ def router(container: Container) -> APIRouter:
 
                 with Session(bind=conn) as session:
                     return [{"id": m.id, "dir": m.direction, "text": m.text,
+                             "client_id": m.client_id,
                              "actions": m.actions, "options": m.options or {},
                              "case_id": m.case_id, "kind": m.kind, "edit_of": m.edit_of}
                             for m in web_sessions.messages_after(session, chat_id=chat_id,

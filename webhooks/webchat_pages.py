@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.handlers.web.inbound import handle
@@ -22,6 +22,11 @@ from core.hierarchy.queries import chain_for_resident
 from core.hierarchy.tree import ROLE_LABEL_ZH
 
 INVITE = re.compile(r"j[A-Za-z0-9_-]{2,40}")
+PANE = re.compile(r"p\d{1,12}")
+
+
+def _pane(value: str | None) -> str:
+    return value if value and PANE.fullmatch(value) else ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,26 @@ def router(c: Container, sessions: Sessions) -> APIRouter:
         body = body.replace("{{svg}}", svg)
         return HTMLResponse(body)
 
+    @r.get("/chat/card")
+    async def chat_card(request: Request) -> Response:
+        row = await run_in_threadpool(sessions.current, request,
+                                      _pane(request.query_params.get("pane")))
+        if row is None:
+            return JSONResponse({"ok": False, "error": "会话已过期，请刷新页面"}, status_code=401)
+        card = await run_in_threadpool(_card_of_chat, c, row.chat_id)
+        return JSONResponse({"ok": True, "card": card})
+
+    @r.get("/card/{code}", response_class=HTMLResponse)
+    async def contact_card(code: str) -> Response:
+        # Like the poster: whoever holds the 邻's invite (its 邻长 and everyone above, by
+        # /invite) may print it; a revoked or unknown invite shows nothing.
+        if not INVITE.fullmatch(code):
+            return _text("邀请链接无效", 404)
+        card = await run_in_threadpool(_card_of_invite, c, code)
+        if card is None:
+            return _text("邀请链接无效或已停用，请向您的邻长索取新的联系卡", 404)
+        return HTMLResponse(render_card(card))
+
     @r.get("/demo", response_class=HTMLResponse)
     async def demo(request: Request) -> Response:
         if not s.demo_mode:
@@ -176,3 +201,54 @@ def _demo_people(c: Container) -> tuple[list[dict[str, Any]], list[int]]:
     out = [{"id": p["id"], "label": f'{p["name"]}（{"、".join(p["labels"])}）'}
            for p in people.values()]
     return out, panes[:5]
+
+
+def _card_of_chat(c: Container, chat_id: str) -> dict[str, Any] | None:
+    """The contact card of the 邻 this web chat's person lives in (None: not a resident)."""
+    from sqlmodel import Session
+
+    from bot.flows.contact import card_for_resident
+    from core.errors import NotFound
+
+    with c.engine.connect() as conn, Session(bind=conn) as session:
+        pid = conn.execute(sa.text(
+            "SELECT person_id FROM chat_identity WHERE platform = 'web' AND external_id = :e"),
+            {"e": chat_id}).scalar()
+        if pid is None:
+            return None
+        try:
+            card = card_for_resident(session, int(pid), office_hours=c.settings.office_hours)
+        except NotFound:
+            return None
+        return card.to_json()
+
+
+def _card_of_invite(c: Container, code: str) -> Any:
+    from sqlmodel import Session
+
+    from bot.flows.contact import card_for_node
+    from core.hierarchy.queries import node_by_id
+
+    with c.engine.connect() as conn, Session(bind=conn) as session:
+        node_id = conn.execute(sa.text(
+            "SELECT node_id FROM invite WHERE code = :c AND NOT revoked"), {"c": code}).scalar()
+        if node_id is None:
+            return None
+        return card_for_node(session, node_by_id(session, int(node_id)),
+                             office_hours=c.settings.office_hours)
+
+
+def render_card(card: Any) -> str:
+    """The printable 邻长联系卡: every name and number escaped, numbers as tel: links."""
+    from webhooks.webchat import render_page
+
+    rows = "".join(
+        f'<li><span class="role">{html.escape(x.role)}</span> '
+        f'<span class="name">{html.escape(x.name)}</span>'
+        + (f' <a class="tel" href="tel:{html.escape(x.phone)}">{html.escape(x.phone)}</a>'
+           if x.phone else "") + "</li>"
+        for x in card.contacts) or "<li>本邻暂未安排邻长</li>"
+    hours = (f'<p class="hours">办公时间：{html.escape(card.office_hours)}</p>'
+             if card.office_hours else "")
+    body = render_page("card.html", node=card.node_name)
+    return body.replace("{{rows}}", rows).replace("{{hours}}", hours)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from bot.flows.context import Ctx
@@ -52,7 +52,7 @@ def _case_lines(ctx: Ctx, cases: list[object]) -> list[str]:
     for c in cases:
         v = view(ctx.session, case_id=c.id, now=now)  # type: ignore[attr-defined]
         due = v.deadline_at.astimezone(ctx.tz).strftime("%m-%d %H:%M") if v.deadline_at else "—"
-        late = "⚠️超时 " if v.overdue else ""
+        late = "【超时】" if v.overdue else ""
         lines.append(f"{late}#{v.id} {STATE_LABEL_ZH[v.state]} {v.holder_name or ''} "
                      f"限{due}：{clip(v.text, 24)}")
     return lines
@@ -122,11 +122,25 @@ def case_cmd(ctx: Ctx) -> None:
         raise PermissionDenied("case_outside", case=case_id)
     lines = [f"工单#{case_id}：{clip(case.text, 60)}（{STATE_LABEL_ZH[State(case.state)]}）"]
     for e in history(ctx.session, case_id=case_id):
-        at = e.at.astimezone(ctx.tz) if e.at.tzinfo else e.at
+        # SQLite gives the stored UTC back without its zone: it is UTC all the same.
+        at = (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)).astimezone(ctx.tz)
         note = event_note(e.kind, e.note, e.detail, ctx.lang)
         lines.append(f"{at:%m-%d %H:%M} {EVENT_VERB_ZH.get(e.kind, e.kind)}"
                      f"{'：' + clip(note, 40) if note else ''}")
     ctx.say("\n".join(lines[:60]))
+
+
+def mylz_cmd(ctx: Ctx) -> None:
+    """/mylz (我的邻长): who looks after the resident's 邻, with their phone numbers."""
+    from bot.flows.contact import card_for_node, card_text
+
+    assert ctx.actor is not None
+    homes = ctx.actor.residences()
+    if not homes:
+        ctx.say(ctx.t("mylz_none"))
+        return
+    card = card_for_node(ctx.session, homes[0], office_hours=ctx.settings.office_hours)
+    ctx.say(card_text(card, how_to_report=ctx.t("mylz_how")))
 
 
 def find_cmd(ctx: Ctx) -> None:
@@ -200,7 +214,8 @@ def invite_cmd(ctx: Ctx) -> None:
     inv = invite_for(ctx.session, by=ctx.actor, node=node, now=ctx.clock.now())
     link = invite_link(ctx, inv.code)
     ctx.say(ctx.t("invite", node=node.name, link=link,
-                  poster=f"{_base(ctx)}/poster/{inv.code}"))
+                  poster=f"{_base(ctx)}/poster/{inv.code}")
+            + "\n" + ctx.t("contact_card", link=f"{_base(ctx)}/card/{inv.code}"))
 
 
 def _person_invite(ctx: Ctx, phone: str) -> None:
@@ -232,7 +247,7 @@ def revoke_cmd(ctx: Ctx) -> None:
 
 
 def _base(ctx: Ctx) -> str:
-    return ctx.settings.public_url.rstrip("/") or f"http://{ctx.settings.host}:{ctx.settings.port}"
+    return ctx.settings.own_url
 
 
 def invite_link(ctx: Ctx, code: str) -> str:

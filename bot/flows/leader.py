@@ -14,7 +14,6 @@ from core import conversations
 from core.cases import actions, closing
 from core.cases.services import add_to_case, view
 from core.errors import DomainError
-from core.privacy import mask_text
 
 CASE_REF = re.compile(r"(?:工单)?#(\d{1,9})(?!\d)")  # nine digits fit an INTEGER id
 # Presses that need words first: the prompt to show and the state to wait in.
@@ -53,7 +52,8 @@ def press(ctx: Ctx, p: Press) -> None:
     elif p.action == "confirm":
         rating = int(p.arg or "0") if (p.arg or "").isdigit() else 0
         closing.confirm(ctx.session, rating=rating, **common)
-        _done(ctx, "rated", cid)
+        # The resident's thanks comes with the closing message; the press only gets a toast.
+        ctx.ack(ctx.t("rated", case=cid))  # the card follows the event (bot/notify)
     elif p.action == "not_fixed":
         closing.not_fixed(ctx.session, **common)
         _done(ctx, "reopened", cid)
@@ -91,38 +91,21 @@ def _whistle(ctx: Ctx, p: Press, common: dict[str, Any]) -> None:
     _done(ctx, "whistled", p.case_id)
 
 
-# What the card says happened, by who and when ("已受理：张三 10:42").
-CARD_VERBS = {"accepted": "已受理", "resolved": "已解决", "escalated": "已转上级",
-              "whistled": "已吹哨", "replied": "已答复", "asked_more": "已请居民补充",
-              "rated": "居民已评价", "reopened": "居民反馈未解决", "done": "已处理"}
-
-
 def _done(ctx: Ctx, key: str, case_id: int) -> None:
+    """The actor's own answer; everyone else, and every copy of the case's card, hear of it
+    from the notifier (bot/notify), whatever path the change took."""
+    if key == "replied" and not _resident_reachable(ctx, case_id):
+        key = "replied_unreachable"  # never "已把答复转给居民" when nobody can give it to them
     ctx.ack(ctx.t(key, case=case_id))
     ctx.say(ctx.t(key, case=case_id), case_id=case_id)
-    refresh_card(ctx, case_id, verb=CARD_VERBS.get(key, "已处理"))
 
 
-def refresh_card(ctx: Ctx, case_id: int, *, verb: str) -> None:
-    """Ask every platform to bring the case's cards up to date (“已受理 by 张三 10:42”)."""
-    from bot.flows.types import Outbound
-    from core.cases import messages as msg
-    from core.cases.model import STATE_LABEL_ZH, Case
+def _resident_reachable(ctx: Ctx, case_id: int) -> bool:
+    from core.cases.model import Case
+    from core.cases.unreachable import reachable_anywhere
 
-    now = ctx.clock.now()
-    v = view(ctx.session, case_id=case_id, now=now)
     case = ctx.session.get(Case, case_id)
-    assert case is not None and ctx.actor is not None
-    stamp = now.astimezone(ctx.tz).strftime("%H:%M")
-    text = (f"{msg.title(case)}\n{verb}：{ctx.actor.person.name} {stamp}\n"
-            f"状态：{STATE_LABEL_ZH[v.state]}，承办：{msg.role_label(v.holder_role)}"
-            f"{v.holder_name or ''}")
-    buttons = tuple(Button(a.label, a.action, a.case_id, a.version)
-                    for a in msg.holder_actions(case))
-    # "*": every platform that carries a card of this case edits it (core/deliveries.py). One
-    # text serves every copy, group chats' included, so it is masked for all of them.
-    ctx.out.append(Outbound(text=mask_text(text), kind="card_update", platform="*",
-                            address="*", case_id=case_id, buttons=buttons))
+    return case is None or reachable_anywhere(ctx.session, person_id=case.resident_id)
 
 
 def pending_step(ctx: Ctx, state: str, data: dict[str, int]) -> bool:

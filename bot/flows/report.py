@@ -15,6 +15,7 @@ from core.cases.lists import set_category
 from core.cases.services import add_to_case, case_to_append_to, open_case, view
 from core.hierarchy.model import Category
 from core.media.store import is_unsaved
+from core.privacy import clip
 
 # Obvious words → category; anything else is asked with buttons after the case is filed.
 CATEGORY_WORDS: list[tuple[str, tuple[str, ...]]] = [
@@ -179,5 +180,5 @@ def my_cases(ctx: Ctx) -> None:
         v = view(ctx.session, case_id=c.id or 0, now=now)
         holder = f"，{v.holder_name}承办" if v.holder_name and v.state in (
             State.open, State.accepted) else ""
-        lines.append(f"#{v.id} {STATE_LABEL_ZH[v.state]}{holder}：{v.text[:30]}")
+        lines.append(f"#{v.id} {STATE_LABEL_ZH[v.state]}{holder}：{clip(v.text, 30)}")
     ctx.say("\n".join(lines))

@@ -32,6 +32,8 @@ BIND_TEXT = re.compile(r"^\s*(?:绑定\s*|bind\s+)([A-Za-z0-9][A-Za-z0-9\s\-]{0,
 # Buttons a resident may press; an account bound by a typed number presses only these.
 RESIDENT_PRESSES = {"confirm", "not_fixed", "new_case", "category", "add", "rate"}
 BIND_PRESSES = {"bind_yes", "bind_no"}
+# Typed words that ask for /mylz (WeChat has no slash habit).
+MYLZ_WORDS = {"我的邻长", "邻长是谁", "我的邻长是谁"}
 
 
 def _resident_only(ctx: Ctx) -> bool:
@@ -108,6 +110,9 @@ def handle(ctx: Ctx) -> None:
         ctx, conv.state, conv.data
     ):
         return
+    if not i.command and not i.media and (i.text or "").strip() in MYLZ_WORDS:
+        commands.mylz_cmd(ctx)
+        return
     if i.command:
         if resident_only and i.command != "login" and (i.command in LEADER_COMMANDS
                                                         or i.command in ("import", "export")):
@@ -133,6 +138,8 @@ def _command(ctx: Ctx) -> None:
     name = i.command or ""
     if name == "my":
         report.my_cases(ctx)
+    elif name == "mylz":
+        commands.mylz_cmd(ctx)
     elif name == "report":
         commands.report_how(ctx)
     elif name == "cancel":

@@ -9,7 +9,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "how_to_join": ("您好！我是邻长制服务助手。请点下方“分享手机号”按钮，"
                         "或扫描您所在楼栋邻长张贴的二维码加入。\n"
                         "您刚才发的内容已保存，加入后会自动转给您的邻长，不会丢失。"),
-        "share_phone": "📱 分享手机号",
+        "share_phone": "分享手机号",
         "kept_pending": "已保存您的反映。加入后将立即转给您的邻长。",
         "phone_not_found": ("没有找到手机号 {phone} 的登记信息。请扫描邻长张贴的二维码加入，"
                             "或联系您的邻长登记。您发的内容已保存。"),
@@ -25,7 +25,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "split_done": "已单独立案。",
         "ask_category": "为了更快转给对的人，请选一个类别（可跳过）：",
         "category_set": "已记录类别：{category}",
-        "emergency": ("⚠️ 如有火情、燃气泄漏、打架或有人受伤，请立即拨打 "
+        "emergency": ("【紧急】如有火情、燃气泄漏、打架或有人受伤，请立即拨打 "
                       "119（火警）/ 110（报警）/ 120（急救）！"),
         "my_none": "您还没有反映过问题。直接发文字、照片或语音给我即可。",
         "my_header": "您反映的问题：",
@@ -73,7 +73,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "invite": ("{node} 的邀请链接：\n{link}\n请打印二维码张贴在楼道，居民扫码即可加入。"
                    "\n二维码海报：{poster}"),
         "help_resident": ("直接发文字、照片、语音、视频或位置即可反映问题。\n"
-                          "/my 我的问题  /lang en English  /help 帮助"),
+                          "/my 我的问题  /mylz 我的邻长  /lang en English  /help 帮助"),
         "help_leader": ("/cases 待办工单  /overdue 超时工单  /invite 本邻邀请码  /revoke 作废邀请\n"
                         "回复工单消息即可答复居民；按钮：受理、已解决、转上级、请居民补充、吹哨。"),
         "help_admin": ("/stats [编码] 统计  /overdue [编码] 超时  /case <编号> 工单记录\n"
@@ -293,12 +293,98 @@ TEXTS: dict[str, dict[str, str]] = {
                                        "请私聊我 /invite <手机号>"),
         "binding_settled": "这个绑定请求已处理或已过期。",
         "binding_not_yours": "这位居民不在您负责的范围内",
+        # --- notify ---
+        "n_title": "工单#{case}「{snippet}」",
+        "n_role_admin": "乡镇(区县)办公室",
+        "n_role_secretary": "书记", "n_role_area_leader": "片长", "n_role_group_leader": "组长",
+        "n_role_neighbor_leader": "邻长", "n_role_resident": "居民",
+        "n_role_department": "部门联络员", "n_role_none": "无人",
+        "n_state_open": "待受理", "n_state_accepted": "处理中", "n_state_resolved": "待确认",
+        "n_state_closed": "已办结", "n_state_merged": "已合并", "n_state_rejected": "已驳回",
+        "n_stage_reply": "待答复", "n_stage_handle": "待办结", "n_stage_department": "待报到",
+        "n_stage_confirm": "待确认",
+        "n_due_reply": "答复", "n_due_handle": "办结", "n_due_department": "报到",
+        "n_due_confirm": "确认",
+        "n_deadline": "请于{when}前{verb}",
+        "n_when": "{month}月{day}日 {hm}",
+        "n_minutes": "{m}分钟", "n_hours": "{h}小时", "n_hours_minutes": "{h}小时{m}分钟",
+        "n_days": "{d}天", "n_days_hours": "{d}天{h}小时",
+        "n_missed_reply": "未答复", "n_missed_handle": "未办结",
+        "n_missed_department": "部门未报到",
+        "n_intro_opened": "新工单", "n_intro_escalated": "转上级工单", "n_intro_auto": "超时转办",
+        "n_intro_whistled": "吹哨报到", "n_intro_reassigned": "改派工单",
+        "n_card": "【{intro}】{title}{where}\n承办：{role} {name}。{deadline}。{why}",
+        "n_card_where": "\n住址：{address}",
+        "n_card_why": "\n原因：{reason}",
+        "n_card_auto_why": "\n原因：超时{missed}，自动转上级{late}",
+        "n_late": "（系统延迟{span}后处理，已超时）",
+        "n_card_now": "{title}\n{verb}：{who} {hm}\n状态：{state}，承办：{role}{name}",
+        "n_card_moved": "{title}\n已转交{role} {name} {hm}\n状态：{state}（您已不是承办人）",
+        "n_card_resident_gone": "\n⚠️ 居民目前无法通过聊天联系（可能屏蔽了机器人）：答复已记录，"
+                                "可在工作台查看，请电话联系居民。",
+        "n_verb_accepted": "已受理", "n_verb_reported_in": "已报到受理", "n_verb_replied": "已答复",
+        "n_verb_asked_more": "已请居民补充", "n_verb_resolved": "已解决",
+        "n_verb_escalated": "已转上级", "n_verb_whistled": "已吹哨", "n_verb_reassigned": "已改派",
+        "n_verb_confirmed": "居民已评价", "n_verb_reopened": "居民反馈未解决",
+        "n_verb_auto_closed": "已自动办结", "n_verb_merged": "已合并", "n_verb_rejected": "已驳回",
+        "n_verb_resident_unreachable": "居民无法联系", "n_verb_added": "居民补充",
+        "n_system": "系统",
+        "n_receipt": "已收到您反映的问题，编号{title}。已转{role}{name}，将在{span}内答复您。",
+        "n_added": "【居民补充】{title}\n{body}{extra}",
+        "n_added_extra": "（附{n}个附件）",
+        "n_accepted": "{title}已由{holder}{verb}，正在处理。",
+        "n_accept_verb": "受理", "n_report_in_verb": "报到受理",
+        "n_replied": "【{holder}答复】{title}\n{body}",
+        "n_asked_more": "【{holder}请您补充】{title}\n{body}",
+        "n_resolved": ("{title}：{holder}反馈已解决{photos}。{body}\n请确认并评价（1-5星）；"
+                       "如未解决请点「没解决」。{window}内未确认将自动办结。"),
+        "n_photos": "（附整改照片{n}张）",
+        "n_taken_over": "{title}已由{holder}接手处理。",
+        "n_progress": "{title}已转交{role}{name}处理。",
+        "n_moved_away": "{title}已转交{role}{name}。",
+        "n_moved_away_auto": "{title}超时{missed}，已转交{role}{name}。",
+        "n_reassigned_away": "{title}已由管理员改派给{name}。原因：{reason}",
+        "n_nag": "【督办】{title}还剩{left}到期，{deadline}。",
+        "n_nag_line": "{title} 剩{left}（{stage}）",
+        "n_confirm_reminder": "{title}已反馈解决，请确认并评价；{left}后未确认将自动办结。",
+        "n_overdue": "【超时督办】{title}已超时{missed}，已无上级可转，请尽快处理。{deadline}。",
+        "n_overdue_line": "{title} 已超时{missed}",
+        "n_auto_closed_holder": "{title}居民未在期限内确认，已自动办结（未评价）。",
+        "n_auto_closed_holder_line": "{title} 已自动办结（未评价）",
+        "n_auto_closed": "{title}未收到您的确认，已自动办结。如问题仍在，请重新反映。",
+        "n_rated": "{title}已办结，居民评价{stars}{said}",
+        "n_said": "\n居民留言：{words}",
+        "n_low_rating": "【差评提醒】{title}由{role}承办，居民评价{stars}{said}",
+        "n_closed": "感谢您的评价，{title}已办结。",
+        "n_reopened": "【居民反馈未解决】{title}{said}\n{deadline}。",
+        "n_reopened_said": "\n居民说：{words}",
+        "n_reopened_ack": "已将{title}退回承办人继续处理。",
+        "n_merged": "{title}与{other}是同一问题，已合并；后续进展会在工单#{into}中通知您。",
+        "n_rejected": "{title}未予受理，原因：{reason}",
+        "n_holder_unreachable": ("【无法联系承办人】{title}的{role}（承办人）已无法通过聊天联系"
+                                 "（可能屏蔽了机器人）。工单仍由其承办{deadline}。请电话联系督促，"
+                                 "或由您处理。"),
+        "n_holder_unreachable_line": "{title}：承办人无法通过聊天联系",
+        "n_resident_unreachable": ("【居民无法联系】{title}的居民已无法通过聊天联系"
+                                   "（可能屏蔽了机器人）。您的答复仍会记录并显示在工作台，请电话联系居民。"),
+        "n_digest": "【督办汇总】您有{n}件工单需要处理：\n{lines}",
+        "n_digest_more": "……另有{n}件，请在工单列表中查看",
+        "n_btn_accept": "受理", "n_btn_report_in": "报到受理", "n_btn_reply": "答复居民",
+        "n_btn_resolve": "已解决", "n_btn_ask_more": "请居民补充",
+        "n_btn_escalate": "解决不了，转上级",
+        "n_btn_whistle": "吹哨（转职能部门）", "n_btn_not_fixed": "没解决", "n_btn_add": "补充情况",
+        "replied_unreachable": ("答复已记录在工单#{case}，但居民目前无法通过聊天联系"
+                                "（可能屏蔽了机器人），请电话联系居民。"),
+        # --- chatpage ---
+        "mylz_how": "有问题直接发文字、照片、语音或位置给我，邻长会尽快答复您。",
+        "mylz_none": "您还不是登记的居民，暂时没有您的邻长信息。请扫本邻的二维码加入。",
+        "contact_card": "邻长联系卡（可打印张贴）：{link}",
     },
     "en": {
         "how_to_join": ("Hello! Please tap “Share my phone number” below, or scan the QR poster "
                         "your neighbor leader put up. What you sent is kept and reaches your "
                         "neighbor leader as soon as you join."),
-        "share_phone": "📱 Share my phone number",
+        "share_phone": "Share my phone number",
         "kept_pending": "Saved. It goes to your neighbor leader as soon as you join.",
         "phone_not_found": ("No record for {phone}. Please scan your neighbor leader's QR poster "
                             "or ask them to register you. What you sent is kept."),
@@ -313,7 +399,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "split_done": "Filed as a separate case.",
         "ask_category": "To reach the right people faster, pick a category (optional):",
         "category_set": "Category noted: {category}",
-        "emergency": ("⚠️ Fire, gas leak, a fight or someone hurt? Call 119 (fire) / 110 "
+        "emergency": ("[Urgent] Fire, gas leak, a fight or someone hurt? Call 119 (fire) / 110 "
                       "(police) / 120 (ambulance) now!"),
         "my_none": "You have not reported anything yet. Just send me text, a photo or voice.",
         "my_header": "Your reports:",
@@ -360,7 +446,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "bound": "This chat is now bound to {node} ({tier}); case cards will appear here.",
         "unbound": "This chat is no longer bound.",
         "invite": "Invite link for {node}:\n{link}\nQR poster: {poster}",
-        "help_resident": "Send text, photos, voice, video or a location to report. /my /lang zh",
+        "help_resident": ("Send text, photos, voice, video or a location to report. "
+                          "/my /mylz /lang zh"),
         "help_leader": "/cases /overdue /invite — reply to a case message to answer it.",
         "help_admin": ("/stats [code] /overdue [code] /case <id> /find <name|phone|code> "
                        "/assign <phone> <role> <code> /bind <code> /unbind /import /export "
@@ -604,6 +691,104 @@ TEXTS: dict[str, dict[str, str]] = {
                                        "with me only: send /invite <phone> there"),
         "binding_settled": "This binding request was already handled or has expired.",
         "binding_not_yours": "This resident is outside your care",
+        # --- notify ---
+        "n_title": "case #{case} “{snippet}”",
+        "n_role_admin": "township (district) office",
+        "n_role_secretary": "party secretary", "n_role_area_leader": "area leader",
+        "n_role_group_leader": "group leader", "n_role_neighbor_leader": "neighbor leader",
+        "n_role_resident": "resident", "n_role_department": "department liaison",
+        "n_role_none": "nobody",
+        "n_state_open": "waiting", "n_state_accepted": "in hand", "n_state_resolved":
+            "to confirm", "n_state_closed": "closed", "n_state_merged": "merged",
+        "n_state_rejected": "rejected",
+        "n_stage_reply": "to answer", "n_stage_handle": "to finish",
+        "n_stage_department": "to report in", "n_stage_confirm": "to confirm",
+        "n_due_reply": "answer", "n_due_handle": "finish", "n_due_department": "report in",
+        "n_due_confirm": "confirm",
+        "n_deadline": "please {verb} by {when}",
+        "n_when": "{month}/{day} {hm}",
+        "n_minutes": "{m} min", "n_hours": "{h} h", "n_hours_minutes": "{h} h {m} min",
+        "n_days": "{d} days", "n_days_hours": "{d} days {h} h",
+        "n_missed_reply": "not answered", "n_missed_handle": "not finished",
+        "n_missed_department": "department did not report in",
+        "n_intro_opened": "New case", "n_intro_escalated": "Escalated case",
+        "n_intro_auto": "Overdue, passed on", "n_intro_whistled": "Whistled to you",
+        "n_intro_reassigned": "Reassigned case",
+        "n_card": "[{intro}] {title}{where}\nHolder: {role} {name}. {deadline}.{why}",
+        "n_card_where": "\nAddress: {address}",
+        "n_card_why": "\nReason: {reason}",
+        "n_card_auto_why": "\nReason: {missed}, escalated automatically{late}",
+        "n_late": " (handled {span} late by the system)",
+        "n_card_now": "{title}\n{verb}: {who} {hm}\nState: {state}, holder: {role} {name}",
+        "n_card_moved": "{title}\nPassed on to {role} {name} {hm}\nState: {state} "
+                        "(you no longer hold it)",
+        "n_card_resident_gone": "\n⚠️ The resident cannot be reached by chat (the bot may be "
+                                "blocked): answers are recorded on the dashboard; please phone.",
+        "n_verb_accepted": "Accepted", "n_verb_reported_in": "Reported in",
+        "n_verb_replied": "Answered", "n_verb_asked_more": "Asked for more",
+        "n_verb_resolved": "Resolved", "n_verb_escalated": "Escalated",
+        "n_verb_whistled": "Whistled", "n_verb_reassigned": "Reassigned",
+        "n_verb_confirmed": "Rated by the resident", "n_verb_reopened": "Not fixed, says resident",
+        "n_verb_auto_closed": "Closed automatically", "n_verb_merged": "Merged",
+        "n_verb_rejected": "Rejected", "n_verb_resident_unreachable": "Resident unreachable",
+        "n_verb_added": "Resident added", "n_system": "system",
+        "n_receipt": ("We received your report, {title}. It went to {role} {name}, who answers "
+                      "within {span}."),
+        "n_added": "[Resident added] {title}\n{body}{extra}",
+        "n_added_extra": " ({n} attachment(s))",
+        "n_accepted": "{title} was {verb} by {holder} and is being handled.",
+        "n_accept_verb": "accepted", "n_report_in_verb": "taken on",
+        "n_replied": "[Answer from {holder}] {title}\n{body}",
+        "n_asked_more": "[{holder} asks you for more] {title}\n{body}",
+        "n_resolved": ("{title}: {holder} says it is fixed{photos}. {body}\nPlease confirm and "
+                       "rate it (1-5 stars), or tap “Not fixed”. Without an answer within "
+                       "{window} it closes by itself."),
+        "n_photos": " ({n} photo(s) after the fix)",
+        "n_taken_over": "{title} was taken over by {holder}.",
+        "n_progress": "{title} went to {role} {name}.",
+        "n_moved_away": "{title} went to {role} {name}.",
+        "n_moved_away_auto": "{title} was {missed} in time and went to {role} {name}.",
+        "n_reassigned_away": "{title} was reassigned to {name}. Reason: {reason}",
+        "n_nag": "[Reminder] {title} is due in {left}; {deadline}.",
+        "n_nag_line": "{title} due in {left} ({stage})",
+        "n_confirm_reminder": ("{title} was reported fixed: please confirm and rate it; it closes "
+                               "by itself in {left}."),
+        "n_overdue": ("[Overdue] {title} is {missed}, with nobody above to take it: please act. "
+                      "{deadline}."),
+        "n_overdue_line": "{title} overdue ({missed})",
+        "n_auto_closed_holder": "{title} was not confirmed in time and closed (no rating).",
+        "n_auto_closed_holder_line": "{title} closed automatically (no rating)",
+        "n_auto_closed": ("{title} closed as we had no confirmation from you. If the problem "
+                          "is still there, please report it again."),
+        "n_rated": "{title} is closed; the resident rated it {stars}{said}",
+        "n_said": "\nThe resident wrote: {words}",
+        "n_low_rating": "[Poor rating] {title}, held by {role}, was rated {stars}{said}",
+        "n_closed": "Thank you for rating; {title} is closed.",
+        "n_reopened": "[Not fixed, says the resident] {title}{said}\n{deadline}.",
+        "n_reopened_said": "\nThe resident says: {words}",
+        "n_reopened_ack": "{title} went back to its holder.",
+        "n_merged": ("{title} is the same problem as {other} and was merged; you will hear of it "
+                     "under case #{into}."),
+        "n_rejected": "{title} was not taken on. Reason: {reason}",
+        "n_holder_unreachable": ("[Holder unreachable] The {role} holding {title} can no longer "
+                                 "be reached by chat (the bot may be blocked). They still hold "
+                                 "it{deadline}. Please phone them, or take it yourself."),
+        "n_holder_unreachable_line": "{title}: holder cannot be reached by chat",
+        "n_resident_unreachable": ("[Resident unreachable] The resident of {title} can no longer "
+                                   "be reached by chat. Your answers are still recorded on the "
+                                   "dashboard; please phone them."),
+        "n_digest": "[Reminders] {n} cases wait for you:\n{lines}",
+        "n_digest_more": "…and {n} more in your case list",
+        "n_btn_accept": "Accept", "n_btn_report_in": "Report in", "n_btn_reply": "Answer",
+        "n_btn_resolve": "Resolved", "n_btn_ask_more": "Ask for more",
+        "n_btn_escalate": "Escalate", "n_btn_whistle": "Whistle (department)",
+        "n_btn_not_fixed": "Not fixed", "n_btn_add": "Add details",
+        "replied_unreachable": ("Your answer is recorded on case #{case}, but the resident cannot "
+                                "be reached by chat (the bot may be blocked); please phone them."),
+        # --- chatpage ---
+        "mylz_how": "Send text, photos, voice or a location to report; your 邻长 answers soon.",
+        "mylz_none": "You are not a registered resident yet: scan your 邻's QR poster to join.",
+        "contact_card": "Printable contact card: {link}",
     },
 }
 

@@ -8,22 +8,14 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from core.cases import messages as msg
-from core.cases import ops
-from core.cases.messages import Notice
+from core.cases import events, ops
 from core.cases.model import Case, EventKind, Stage, State
 from core.cases.permissions import may_act, may_whistle, refuse
 from core.cases.routing import Target, category_by_name, department_for, next_target
-from core.cases.services import (
-    NewAttachment,
-    _clean_text,
-    attach,
-    new_holder_text,
-    resident_address,
-)
+from core.cases.services import NewAttachment, _clean_text, attach
 from core.clock import Clock
 from core.errors import Conflict, InvalidInput, phrase
-from core.hierarchy.model import Category, Person, Role
+from core.hierarchy.model import Category, Role
 from core.hierarchy.queries import (
     Actor,
     NodeRef,
@@ -32,8 +24,6 @@ from core.hierarchy.queries import (
     node_by_id,
 )
 from core.hierarchy.tree import LEADER_ROLES
-from core.outbox import Draft
-from core.privacy import mask_address
 
 
 @dataclass
@@ -80,20 +70,14 @@ def _own_post(c: _Ctx) -> Target:
     return Target(who.person, Role.admin, n)
 
 
-def _holder_name(session: Session, case: Case) -> str:
-    person = session.get(Person, case.holder_id) if case.holder_id else None
-    return f"{msg.role_label(case.holder_role)}{person.name if person else ''}"
-
-
-def _take(session: Session, c: _Ctx, drafts: list[Draft]) -> dict[str, int]:
-    """A superior or admin acting on someone else's case takes it over."""
+def _take(c: _Ctx) -> dict[str, int]:
+    """A superior or admin acting on someone else's case takes it over (the event's detail
+    says from whom, so that the former holder hears of it)."""
     case = c.case
     if case.holder_id == c.who.person.id:
         return {}
     previous = case.holder_id
     ops.assign(case, _own_post(c))
-    drafts += ops.to_person(case, previous, kind="taken_over",
-                            text=f"{msg.title(case)}已由{_holder_name(session, case)}接手处理。")
     return {"taken_from": previous} if previous is not None else {}
 
 
@@ -104,10 +88,11 @@ def _first_answer(case: Case, now: datetime) -> None:
         case.first_reply_on_time = case.deadline_at is None or now <= ops.as_utc(case.deadline_at)
 
 
-def _to_accepted(session: Session, c: _Ctx, drafts: list[Draft]) -> EventKind:
-    """Open → accepted: the holder's first answer starts the handling deadline."""
+def _to_accepted(session: Session, c: _Ctx, *, by_answer: bool = False) -> EventKind:
+    """Open → accepted: the holder's first answer starts the handling deadline (`by_answer`:
+    the acceptance came with an answer to the resident, who hears the answer alone)."""
     case = c.case
-    detail = _take(session, c, drafts)
+    detail: dict[str, object] = {**_take(c), **({"with_answer": True} if by_answer else {})}
     reporting_in = case.holder_role == Role.department.value
     _first_answer(case, c.now)
     case.state = State.accepted.value
@@ -128,34 +113,24 @@ def accept(session: Session, *, clock: Clock, case_id: int, person_id: int, vers
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action="accept", via=via)
     ops.require_state(c.case, {State.open}, "accept")
-    drafts: list[Draft] = []
-    kind = _to_accepted(session, c, drafts)
-    case = c.case
-    verb = "报到受理" if kind is EventKind.reported_in else "受理"
-    drafts += ops.to_residents(session, case, kind="accepted",
-                               text=f"{msg.title(case)}已由{_holder_name(session, case)}{verb}，"
-                                    f"正在处理。")
-    ops.send(session, drafts, c.now)
-    return case
+    _to_accepted(session, c)
+    events.publish(session)
+    return c.case
 
 
 def _say(session: Session, *, clock: Clock, case_id: int, person_id: int, version: int,
-         text: str, via: str | None, action: str, kind: EventKind, header: str) -> Case:
+         text: str, via: str | None, action: str, kind: EventKind) -> Case:
     c = _begin(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
                action=action, via=via)
     body = _clean_text(text, required=True)
     ops.require_state(c.case, {State.open, State.accepted}, action)
-    drafts: list[Draft] = []
     case = c.case
     if case.state == State.open.value:
-        _to_accepted(session, c, drafts)
+        _to_accepted(session, c, by_answer=True)
     case.updated_at = c.now
     ops.record(session, case, kind=kind, at=c.now, actor_id=c.who.person.id, via=via, note=body,
                role=case.holder_role)
-    drafts += ops.to_residents(session, case, kind=kind.value,
-                               text=f"【{_holder_name(session, case)}{header}】{msg.title(case)}\n"
-                                    f"{body}")
-    ops.send(session, drafts, c.now)
+    events.publish(session)
     return case
 
 
@@ -163,15 +138,14 @@ def reply(session: Session, *, clock: Clock, case_id: int, person_id: int, versi
           text: str, via: str | None = None) -> Case:
     """Answer the resident; a first answer also accepts the case."""
     return _say(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
-                text=text, via=via, action="reply", kind=EventKind.replied, header="答复")
+                text=text, via=via, action="reply", kind=EventKind.replied)
 
 
 def ask_more(session: Session, *, clock: Clock, case_id: int, person_id: int, version: int,
              question: str, via: str | None = None) -> Case:
     """Ask the resident for more (a photo, the exact spot); counts as the first answer."""
     return _say(session, clock=clock, case_id=case_id, person_id=person_id, version=version,
-                text=question, via=via, action="ask_more", kind=EventKind.asked_more,
-                header="请您补充")
+                text=question, via=via, action="ask_more", kind=EventKind.asked_more)
 
 
 def resolve(session: Session, *, clock: Clock, case_id: int, person_id: int, version: int,
@@ -182,9 +156,9 @@ def resolve(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
                action="resolve", via=via)
     ops.require_state(c.case, {State.open, State.accepted}, "resolve")
     body = _clean_text(note, required=False)
-    case, drafts = c.case, list[Draft]()
+    case = c.case
     before = case.state
-    _take(session, c, drafts)
+    detail = _take(c)
     _first_answer(case, c.now)
     case.state = State.resolved.value
     case.resolved_at = c.now
@@ -192,27 +166,19 @@ def resolve(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
     ops.touch(case, c.now)
     event = ops.record(session, case, kind=EventKind.resolved, at=c.now,
                        actor_id=c.who.person.id, from_state=before, role=case.holder_role,
-                       via=via, note=body or None)
+                       via=via, note=body or None,
+                       detail={**detail, "after_photos": len(after_photos)})
     session.flush()
     attach(session, case, event, after_photos, purpose="after", by=c.who.person.id, now=c.now)
-    window = msg.span(ops.policy_of(case).duration(Stage.confirm))
-    photos = f"（附整改照片{len(after_photos)}张）" if after_photos else ""
-    drafts += ops.to_residents(
-        session, case, kind="resolved",
-        text=(f"{msg.title(case)}：{_holder_name(session, case)}反馈已解决{photos}。"
-              f"{body}\n请确认并评价（1-5星）；如未解决请点「没解决」。{window}内未确认将自动办结。"),
-    )
-    ops.send(session, drafts, c.now)
+    events.publish(session)
     return case
 
 
 def hand_over(session: Session, case: Case, target: Target, *, now: datetime, stage: Stage,
               kind: EventKind, actor_id: int | None, via: str | None, note: str | None,
-              detail: dict[str, object], intro: str, notices: list[Notice] | None = None,
-              mirrors: dict[int, list[int]] | None = None,
-              followers: list[int] | None = None) -> list[Draft]:
-    """Give the case to a new holder with a fresh deadline, and say so to everyone concerned.
-    With `notices`, the new holder's message joins them (the sweep digests them per person)."""
+              detail: dict[str, object]) -> None:
+    """Give the case to a new holder with a fresh deadline; the event names the former holder
+    (`from`), so that the notifier tells everyone concerned."""
     before_state, before_role = case.state, case.holder_role
     previous = case.holder_id
     ops.assign(case, target)
@@ -221,32 +187,6 @@ def hand_over(session: Session, case: Case, target: Target, *, now: datetime, st
     ops.touch(case, now)
     ops.record(session, case, kind=kind, at=now, actor_id=actor_id, from_state=before_state,
                role=before_role, via=via, note=note, detail={"from": previous, **detail})
-    tz = ops.policy_of(case).tz
-    why = f"\n原因：{note}" if note else ""
-    address = resident_address(session, case)
-    text = new_holder_text(case, target, intro=intro, tz=tz, address=address) + why
-    # Tier group chats see the street, not the household (to_chats masks numbers too).
-    group_text = new_holder_text(case, target, intro=intro, tz=tz,
-                                 address=mask_address(address)) + why
-    actions = msg.holder_actions(case, may_whistle=target.role in (Role.secretary, Role.admin))
-    drafts: list[Draft] = []
-    if notices is None:
-        drafts += ops.to_person(case, target.person.id, kind=kind.value, text=text,
-                                actions=actions)
-    else:
-        assert case.id is not None
-        notices.append(msg.Notice(
-            person_id=target.person.id, case_id=case.id, version=case.version, kind=kind.value,
-            text=text, line=f"{intro}：{msg.title(case)}，{msg.deadline_phrase(case, tz)}",
-            actions=actions,
-        ))
-    drafts += ops.to_residents(
-        session, case, kind="progress", people=followers,
-        text=f"{msg.title(case)}已转交{msg.role_label(target.role.value)}{target.person.name}处理。",
-    )
-    drafts += ops.to_chats(case, ops.mirror_bindings(session, target.node, mirrors),
-                           kind="mirror", text=group_text)
-    return drafts
 
 
 def escalate(session: Session, *, clock: Clock, case_id: int, person_id: int, version: int,
@@ -263,10 +203,9 @@ def escalate(session: Session, *, clock: Clock, case_id: int, person_id: int, ve
     if target is None:
         raise Conflict("case_at_top", case=case_id)
     case.escalations += 1
-    drafts = hand_over(session, case, target, now=c.now, stage=Stage.reply,
-                       kind=EventKind.escalated, actor_id=c.who.person.id, via=via, note=why,
-                       detail={"auto": False}, intro="转上级工单")
-    ops.send(session, drafts, c.now)
+    hand_over(session, case, target, now=c.now, stage=Stage.reply, kind=EventKind.escalated,
+              actor_id=c.who.person.id, via=via, note=why, detail={"auto": False})
+    events.publish(session)
     return case
 
 
@@ -294,12 +233,11 @@ def whistle(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
     target = department_for(session, home=c.home, category=cat)
     case.department_node_id = target.node.id
     case.department_reported_at = None
-    drafts = hand_over(session, case, target, now=c.now, stage=Stage.department,
-                       kind=EventKind.whistled, actor_id=c.who.person.id, via=via,
-                       note=_clean_text(reason, required=False) or None,
-                       detail={"department": target.node.code, "category": cat.name},
-                       intro="吹哨报到")
-    ops.send(session, drafts, c.now)
+    hand_over(session, case, target, now=c.now, stage=Stage.department,
+              kind=EventKind.whistled, actor_id=c.who.person.id, via=via,
+              note=_clean_text(reason, required=False) or None,
+              detail={"department": target.node.code, "category": cat.name})
+    events.publish(session)
     return case
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from core.cases import messages as msg
-from core.cases import ops
+from core.cases import events, ops
 from core.cases.model import Case, EventKind, Stage, State
 from core.cases.permissions import refuse
-from core.cases.routing import step_above
 from core.cases.services import _clean_text
 from core.clock import Clock
 from core.errors import InvalidInput
-from core.hierarchy.queries import chain_for_node, node_by_id
-from core.outbox import Draft
 
 LOW_RATING = 2
 
@@ -31,7 +27,8 @@ def _resident_case(session: Session, *, clock: Clock, case_id: int, person_id: i
 
 def confirm(session: Session, *, clock: Clock, case_id: int, person_id: int, version: int,
             rating: int, comment: str | None = None, via: str | None = None) -> Case:
-    """The resident confirms the fix and rates it 1–5; a poor rating reaches the superior."""
+    """The resident confirms the fix and rates it 1–5 (a poor rating reaches the superior:
+    bot/notify's rule, from `LOW_RATING`)."""
     if not isinstance(rating, int) or not 1 <= rating <= 5:
         raise InvalidInput("stars_range")
     case = _resident_case(session, clock=clock, case_id=case_id, person_id=person_id,
@@ -49,25 +46,7 @@ def confirm(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
     ops.record(session, case, kind=EventKind.confirmed, at=now, actor_id=person_id,
                from_state=State.resolved.value, role=case.holder_role, via=via, note=words,
                detail={"rating": rating})
-    stars = "★" * rating + "☆" * (5 - rating)
-    said = f"\n居民留言：{words}" if words else ""
-    drafts: list[Draft] = ops.to_person(
-        case, case.holder_id, kind="rated", text=f"{msg.title(case)}已办结，居民评价{stars}{said}"
-    )
-    if rating <= LOW_RATING and case.holder_role and case.holder_node_id:
-        home = node_by_id(session, case.home_node_id)
-        above = step_above(chain_for_node(session, home), role=case.holder_role,
-                           node=node_by_id(session, case.holder_node_id),
-                           holder_id=case.holder_id or -1)
-        if above is not None:
-            drafts += ops.to_person(
-                case, above.holders[0].id, kind="low_rating",
-                text=(f"【差评提醒】{msg.title(case)}由{msg.role_label(case.holder_role)}承办，"
-                      f"居民评价{stars}{said}"),
-            )
-    drafts += ops.to_residents(session, case, kind="closed", with_buttons=False,
-                               text=f"感谢您的评价，{msg.title(case)}已办结。")
-    ops.send(session, drafts, now)
+    events.publish(session)
     return case
 
 
@@ -85,14 +64,5 @@ def not_fixed(session: Session, *, clock: Clock, case_id: int, person_id: int, v
     ops.touch(case, now)
     ops.record(session, case, kind=EventKind.reopened, at=now, actor_id=person_id,
                from_state=State.resolved.value, role=case.holder_role, via=via, note=words)
-    said = f"\n居民说：{words}" if words else ""
-    tz = ops.policy_of(case).tz
-    drafts = ops.to_person(
-        case, case.holder_id, kind="reopened",
-        text=f"【居民反馈未解决】{msg.title(case)}{said}\n{msg.deadline_phrase(case, tz)}。",
-        actions=msg.holder_actions(case),
-    )
-    drafts += ops.to_residents(session, case, kind="reopened_ack",
-                               text=f"已将{msg.title(case)}退回承办人继续处理。")
-    ops.send(session, drafts, now)
+    events.publish(session)
     return case

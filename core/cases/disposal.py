@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from core.cases import messages as msg
-from core.cases import ops
+from core.cases import events, ops
 from core.cases.actions import _begin, _Ctx, hand_over
 from core.cases.model import ACTIVE_STATES, Case, EventKind, Stage, State
 from core.cases.permissions import may_reach, refuse
@@ -51,11 +50,7 @@ def merge(session: Session, *, clock: Clock, case_id: int, person_id: int, versi
     target.updated_at = c.now
     ops.record(session, target, kind=EventKind.merged_in, at=c.now, actor_id=c.who.person.id,
                role=target.holder_role, via=via, detail={"from": case_id})
-    ops.send(session, ops.to_residents(
-        session, case, kind="merged", with_buttons=False,
-        text=(f"{msg.title(case)}与{msg.title(target)}是同一问题，已合并；"
-              f"后续进展会在工单#{into_case_id}中通知您。"),
-    ), c.now)
+    events.publish(session)
     return case
 
 
@@ -76,10 +71,7 @@ def reject(session: Session, *, clock: Clock, case_id: int, person_id: int, vers
     ops.touch(case, c.now)
     ops.record(session, case, kind=EventKind.rejected, at=c.now, actor_id=c.who.person.id,
                from_state=before, role=case.holder_role, via=via, note=why)
-    ops.send(session, ops.to_residents(
-        session, case, kind="rejected", with_buttons=False,
-        text=f"{msg.title(case)}未予受理，原因：{why}",
-    ), c.now)
+    events.publish(session)
     return case
 
 
@@ -97,14 +89,9 @@ def reassign(session: Session, *, clock: Clock, case_id: int, person_id: int, ve
     if to_person_id == case.holder_id:
         raise InvalidInput("already_holder")
     target = _post_for(actor(session, to_person_id), c)
-    previous = case.holder_id
-    drafts = hand_over(session, case, target, now=c.now, stage=Stage.reply,
-                       kind=EventKind.reassigned, actor_id=c.who.person.id, via=via, note=why,
-                       detail={}, intro="改派工单")
-    drafts += ops.to_person(case, previous, kind="reassigned_away",
-                            text=f"{msg.title(case)}已由管理员改派给{target.person.name}。"
-                                 f"原因：{why}")
-    ops.send(session, drafts, c.now)
+    hand_over(session, case, target, now=c.now, stage=Stage.reply, kind=EventKind.reassigned,
+              actor_id=c.who.person.id, via=via, note=why, detail={})
+    events.publish(session)
     return case
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.cases import ops
+from core.cases import events, ops
 from core.cases.model import Case, EventKind, State
 from core.cases.permissions import refuse
 from core.clock import Clock
@@ -80,4 +80,5 @@ def set_category(session: Session, *, clock: Clock, case_id: int, person_id: int
     case.updated_at = now
     ops.record(session, case, kind=EventKind.categorized, at=now, actor_id=person_id, via=via,
                note=cat.name)
+    events.publish(session)
     return case

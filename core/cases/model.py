@@ -62,6 +62,9 @@ class EventKind(StrEnum):
     refused = "refused"  # somebody tried an action they may not take
     categorized = "categorized"  # the resident or a leader chose the case's category
     purged = "purged"  # `linzhang purge` anonymised the closed case's words and files
+    # A chat platform said the holder (or the resident) can no longer be reached anywhere.
+    holder_unreachable = "holder_unreachable"
+    resident_unreachable = "resident_unreachable"
 
 
 class AttachmentKind(StrEnum):

@@ -1,5 +1,5 @@
 """The primitives every case change is built from: loading under lock, versions, events,
-holders, running deadlines and who hears about it."""
+holders, running deadlines and who follows a case (who hears of it is bot/notify's rule)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.cases import messages as msg
+from core.cases import events
 from core.cases.model import (
     CASES,
     EVENTS,
@@ -28,9 +28,6 @@ from core.errors import InvalidTransition, NotFound, Phrase, StaleAction, phrase
 from core.hierarchy.model import ChatBinding, Person
 from core.hierarchy.queries import NodeRef, node_by_id
 from core.hierarchy.tree import TIER_FOR_LEVEL
-from core.outbox import Draft, enqueue_many
-from core.privacy import mask_text
-from core.rollup.refresh import mark_dirty
 
 PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 BINDINGS: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
@@ -99,11 +96,6 @@ def touch(case: Case, now: datetime) -> None:
     case.updated_at = now
 
 
-# Events that change none of the figures the rollups keep (the commonest one, nags, included).
-_NOT_IN_FIGURES = frozenset({EventKind.nagged, EventKind.refused, EventKind.added,
-                             EventKind.categorized})
-
-
 def record(session: Session, case: Case, *, kind: EventKind, at: datetime,
            actor_id: int | None = None, from_state: str | None = None,
            role: str | None = None, via: str | None = None, note: str | None = None,
@@ -115,8 +107,7 @@ def record(session: Session, case: Case, *, kind: EventKind, at: datetime,
         holder_id=case.holder_id, via=via, note=note, detail=detail or {},
     )
     session.add(event)
-    if kind not in _NOT_IN_FIGURES:
-        mark_dirty(session, node_path=case.node_path, moments=(case.opened_at, at))
+    events.remember(session, event)
     return event
 
 
@@ -182,17 +173,6 @@ def mirror_bindings(session: Session, node: NodeRef,
     return ids
 
 
-def to_residents(session: Session, case: Case, *, kind: str, text: str,
-                 with_buttons: bool = True, people: list[int] | None = None) -> list[Draft]:
-    """A message to every resident following the case (`people` when already known)."""
-    assert case.id is not None
-    actions = msg.resident_actions(case) if with_buttons else ()
-    return [
-        Draft(text=text, kind=kind, person_id=pid, case_id=case.id, actions=actions,
-              dedupe_key=f"c{case.id}v{case.version}:{kind}:p{pid}")
-        for pid in (followers(session, case.id) if people is None else people)
-    ]
-
 
 def followers_of(session: Session, case_ids: list[int]) -> dict[int, list[int]]:
     """The followers of many cases in one query."""
@@ -205,28 +185,7 @@ def followers_of(session: Session, case_ids: list[int]) -> dict[int, list[int]]:
     return out
 
 
-def to_person(case: Case, person_id: int | None, *, kind: str, text: str,
-              actions: tuple[Any, ...] = ()) -> list[Draft]:
-    if person_id is None:
-        return []
-    assert case.id is not None
-    return [Draft(text=text, kind=kind, person_id=person_id, case_id=case.id, actions=actions,
-                  dedupe_key=f"c{case.id}v{case.version}:{kind}:p{person_id}")]
 
-
-def to_chats(case: Case, binding_ids: list[int], *, kind: str, text: str) -> list[Draft]:
-    """A message to tier group chats: phone and house numbers masked (not everyone there is on
-    the case; callers give the address already masked, see privacy.mask_address)."""
-    assert case.id is not None
-    text = mask_text(text)
-    return [Draft(text=text, kind=kind, chat_binding_id=b, case_id=case.id,
-                  dedupe_key=f"c{case.id}v{case.version}:{kind}:b{b}")
-            for b in binding_ids]
-
-
-def send(session: Session, drafts: list[Draft], now: datetime) -> None:
-    """Write the messages in the same transaction as the change they report."""
-    enqueue_many(session, drafts=drafts, now=now)
 
 
 def late_by(case: Case, now: datetime) -> timedelta | None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.cases import messages as msg
-from core.cases import ops
+from core.cases import events, ops
 from core.cases.model import (
     ACTIVE_STATES,
     ATTACHMENTS,
@@ -34,10 +32,12 @@ from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDen
 from core.hierarchy.model import Person, Post, Role
 from core.hierarchy.queries import Chain, actor, chain_for_node, node_by_id, residence_of
 from core.media.store import is_unsaved
-from core.privacy import mask_address
 from core.settings import Settings
 
 MAX_TEXT = 4000
+# Stored as the case's text when a report had only a photo, voice or place (data: the
+# dashboard, exports and every reader see the case by it).
+NO_WORDS = "（图片/语音/位置）"
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,6 @@ def attach(session: Session, case: Case, event: CaseEvent, items: Sequence[NewAt
         ))
 
 
-def new_holder_text(case: Case, target: Target, *, intro: str, tz: ZoneInfo,
-                    address: str | None = None) -> str:
-    # The holder needs the household to go and look; group chats get it masked.
-    where = f"\n住址：{address}" if address else ""
-    return (f"【{intro}】{msg.title(case)}{where}\n承办：{msg.role_label(target.role.value)} "
-            f"{target.person.name}。{msg.deadline_phrase(case, tz)}。")
-
-
 def resident_address(session: Session, case: Case) -> str | None:
     """The reporting household's address (人房关联), for the holder's eyes only."""
     return session.execute(
@@ -120,7 +112,7 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
               attachments: Sequence[NewAttachment] = (), via: str | None = None) -> Case:
     """Open a case for a resident and route it at once to the lowest filled tier above them."""
     now = clock.now()
-    text = _clean_text(text, required=not attachments) or "（图片/语音/位置）"
+    text = _clean_text(text, required=not attachments) or NO_WORDS
     for a in attachments:
         _check_attachment(a)
     home = residence_of(session, resident_id)
@@ -157,23 +149,7 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     )
     session.flush()
     attach(session, case, event, attachments, purpose="report", by=opener, now=now)
-    tz = policy.tz
-    may_whistle = target.role in (Role.secretary, Role.admin)
-    address = resident_address(session, case)
-    drafts = ops.to_person(
-        case, target.person.id, kind="new_case",
-        text=new_holder_text(case, target, intro="新工单", tz=tz, address=address),
-        actions=msg.holder_actions(case, may_whistle=may_whistle),
-    )
-    drafts += ops.to_residents(
-        session, case, kind="case_opened",
-        text=(f"已收到您反映的问题，编号{msg.title(case)}。已转{msg.role_label(target.role.value)}"
-              f"{target.person.name}，将在{msg.span(policy.duration(Stage.reply))}内答复您。"),
-    )
-    drafts += ops.to_chats(case, ops.mirror_bindings(session, target.node), kind="mirror",
-                           text=new_holder_text(case, target, intro="新工单", tz=tz,
-                                                address=mask_address(address)))
-    ops.send(session, drafts, now)
+    events.publish(session)
     return case
 
 
@@ -187,7 +163,7 @@ def _index(chain: Chain, target: Target) -> int:
 def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
                 text: str | None = None, attachments: Sequence[NewAttachment] = (),
                 version: int | None = None, via: str | None = None, notify: bool = True) -> Case:
-    """Append a resident's later words, photos or location to their case and tell the holder
+    """Append a resident's later words, photos or location to their case for the holder
     (`notify=False`: only the case's timeline gets it, for a resident sending a flood)."""
     now = clock.now()
     case = ops.load(session, case_id)
@@ -205,21 +181,13 @@ def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
         _check_attachment(a)
     case.updated_at = now
     event = ops.record(session, case, kind=EventKind.added, at=now, actor_id=person_id,
-                       via=via, note=body or None, detail={"attachments": len(attachments)})
+                       via=via, note=body or None,
+                       # The flood rule: the timeline keeps it, nobody is told (bot/notify).
+                       detail={"attachments": len(attachments), **({} if notify else
+                                                                   {"quiet": True})})
     session.flush()
     attach(session, case, event, attachments, purpose="addition", by=person_id, now=now)
-    extra = f"（附{len(attachments)}个附件）" if attachments else ""
-    if not notify:
-        return case
-    ops.send(session, [
-        d for d in ops.to_person(
-            case, case.holder_id, kind="case_added",
-            text=f"【居民补充】{msg.title(case)}\n{body}{extra}",
-            actions=msg.holder_actions(case),
-        )
-        # The reply is never echoed to the resident who wrote it.
-        if d.person_id != person_id
-    ], now)
+    events.publish(session)
     return case
 
 

@@ -18,17 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core.cases import messages as msg
-from core.cases import ops
+from core.cases import events, ops
 from core.cases.actions import hand_over
-from core.cases.messages import Notice
 from core.cases.model import ACTIVE_STATES, CASES, Case, EventKind, Stage, State
 from core.cases.policy import in_quiet_hours, nags_passed, next_due, out_of_quiet
 from core.cases.routing import chains_for, next_target
 from core.clock import Clock, as_utc
 from core.db import is_sqlite, session_scope
 from core.hierarchy.queries import Chain, NodeRef, chain_for_node, node_by_id, nodes_by_ids
-from core.outbox import Draft, enqueue_many
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +52,8 @@ class _Sweep:
     session: Session
     now: datetime
     result: SweepResult
-    notices: list[Notice] = field(default_factory=list)
-    drafts: list[Draft] = field(default_factory=list)
     chains: dict[int, Chain] = field(default_factory=dict)
     nodes: dict[int, NodeRef] = field(default_factory=dict)
-    mirrors: dict[int, list[int]] = field(default_factory=dict)
-    followers: dict[int, list[int]] = field(default_factory=dict)
 
     def prefetch(self, cases: list[Case]) -> None:
         """Read what the due cases need in a handful of queries, not a few per case."""
@@ -71,7 +64,6 @@ class _Sweep:
                   and as_utc(c.deadline_at) <= self.now and c.stage != Stage.confirm.value]
         homes = {c.home_node_id: self.nodes[c.home_node_id] for c in moving}
         self.chains.update(chains_for(self.session, list(homes.values())))
-        self.followers.update(ops.followers_of(self.session, [c.id for c in cases if c.id]))
 
     def node(self, node_id: int) -> NodeRef:
         if node_id not in self.nodes:
@@ -104,8 +96,8 @@ def due_backlog(session: Session, *, now: datetime) -> int:
 
 
 def sweep(session: Session, *, clock: Clock, batch: int = 2000) -> SweepResult:
-    """Handle up to `batch` due cases in the caller's transaction; messages go to the outbox
-    in that same transaction."""
+    """Handle up to `batch` due cases in the caller's transaction; the batch's events are
+    published together (the notifier digests several reminders for one person)."""
     now = clock.now()
     if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         # Take the write lock before reading, so the writes below cannot lose a race to
@@ -128,8 +120,7 @@ def sweep(session: Session, *, clock: Clock, batch: int = 2000) -> SweepResult:
     with session.no_autoflush:
         for case in cases:
             _handle(run, case)
-    drafts = run.drafts + msg.coalesce(run.notices)
-    run.result.messages = enqueue_many(session, drafts=drafts, now=now)
+    run.result.messages = events.publish(session)
     return run.result
 
 
@@ -180,27 +171,9 @@ def _handle(run: _Sweep, case: Case) -> None:
 
 
 def _nag(run: _Sweep, case: Case, stage: Stage, deadline: datetime) -> None:
-    assert case.id is not None
-    tz = ops.policy_of(case).tz
-    left = msg.span(deadline - run.now)
     ops.record(run.session, case, kind=EventKind.nagged, at=run.now, role=case.holder_role,
                detail={"stage": stage.value, "n": case.nags_sent})
     run.result.nagged += 1
-    if stage is Stage.confirm:
-        run.drafts += ops.to_residents(
-            run.session, case, kind="confirm_reminder", people=run.followers.get(case.id),
-            text=(f"{msg.title(case)}已反馈解决，请确认并评价；{left}后未确认将自动办结。"),
-        )
-        return
-    if case.holder_id is None:
-        return
-    run.notices.append(Notice(
-        person_id=case.holder_id, case_id=case.id, version=case.version,
-        kind=f"nag{case.nags_sent}",
-        text=f"【督办】{msg.title(case)}还剩{left}到期，{msg.deadline_phrase(case, tz)}。",
-        line=f"{msg.title(case)} 剩{left}（{msg.STAGE_LABEL_ZH[stage]}）",
-        actions=msg.holder_actions(case),
-    ))
 
 
 def _deadline(run: _Sweep, case: Case, stage: Stage) -> None:
@@ -216,32 +189,19 @@ def _deadline(run: _Sweep, case: Case, stage: Stage) -> None:
     holder_node = run.node(case.holder_node_id)
     target = next_target(run.chain(case.home_node_id), role=case.holder_role,
                          node=holder_node, holder_id=case.holder_id or -1)
-    what = {Stage.reply: "未答复", Stage.handle: "未办结", Stage.department: "部门未报到"}[stage]
     if target is None:
-        _overdue_at_top(run, case, stage, what, late)
+        _overdue_at_top(run, case, stage)
         return
-    previous = case.holder_id
     case.escalations += 1
-    note = f"超时{what}，自动转上级{msg.late_phrase(late)}"
-    run.drafts += hand_over(
-        run.session, case, target, now=run.now, stage=Stage.reply, kind=EventKind.escalated,
-        actor_id=None, via=None, note=note, intro="超时转办", notices=run.notices,
-        mirrors=run.mirrors, followers=run.followers.get(case.id),
-        detail={"auto": True, "stage": stage.value,
-                "late_by_s": int(late.total_seconds()) if late else 0},
-    )
+    # The reason is the event's detail (which deadline, how late); bot/notify words it.
+    hand_over(run.session, case, target, now=run.now, stage=Stage.reply,
+              kind=EventKind.escalated, actor_id=None, via=None, note=None,
+              detail={"auto": True, "stage": stage.value,
+                      "late_by_s": int(late.total_seconds()) if late else 0})
     run.result.escalated += 1
-    if previous is not None:
-        run.notices.append(Notice(
-            person_id=previous, case_id=case.id, version=case.version, kind="escalated_away",
-            text=(f"{msg.title(case)}超时{what}，已转交{msg.role_label(target.role.value)}"
-                  f"{target.person.name}。"),
-            line=f"{msg.title(case)} 超时{what}，已转{msg.role_label(target.role.value)}",
-        ))
 
 
-def _overdue_at_top(run: _Sweep, case: Case, stage: Stage, what: str,
-                    late: object) -> None:
+def _overdue_at_top(run: _Sweep, case: Case, stage: Stage) -> None:
     """Nobody above: the holder keeps it with a fresh deadline and, a few times, a reminder."""
     assert case.id is not None
     policy = ops.policy_of(case)
@@ -255,16 +215,6 @@ def _overdue_at_top(run: _Sweep, case: Case, stage: Stage, what: str,
         return
     ops.record(run.session, case, kind=EventKind.overdue, at=run.now, role=case.holder_role,
                detail={"stage": stage.value, "renewal": case.stage_renewals})
-    if case.holder_id is not None:
-        tz = policy.tz
-        run.notices.append(Notice(
-            person_id=case.holder_id, case_id=case.id, version=case.version,
-            kind=f"overdue{case.stage_renewals}",
-            text=(f"【超时督办】{msg.title(case)}已超时{what}，已无上级可转，请尽快处理。"
-                  f"{msg.deadline_phrase(case, tz)}。"),
-            line=f"{msg.title(case)} 已超时{what}",
-            actions=msg.holder_actions(case),
-        ))
 
 
 def _auto_close(run: _Sweep, case: Case, late: object) -> None:
@@ -278,15 +228,3 @@ def _auto_close(run: _Sweep, case: Case, late: object) -> None:
                from_state=State.resolved.value, role=case.holder_role,
                detail={"late": late is not None})
     run.result.auto_closed += 1
-    assert case.id is not None
-    if case.holder_id is not None:
-        run.notices.append(Notice(
-            person_id=case.holder_id, case_id=case.id, version=case.version, kind="auto_closed",
-            text=f"{msg.title(case)}居民未在期限内确认，已自动办结（未评价）。",
-            line=f"{msg.title(case)} 已自动办结（未评价）",
-        ))
-    run.drafts += ops.to_residents(
-        run.session, case, kind="auto_closed", with_buttons=False,
-        people=run.followers.get(case.id),
-        text=f"{msg.title(case)}未收到您的确认，已自动办结。如问题仍在，请重新反映。",
-    )

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.errors import InvalidInput
+from core.hierarchy import boundaries
 from core.hierarchy.cells import csv_escape, xlsx_cell
 from core.hierarchy.readers import HEADERS, Kind
 from core.hierarchy.tree import subtree_bounds
@@ -36,6 +37,7 @@ class ExportReport:
     members: int
     categories: int
     masked: bool = False
+    boundaries: int = 0
 
 
 def _where_subtree(root_path: str | None, alias: str) -> tuple[str, dict[str, str]]:
@@ -160,5 +162,10 @@ def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",
             path.parent.mkdir(parents=True, exist_ok=True)
             wb.save(path)
             files.append(path)
+        low, high = subtree_bounds(root_path) if root_path else (None, None)
+        geo = (path.parent if fmt == "xlsx" else out) / "boundaries.geojson"
+        shapes = boundaries.export(conn, geo, low=low, high=high)
+        if shapes is not None:
+            files.append(geo)
     return ExportReport(files, counts[Kind.nodes], counts[Kind.members], counts[Kind.categories],
-                        masked)
+                        masked, shapes or 0)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from core.clock import Clock, SystemClock
 from core.db import write_transaction
 from core.errors import ImportRejected, InvalidInput, Phrase, RowError
-from core.hierarchy import import_members, import_scope
+from core.hierarchy import boundaries, import_members, import_scope
 from core.hierarchy.import_categories import read_categories, write_categories
 from core.hierarchy.model import Level
 from core.hierarchy.queries import Actor
@@ -36,6 +36,7 @@ class ImportReport:
     posts_added: int = 0
     posts_updated: int = 0
     identities_added: int = 0
+    boundaries: int = 0
     rows_read: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -51,7 +52,8 @@ class ImportReport:
     def changed(self) -> bool:
         return any((self.nodes_added, self.nodes_updated, self.categories_added,
                     self.categories_updated, self.people_added, self.people_updated,
-                    self.posts_added, self.posts_updated, self.identities_added))
+                    self.posts_added, self.posts_updated, self.identities_added,
+                    self.boundaries))
 
     def summary(self) -> str:
         return (
@@ -60,6 +62,7 @@ class ImportReport:
             f"posts +{self.posts_added} ~{self.posts_updated}, "
             f"chat identities +{self.identities_added}, "
             f"categories +{self.categories_added} ~{self.categories_updated} "
+            + (f"boundaries {self.boundaries} " if self.boundaries else "") +
             f"in {self.seconds:.1f}s"
         )
 
@@ -72,9 +75,9 @@ class Errors:
         self.items: list[RowError] = []
         self.dropped = 0
 
-    def add(self, file: str, row: int, reason: str | Phrase) -> None:
+    def add(self, file: str, row: int, reason: str | Phrase, unit: str = "") -> None:
         if len(self.items) < self.limit:
-            self.items.append(RowError(file, row, reason))
+            self.items.append(RowError(file, row, reason, unit))
         else:
             self.dropped += 1
 
@@ -135,14 +138,21 @@ def import_into(
     clock = clock or SystemClock()
     tables: list[Table] = []
     errors = Errors(max_errors)
-    for p in paths:
+    files = [Path(p) for p in paths]
+    geo = [p for p in files if boundaries.is_boundaries(p)]
+    for p in files:
+        if p in geo:
+            continue
         try:
             tables.extend(open_tables(Path(p), on_error=errors.add))
         except ImportRejected as exc:  # a file that is no table: its own row errors
             for bad in exc.errors:
                 errors.add(bad.file, bad.row, bad.reason)
     errors.raise_if_any()
-    if not tables:
+    if by is not None and geo:
+        errors.add(geo[0].name, 0, "boundaries are imported at the console (linzhang import)")
+    errors.raise_if_any()
+    if not tables and not geo:
         raise InvalidInput("import_nothing")
     report = ImportReport()
     tick = progress or (lambda _phase, _n: None)
@@ -155,6 +165,8 @@ def import_into(
         import_scope.check_nodes(by, tree, errors)
     _check_changed_levels(conn, tree, changed, errors)
     report.lap("nodes")
+    shapes = boundaries.read_files(geo, known=tree.__contains__, on_error=lambda f, n, why:
+                                   errors.add(f, n, why, "feature "))
     category_tables = [t for t in tables if t.kind == Kind.categories]
     categories = read_categories(category_tables, errors)
     if by is not None:
@@ -177,6 +189,7 @@ def import_into(
         raise
     _write_nodes(conn, tree, report)
     write_categories(conn, categories, report)
+    report.boundaries = boundaries.write(conn, shapes, {c: n.id for c, n in tree.items()})
     report.lap("write nodes")
     if staged is not None:
         import_members.apply(conn, staged, report, now=clock.now())

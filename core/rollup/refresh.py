@@ -18,8 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from core.cases.model import CASES, EVENTS, State
+from core.cases.model import CASES, EVENTS, Case, CaseEvent, State
 from core.clock import Clock, as_utc
 from core.db import write_transaction
 from core.hierarchy.model import Level, Node, Role
@@ -60,6 +61,28 @@ def _quarter(moment: datetime) -> datetime:
     # A quarter hour always lies within one local day, whatever the zone's offset.
     ts = as_utc(moment).timestamp()
     return datetime.fromtimestamp(ts - ts % _QUARTER, UTC)
+
+
+# Events that change none of the figures the rollups keep (the commonest one, nags, included).
+_NOT_IN_FIGURES = frozenset({"nagged", "refused", "added", "categorized", "holder_unreachable",
+                             "resident_unreachable"})
+
+
+def on_events(session: Session, events: Sequence[CaseEvent]) -> int:
+    """The rollups' subscription to case events (core/cases/events.py): mark the village-days
+    the events touch; writes no outbox row."""
+    marks: set[tuple[str, datetime]] = set()
+    for e in events:
+        if e.kind in _NOT_IN_FIGURES:
+            continue
+        case = session.get(Case, e.case_id)  # in the identity map: the action just changed it
+        if case is None:
+            continue
+        marks |= {(case.node_path, _quarter(case.opened_at)), (case.node_path, _quarter(e.at))}
+    rows = [{"node_path": p, "at": q} for p, q in sorted(marks)]
+    if rows:
+        session.execute(sa.insert(DIRTY), rows)
+    return 0
 
 
 def mark_dirty(conn: Any, *, node_path: str, moments: Iterable[datetime]) -> None:

@@ -39,7 +39,7 @@ def test_open_case_routes_to_the_neighbor_leader_and_writes_the_outbox(
     assert case.policy["reply_s"] == 4 * 3600
     to_leader = outbox(engine, person_id=city["leader1"])
     assert [m.kind for m in to_leader] == ["new_case"]
-    assert {a["action"] for a in to_leader[0].actions} == {"accept", "reply", "escalate"}
+    assert {a["action"] for a in to_leader[0].actions} == {"accept", "reply", "resolve", "escalate"}
     assert [m.kind for m in outbox(engine, person_id=city["resident1"])] == ["case_opened"]
     assert [m.kind for m in outbox(engine, chat_binding_id=city.bindings["g1_chat"])] == [
         "mirror"]

@@ -31,3 +31,9 @@ def test_bench_deadlines_toy(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bench_naive_scheduler_toy(capsys: pytest.CaptureFixture[str]) -> None:
     assert load("bench_naive_scheduler").main(["--cases", "200"]) == 0
     assert "ratio" in capsys.readouterr().out
+
+
+def test_bench_notify_toy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load("bench_notify").main(["--cases", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "rows/event" in out and "replied" in out and "baseline" in out

@@ -48,7 +48,10 @@ def test_nags_at_half_time_and_before_then_escalates_one_tier(engine: Engine,
     assert case.state == State.open.value and case.escalations == 1
     assert as_utc(case.deadline_at) == opened + 8 * HOUR  # type: ignore[arg-type]
     msgs = outbox(engine, person_id=city["group_leader"])
-    assert [m.kind for m in msgs] == ["escalated"] and "超时" in msgs[0].text
+    # The new holder's card, live at once: every button made for the current version.
+    assert [m.kind for m in msgs] == ["new_case"] and "超时" in msgs[0].text
+    assert {a["action"] for a in msgs[0].actions} >= {"accept", "reply", "resolve", "escalate"}
+    assert {a["version"] for a in msgs[0].actions} == {case.version}
     assert "延迟" not in msgs[0].text  # on time: no late note
     assert [m.kind for m in outbox(engine, chat_binding_id=city.bindings["a1_chat"])] == [
         "mirror"]

@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core.cases import actions, closing
+from core.cases import actions, closing, services
 from core.cases.model import ACTIVE_STATES, Case, CaseEvent, State
 from core.cases.sweep import run_sweep
 from core.clock import FakeClock
@@ -28,6 +28,7 @@ from core.hierarchy.queries import chain_for_node, node_by_id
 from core.rollup import refresh
 from tests.casehelpers import MINUTE, open_case
 from tests.cityfactory import City, build_city
+from tests.notifycheck import assert_one_row_per_recipient
 from tests.rollupcheck import TZ, assert_rollups_match
 
 LEADERS = ["leader1", "leader2", "area_leader", "secretary", "secretary2", "town_admin",
@@ -172,6 +173,51 @@ class CaseMachine(RuleBasedStateMachine):
                 chain = self.filled[cases[ev.case_id].home_node_id]
                 before, after = ev.detail["from"], ev.holder_id
                 assert chain.index(after) == chain.index(before) + 1, (chain, before, after)
+
+    @invariant()
+    def every_event_reaches_each_of_its_recipients_once(self) -> None:
+        if hasattr(self, "engine"):
+            assert_one_row_per_recipient(self.engine)
+
+    @rule(pick=st.integers(0, 50),
+          action=st.sampled_from(["accept", "reply", "ask_more", "resolve", "escalate"]))
+    def holder_acts(self, pick: int, action: str) -> None:
+        """The holder answering with a current button (a second reply included)."""
+        ids = self._case_ids()
+        if not ids:
+            return
+        with Session(self.engine) as s:
+            case = s.get(Case, ids[pick % len(ids)])
+            assert case is not None
+            if case.holder_id is None:
+                return
+            kw: dict[str, Any] = {"clock": self.clock, "case_id": case.id,
+                                  "person_id": case.holder_id, "version": case.version}
+        extra = {"reply": {"text": "答复"}, "ask_more": {"question": "请补充照片"},
+                 "escalate": {"reason": "转"}}.get(action, {})
+        try:
+            with session_scope(self.engine) as s:
+                getattr(actions, action)(s, **kw, **extra)
+        except DomainError:
+            pass
+
+    @rule(pick=st.integers(0, 50), twice=st.booleans())
+    def resident_adds(self, pick: int, twice: bool) -> None:
+        ids = self._case_ids()
+        if not ids:
+            return
+        cid = ids[pick % len(ids)]
+        with Session(self.engine) as s:
+            case = s.get(Case, cid)
+            assert case is not None
+            resident = case.resident_id
+        for n in range(2 if twice else 1):
+            try:
+                with session_scope(self.engine) as s:
+                    services.add_to_case(s, clock=self.clock, case_id=cid, person_id=resident,
+                                         text=f"补充{n}")
+            except DomainError:
+                pass
 
     @invariant()
     def rollups_follow_every_change(self) -> None:

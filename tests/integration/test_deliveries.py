@@ -100,7 +100,8 @@ def test_an_unreachable_holder_is_reported_to_the_next_tier_once(engine: Engine,
     assert "无法通过聊天联系" in digest.text
 
 
-def test_an_unreachable_resident_only_gets_the_flag(engine: Engine, clock: FakeClock) -> None:
+def test_an_unreachable_resident_is_flagged_and_the_holder_told_once(
+        engine: Engine, clock: FakeClock) -> None:
     city = build_city(engine)
     with session_scope(engine) as s:
         s.add(ChatIdentity(person_id=city["resident1"], platform="telegram", external_id="21"))
@@ -110,4 +111,9 @@ def test_an_unreachable_resident_only_gets_the_flag(engine: Engine, clock: FakeC
         pid = mark_unreachable(s, platform="telegram", external_id="21")
         assert pid == city["resident1"]
         on_unreachable(s, person_id=pid, clock=clock, settings=settings())
-    assert len(outbox(engine)) == before
+    # The holder hears of it (and their card says so); nobody else, and a second 403 adds nothing.
+    new = outbox(engine)[before:]
+    assert [(m.kind, m.person_id) for m in new] == [("resident_unreachable", city["leader1"])]
+    with session_scope(engine) as s:
+        on_unreachable(s, person_id=pid, clock=clock, settings=settings())
+    assert len(outbox(engine)) == before + 1

@@ -42,7 +42,7 @@ ADMIN_LI = "13900000001"  # 李强, district admin
 ADMIN_ZHANG = "13900000002"  # 张娟, town admin
 SECRETARY_HUANG = "13900000006"  # 黄涛, 书记 of 幸福社区
 SECRETARY_MA = "13900000044"  # 马勇, 书记 of 和谐社区
-RESIDENT_ZHOU = "13900000009"  # 周军, 幸福社区1号楼; its 邻长 is 吴娜
+RESIDENT_ZHOU = "13900000009"  # 周军, 幸福社区1号楼; its 邻长 王芳 has no account, 吴娜 is the 组长
 LEADER_WU = "13900000008"
 _n = itertools.count(1)
 

@@ -51,13 +51,19 @@ def test_card_edits_and_answers_in_a_group_chat_are_masked(
             "SELECT text, case_id FROM outbox WHERE chat_binding_id IS NOT NULL")).one()
     assert "138****5678" in mirror and "幸福路**号***" in mirror
 
-    # The 组长 answers by replying in the group: the card edit (one text for every copy,
-    # the group's included) is masked.
-    out = send(city, clock, settings, sender="9701", chat="-100500", chat_is_private=False,
-               text="马上到", reply_to_text=mirror, message_id="4")
-    edits = [r for r in out if r["kind"] == "card_update"]
-    assert edits and all("13812345678" not in r["text"] for r in edits)
-    assert "138****5678" in edits[0]["text"]
+    # The 组长 answers by replying in the group: every copy of the card is brought up to date,
+    # the group's masked, the 邻长's own (private) copy whole.
+    send(city, clock, settings, sender="9701", chat="-100500", chat_is_private=False,
+         text="马上到", reply_to_text=mirror, message_id="4")
+    with city.connect() as conn:
+        edits = conn.execute(sa.text(
+            "SELECT text, person_id, chat_binding_id FROM outbox WHERE kind = 'card_update'"
+            " AND case_id = :c"), {"c": case_id}).all()
+    group = [r for r in edits if r.chat_binding_id is not None]
+    private = [r for r in edits if r.person_id is not None]
+    assert group and all("13812345678" not in r.text for r in group)
+    assert "138****5678" in group[0].text
+    assert private and all("13812345678" in r.text for r in private)
 
     # A leader's /case in the group: the history, masked; in private: whole.
     out = send(city, clock, settings, sender="9701", chat="-100500", chat_is_private=False,

@@ -112,7 +112,7 @@ def test_a_new_case_reaches_holder_resident_and_mirror_chat(
     assert card.original_text is not None and card.original_text.startswith("【新工单】")
     assert card.original_markup is not None
     data = [b["callback_data"] for r in card.original_markup["inline_keyboard"] for b in r]
-    assert data == [f"ac:{case_id}:1", f"rp:{case_id}:1", f"es:{case_id}:1"]
+    assert data == [f"ac:{case_id}:1", f"rp:{case_id}:1", f"rs:{case_id}:1", f"es:{case_id}:1"]
     [ack] = tg.sent_to(2001)
     assert ack.original_text is not None and "已收到" in ack.original_text
     group_chat = f"-100{city.nodes['g1']}"
@@ -305,7 +305,7 @@ def test_a_burst_into_one_group_and_one_chat_gets_no_429(
 # ---- cards ---------------------------------------------------------------------------------
 
 
-def test_card_update_edits_every_card_and_not_modified_is_fine(
+def test_card_update_edits_its_recipients_cards_and_not_modified_is_fine(
         sqlite_engine: Engine, city: City, vt: VirtualTime, tg: FakeTelegram,
         tmp_path: Path) -> None:
     link(sqlite_engine, city["leader1"], 1001)
@@ -324,12 +324,22 @@ def test_card_update_edits_every_card_and_not_modified_is_fine(
             person_id=city["leader1"], case_id=case_id, kind=deliveries.CARD_UPDATE,
             actions=(Action("resolve", "已解决", case_id, 2),))
         drain(sqlite_engine, tg, vt, st)
-    assert len(tg.edits) == 4
+    # A card_update addressed to the 邻长 edits the 邻长's two cards, not the group's copies
+    # (each copy is worded for its reader by bot/notify).
+    assert len(tg.edits) == 2
     for c in cards:
         m = tg.message(c.chat_id, c.message_id)
-        assert m is not None and m.text == "【工单】已受理 by 邻长小赵 10:42"
-        assert m.reply_markup == {"inline_keyboard": [[{"text": "已解决",
-                                                        "callback_data": f"rs:{case_id}:2"}]]}
+        assert m is not None
+        if c.chat_id == "1001":
+            assert m.text == "【工单】已受理 by 邻长小赵 10:42"
+            assert m.reply_markup == {"inline_keyboard": [[{
+                "text": "已解决", "callback_data": f"rs:{case_id}:2"}]]}
+        else:
+            assert m.text != "【工单】已受理 by 邻长小赵 10:42"
+    put(sqlite_engine, vt, "【工单】已受理（群）", "upd-group",
+        chat_binding_id=city.bindings["g1_chat"], case_id=case_id, kind=deliveries.CARD_UPDATE)
+    drain(sqlite_engine, tg, vt, st)
+    assert len(tg.edits) == 4
     assert {r.status for r in outbox(sqlite_engine, kind=deliveries.CARD_UPDATE)} == {"sent"}
 
 

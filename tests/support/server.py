@@ -21,9 +21,10 @@ def free_port() -> int:
 
 @contextmanager
 def serve(app: Any, *, timeout: float = 20.0,
-          lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
-    """Yield the base URL while the app serves on 127.0.0.1 (lifespan included)."""
-    port = free_port()
+          lifespan: Literal["on", "off"] = "on", port: int | None = None) -> Iterator[str]:
+    """Yield the base URL while the app serves on 127.0.0.1 (lifespan included); `port`: one
+    chosen beforehand (free_port()), for an app whose settings name its own address."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             lifespan=lifespan)
     server = uvicorn.Server(config)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.cases.messages import Notice, coalesce
+from bot.notify.digest import Notice, coalesce
 from core.cases.permissions import may_act, may_whistle
 from core.cases.routing import first_target, next_target
 from core.cases.stats import Thresholds, WarningLevel, warning_level
@@ -83,8 +83,8 @@ def test_who_may_whistle() -> None:
 
 
 def notice(person: int, case: int) -> Notice:
-    return Notice(person_id=person, case_id=case, version=1, kind="nag1", text=f"t{case}",
-                  line=f"l{case}")
+    return Notice(person_id=person, case_id=case, event_id=case * 10, kind="nagged",
+                  text=f"t{case}", line=f"l{case}")
 
 
 def test_several_notices_for_one_person_become_one_digest() -> None:

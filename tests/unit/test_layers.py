@@ -35,18 +35,12 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
     # Glossary: a case's states and events as the dashboard and /case name them.
     "core/cases/model.py": frozenset({"STATE_LABEL_ZH"}),
     "core/cases/ops.py": frozenset({"EVENT_VERB_ZH"}),
+    # Data: the stored text of a report that had only a photo, voice or place.
+    "core/cases/services.py": frozenset({"NO_WORDS"}),
     # Data, not wording: what purge writes over a resident's words, and the full-width
     # characters and house-number units the masking rule reads.
     "core/privacy.py": frozenset({"PLACEHOLDER", "_FOLD", "_UNIT", "_STRONG_UNIT", "_RUN_END",
                                   "_RUN_START"}),
-    # Receipts, hand-over texts, nags and digests: bot/notify renders them from the events.
-    "core/cases/messages.py": None,  # moved by notify
-    "core/cases/actions.py": None,  # moved by notify
-    "core/cases/services.py": None,  # moved by notify
-    "core/cases/closing.py": None,  # moved by notify
-    "core/cases/disposal.py": None,  # moved by notify
-    "core/cases/sweep.py": None,  # moved by notify
-    "core/cases/unreachable.py": None,  # moved by notify
     # The operators' stall alert (both languages in one message to the root admins): it goes
     # with the sweep's notices once bot/notify renders what the scheduler's jobs send.
     "core/ops.py": frozenset({"alert_text", "recovery_text"}),  # moved by notify

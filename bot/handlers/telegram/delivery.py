@@ -252,7 +252,9 @@ class JobDelivery:
     async def _edit_cards(self, job: Job) -> datetime | None:
         assert job.case_id is not None
         case_id = job.case_id
-        cards = await self._db(lambda s: deliveries.card_messages(s, case_id, platform=PLATFORM))
+        cards = await self._db(lambda s: deliveries.card_messages(
+            s, case_id, platform=PLATFORM, person_id=job.person_id,
+            chat_binding_id=job.chat_binding_id))
         buttons = buttons_from_actions(job.actions)
         for card in cards:
             try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.flows.types import Button
+from bot.handlers.buttons import press_arg
 from bot.handlers.telegram.callback import CallbackError, encode
 
 log = logging.getLogger(__name__)
@@ -95,16 +96,13 @@ def plan(text: str, *, photo: str | None = None, document: str | None = None,
 
 
 def buttons_from_actions(actions: Iterable[Mapping[str, Any]]) -> list[Button]:
-    """Outbox action JSON → flow Buttons. The press argument is `arg`, or else `rating`
-    (the confirm-and-rate buttons of core/cases/messages.py); other extra keys stay server-side."""
+    """Outbox action JSON → flow Buttons; the press argument as `bot.handlers.buttons` reads it."""
     out = []
     for a in actions:
-        arg = a.get("arg")
-        if arg is None and a.get("rating") is not None:
-            arg = str(a["rating"])
+        arg = press_arg(a)
         out.append(Button(label=str(a["label"]), action=str(a["action"]),
                           case_id=int(a.get("case_id") or 0), version=int(a.get("version") or 0),
-                          arg=None if arg is None else str(arg)))
+                          arg=arg))
     return out
 
 

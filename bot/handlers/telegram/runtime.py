@@ -18,8 +18,8 @@ from core.container import Container
 
 log = logging.getLogger(__name__)
 
-RESIDENT_MENU = [("start", "加入 / 开始"), ("my", "我反映的问题"), ("help", "帮助"),
-                 ("lang", "中文 / English")]
+RESIDENT_MENU = [("start", "加入 / 开始"), ("my", "我反映的问题"), ("mylz", "我的邻长"),
+                 ("help", "帮助"), ("lang", "中文 / English")]
 LEADER_MENU = [("cases", "待办工单"), ("overdue", "超时工单"), ("invite", "本邻邀请码"),
                ("my", "我反映的问题"), ("help", "帮助")]
 ADMIN_MENU = [("stats", "统计"), ("overdue", "超时工单"), ("case", "工单记录"),

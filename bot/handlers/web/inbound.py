@@ -74,7 +74,7 @@ def handle(c: Container, *, chat_id: str, client_id: str, text: str = "",
            uploads: tuple[Upload, ...] = (), location: tuple[float, float] | None = None,
            reply_to_text: str | None = None, reply_to_message_id: str | None = None,
            press: Press | None = None, contact_phone: str | None = None,
-           sender_name: str = "") -> Result:
+           sender_name: str = "", press_label: str = "") -> Result:
     """One message from the page, handled as every platform's are (see bot/dispatch.py)."""
     result = Result()
     media: list[Media] = []
@@ -117,7 +117,8 @@ def handle(c: Container, *, chat_id: str, client_id: str, text: str = "",
             web_sessions.deliver(session, chat_id=chat_id, text=err, actions=[],
                                  options={"error": True}, case_id=None, kind="error",
                                  outbox_id=None, now=now)
-        shown = text if press is None else ""
+        # A press shows as its button's label, as the person saw it ("★★★★★ 非常满意").
+        shown = text if press is None else press_label[:64]
         fresh = web_sessions.log_inbound(session, chat_id=chat_id, client_id=client_id,
                                          text=shown, options=log_opts or None, now=now)
     if not (text or media or press or contact_phone):

@@ -21,6 +21,7 @@ from sqlmodel import Session
 from bot.dispatcher.reach import still_reachable
 from bot.dispatcher.recipients import destinations
 from bot.dispatcher.rows import Row
+from bot.handlers.buttons import with_arg
 from core import deliveries, web_sessions
 from core.clock import Clock
 from core.db import write_session
@@ -53,9 +54,12 @@ def _deliver(session: Session, row: OutboxMessage, now: datetime,
              configured: frozenset[str] | None = None) -> None:
     assert row.id is not None
     opts: dict[str, Any] = dict(row.options or {})
-    actions = list(row.actions or [])
+    # The page sends `arg` back: every button carries its argument there (the stars too).
+    actions = [with_arg(a) for a in row.actions or []]
     if row.kind == deliveries.CARD_UPDATE and row.case_id is not None:
-        for card in deliveries.card_messages(session, row.case_id, platform=PLATFORM):
+        for card in deliveries.card_messages(session, row.case_id, platform=PLATFORM,
+                                             person_id=row.person_id,
+                                             chat_binding_id=row.chat_binding_id):
             web_sessions.deliver(session, chat_id=card.chat_id, text=row.text, actions=actions,
                                  options={"card": True}, case_id=row.case_id, kind=row.kind,
                                  outbox_id=row.id, now=now, edit_of=int(card.message_id))
@@ -101,6 +105,9 @@ def deliver_pending(engine: Engine, *, clock: Clock, limit: int = 200,
         now = clock.now()
         rows = deliveries.claim_for_platform(session, platform=PLATFORM, now=now, limit=limit,
                                              lease=timedelta(seconds=60))
+        # In the order they were written: a case's receipt before the question that follows it
+        # (the flow's rows can carry an earlier time than the ones its services wrote).
+        rows = sorted(rows, key=lambda r: r.id or 0)
         for row in rows:
             try:
                 with session.begin_nested():

@@ -27,6 +27,7 @@ from bot.dispatcher.reach import gone
 from bot.dispatcher.recipients import destinations
 from bot.dispatcher.rows import Row
 from bot.handlers.button_keys import encode
+from bot.handlers.buttons import press_arg
 from bot.handlers.tencent_clients import OAClient
 from core import deliveries
 from core.clock import Clock
@@ -151,7 +152,7 @@ class WeChatSender:
         if row.actions:
             menu = {"head_content": row.text, "tail_content": "",
                     "list": [{"id": encode(a["action"], a["case_id"], a["version"],
-                                           a.get("arg")), "content": a["label"]}
+                                           press_arg(a)), "content": a["label"]}
                              for a in row.actions]}
             res = self.client.message.send_msg_menu(openid, menu)
         else:

@@ -29,6 +29,7 @@ from bot.dispatcher.reach import gone
 from bot.dispatcher.recipients import destinations
 from bot.dispatcher.rows import Row
 from bot.handlers.button_keys import encode
+from bot.handlers.buttons import press_arg
 from bot.handlers.wecom.client import WeComClient
 from core import deliveries
 from core.clock import Clock, as_utc
@@ -72,7 +73,7 @@ def card(row: Row, *, task_id: str) -> dict[str, Any]:
         "task_id": task_id[:TASK_ID_LIMIT],
         "button_list": [{"text": clip(a["label"], BUTTON_LIMIT),
                          "style": STYLE.get(a["action"], 1),
-                         "key": encode(a["action"], a["case_id"], a["version"], a.get("arg"))}
+                         "key": encode(a["action"], a["case_id"], a["version"], press_arg(a))}
                         for a in row.actions[:BUTTONS]],
     }
 
@@ -175,7 +176,9 @@ class WeComSender:
         assert row.case_id is not None
         now = self.clock.now()
         with write_session(self.engine) as s:
-            cards = deliveries.card_messages(s, row.case_id, platform=PLATFORM)
+            cards = deliveries.card_messages(s, row.case_id, platform=PLATFORM,
+                                             person_id=row.person_id,
+                                             chat_binding_id=row.chat_binding_id)
         for n, c in enumerate(cards):
             if not c.response_code or c.sent_at is None or \
                     as_utc(c.sent_at) + CODE_LIFETIME <= now:

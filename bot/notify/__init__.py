@@ -1,0 +1,18 @@
+"""Case events → who hears of them → outbox rows (see rules.py for the table)."""
+
+from __future__ import annotations
+
+from core.cases import events
+
+
+def install() -> None:
+    """Subscribe the rollups and the notifier to case events; the composition roots call this
+    (webhooks/app.py, the CLI, the test fixtures). Idempotent."""
+    from bot.notify.notifier import notify
+    from core.rollup.refresh import on_events
+
+    events.subscribe("rollup", on_events)
+    events.subscribe("notify", notify)
+
+
+__all__ = ["install"]

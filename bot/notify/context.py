@@ -1,0 +1,144 @@
+"""What the notifier reads to address and word one batch of events, in a handful of queries
+whatever the batch's size (a sweep publishes a thousand events at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.cases import ops
+from core.cases.model import CASES, Case, CaseEvent
+from core.cases.routing import Target, chains_for, next_target
+from core.deliveries import CARD_UPDATE
+from core.hierarchy.model import ChatIdentity, Person, Post, Role
+from core.hierarchy.queries import NodeRef, nodes_by_ids
+from core.outbox import OUT
+
+PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
+POSTS: sa.Table = Post.__table__  # type: ignore[attr-defined]
+CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
+# Outbox kinds that are a case's cards: the holder's (private) and the tier chats' (masked).
+HOLDER_CARD = "new_case"
+CHAT_CARD = "mirror"
+CARD_ROW_KINDS = (HOLDER_CARD, CHAT_CARD)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    person_id: int | None = None
+    binding_id: int | None = None
+    lang: str = "zh"
+
+    @property
+    def private(self) -> bool:
+        """A person's own chat sees everything; a group chat sees masked copies."""
+        return self.person_id is not None
+
+    @property
+    def key(self) -> str:
+        return f"p{self.person_id}" if self.person_id is not None else f"b{self.binding_id}"
+
+
+@dataclass
+class Env:
+    session: Session
+    cases: dict[int, Case] = field(default_factory=dict)
+    people: dict[int, tuple[str, str]] = field(default_factory=dict)  # id → (name, language)
+    followers: dict[int, list[int]] = field(default_factory=dict)
+    addresses: dict[int, str | None] = field(default_factory=dict)
+    unreachable: set[int] = field(default_factory=set)  # residents no chat reaches
+    nodes: dict[int, NodeRef] = field(default_factory=dict)
+    mirrors: dict[int, list[int]] = field(default_factory=dict)
+    superiors: dict[int, Target | None] = field(default_factory=dict)
+    card_holders: dict[int, set[Recipient]] = field(default_factory=dict)
+
+    def load(self, events: Sequence[CaseEvent]) -> None:
+        s = self.session
+        ids = sorted({e.case_id for e in events})
+        for cid in ids:
+            case = s.get(Case, cid)  # the identity map holds what the action changed
+            if case is not None:
+                self.cases[cid] = case
+        self.followers = ops.followers_of(s, ids)
+        people = {p for c in self.cases.values() for p in (c.holder_id, c.resident_id) if p}
+        people |= {p for f in self.followers.values() for p in f}
+        for e in events:
+            people |= {v for k, v in (e.detail or {}).items()
+                       if k in ("from", "taken_from") and isinstance(v, int)}
+            if e.actor_id:
+                people.add(e.actor_id)
+        self._people(people)
+        self.nodes = nodes_by_ids(s, {n for c in self.cases.values()
+                                      for n in (c.holder_node_id, c.home_node_id) if n})
+        residents = sorted({c.resident_id for c in self.cases.values()})
+        reachable = set(s.execute(sa.select(CI.c.person_id).where(
+            CI.c.person_id.in_(residents), CI.c.unreachable.is_(False))).scalars())
+        self.unreachable = set(residents) - reachable
+        rows = s.execute(sa.select(CASES.c.id, POSTS.c.address)
+                         .join(POSTS, sa.and_(POSTS.c.person_id == CASES.c.resident_id,
+                                              POSTS.c.node_id == CASES.c.home_node_id,
+                                              POSTS.c.role == Role.resident.value))
+                         .where(CASES.c.id.in_(ids)))
+        for cid, address in rows:
+            self.addresses.setdefault(cid, address)
+        q = (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id)
+             .where(OUT.c.case_id.in_(ids), OUT.c.kind.in_(CARD_ROW_KINDS)).distinct())
+        found = list(s.execute(q))
+        self._people({r.person_id for r in found if r.person_id})
+        for cid, pid, bid in found:
+            self.card_holders.setdefault(cid, set()).add(
+                Recipient(pid, bid, self.lang(pid) if pid else "zh"))
+
+    def _people(self, ids: set[int]) -> None:
+        missing = [i for i in ids if i not in self.people]
+        if missing:
+            q = sa.select(PEOPLE.c.id, PEOPLE.c.name, PEOPLE.c.language).where(
+                PEOPLE.c.id.in_(missing))
+            for pid, name, lang in self.session.execute(q):
+                self.people[pid] = (name, lang or "zh")
+
+    def name(self, person_id: int | None) -> str:
+        return self.people.get(person_id, ("", "zh"))[0] if person_id else ""
+
+    def lang(self, person_id: int | None) -> str:
+        return self.people.get(person_id, ("", "zh"))[1] if person_id else "zh"
+
+    def person(self, person_id: int | None) -> list[Recipient]:
+        if person_id is None:
+            return []
+        self._people({person_id})
+        return [Recipient(person_id=person_id, lang=self.lang(person_id))]
+
+    def tz(self, case: Case) -> ZoneInfo:
+        return ops.policy_of(case).tz
+
+    def node(self, node_id: int) -> NodeRef:
+        if node_id not in self.nodes:
+            self.nodes.update(nodes_by_ids(self.session, {node_id}))
+        return self.nodes[node_id]
+
+    def tier_chats(self, case: Case) -> list[Recipient]:
+        if case.holder_node_id is None:
+            return []
+        ids = ops.mirror_bindings(self.session, self.node(case.holder_node_id), self.mirrors)
+        return [Recipient(binding_id=b) for b in ids]
+
+    def superior(self, case: Case) -> Target | None:
+        assert case.id is not None
+        if case.id not in self.superiors:
+            target = None
+            if case.holder_role and case.holder_node_id:
+                home = self.node(case.home_node_id)
+                chain = chains_for(self.session, [home])[home.id]
+                target = next_target(chain, role=case.holder_role,
+                                     node=self.node(case.holder_node_id),
+                                     holder_id=case.holder_id or -1)
+            self.superiors[case.id] = target
+        return self.superiors[case.id]
+
+
+__all__ = ["CARD_ROW_KINDS", "CARD_UPDATE", "CHAT_CARD", "HOLDER_CARD", "Env", "Recipient"]

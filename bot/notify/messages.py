@@ -1,0 +1,295 @@
+"""One function per message of the rule table: the words for one recipient of one event, in
+their language; None when the event does not call for it (a nag in the confirm stage is the
+residents', not the holder's)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.flows.texts import t
+from bot.notify import render as R
+from bot.notify.context import Env, Recipient
+from core.cases.closing import LOW_RATING
+from core.cases.model import Case, CaseEvent, EventKind, Stage
+from core.clock import as_utc
+from core.outbox import Action
+from core.privacy import mask_address
+
+
+@dataclass(frozen=True)
+class Out:
+    text: str
+    line: str = ""
+    actions: tuple[Action, ...] = ()
+
+
+Render = Callable[[Env, CaseEvent, Case, Recipient], "Out | None"]
+MESSAGES: dict[str, Render] = {}
+
+
+def message(fn: Render) -> Render:
+    MESSAGES[fn.__name__.removeprefix("m_")] = fn
+    return fn
+
+
+# The outbox `kind` of each message (senders pick WeChat templates by it: replied, progress,
+# accepted, resolved, confirm_reminder), where it is not the message's own name.
+_KIND = {"receipt": "case_opened", "added": "case_added", "auto_closed_holder": "auto_closed"}
+
+
+def outbox_kind(name: str, e: CaseEvent) -> str:
+    detail = e.detail or {}
+    if name == "moved_away":
+        return "reassigned_away" if e.kind == EventKind.reassigned else "escalated_away"
+    if name == "nag":
+        return f"nag{detail.get('n', '')}"
+    if name == "overdue":
+        return f"overdue{detail.get('renewal', '')}"
+    return _KIND.get(name, name)
+
+
+def _holder(env: Env, lang: str, case: Case) -> str:
+    return f"{R.role_label(lang, case.holder_role)}{env.name(case.holder_id)}"
+
+
+def card_text(env: Env, e: CaseEvent, case: Case, r: Recipient) -> str:
+    """The holder's (or a tier chat's) card as first sent."""
+    lang, tz = r.lang, env.tz(case)
+    assert case.id is not None
+    address = env.addresses.get(case.id)
+    address = address if r.private else mask_address(address)
+    intro = {EventKind.opened: "n_intro_opened", EventKind.escalated: "n_intro_escalated",
+             EventKind.whistled: "n_intro_whistled",
+             EventKind.reassigned: "n_intro_reassigned"}.get(EventKind(e.kind), "n_intro_opened")
+    detail = e.detail or {}
+    why = t(lang, "n_card_why", reason=e.note) if e.note else ""
+    if detail.get("auto"):
+        intro = "n_intro_auto"
+        late = int(detail.get("late_by_s") or 0)
+        late_s = t(lang, "n_late", span=R.span(lang, timedelta(seconds=late))) if late else ""
+        why = t(lang, "n_card_auto_why", missed=R.missed(lang, str(detail.get("stage"))),
+                late=late_s)
+    text = t(lang, "n_card", intro=t(lang, intro), title=R.title(lang, case),
+             where=t(lang, "n_card_where", address=address) if address else "",
+             role=R.role_label(lang, case.holder_role), name=env.name(case.holder_id),
+             deadline=R.deadline_phrase(lang, case, tz), why=why)
+    return text + gone_note(env, case, r)
+
+
+def gone_note(env: Env, case: Case, r: Recipient) -> str:
+    """The holder's card says when the resident cannot be reached by chat."""
+    if r.person_id is not None and r.person_id == case.holder_id \
+            and case.resident_id in env.unreachable:
+        return t(r.lang, "n_card_resident_gone")
+    return ""
+
+
+@message
+def m_card(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    actions = R.holder_actions(r.lang, case) if r.private else ()
+    return Out(card_text(env, e, case, r), actions=actions)
+
+
+@message
+def m_receipt(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    lang = r.lang
+    window = ops_window(case, Stage.reply)
+    return Out(t(lang, "n_receipt", title=R.title(lang, case),
+                 role=R.role_label(lang, case.holder_role), name=env.name(case.holder_id),
+                 span=R.span(lang, window)), actions=R.resident_actions(lang, case))
+
+
+def ops_window(case: Case, stage: Stage) -> timedelta:
+    from core.cases.ops import policy_of
+
+    return policy_of(case).duration(stage)
+
+
+@message
+def m_added(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
+    if (e.detail or {}).get("quiet"):
+        return None
+    n = int((e.detail or {}).get("attachments") or 0)
+    extra = t(r.lang, "n_added_extra", n=n) if n else ""
+    return Out(t(r.lang, "n_added", title=R.title(r.lang, case), body=e.note or "", extra=extra),
+               actions=R.holder_actions(r.lang, case))
+
+
+@message
+def m_accepted(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
+    if (e.detail or {}).get("with_answer"):
+        return None  # the answer that came with it says more (and WeChat counts messages)
+    verb = "n_report_in_verb" if e.kind == EventKind.reported_in else "n_accept_verb"
+    return Out(t(r.lang, "n_accepted", title=R.title(r.lang, case),
+                 holder=_holder(env, r.lang, case), verb=t(r.lang, verb)),
+               actions=R.resident_actions(r.lang, case))
+
+
+@message
+def m_replied(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_replied", holder=_holder(env, r.lang, case),
+                 title=R.title(r.lang, case), body=e.note or ""),
+               actions=R.resident_actions(r.lang, case))
+
+
+@message
+def m_asked_more(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_asked_more", holder=_holder(env, r.lang, case),
+                 title=R.title(r.lang, case), body=e.note or ""),
+               actions=R.resident_actions(r.lang, case))
+
+
+@message
+def m_resolved(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    lang = r.lang
+    n = int((e.detail or {}).get("after_photos") or 0)
+    return Out(t(lang, "n_resolved", title=R.title(lang, case), holder=_holder(env, lang, case),
+                 photos=t(lang, "n_photos", n=n) if n else "", body=e.note or "",
+                 window=R.span(lang, ops_window(case, Stage.confirm))),
+               actions=R.resident_actions(lang, case))
+
+
+@message
+def m_taken_over(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_taken_over", title=R.title(r.lang, case),
+                 holder=_holder(env, r.lang, case)))
+
+
+@message
+def m_progress(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_progress", title=R.title(r.lang, case),
+                 role=R.role_label(r.lang, case.holder_role), name=env.name(case.holder_id)),
+               actions=R.resident_actions(r.lang, case))
+
+
+@message
+def m_moved_away(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    lang, detail = r.lang, e.detail or {}
+    fields = {"title": R.title(lang, case), "role": R.role_label(lang, case.holder_role),
+              "name": env.name(case.holder_id)}
+    if e.kind == EventKind.reassigned:
+        text = t(lang, "n_reassigned_away", reason=e.note or "", **fields)
+    elif detail.get("auto"):
+        text = t(lang, "n_moved_away_auto", missed=R.missed(lang, str(detail.get("stage"))),
+                 **fields)
+    else:
+        text = t(lang, "n_moved_away", **fields)
+    return Out(text, line=text)
+
+
+@message
+def m_nag(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
+    stage = str((e.detail or {}).get("stage"))
+    if stage == Stage.confirm.value or case.deadline_at is None:
+        return None
+    lang, tz = r.lang, env.tz(case)
+    left = R.span(lang, as_utc(case.deadline_at) - as_utc(e.at))
+    title = R.title(lang, case)
+    return Out(t(lang, "n_nag", title=title, left=left, deadline=R.deadline_phrase(lang, case, tz)),
+               line=t(lang, "n_nag_line", title=title, left=left,
+                      stage=t(lang, f"n_stage_{stage}")),
+               actions=R.holder_actions(lang, case))
+
+
+@message
+def m_confirm_reminder(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
+    if (e.detail or {}).get("stage") != Stage.confirm.value or case.deadline_at is None:
+        return None
+    left = R.span(r.lang, as_utc(case.deadline_at) - as_utc(e.at))
+    return Out(t(r.lang, "n_confirm_reminder", title=R.title(r.lang, case), left=left),
+               actions=R.resident_actions(r.lang, case))
+
+
+@message
+def m_overdue(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    lang = r.lang
+    miss = R.missed(lang, str((e.detail or {}).get("stage")))
+    title = R.title(lang, case)
+    return Out(t(lang, "n_overdue", title=title, missed=miss,
+                 deadline=R.deadline_phrase(lang, case, env.tz(case))),
+               line=t(lang, "n_overdue_line", title=title, missed=miss),
+               actions=R.holder_actions(lang, case))
+
+
+@message
+def m_auto_closed_holder(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    title = R.title(r.lang, case)
+    return Out(t(r.lang, "n_auto_closed_holder", title=title),
+               line=t(r.lang, "n_auto_closed_holder_line", title=title))
+
+
+@message
+def m_auto_closed(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_auto_closed", title=R.title(r.lang, case)))
+
+
+def _said(lang: str, key: str, words: str | None) -> str:
+    return t(lang, key, words=words) if words else ""
+
+
+@message
+def m_rated(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    rating = int((e.detail or {}).get("rating") or 0)
+    return Out(t(r.lang, "n_rated", title=R.title(r.lang, case), stars=R.stars(rating),
+                 said=_said(r.lang, "n_said", e.note)))
+
+
+@message
+def m_low_rating(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
+    rating = int((e.detail or {}).get("rating") or 0)
+    if rating > LOW_RATING:
+        return None
+    return Out(t(r.lang, "n_low_rating", title=R.title(r.lang, case),
+                 role=R.role_label(r.lang, case.holder_role), stars=R.stars(rating),
+                 said=_said(r.lang, "n_said", e.note)))
+
+
+@message
+def m_closed(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_closed", title=R.title(r.lang, case)))
+
+
+@message
+def m_reopened(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    lang = r.lang
+    return Out(t(lang, "n_reopened", title=R.title(lang, case),
+                 said=_said(lang, "n_reopened_said", e.note),
+                 deadline=R.deadline_phrase(lang, case, env.tz(case))),
+               actions=R.holder_actions(lang, case))
+
+
+@message
+def m_reopened_ack(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_reopened_ack", title=R.title(r.lang, case)),
+               actions=R.resident_actions(r.lang, case))
+
+
+@message
+def m_merged(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    into = int((e.detail or {}).get("into") or 0)
+    other = env.session.get(Case, into)
+    return Out(t(r.lang, "n_merged", title=R.title(r.lang, case),
+                 other=R.title(r.lang, other) if other else f"#{into}", into=into))
+
+
+@message
+def m_rejected(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_rejected", title=R.title(r.lang, case), reason=e.note or ""))
+
+
+@message
+def m_holder_unreachable(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    lang = r.lang
+    deadline = R.deadline_phrase(lang, case, env.tz(case))
+    title = R.title(lang, case)
+    return Out(t(lang, "n_holder_unreachable", title=title,
+                 role=R.role_label(lang, case.holder_role),
+                 deadline=("，" if lang == "zh" else "; ") + deadline if deadline else ""),
+               line=t(lang, "n_holder_unreachable_line", title=title))
+
+
+@message
+def m_resident_unreachable(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    return Out(t(r.lang, "n_resident_unreachable", title=R.title(r.lang, case)))

@@ -1,0 +1,72 @@
+"""Who hears of what: one row per case event kind, read top to bottom.
+
+Audiences:
+  residents    the case's followers (the reporter, and reporters of merged duplicates)
+  holder       the holder after the event
+  previous     the holder before a hand-over (escalated, whistled, reassigned)
+  taken_from   a holder whose case a superior took over by acting on it
+  tier_chats   the group chats bound to the tier above the (new) holder (masked copies)
+  superior     the next filled tier above the holder
+
+`card` messages are the case's live cards (one per chat, kept current by LIVE events);
+`digest` messages to one person in one batch (a sweep) are folded into one digest.
+Nobody is told of what they did themselves (the flow's own reply tells them); their card is
+still kept current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.cases.model import EventKind as K
+
+
+@dataclass(frozen=True)
+class Rule:
+    audience: str
+    message: str  # the render function in bot/notify/messages.py
+    digest: bool = False
+    card: bool = False
+    echo: bool = False  # told even when they caused it (the receipt of one's own report)
+
+
+def r(audience: str, message: str, *, digest: bool = False, card: bool = False,
+      echo: bool = False) -> Rule:
+    return Rule(audience, message, digest, card, echo)
+
+
+_HAND_OVER = (r("holder", "card", card=True), r("previous", "moved_away", digest=True),
+              r("residents", "progress"), r("tier_chats", "card", card=True))
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    K.opened:        (r("holder", "card", card=True), r("residents", "receipt", echo=True),
+                      r("tier_chats", "card", card=True)),
+    K.added:         (r("holder", "added"),),
+    K.accepted:      (r("residents", "accepted"), r("taken_from", "taken_over")),
+    K.reported_in:   (r("residents", "accepted"), r("taken_from", "taken_over")),
+    K.replied:       (r("residents", "replied"),),
+    K.asked_more:    (r("residents", "asked_more"),),
+    K.resolved:      (r("residents", "resolved"), r("taken_from", "taken_over")),
+    K.escalated:     _HAND_OVER,
+    K.whistled:      _HAND_OVER,
+    K.reassigned:    _HAND_OVER,
+    K.nagged:        (r("holder", "nag", digest=True), r("residents", "confirm_reminder")),
+    K.overdue:       (r("holder", "overdue", digest=True),),
+    K.auto_closed:   (r("holder", "auto_closed_holder", digest=True),
+                      r("residents", "auto_closed")),
+    K.confirmed:     (r("holder", "rated"), r("superior", "low_rating"),
+                      r("residents", "closed")),
+    K.reopened:      (r("holder", "reopened"), r("residents", "reopened_ack")),
+    K.merged:        (r("residents", "merged"),),
+    K.rejected:      (r("residents", "rejected"),),
+    K.holder_unreachable:   (r("superior", "holder_unreachable", digest=True),),
+    K.resident_unreachable: (r("holder", "resident_unreachable"),),
+    # merged_in, categorized, refused, purged: the timeline only.
+}
+
+# Events after which every copy of the case's card is brought up to date.
+LIVE = frozenset({
+    K.accepted, K.reported_in, K.replied, K.asked_more, K.resolved, K.escalated, K.whistled,
+    K.reassigned, K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
+    K.resident_unreachable,
+})
