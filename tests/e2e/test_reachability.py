@@ -112,7 +112,9 @@ def test_a_resident_who_unblocks_and_writes_again_gets_the_waiting_question(
                                     " 'telegram' AND external_id = :t"),
                             {"t": str(RESIDENT_TG)}).scalar_one()
     assert not flag
-    assert [r.status for r in rows(engine, "resolved")] == ["sent"]
+    # Marked sent right after Telegram's answer (the fake shows the message a moment before).
+    wait_for(lambda: [r.status for r in rows(engine, "resolved")] == ["sent"],
+             why="the released question marked sent")
 
 
 def test_a_voice_note_reaches_the_leader_as_a_voice_message(
