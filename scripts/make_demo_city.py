@@ -1,9 +1,15 @@
-"""Write core/demo/*.csv: the small demo city (one town, two communities, one vacancy)."""
+"""Write core/demo/: the small demo city (one town, two communities, one vacancy) as CSV, and
+synthetic boundaries for its map (each node's box split among its children, edges wavy but
+shared exactly between neighbours). `OUT` may be given as the first argument."""
 
 import csv
+import hashlib
+import json
+import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "core" / "demo"
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else (
+    Path(__file__).resolve().parents[1] / "core" / "demo")
 SURN = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾"
 GIVEN = ["伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰",
          "娟", "涛", "明", "超", "兰", "霞", "平", "刚", "桂英", "华", "建国", "志红", "玉兰"]
@@ -46,7 +52,7 @@ def main() -> None:
             for g in (1, 2):
                 gc = f"{ac}{g:02d}"
                 nodes.append((gc, ac, "group", f"{vname}{a}片{g}组"))
-                group_leader = person("group_leader", gc)
+                person("group_leader", gc)
                 for lin in (1, 2):
                     lc = f"{gc}{lin:03d}"
                     building = (a - 1) * 4 + (g - 1) * 2 + lin
@@ -54,7 +60,9 @@ def main() -> None:
                     if (v, a, g, lin) == (2, 2, 2, 2):
                         pass  # the vacancy: this 邻 has no 邻长 yet
                     elif (v, a, g, lin) == (1, 1, 1, 1):
-                        person("neighbor_leader", lc, phone=group_leader)  # 组长 who is also 邻长
+                        # The demo's first 邻长 is a person of her own, so the five panes of
+                        # /demo (resident, 邻长, 组长, 书记, town admin) are five people.
+                        members.append(("王芳", "13900000082", "neighbor_leader", lc, ""))
                     else:
                         person("neighbor_leader", lc)
                     for r in (1, 2, 3):
@@ -75,6 +83,67 @@ def main() -> None:
         w = csv.writer(f)
         w.writerow(["category", "department_suffix"])
         w.writerows(cats)
+    write_boundaries(nodes)
+
+
+def _noise(a: float, b: float) -> float:
+    return hashlib.sha1(f"{a:.6f},{b:.6f}".encode()).digest()[0] / 255 - 0.5
+
+
+def _side(p: tuple[float, float], q: tuple[float, float], amp: float, k: int = 10
+          ) -> list[list[float]]:
+    (x0, y0), (x1, y1) = p, q
+    pts = []
+    for i in range(k):
+        t = i / k
+        x, y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+        if i:
+            if x0 == x1:  # a vertical edge moves in x, a horizontal one in y
+                x += amp * _noise(x0, y)
+            else:
+                y += amp * _noise(x, y0)
+        pts.append([round(x, 6), round(y, 6)])
+    return pts
+
+
+def _poly(x0: float, y0: float, x1: float, y1: float, amp: float) -> dict[str, object]:
+    c = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    ring: list[list[float]] = []
+    for i in range(4):
+        ring += _side(c[i], c[(i + 1) % 4], amp)
+    ring.append(ring[0])
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def write_boundaries(nodes: list[tuple[str, str, str, str]]) -> None:
+    kids: dict[str, list[tuple[str, str, str, str]]] = {}
+    for row in nodes:
+        kids.setdefault(row[1], []).append(row)
+    feats: list[dict[str, object]] = []
+
+    def place(code: str, box: tuple[float, float, float, float], depth: int) -> None:
+        x0, y0, x1, y1 = box
+        amp = min(x1 - x0, y1 - y0) * 0.06
+        feats.append({"type": "Feature", "properties": {"code": code},
+                      "geometry": _poly(x0, y0, x1, y1, amp if depth > 1 else 0)})
+        ch = [k for k in kids.get(code, []) if k[2] != "department"]
+        wide = (x1 - x0) >= (y1 - y0)
+        for i, k in enumerate(ch):
+            n = len(ch)
+            if wide:
+                b = (x0 + (x1 - x0) * i / n, y0, x0 + (x1 - x0) * (i + 1) / n, y1)
+            else:
+                b = (x0, y1 - (y1 - y0) * (i + 1) / n, x1, y1 - (y1 - y0) * i / n)
+            place(k[0], b, depth + 1)
+
+    feats.append({"type": "Feature", "properties": {"code": "341602"},
+                  "geometry": _poly(115.72, 33.82, 115.84, 33.89, 0.01)})
+    place("341602001", (115.75, 33.835, 115.81, 33.875), 1)
+    feats.sort(key=lambda f: f["properties"]["code"])  # type: ignore[index]
+    with (OUT / "boundaries.geojson").open("w", encoding="utf-8") as f:
+        f.write('{"type":"FeatureCollection","features":[\n')
+        f.write(",\n".join(json.dumps(x, separators=(",", ":")) for x in feats))
+        f.write("\n]}\n")
 
 
 if __name__ == "__main__":

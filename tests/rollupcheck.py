@@ -55,12 +55,13 @@ def assert_rollups_match(engine: Engine, clock: FakeClock, nodes: list[NodeRef])
                 (x.person_id, x.rated) for x in live.rating_by_neighbor_leader], node.code
             assert all(close(a.mean, b.mean, 1e-9, 1e-9) for a, b in zip(
                 got.rating_by_neighbor_leader, live.rating_by_neighbor_leader, strict=True))
-            weeks = (stop - first).days // 7 + 1
-            w_end = refresh.day_start(first + timedelta(weeks=weeks), TZ)
-            assert [(w.start, w.received, w.closed, w.overdue_replies) for w in reports.weekly(
-                s, node=node, end=w_end, weeks=weeks)] == [
+            # Monday-to-Sunday weeks of the range, the cut first and last weeks included.
+            assert [(w.start, w.received, w.closed, w.overdue_replies) for w in read.live_weekly(
+                s, node=node, start=start, end=end, tz=TZ)] == [
                 (refresh.day_start(d, TZ), r, c, late) for d, r, c, late in read.rollup_weekly(
-                    s, node=node, first=first, weeks=weeks)], node.code
+                    s, node=node, first=first, stop=stop)], node.code
+            assert read.rollup_categories(s, node=node, first=first, stop=stop) == \
+                stats.by_category(s, node=node, start=start, end=end), node.code
             level = Level.village if node.level is Level.town else Level.town
             for live_rows, got_rows in zip(
                     reports.ranking(s, scope=node, level=level, start=start, end=end,

@@ -29,6 +29,7 @@ from webhooks.api_models import (
     CaseOut,
     CasePageOut,
     CaseRowOut,
+    CategoryOut,
     EventOut,
     FiguresOut,
     HoldingOut,
@@ -164,7 +165,6 @@ def router(c: Container) -> APIRouter:
     def figures(v: ApiViewer, node: str | None = None,
                 start: str | None = Query(None, description="YYYY-MM-DD, local time"),
                 end: str | None = Query(None, description="YYYY-MM-DD, exclusive"),
-                weeks: int = Query(12, ge=1, le=104),
                 leaders: int = Query(50, ge=1, le=1000, description=(
                     "rating_by_neighbor_leader keeps only the N best- and the N worst-rated 邻长 "
                     "(best first), not every 邻长 of the subtree; the XLSX export has them all"
@@ -174,12 +174,15 @@ def router(c: Container) -> APIRouter:
             at = v.node(s, node)
             f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
                                                   tz=c.tz, leaders=leaders)
-            ws = rollup.weekly_for(s, node=at, end=end_dt, tz=c.tz, weeks=weeks)
+            ws = rollup.weekly_for(s, node=at, start=start_dt, end=end_dt, tz=c.tz)
+            cats = rollup.categories_for(s, node=at, start=start_dt, end=end_dt,
+                                         tz=c.tz)
         roles = dviews.tier_roles(f)
         tiers = []
         for role in roles:
             tr = f.on_time_first_reply.get(role, stats.TierRate(0, 0))
-            tiers.append(TierOut(role=role, on_time=tr.on_time, total=tr.total, rate=tr.rate,
+            tiers.append(TierOut(role=role, on_time=tr.on_time, late=tr.late, missed=tr.missed,
+                                 total=tr.total, rate=tr.rate,
                                  escalations=f.escalations.get(role, 0)))
         return FiguresOut(
             node=NodeOut.of(at), start=f.start, end=f.end, received=f.received, closed=f.closed,
@@ -189,6 +192,8 @@ def router(c: Container) -> APIRouter:
             rating_by_neighbor_leader=[LeaderOut(**x.__dict__)
                                        for x in f.rating_by_neighbor_leader],
             weeks=[WeekOut(**w.__dict__) for w in ws],
+            categories=[CategoryOut(name=x.name, received=x.received, closed=x.closed)
+                        for x in cats],
         )
 
     @r.get("/ranking", response_model=RankingOut)

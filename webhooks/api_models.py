@@ -157,8 +157,13 @@ class ActionIn(BaseModel):
 
 
 class TierOut(BaseModel):
+    """First answers of the cases that came to this tier, each by the tier's own deadline:
+    total = on_time + late + missed (missed: the sweep handed it up unanswered)."""
+
     role: str
     on_time: int
+    late: int
+    missed: int
     total: int
     rate: float | None
     escalations: int
@@ -171,7 +176,16 @@ class LeaderOut(BaseModel):
     mean: float
 
 
+class CategoryOut(BaseModel):
+    name: str | None
+    received: int
+    closed: int
+
+
 class WeekOut(BaseModel):
+    """A Monday-to-Sunday week (local); the range's first and last weeks count only the days
+    inside the range."""
+
     start: datetime
     received: int
     closed: int
@@ -191,9 +205,12 @@ class FiguresOut(BaseModel):
     median_close_s: float | None
     mean_rating: float | None
     tiers: list[TierOut]
-    rating_by_neighbor_leader: list[LeaderOut] = Field(
-        description="the `leaders` best- then worst-rated 邻长, best first (default 50 each)")
+    rating_by_neighbor_leader: list[LeaderOut] = Field(description=(
+        "ratings credited to the 邻长 who resolved the case: the `leaders` best- then "
+        "worst-rated, best first (default 50 each)"))
     weeks: list[WeekOut]
+    categories: list[CategoryOut] = Field(default_factory=list, description=(
+        "cases received per category, most first (name null: not categorised)"))
     from_rollup: bool = Field(False, description=(
         "towns and districts over whole days are read from daily per-village rollups, "
         "refreshed every minute (medians within 2 %); villages and below are counted live"))

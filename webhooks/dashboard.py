@@ -16,14 +16,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.flows.refusals import event_note
 from core import reports
-from core.cases import services, stats
+from core.cases import services
 from core.cases.model import ATTACHMENTS, STATE_LABEL_ZH, State
 from core.cases.ops import EVENT_VERB_ZH
 from core.container import Container
 from core.db import session_scope, write_session
 from core.errors import DomainError, NotFound
 from core.hierarchy.model import Level
-from core.hierarchy.tree import LEVEL_LABEL_ZH
 from core.media.store import MediaStore
 from core.rollup import read as rollup
 from webhooks import dashboard_login
@@ -35,13 +34,13 @@ from webhooks.dashboard_auth import (
     e,
 )
 from webhooks.dashboard_banner import case_banner, error_key
+from webhooks.dashboard_figures import figures_body
 from webhooks.dashboard_views import (
     HERE,
     _asset,
     _crumb_html,
     _fmt,
     _qs,
-    bar_step,
     case_in_scope,
     crumbs,
     figure_sheets,
@@ -49,12 +48,10 @@ from webhooks.dashboard_views import (
     map_view,
     page,
     parse_day,
-    pct,
+    pct_cell,
     period,
     role_zh,
     run_action,
-    span,
-    tier_roles,
     xlsx,
 )
 from webhooks.security_headers import media_type_of
@@ -124,13 +121,16 @@ def router(c: Container) -> APIRouter:
         copts = "".join(f'<option value="{i}" {"selected" if i == category else ""}>{e(n)}'
                         f'</option>' for i, n in cats)
         trs = "".join(
-            f'<tr class="{"late" if row.overdue else ""}"><td><a href="/dashboard/cases/{row.id}">'
-            f'#{row.id}</a></td><td><span class="st {row.state}">'
+            f'<tr class="{"late" if row.overdue else ""}"><td data-label="编号">'
+            f'<a href="/dashboard/cases/{row.id}">#{row.id}</a></td>'
+            f'<td data-label="状态"><span class="st {row.state}">'
             f'{STATE_LABEL_ZH[State(row.state)]}</span>'
             f'{" <b class=warn>超时</b>" if row.overdue else ""}'
-            f'</td><td class="txt">{e(row.text[:60])}</td><td>{e(row.category or "—")}</td>'
-            f'<td>{e(role_zh(row.holder_role))}{e(row.holder_name or "")}</td>'
-            f'<td>{_fmt(row.opened_at, tz)}</td><td>{_fmt(row.deadline_at, tz)}</td></tr>'
+            f'</td><td class="txt" data-label="内容">{e(row.text[:60])}</td>'
+            f'<td data-label="类别">{e(row.category or "—")}</td>'
+            f'<td data-label="承办人">{e(role_zh(row.holder_role))}{e(row.holder_name or "")}</td>'
+            f'<td data-label="提交时间">{_fmt(row.opened_at, tz)}</td>'
+            f'<td data-label="期限">{_fmt(row.deadline_at, tz)}</td></tr>'
             for row in rows) or '<tr><td colspan="7" class="empty">没有符合条件的工单</td></tr>'
         more = (f'<a class="btn" href="/dashboard/cases?{_qs(**keep, before=nxt)}">下一页 →</a>'
                 if nxt else "")
@@ -145,8 +145,8 @@ def router(c: Container) -> APIRouter:
 <label class="cb"><input type="checkbox" name="overdue" value="1"
 {"checked" if overdue else ""}>只看超时</label>
 <button>筛选</button></form>
-<table class="cases"><thead><tr><th>编号</th><th>状态</th><th>内容</th><th>类别</th><th>承办人</th>
-<th>提交时间</th><th>期限</th></tr></thead><tbody>{trs}</tbody></table>
+<table class="cases cards"><thead><tr><th>编号</th><th>状态</th><th>内容</th><th>类别</th>
+<th>承办人</th><th>提交时间</th><th>期限</th></tr></thead><tbody>{trs}</tbody></table>
 <div class="pager">{first}{more}</div>"""
         del request
         return page(c, v, "工单", body, active="cases")
@@ -254,65 +254,15 @@ def router(c: Container) -> APIRouter:
             at = v.node(s, node)
             f, rolled, as_of = rollup.figures_for(s, node=at, start=start_dt, end=end_dt,
                                                   tz=tz, leaders=10)
-            weeks = rollup.weekly_for(s, node=at, end=end_dt, tz=tz)
+            weeks = rollup.weekly_for(s, node=at, start=start_dt, end=end_dt, tz=tz)
+            cats = rollup.categories_for(s, node=at, start=start_dt, end=end_dt, tz=tz)
             level = Level.village if at.level in (Level.town, Level.village) else Level.town
             ranked, too_few = rollup.ranking_for(s, scope=at, level=level, start=start_dt,
                                                  end=end_dt, tz=tz,
                                                  min_cases=c.settings.dashboard_min_cases)
             path = crumbs(s, v, at)
-        fresh = ("" if not rolled else '<p class="muted">镇、区县的统计按日汇总，尚未汇总</p>'
-                 if as_of is None else f'<p class="muted">镇、区县的统计按日汇总，数据截至 '
-                 f'{as_of.astimezone(tz):%m-%d %H:%M}</p>')
-        q = _qs(node=at.code, start=start_dt.astimezone(tz).date().isoformat(),
-                end=end_dt.astimezone(tz).date().isoformat())
-        tiers = "".join(
-            f"<tr><td>{e(role_zh(role))}</td><td>{pct(tr.rate)}</td><td>{tr.on_time}/{tr.total}"
-            f"</td><td>{f.escalations.get(role, 0)}</td></tr>"
-            for role in tier_roles(f)
-            for tr in [f.on_time_first_reply.get(role, stats.TierRate(0, 0))]
-        ) or '<tr><td colspan="4">—</td></tr>'
-        peak = max([w.received for w in weeks] + [1])
-        bars = "".join(
-            f'<div class="bar" title="{w.start.astimezone(tz):%m-%d} '
-            f'收到{w.received} 办结{w.closed}">'
-            f'<i class="h{bar_step(w.received, peak)}"></i>'
-            f'<i class="closed h{bar_step(w.closed, peak)}"></i>'
-            f'<span>{w.start.astimezone(tz):%m-%d}</span></div>' for w in weeks)
-        rank_rows = "".join(
-            f"<tr><td>{i}</td><td><a href=\"/dashboard/figures?{_qs(node=x.node.code)}\">"
-            f"{e(x.node.name)}</a></td><td>{x.received}</td><td>{pct(x.resolution_rate)}</td>"
-            f"<td>{pct(x.on_time_rate)}</td>"
-            f"<td>{(x.mean_rating and round(x.mean_rating, 2)) or '—'}"
-            f"</td><td><b>{x.score}</b></td></tr>" for i, x in enumerate(ranked, 1)
-        ) or '<tr><td colspan="7" class="empty">没有达到样本量的单位</td></tr>'
-        few = ("、".join(e(x.node.name) for x in too_few[:30])
-               + ("等" if len(too_few) > 30 else ""))
-        leaders = "".join(f"<tr><td>{e(x.name)}</td><td>{x.rated}</td><td>{x.mean:.2f}</td></tr>"
-                          for x in f.rating_by_neighbor_leader[:20])
-        body = f"""{_crumb_html(path, "/dashboard/figures")}<h1>统计考核 · {e(at.name)}</h1>
-<form class="filters" method="get"><input type="hidden" name="node" value="{e(at.code)}">
-<label>从<input type="date" name="start" value="{start_dt.astimezone(tz).date()}"></label>
-<label>到(不含)<input type="date" name="end" value="{end_dt.astimezone(tz).date()}"></label>
-<button>查看</button> <a class="btn" href="/dashboard/export/figures.xlsx?{q}">导出 Excel</a></form>
-{fresh}<div class="kpis"><div><b>{f.received}</b>收到</div><div><b>{f.closed}</b>办结</div>
-<div><b>{pct(f.resolution_rate)}</b>办结率</div>
-<div><b>{span(f.median_first_reply_s)}</b>答复用时(中位)</div>
-<div><b>{span(f.median_close_s)}</b>办结用时(中位)</div>
-<div><b>{f"{f.mean_rating:.2f}" if f.mean_rating is not None else "—"}</b>平均满意度</div></div>
-<div class="cols"><section class="card"><h2>各层级按时首次答复</h2><table><thead><tr><th>层级</th>
-<th>按时率</th><th>按时/应答</th><th>上报</th></tr></thead><tbody>{tiers}</tbody></table></section>
-<section class="card"><h2>每周趋势 <small>蓝：收到 绿：其中已办结</small>
-<a class="btn small" href="/dashboard/export/weekly.xlsx?{q}">导出</a></h2>
-<div class="bars">{bars}</div></section></div>
-<section class="card"><h2>{LEVEL_LABEL_ZH[level]}考核排名 <small>得分=办结率50+按时答复30+满意度20；
-少于{c.settings.dashboard_min_cases}件不参与排名</small>
-<a class="btn small" href="/dashboard/export/ranking.xlsx?{q}">导出</a></h2>
-<table><thead><tr><th>名次</th><th>单位</th><th>收到</th><th>办结率</th><th>按时答复</th>
-<th>满意度</th><th>得分</th></tr></thead><tbody>{rank_rows}</tbody></table>
-{f'<p class="muted">样本不足未排名：{few}</p>' if few else ""}</section>
-<section class="card"><h2>邻长满意度</h2><table><thead><tr><th>邻长</th><th>评价数</th>
-<th>平均</th></tr></thead><tbody>{leaders or '<tr><td colspan="3">—</td></tr>'}</tbody></table>
-</section>"""
+        body = figures_body(c, f=f, rolled=rolled, as_of=as_of, weeks=weeks, cats=cats,
+                            level=level, ranked=ranked, too_few=too_few, at=at, path=path)
         return page(c, v, "统计考核", body, active="figures")
 
     @r.get("/dashboard/export/{kind}.xlsx", include_in_schema=False)
@@ -362,14 +312,16 @@ def export_xlsx(c: Container, v: Viewer, kind: str, node: str | None, start: str
                     "平均满意度",
                     "得分"]
             rows: list[list[Any]] = [head] + [
-                [i, x.node.code, x.node.name, x.received, x.closed, x.resolution_rate,
-                 x.on_time_rate, x.mean_rating, x.score] for i, x in enumerate(ranked, 1)]
+                [i, x.node.code, x.node.name, x.received, x.closed,
+                 pct_cell(x.resolution_rate), pct_cell(x.on_time_rate),
+                 None if x.mean_rating is None else round(x.mean_rating, 2), x.score]
+                for i, x in enumerate(ranked, 1)]
             left: list[list[Any]] = [["编码", "单位", "收到"]] + [
                 [x.node.code, x.node.name, x.received] for x in too_few]
             sheets = [("考核排名", rows), ("样本不足", left)]
         else:
             f = rollup.figures_for(s, node=at, start=start_dt, end=end_dt, tz=tz).figures
-            weeks = rollup.weekly_for(s, node=at, end=end_dt, tz=tz)
+            weeks = rollup.weekly_for(s, node=at, start=start_dt, end=end_dt, tz=tz)
             all_sheets = figure_sheets(f, weeks, at, tz)
             sheets = (list(all_sheets.items()) if kind == "figures"
                       else [("周趋势", all_sheets["周趋势"])])

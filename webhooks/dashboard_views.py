@@ -147,6 +147,25 @@ def case_in_scope(session: Session, viewer: Viewer, case_id: int) -> str:
     return str(path)
 
 
+class Pct(float):
+    """A share (0–1) shown as a percentage in a spreadsheet (number format 0.0%)."""
+
+
+class Hours(float):
+    """A duration in hours, shown with one decimal."""
+
+
+def pct_cell(x: float | None) -> Pct | None:
+    return None if x is None else Pct(x)
+
+
+def hours_cell(seconds: float | None) -> Hours | None:
+    return None if seconds is None else Hours(round(seconds / 3600, 1))
+
+
+_FORMATS = {Pct: "0.0%", Hours: "0.0"}
+
+
 def xlsx(sheets: list[tuple[str, list[list[Any]]]]) -> Response:
     """A workbook of plain tables; first row of each is the header. Written in openpyxl's
     streaming mode: a district's sheet of every 邻长 has tens of thousands of rows."""
@@ -170,6 +189,10 @@ def xlsx(sheets: list[tuple[str, list[list[Any]]]]) -> Response:
             values = [v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in row]
             # Node and people names are typed by users: text cells, never formulas.
             cells = [xlsx_cell(ws, v) for v in values]
+            for cell, v in zip(cells, values, strict=True):
+                fmt = _FORMATS.get(type(v)) if isinstance(v, float) else None
+                if fmt:
+                    cell.number_format = fmt
             if n == 0:
                 for cell in cells:
                     cell.font = bold
@@ -218,17 +241,18 @@ def figure_sheets(f: stats.Figures, weeks: list[reports.WeekRow], node: NodeRef,
     summary: list[list[Any]] = [
         ["指标", "数值"], ["范围", node.name], ["开始", f.start.astimezone(tz)],
         ["结束", f.end.astimezone(tz)], ["收到", f.received], ["办结", f.closed],
-        ["办结率", f.resolution_rate], ["驳回", f.rejected], ["合并", f.merged],
-        ["首次答复用时中位数(小时)", f.median_first_reply_s and f.median_first_reply_s / 3600],
-        ["办结用时中位数(小时)", f.median_close_s and f.median_close_s / 3600],
-        ["平均满意度", f.mean_rating],
+        ["办结率", pct_cell(f.resolution_rate)], ["驳回", f.rejected], ["合并", f.merged],
+        ["首次答复用时中位数(小时)", hours_cell(f.median_first_reply_s)],
+        ["办结用时中位数(小时)", hours_cell(f.median_close_s)],
+        ["平均满意度", None if f.mean_rating is None else round(f.mean_rating, 2)],
     ]
-    tiers: list[list[Any]] = [["层级", "按时首次答复", "应答复", "按时率", "上报次数"]]
+    tiers: list[list[Any]] = [["层级", "应答复", "按时", "超时答复", "未答复(超时转上级)",
+                               "按时率", "上报次数"]]
     for role in tier_roles(f):
-        tr = f.on_time_first_reply.get(role)
-        tiers.append([role_zh(role), tr.on_time if tr else 0, tr.total if tr else 0,
-                      tr.rate if tr else None, f.escalations.get(role, 0)])
-    leaders: list[list[Any]] = [["邻长", "评价数", "平均满意度"]]
+        tr = f.on_time_first_reply.get(role, stats.TierRate(0, 0))
+        tiers.append([role_zh(role), tr.total, tr.on_time, tr.late, tr.missed,
+                      pct_cell(tr.rate), f.escalations.get(role, 0)])
+    leaders: list[list[Any]] = [["邻长(办结人)", "评价数", "平均满意度"]]
     leaders += [[r.name, r.rated, round(r.mean, 2)] for r in f.rating_by_neighbor_leader]
     trend: list[list[Any]] = [["周起", "收到", "已办结", "首次答复超时"]]
     trend += [[w.start.astimezone(tz).date(), w.received, w.closed, w.overdue_replies]
@@ -249,12 +273,15 @@ def page(c: Container, viewer: Viewer | None, title: str, body: str, *,
     if viewer is not None:
         links = [("map", "/dashboard", "预警地图"), ("cases", "/dashboard/cases", "工单"),
                  ("figures", "/dashboard/figures", "统计考核")]
-        nav = "".join(f'<a href="{u}" class="{"on" if k == active else ""}">{t}</a>'
-                      for k, u, t in links)
+        # A phone folds the links behind a menu button: a checkbox and its label, CSS only.
+        nav = ('<input type="checkbox" id="nav-toggle" class="nav-toggle" aria-label="菜单">'
+               '<label for="nav-toggle" class="nav-button">菜单</label><div class="nav-links">')
+        nav += "".join(f'<a href="{u}" class="{"on" if k == active else ""}">{t}</a>'
+                       for k, u, t in links)
         scope = "、".join(s.name for s in viewer.scopes)
         nav += (f'<span class="me">{e(viewer.who.person.name)} · {e(scope)}'
                 f'<form method="post" action="/logout"><input type="hidden" name="csrf" '
-                f'value="{viewer.csrf}"><button>退出</button></form></span>')
+                f'value="{viewer.csrf}"><button>退出</button></form></span></div>')
     doc = Template(_asset("layout.html")).substitute(
         title=e(title), nav=nav, body=body, head=head)
     return HTMLResponse(doc)
@@ -364,14 +391,6 @@ def map_html(c: Container, viewer: Viewer, node: NodeRef, path: list[NodeRef],
 {geo}
 <div class="layout"><div class="grid" id="tiles">{grid}</div>{legend(c)}</div>"""
     return head, body
-
-
-def bar_step(value: int, peak: int) -> int:
-    """A bar's height in 5 % steps (dashboard.css has a class for each; the policy forbids
-    inline styles); anything above zero shows at least one step."""
-    if value <= 0 or peak <= 0:
-        return 0
-    return max(5, min(100, round(value / peak * 20) * 5))
 
 
 def _fmt(dt: datetime | None, tz: ZoneInfo) -> str:

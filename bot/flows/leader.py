@@ -52,8 +52,7 @@ def press(ctx: Ctx, p: Press) -> None:
     elif p.action == "confirm":
         rating = int(p.arg or "0") if (p.arg or "").isdigit() else 0
         closing.confirm(ctx.session, rating=rating, **common)
-        # The resident's thanks comes with the closing message; the press only gets a toast.
-        ctx.ack(ctx.t("rated", case=cid))  # the card follows the event (bot/notify)
+        _done(ctx, "rated", cid)  # the actor's own thanks: the notifier tells the others
     elif p.action == "not_fixed":
         closing.not_fixed(ctx.session, **common)
         _done(ctx, "reopened", cid)

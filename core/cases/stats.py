@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.cases.model import CASES, EVENTS, WARNINGS, State
-from core.hierarchy.model import Person, Role
+from core.hierarchy.model import Category, Person, Role
 from core.hierarchy.queries import NodeRef, children
 from core.hierarchy.tree import subtree_bounds
 from core.settings import Settings
@@ -24,8 +24,17 @@ W = WARNINGS
 
 @dataclass(frozen=True)
 class TierRate:
+    """How one tier answered the cases that came to it waiting for a first answer, each judged
+    against that tier's own deadline: on time, late (answered after it), or missed (the
+    deadline passed and the sweep handed the case up without an answer from this tier)."""
+
     on_time: int
     total: int
+    late: int = 0
+
+    @property
+    def missed(self) -> int:
+        return self.total - self.on_time - self.late
 
     @property
     def rate(self) -> float | None:
@@ -120,9 +129,11 @@ def _leader_ratings(session: Session, received: sa.ColumnElement[bool],
     mean = sa.func.avg(C.c.rating)
     q = (
         sa.select(P.c.id, P.c.name, sa.func.count().label("n"), mean.label("mean"))
-        .join(P, P.c.id == C.c.first_holder_id)
+        # A rating is the resident's word on the fix: it goes to whoever resolved the case
+        # (resolving takes the case over, so that is the holder of a closed case).
+        .join(P, P.c.id == C.c.holder_id)
         .where(received, C.c.rating.is_not(None),
-               C.c.first_holder_role == Role.neighbor_leader.value)
+               C.c.holder_role == Role.neighbor_leader.value)
         .group_by(P.c.id, P.c.name)
     )
 
@@ -182,10 +193,10 @@ def figures(session: Session, *, node: NodeRef, start: datetime, end: datetime,
             total[i] += int(v or 0)
         replied, on_time = int(counts[4] or 0), int(counts[5] or 0)
         if role and replied:
-            tiers[role] = [on_time, replied]
+            tiers[role] = [on_time, replied, replied - on_time]
     received_n, closed_n, rejected_n, merged_n, replied_n, _, to_close_n, rating_sum, rated_n = \
         total
-    # A tier that let its reply deadline pass (the sweep moved the case on) answered late.
+    # A tier that let its reply deadline pass (the sweep moved the case on) missed it.
     timeouts = session.execute(
         sa.select(E.c.role, sa.func.count())
         .join(C, C.c.id == E.c.case_id)
@@ -195,7 +206,7 @@ def figures(session: Session, *, node: NodeRef, start: datetime, end: datetime,
     ).all()
     for role, n in timeouts:
         if role:
-            tiers.setdefault(role, [0, 0])[1] += int(n)
+            tiers.setdefault(role, [0, 0, 0])[1] += int(n)
     escalations = {
         role: int(n) for role, n in session.execute(
             sa.select(E.c.role, sa.func.count())
@@ -212,13 +223,39 @@ def figures(session: Session, *, node: NodeRef, start: datetime, end: datetime,
     return Figures(
         node_id=node.id, start=start, end=end, received=received_n,
         closed=closed_n, rejected=rejected_n, merged=merged_n,
-        on_time_first_reply={k: TierRate(v[0], v[1]) for k, v in sorted(tiers.items())},
+        on_time_first_reply={k: TierRate(v[0], v[1], v[2]) for k, v in sorted(tiers.items())},
         median_first_reply_s=median_first_reply,
         median_close_s=median_close,
         escalations=dict(sorted(escalations.items())),
         mean_rating=rating_sum / rated_n if rated_n else None,
         rating_by_neighbor_leader=_leader_ratings(session, received, leaders),
     )
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    name: str | None  # None: not categorised
+    received: int
+    closed: int
+
+
+def by_category(session: Session, *, node: NodeRef, start: datetime, end: datetime
+                ) -> list[CategoryCount]:
+    """Cases opened in [start, end) at or below `node` per category, most received first."""
+    cat: sa.Table = Category.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        sa.select(cat.c.name, sa.func.count(),
+                  sa.func.count().filter(C.c.state == State.closed.value))
+        .select_from(C.outerjoin(cat, cat.c.id == C.c.category_id))
+        .where(_in_subtree(node), C.c.opened_at >= start, C.c.opened_at < end)
+        .group_by(cat.c.name)
+    ).all()
+    return sort_categories([CategoryCount(r[0], int(r[1]), int(r[2])) for r in rows])
+
+
+def sort_categories(rows: list[CategoryCount]) -> list[CategoryCount]:
+    """Most received first; 未分类 after named categories with as many."""
+    return sorted(rows, key=lambda x: (-x.received, x.name is None, x.name or ""))
 
 
 class WarningLevel(IntEnum):

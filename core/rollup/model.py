@@ -66,7 +66,7 @@ class RollupHist(SQLModel, table=True):
 
 
 class RollupRating(SQLModel, table=True):
-    """Ratings of cases whose first holder was this 邻长, by the day the case was opened."""
+    """Ratings of cases this 邻长 resolved, by the day the case was opened."""
 
     __tablename__ = "rollup_rating"
     __table_args__ = (sa.Index("ix_rollup_rating_day_path", "day", "village_path",
@@ -77,6 +77,21 @@ class RollupRating(SQLModel, table=True):
     village_path: str = Field(sa_column=sa.Column(PathType, nullable=False))
     rated: int = 0
     rating_sum: int = 0
+
+
+class RollupCategory(SQLModel, table=True):
+    """Cases a village received on one day per category (0: not categorised), and how many
+    of them are closed: the figures page's by-category chart for towns and districts."""
+
+    __tablename__ = "rollup_category"
+    __table_args__ = (sa.Index("ix_rollup_category_day_path", "day", "village_path",
+                               "category_id", "received", "closed"),)
+    village_id: int = Field(primary_key=True, foreign_key="node.id")
+    day: date = Field(primary_key=True)
+    category_id: int = Field(primary_key=True)
+    village_path: str = Field(sa_column=sa.Column(PathType, nullable=False))
+    received: int = 0
+    closed: int = 0
 
 
 class RollupDirty(SQLModel, table=True):
@@ -103,5 +118,6 @@ DAY = RollupDay.__table__  # type: ignore[attr-defined]
 TIER = RollupTier.__table__  # type: ignore[attr-defined]
 HIST = RollupHist.__table__  # type: ignore[attr-defined]
 RATING = RollupRating.__table__  # type: ignore[attr-defined]
+CATEGORY = RollupCategory.__table__  # type: ignore[attr-defined]
 DIRTY = RollupDirty.__table__  # type: ignore[attr-defined]
 STATE = RollupState.__table__  # type: ignore[attr-defined]

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core import reports
 from core.cases import stats
+from core.cases.model import CASES, State
 from core.cases.stats import Figures, LeaderRating, TierRate
-from core.hierarchy.model import Level, Person
+from core.hierarchy.model import Category, Level, Person
 from core.hierarchy.queries import NodeRef, subtree
 from core.hierarchy.tree import path_ids, subtree_bounds
 from core.reports import RankRow, WeekRow
-from core.rollup.model import DAY, HIST, RATING, TIER
+from core.rollup.model import CATEGORY, DAY, HIST, RATING, TIER
 from core.rollup.refresh import bucket_value, day_start, local_day, refreshed_at
 
+C = CASES
+CAT: sa.Table = Category.__table__  # type: ignore[attr-defined]
 P: sa.Table = Person.__table__  # type: ignore[attr-defined]
 BIG = (Level.district, Level.town)
 
@@ -81,7 +85,8 @@ def rollup_figures(session: Session, *, node: NodeRef, first: date, stop: date, 
         .where(_where(TIER, node, first, stop)).group_by(TIER.c.role)
     ):
         if replied or timeouts:
-            tiers[role] = TierRate(int(on_time), int(replied) + int(timeouts))
+            tiers[role] = TierRate(int(on_time), int(replied) + int(timeouts),
+                                   int(replied) - int(on_time))
         if esc:
             escalations[role] = int(esc)
     hist: dict[str, dict[int, int]] = {"reply": {}, "close": {}}
@@ -130,21 +135,67 @@ def _leader_ratings(session: Session, node: NodeRef, first: date, stop: date,
     return [LeaderRating(pid, names.get(pid, ""), cnt, avg) for pid, cnt, avg in kept]
 
 
-def rollup_weekly(session: Session, *, node: NodeRef, first: date, weeks: int
+def week_firsts(start: datetime, end: datetime, tz: tzinfo) -> list[date]:
+    """The Mondays (local) of the weeks that [start, end) touches, the first on or before
+    the range's first day."""
+    first = local_day(start, tz)
+    monday = first - timedelta(days=first.weekday())
+    last = local_day(end - timedelta(microseconds=1), tz)
+    return [monday + timedelta(weeks=i) for i in range((last - monday).days // 7 + 1)]
+
+
+def rollup_weekly(session: Session, *, node: NodeRef, first: date, stop: date
                   ) -> list[tuple[date, int, int, int]]:
-    """(first day, received, closed, late first replies) for each week from `first`."""
-    stop = first + timedelta(weeks=weeks)
-    out = [[0, 0, 0] for _ in range(weeks)]
+    """(Monday, received, closed, late first replies) for each week that the local days
+    [first, stop) touch; a week cut by the range counts only its days inside it."""
+    mondays = _mondays(first, stop)
+    out = [[0, 0, 0] for _ in mondays]
     for day, received, closed, late in session.execute(
         sa.select(DAY.c.day, sa.func.sum(DAY.c.received), sa.func.sum(DAY.c.closed),
                   sa.func.sum(DAY.c.late_replies))
         .where(_where(DAY, node, first, stop)).group_by(DAY.c.day)
     ):
-        w = out[(day - first).days // 7]
+        w = out[(day - mondays[0]).days // 7]
         w[0] += int(received)
         w[1] += int(closed)
         w[2] += int(late)
-    return [(first + timedelta(weeks=i), *w) for i, w in enumerate(out)]  # type: ignore[misc]
+    return [(d, *w) for d, w in zip(mondays, out, strict=True)]  # type: ignore[misc]
+
+
+def _mondays(first: date, stop: date) -> list[date]:
+    monday = first - timedelta(days=first.weekday())
+    return [monday + timedelta(weeks=i)
+            for i in range(((stop - timedelta(days=1)) - monday).days // 7 + 1)]
+
+
+def live_weekly(session: Session, *, node: NodeRef, start: datetime, end: datetime,
+                tz: tzinfo) -> list[WeekRow]:
+    """Received, closed and late first replies per Monday-to-Sunday week (local time) of the
+    cases opened in [start, end), counted on the database in one grouped pass."""
+    mondays = week_firsts(start, end, tz)
+    origin = day_start(mondays[0], tz)
+    week = _week_index(session, origin).label("week")
+    rows = session.execute(
+        sa.select(week, sa.func.count(),
+                  sa.func.count().filter(C.c.state == State.closed.value),
+                  sa.func.count().filter(C.c.first_reply_on_time.is_(False)))
+        .where(reports.in_subtree(node), C.c.opened_at >= start, C.c.opened_at < end)
+        .group_by(week)
+    ).all()
+    counts = {int(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows if r[0] is not None}
+    return [WeekRow(day_start(d, tz), *counts.get(i, (0, 0, 0)))
+            for i, d in enumerate(mondays)]
+
+
+def _week_index(session: Session, origin: datetime) -> sa.ColumnElement[int]:
+    """Whole weeks from a Monday's local midnight to a case's opened_at (a zone without
+    daylight saving keeps every week 7 × 24 hours long)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.cast(sa.func.floor(sa.extract("epoch", C.c.opened_at - origin) / 604800),
+                       sa.Integer)
+    days = sa.func.julianday(C.c.opened_at) - sa.func.julianday(
+        origin.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+    return sa.cast(days / 7, sa.Integer)
 
 
 def rollup_ranking(session: Session, *, scope: NodeRef, level: Level, first: date, stop: date,
@@ -175,6 +226,29 @@ def rollup_ranking(session: Session, *, scope: NodeRef, level: Level, first: dat
     return ranked, too_few
 
 
+def rollup_categories(session: Session, *, node: NodeRef, first: date, stop: date
+                      ) -> list[stats.CategoryCount]:
+    """core.cases.stats.by_category from the rollups: received and closed per category."""
+    rows = session.execute(
+        sa.select(CATEGORY.c.category_id, sa.func.sum(CATEGORY.c.received),
+                  sa.func.sum(CATEGORY.c.closed))
+        .where(_where(CATEGORY, node, first, stop)).group_by(CATEGORY.c.category_id)
+    ).all()
+    names = {int(i): str(n) for i, n in session.execute(sa.select(CAT.c.id, CAT.c.name))}
+    out = [stats.CategoryCount(names.get(int(cid)) if cid else None, int(r), int(c))
+           for cid, r, c in rows]
+    return stats.sort_categories(out)
+
+
+def categories_for(session: Session, *, node: NodeRef, start: datetime, end: datetime,
+                   tz: tzinfo) -> list[stats.CategoryCount]:
+    """Cases per category: from the rollups for a town or district over whole days."""
+    days = whole_days(start, end, tz) if node.level in BIG else None
+    if days is None:
+        return stats.by_category(session, node=node, start=start, end=end)
+    return rollup_categories(session, node=node, first=days[0], stop=days[1])
+
+
 class FigureRead(NamedTuple):
     figures: Figures
     from_rollup: bool
@@ -192,24 +266,20 @@ def figures_for(session: Session, *, node: NodeRef, start: datetime, end: dateti
                                      leaders=leaders), True, refreshed_at(session.connection()))
 
 
-def weekly_for(session: Session, *, node: NodeRef, end: datetime, tz: tzinfo,
-               weeks: int = 12) -> list[WeekRow]:
-    """core.reports.weekly, from the rollups for a town or district ending at local midnight."""
-    from core import reports
-
-    start = end - timedelta(weeks=weeks)
+def weekly_for(session: Session, *, node: NodeRef, start: datetime, end: datetime,
+               tz: tzinfo) -> list[WeekRow]:
+    """The weekly trend of [start, end), Monday to Sunday: from the rollups for a town or
+    district over whole local days, else counted live."""
     days = whole_days(start, end, tz) if node.level in BIG else None
     if days is None:
-        return reports.weekly(session, node=node, end=end, weeks=weeks)
+        return live_weekly(session, node=node, start=start, end=end, tz=tz)
     return [WeekRow(day_start(d, tz), r, c, late)
-            for d, r, c, late in rollup_weekly(session, node=node, first=days[0], weeks=weeks)]
+            for d, r, c, late in rollup_weekly(session, node=node, first=days[0], stop=days[1])]
 
 
 def ranking_for(session: Session, *, scope: NodeRef, level: Level, start: datetime,
                 end: datetime, tz: tzinfo, min_cases: int) -> tuple[list[RankRow], list[RankRow]]:
     """core.reports.ranking, from the rollups for a town or district over whole days."""
-    from core import reports
-
     days = whole_days(start, end, tz) if scope.level in BIG else None
     if days is None:
         return reports.ranking(session, scope=scope, level=level, start=start, end=end,

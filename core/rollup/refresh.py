@@ -25,7 +25,9 @@ from core.clock import Clock, as_utc
 from core.db import write_transaction
 from core.hierarchy.model import Level, Node, Role
 from core.hierarchy.tree import path_ids, subtree_bounds
-from core.rollup.model import DAY, DIRTY, HIST, RATING, STATE, TIER
+from core.rollup.model import CATEGORY, DAY, DIRTY, HIST, RATING, STATE, TIER
+
+TABLES = (DAY, TIER, HIST, RATING, CATEGORY)
 
 C = CASES
 E = EVENTS
@@ -111,6 +113,7 @@ class _Acc:
         lambda: defaultdict(int)))
     hist: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     rating: dict[int, list[int]] = field(default_factory=dict)
+    category: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _villages(conn: sa.Connection, paths: Iterable[str]) -> dict[str, tuple[int, str]]:
@@ -142,14 +145,18 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
     acc: dict[date, _Acc] = defaultdict(_Acc)
     for r in conn.execute(sa.select(
             C.c.opened_at, C.c.state, C.c.first_reply_at, C.c.first_reply_role,
-            C.c.first_reply_on_time, C.c.closed_at, C.c.rating, C.c.first_holder_id,
-            C.c.first_holder_role).where(in_village, C.c.opened_at >= t0, C.c.opened_at < t1)):
+            C.c.first_reply_on_time, C.c.closed_at, C.c.rating, C.c.holder_id,
+            C.c.holder_role, C.c.category_id)
+            .where(in_village, C.c.opened_at >= t0, C.c.opened_at < t1)):
         opened = as_utc(r.opened_at)
         a = acc[local_day(opened, tz)]
         d = a.day
         d["received"] += 1
+        cat = a.category.setdefault(int(r.category_id or 0), [0, 0])
+        cat[0] += 1
         if r.state == State.closed.value:
             d["closed"] += 1
+            cat[1] += 1
             if r.closed_at is not None:
                 d["to_close"] += 1
                 a.hist["close", bucket_of((as_utc(r.closed_at) - opened).total_seconds())] += 1
@@ -169,9 +176,9 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
         if r.rating is not None:
             d["rating_sum"] += int(r.rating)
             d["rated"] += 1
-            if (r.first_holder_role == Role.neighbor_leader.value
-                    and r.first_holder_id is not None):
-                pr = a.rating.setdefault(int(r.first_holder_id), [0, 0])
+            # Credited to whoever resolved the case (core.cases.stats._leader_ratings).
+            if r.holder_role == Role.neighbor_leader.value and r.holder_id is not None:
+                pr = a.rating.setdefault(int(r.holder_id), [0, 0])
                 pr[0] += 1
                 pr[1] += int(r.rating)
     escalated = sa.and_(E.c.kind == "escalated", E.c.role.is_not(None))
@@ -185,15 +192,15 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
         opened, at = as_utc(ev.opened_at), as_utc(ev.at)
         if t0 <= at < t1:
             acc[local_day(at, tz)].tier[ev.role]["escalations"] += 1
-        # A tier that let its reply deadline pass (the sweep moved the case on) answered late.
+        # A tier that let its reply deadline pass (the sweep moved the case on) missed it.
         if t0 <= opened < t1 and ev.actor_id is None and ev.from_state == State.open.value:
             acc[local_day(opened, tz)].tier[ev.role]["timeouts"] += 1
 
-    for table in (DAY, TIER, HIST, RATING):
+    for table in TABLES:
         conn.execute(sa.delete(table).where(
             table.c.village_id == village_id, table.c.day >= first, table.c.day <= last))
     key = {"village_id": village_id, "village_path": village_path}
-    day_rows, tier_rows, hist_rows, rating_rows = [], [], [], []
+    day_rows, tier_rows, hist_rows, rating_rows, cat_rows = [], [], [], [], []
     for day, a in acc.items():
         if a.day:
             day_rows.append({**key, "day": day, **{k: a.day.get(k, 0) for k in (
@@ -206,8 +213,10 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
                       for (k, b), n in a.hist.items()]
         rating_rows += [{**key, "day": day, "person_id": p, "rated": v[0], "rating_sum": v[1]}
                         for p, v in a.rating.items()]
+        cat_rows += [{**key, "day": day, "category_id": k, "received": v[0], "closed": v[1]}
+                     for k, v in a.category.items()]
     for table, rows in ((DAY, day_rows), (TIER, tier_rows), (HIST, hist_rows),
-                        (RATING, rating_rows)):
+                        (RATING, rating_rows), (CATEGORY, cat_rows)):
         if rows:
             conn.execute(sa.insert(table), rows)
     return len(acc)
@@ -299,7 +308,7 @@ def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
         for i in range(0, len(villages), _REBUILD_BATCH):
             with write_transaction(engine) as conn:
                 for vid, vpath in villages[i:i + _REBUILD_BATCH]:
-                    for table in (DAY, TIER, HIST, RATING):
+                    for table in TABLES:
                         conn.execute(sa.delete(table).where(table.c.village_id == vid))
                     result.village_days += recompute(conn, village_id=vid, village_path=vpath,
                                                      first=first, last=last, tz=tz)

@@ -164,9 +164,9 @@ def test_names_like_markup_stay_text_and_no_page_breaks_its_policy(
                 assert "样本不足未排名" in page.content()
                 assert IMG in page.locator("main").inner_text()
                 watch.check(page)
-                # The week's bar is drawn by a class of ours, not an inline style.
+                # The week's bar is inline SVG sized by presentation attributes, not a style.
                 page.goto(f"{url}/dashboard/figures?node={VILLAGE1}")
-                tall = page.locator(".bar i.h100").first
+                tall = page.locator("svg.chart.trend rect.received[data-value='1']").first
                 assert tall.evaluate("e => e.getBoundingClientRect().height") > 100
                 watch.check(page)
                 page.goto(f"{url}/dashboard/cases/1?msg=<script>window.__xss=6</script>")

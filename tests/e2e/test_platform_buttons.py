@@ -43,7 +43,8 @@ def test_telegram_presses_move_the_case_and_rate_it(tg_world) -> None:  # type: 
                     why="the card")[0]
     press(tg, LEADER_TG, card, buttons(card)["受理"])
     wait_for(lambda: _case(engine).state == "accepted", why="accepted")
-    wait_for(lambda: "已解决" in buttons(tg.message(LEADER_TG, card.message_id)),  # type: ignore[arg-type]
+    # An open case's card already offers 已解决; the accepted card is the one without 受理.
+    wait_for(lambda: "受理" not in buttons(tg.message(LEADER_TG, card.message_id)),  # type: ignore[arg-type]
              why="the card edited")
     press(tg, LEADER_TG, card, buttons(tg.message(LEADER_TG, card.message_id))["已解决"])  # type: ignore[arg-type]
     wait_for(lambda: _case(engine).state == "resolved", why="resolved")

@@ -91,7 +91,9 @@ def test_report_resolve_and_rate_from_the_page(world: World, tmp_path: Path) -> 
     card = leader.locator(".msg.card", has_text="挡着")
     card.wait_for(timeout=10_000)
     card.get_by_role("button", name="受理", exact=True).click()
-    leader.locator(".msg.card button", has_text="已解决").first.wait_for(timeout=10_000)
+    # An open case's card already offers 已解决; the accepted card is the one without 受理.
+    card.get_by_role("button", name="受理", exact=True).wait_for(state="detached",
+                                                                timeout=10_000)
     leader.locator(".msg.card button", has_text="已解决").first.click()
     stars = resident.locator(".msg .actions button", has_text="★★★★★").last
     stars.wait_for(timeout=10_000)

@@ -2,14 +2,14 @@
 copies of a card can be updated within 72 h (core/deliveries.py).
 
 Revision ID: 0012_dispatch
-Revises: 0013_map
+Revises: 0013_figures
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_dispatch"
-down_revision = "0013_map"
+down_revision = "0013_figures"
 branch_labels = None
 depends_on = None
 
