@@ -10,6 +10,9 @@
    against the least the 20-a-minute rule allows ((M - 1) // 20 minutes), and 429s (target 0).
 3. Baseline in the same run: a naive sender that fires the same broadcast (and the group
    messages) as fast as it can, 50 requests at a time, with no limiter; its 429 count.
+4. Sender cost: CPU seconds of this process per message delivered in the broadcast (the fake
+   server runs in this process too, so the figure includes its share; compare runs of the
+   same script, before and after a change).
 """
 
 from __future__ import annotations
@@ -68,18 +71,25 @@ def _prepare(db: Path, *, people: int, group_messages: int) -> tuple[object, str
     return engine, group_chat
 
 
-async def _drain(engine: object, base: str, token: str) -> float:
+SHARED = False  # --shared: book the token's and each chat's rate in a shared bucket too
+
+
+async def _drain(engine: object, base: str, token: str) -> tuple[float, float]:
     from bot.handlers.telegram.api import TelegramApi
     from bot.handlers.telegram.sender import TelegramSender
     from core.settings import Settings
 
     st = Settings(_env_file=None)  # type: ignore[call-arg]
     async with TelegramApi(token=token, base=base) as api:
+        if SHARED:  # what several workers do (PostgreSQL or Redis in production)
+            from core.ratebucket import MemoryRateStore, token_key
+
+            api.limiter.share(MemoryRateStore(), key=token_key(token, "global"))
         sender = TelegramSender(engine=engine, api=api, settings=st,  # type: ignore[arg-type]
                                 batch=200, max_held=2000, idle=0.05)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         await sender.drain()
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - cpu
 
 
 async def _naive(base: str, token: str, chats: list[str]) -> None:
@@ -103,7 +113,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1,000 messages and 25 into the group")
     ap.add_argument("--messages", type=int, default=None)
     ap.add_argument("--group", type=int, default=None)
+    ap.add_argument("--shared", action="store_true",
+                    help="also book every message in a shared (in-memory) rate bucket")
     args = ap.parse_args()
+    global SHARED
+    SHARED = args.shared
     n = args.messages or (1000 if args.quick else 10_000)
     m = args.group or (25 if args.quick else 100)
     from tests.fakes.telegram_api import FakeTelegram
@@ -114,18 +128,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine, group_chat = _prepare(Path(tmp) / "bench.db", people=n, group_messages=0)
         with FakeTelegram() as tg:
-            elapsed = asyncio.run(_drain(engine, tg.base_url, tg.token))
+            elapsed, cpu = asyncio.run(_drain(engine, tg.base_url, tg.token))
             sent = len(tg.sent)
             rate = sent / elapsed
             print(f"broadcast: {sent:,} sent in {elapsed:.1f} s = {rate:.2f} msg/s "
                   f"= {rate / CAP:.1%} of the 30/s cap (target >= 90%); "
                   f"429s: {len(tg.too_many)} (target 0)")
+            print(f"sender cost: {cpu * 1000 / max(sent, 1):.2f} ms CPU per message "
+                  f"({cpu:.1f} s CPU for {sent:,}, the in-process fake included)")
             broadcast_ok = rate / CAP >= 0.9 and not tg.too_many and sent == n
 
     with tempfile.TemporaryDirectory() as tmp:
         engine, group_chat = _prepare(Path(tmp) / "bench.db", people=0, group_messages=m)
         with FakeTelegram() as tg:
-            elapsed = asyncio.run(_drain(engine, tg.base_url, tg.token))
+            elapsed, _cpu = asyncio.run(_drain(engine, tg.base_url, tg.token))
             times = sorted(x.at for x in tg.sent_to(group_chat))
             span = times[-1] - times[0]
             floor = 60.0 * ((m - 1) // 20)

@@ -18,7 +18,7 @@ from bot.flows.context import Ctx
 from bot.flows.refusals import reply as error_reply
 from bot.flows.texts import t
 from bot.flows.types import Inbound, Outbound
-from core import conversations
+from core import conversations, deliveries
 from core import inbound as inbound_log
 from core.clock import Clock
 from core.counters import Counters
@@ -115,6 +115,10 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             busy = Outbound(text=t("zh", "busy"), platform=inbound.platform,
                             address=inbound.chat_id)
             enqueue_many(session, drafts=to_drafts([busy], inbound=inbound), now=now)
+        # Whoever writes can be reached again (after the flow: a join makes the identity),
+        # and what was given up for want of a way to reach them goes out (bot/dispatcher).
+        deliveries.reachable_again(session, platform=inbound.platform,
+                                   external_id=inbound.sender_id, now=now)
     if counters is not None:
         counters.update_in(inbound.platform, result)
     return True

@@ -20,9 +20,10 @@ The outbox contract (core/outbox.py) is extended here for senders that serve one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
@@ -52,6 +53,8 @@ class Delivery(SQLModel, table=True):
     case_id: int | None = Field(default=None, foreign_key="cases.id")
     kind: str = Field(sa_column=sa.Column(sa.String(24), nullable=False))
     is_card: bool = Field(default=False, nullable=False)
+    # WeCom: the code `message/send` answered for a button card; one update of it, within 72 h.
+    response_code: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
     sent_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
 
 
@@ -69,17 +72,19 @@ class CardMessage:
     chat_id: str
     message_id: str
     part_type: str
+    response_code: str | None = None
+    sent_at: datetime | None = None
 
 
 def record_delivery(session: Session, *, outbox_id: int | None, platform: str, chat_id: str,
                     message_id: str, kind: str, now: datetime, part: int = 0,
                     part_type: str = "text", case_id: int | None = None,
-                    is_card: bool = False) -> None:
+                    is_card: bool = False, response_code: str | None = None) -> None:
     """Remember a message the platform accepted, in the caller's transaction."""
     session.add(Delivery(
         outbox_id=outbox_id, platform=platform, chat_id=str(chat_id),
         message_id=str(message_id), part=part, part_type=part_type, case_id=case_id,
-        kind=kind, is_card=is_card, sent_at=now,
+        kind=kind, is_card=is_card, response_code=response_code, sent_at=now,
     ))
     session.flush()
 
@@ -108,7 +113,8 @@ def card_messages(session: Session, case_id: int, *, platform: str | None = None
     """Every card of a case that is still followed, oldest first; with `person_id` or
     `chat_binding_id` (a `card_update` row's recipient), only the cards sent to them: each copy
     of a card is worded for its reader (bot/notify/cards.py)."""
-    q = sa.select(DEL.c.id, DEL.c.platform, DEL.c.chat_id, DEL.c.message_id, DEL.c.part_type).where(
+    q = sa.select(DEL.c.id, DEL.c.platform, DEL.c.chat_id, DEL.c.message_id, DEL.c.part_type,
+                  DEL.c.response_code, DEL.c.sent_at).where(
         DEL.c.case_id == case_id, DEL.c.is_card.is_(True)
     )
     if platform is not None:
@@ -119,8 +125,41 @@ def card_messages(session: Session, case_id: int, *, platform: str | None = None
             OUT.c.person_id == person_id if person_id is not None
             else OUT.c.chat_binding_id == chat_binding_id)
         q = q.where(DEL.c.outbox_id.in_(sent))
-    return [CardMessage(r.id, r.platform, r.chat_id, r.message_id, r.part_type)
+    return [CardMessage(r.id, r.platform, r.chat_id, r.message_id, r.part_type,
+                        r.response_code, r.sent_at)
             for r in session.execute(q.order_by(DEL.c.id))]
+
+
+def use_response_code(session: Session, *, delivery_id: int, code: str | None = None) -> None:
+    """A card's update code was spent (or a fresh one came with a press): keep the new one."""
+    session.execute(sa.update(DEL).where(DEL.c.id == delivery_id).values(response_code=code))
+
+
+_OPS = sa.table("ops_state", sa.column("key", sa.String), sa.column("value", sa.Text),
+                sa.column("updated_at", sa.DateTime(timezone=True)))
+DEPLOYMENT_KEY = "deployment_tag"
+
+
+def deployment_tag(session: Session, *, now: datetime) -> str:
+    """A random tag of this deployment (its database), made once: ids a platform wants unique
+    per app (WeCom's task_id) start with it, so two deployments on one app never collide."""
+    q = sa.select(_OPS.c.value).where(_OPS.c.key == DEPLOYMENT_KEY)
+    tag = session.execute(q).scalar_one_or_none()
+    if tag:
+        return str(tag)
+    import secrets
+
+    fresh = secrets.token_hex(5)
+    stmt: Any
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        stmt = pg_insert(_OPS)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        stmt = sqlite_insert(_OPS)
+    session.execute(stmt.values(key=DEPLOYMENT_KEY, value=fresh, updated_at=now)
+                    .on_conflict_do_nothing(index_elements=["key"]))
+    return str(session.execute(q).scalar_one())
 
 
 def forget_card(session: Session, *, delivery_id: int) -> None:
@@ -202,3 +241,91 @@ def extend_lease(session: Session, *, message_ids: Sequence[int], until: datetim
             sa.update(OUT).where(OUT.c.id.in_(list(message_ids)), OUT.c.status.in_(RETRYABLE))
             .values(claimed_until=until)
         )
+
+
+# ---- reachability (the dispatcher's side; core/cases/unreachable.py flags identities) ------
+
+# `last_error` of a row given up because nobody could reach its person: a message from them
+# puts it back in the queue.
+UNREACHABLE = "unreachable: "
+
+
+def unreachable_rows(session: Session, *, platforms: Collection[str], now: datetime,
+                     limit: int = 500) -> dict[int, list[int]]:
+    """Due rows for people none of whose identities on `platforms` can be reached, by person
+    (nobody would ever claim them: they are settled at once instead of waiting)."""
+    reachable = sa.exists().where(
+        CI.c.person_id == OUT.c.person_id, CI.c.platform.in_(list(platforms)),
+        CI.c.unreachable.is_(False))
+    q = (sa.select(OUT.c.id, OUT.c.person_id)
+         .where(OUT.c.status.in_(RETRYABLE), OUT.c.next_attempt_at <= now,
+                OUT.c.person_id.is_not(None), sa.not_(reachable),
+                sa.or_(OUT.c.claimed_until.is_(None), OUT.c.claimed_until <= now))
+         .order_by(OUT.c.id).limit(limit)
+         .with_for_update(skip_locked=True, of=OUT))  # not what a sender holds right now
+    out: dict[int, list[int]] = {}
+    for r in session.execute(q):
+        out.setdefault(int(r.person_id), []).append(int(r.id))
+    return out
+
+
+def give_up_unreachable(session: Session, *, message_ids: Sequence[int], now: datetime,
+                        why: str) -> None:
+    """Rows nobody can deliver now: dead, marked so that the person's next message revives
+    them."""
+    if message_ids:
+        session.execute(
+            sa.update(OUT).where(OUT.c.id.in_(list(message_ids)), OUT.c.status.in_(RETRYABLE))
+            .values(status="dead", claimed_until=None, attempts=OUT.c.attempts + 1,
+                    last_error=(UNREACHABLE + why)[:2000]))
+
+
+def reachable_again(session: Session, *, platform: str, external_id: str,
+                    now: datetime) -> int:
+    """A person wrote from this chat: it reaches them again, and what was given up for want of
+    a way to reach them goes out again; how many rows were released."""
+    row = session.execute(sa.select(CI.c.id, CI.c.person_id, CI.c.unreachable).where(
+        CI.c.platform == platform, CI.c.external_id == str(external_id))).first()
+    if row is None:
+        return 0
+    if row.unreachable:
+        session.execute(sa.update(CI).where(CI.c.id == row.id).values(unreachable=False))
+    res = session.execute(
+        sa.update(OUT).where(OUT.c.person_id == row.person_id, OUT.c.status == "dead",
+                             OUT.c.last_error.like(UNREACHABLE + "%"))
+        .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None,
+                last_error=None))
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+def sent_since(session: Session, *, platform: str, chat_id: str, since: datetime,
+               part_type: str) -> int:
+    """How many messages of one type went into a chat after a moment (a per-message quota:
+    what was sent at the very moment the person wrote answered the message before)."""
+    q = sa.select(sa.func.count()).select_from(DEL).where(
+        DEL.c.platform == platform, DEL.c.chat_id == str(chat_id), DEL.c.part_type == part_type,
+        DEL.c.sent_at > since)
+    return int(session.execute(q).scalar_one())
+
+
+def newer_pending(session: Session, *, row_id: int, person_id: int, case_id: int,
+                  kinds: Collection[str]) -> bool:
+    """Whether a later row of one of `kinds` waits for the same person and case (it says
+    more than this one: this one may be folded into it)."""
+    q = sa.select(OUT.c.id).where(
+        OUT.c.person_id == person_id, OUT.c.case_id == case_id, OUT.c.id > row_id,
+        OUT.c.kind.in_(list(kinds)), OUT.c.status.in_(RETRYABLE)).limit(1)
+    return session.execute(q).first() is not None
+
+
+def chat_moved(session: Session, *, platform: str, old: str, new: str) -> None:
+    """A chat has a new id (a Telegram group upgraded to a supergroup): its binding and the
+    rows addressed to it follow; cards in the old chat can no longer be edited."""
+    session.execute(sa.update(CB).where(CB.c.platform == platform, CB.c.chat_id == str(old))
+                    .values(chat_id=str(new)))
+    session.execute(sa.update(OUT).where(OUT.c.platform == platform,
+                                         OUT.c.address == str(old),
+                                         OUT.c.status.in_(RETRYABLE))
+                    .values(address=str(new)))
+    session.execute(sa.update(DEL).where(DEL.c.platform == platform, DEL.c.chat_id == str(old))
+                    .values(is_card=False))

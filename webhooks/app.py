@@ -57,15 +57,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             # One leader among the workers for once-per-deployment jobs (core/leader.py).
             c.leader, stop_leader = start_leader(c.engine)
             stoppers.append(stop_leader)
-            if c.settings.telegram_bot_token is not None:
-                from bot.handlers.telegram.runtime import start_telegram
+            from bot.dispatcher.runtime import start_dispatcher
 
-                stoppers.append(start_telegram(c, polling=polling))
-            from bot.handlers.wechat.runtime import start_wechat, start_wecom
-
-            stoppers += [start(c) for ok, start in ((c.settings.wechat_app_secret, start_wechat),
-                                                   (c.settings.wecom_secret, start_wecom)) if ok]
-            stoppers.append(webchat.start_webchat(c, app))
+            # One dispatcher: a transport per configured platform, and unreachable people.
+            stoppers += start_dispatcher(c, web_hub=webchat.hub_of(app), polling=polling)
         log.info("linzhang ready on %s", c.engine.url.render_as_string(hide_password=True))
         try:
             yield

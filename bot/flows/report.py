@@ -88,10 +88,20 @@ def forward_photos(ctx: Ctx, *, case_id: int, holder_id: int | None) -> None:
     if holder_id is None:
         return
     photos = [m for m in ctx.inbound.media if m.kind == "photo" and not is_unsaved(m.file_ref)]
-    if not photos:
+    voices = [m for m in ctx.inbound.media if m.kind == "voice" and m.file_ref
+              and not is_unsaved(m.file_ref)]
+    if not photos and not voices:
         return
     same_platform = [ext for plat, ext, gone in identities_of(ctx.session, holder_id)
                      if plat == ctx.inbound.platform and not gone]
+    if voices and same_platform:
+        # A voice note is forwarded by its file id on the platform it came from (the
+        # dispatcher's transport sends it as a voice message).
+        for m in voices:
+            ctx.out.append(Outbound(text=f"工单#{case_id} 居民发来的语音", kind="case_voice",
+                                    platform=ctx.inbound.platform, address=same_platform[0],
+                                    case_id=case_id,
+                                    options={"voice": f"{ctx.inbound.platform}:{m.file_ref}"}))
     caption = f"工单#{case_id} 居民发来的照片"
     for m in photos:
         if m.stored_ref:

@@ -11,6 +11,7 @@ the dashboard). Who is told what is bot/notify's rule; this module writes no mes
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -47,18 +48,24 @@ def mark_unreachable(session: Session, *, platform: str, external_id: str) -> in
     return int(row.person_id)
 
 
-def reachable_anywhere(session: Session, *, person_id: int) -> bool:
-    """Whether any chat identity of the person is still reachable, on any platform."""
+def reachable_anywhere(session: Session, *, person_id: int,
+                       platforms: Collection[str] | None = None) -> bool:
+    """Whether any chat identity of the person is still reachable, on any of `platforms`
+    (the ones the deployment runs; None: any platform)."""
     q = sa.select(sa.func.count()).select_from(CI).where(
         CI.c.person_id == person_id, CI.c.unreachable.is_(False)
     )
+    if platforms is not None:
+        q = q.where(CI.c.platform.in_(list(platforms)))
     return int(session.execute(q).scalar_one()) > 0
 
 
-def on_unreachable(session: Session, *, person_id: int, clock: Clock, settings: Settings) -> None:
-    """Record that a person nobody can reach any more holds or follows these cases (once per
-    case and state of it); the notifier tells the superior, and the holder's card says it."""
-    if reachable_anywhere(session, person_id=person_id):
+def on_unreachable(session: Session, *, person_id: int, clock: Clock, settings: Settings,
+                   platforms: Collection[str] | None = None) -> None:
+    """Record that a person nobody can reach any more (on any of `platforms`, the ones the
+    deployment runs) holds or follows these cases (once per case and state of it); the
+    notifier tells the superior, and the holder's card says it."""
+    if reachable_anywhere(session, person_id=person_id, platforms=platforms):
         return  # another chat account still reaches them: the cases are not stuck
     now = clock.now()
     held = sa.select(Case).where(

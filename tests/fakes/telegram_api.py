@@ -14,7 +14,9 @@ python-telegram-bot sends: form fields whose non-string values are JSON) and
   `{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after N",
   "parameters": {"retry_after": N}}`; only accepted messages fill the windows;
 - text over 4096 or a caption over 1024 UTF-16 units, empty text, callback_data over 64 bytes
-  (BUTTON_DATA_INVALID) → 400; a blocked chat → 403; a wrong token → 401.
+  (BUTTON_DATA_INVALID) → 400; a blocked chat → 403; a wrong token → 401;
+- an album (sendMediaGroup) of 2-10 photos, each a message in the rate windows; a group
+  upgraded to a supergroup (`migrate(old, new)`) → 400 with `parameters.migrate_to_chat_id`.
 
 Faults a test injects: `fail_next(method, times, status=502)`, `drop_next(method, times)` (the
 connection closes in the middle of the answer, before the message is accepted), `storm(seconds)`
@@ -55,10 +57,12 @@ MESSAGE_METHODS = frozenset({
     "sendmessage", "sendphoto", "senddocument", "sendvoice", "sendvideo", "sendaudio",
     "copymessage", "forwardmessage",
 })
+MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
+ALBUM_SIZE = (2, 10)  # sendMediaGroup takes 2 to 10 items
 MEDIA_FIELD = {"sendphoto": "photo", "senddocument": "document", "sendvoice": "voice",
                "sendvideo": "video", "sendaudio": "audio"}
 JSON_FIELDS = frozenset({
-    "reply_markup", "reply_parameters", "commands", "scope", "allowed_updates", "entities",
+    "media", "reply_markup", "reply_parameters", "commands", "scope", "allowed_updates", "entities",
     "caption_entities", "link_preview_options",
 })
 BAD_MARKUP = "Bad Request: can't parse reply keyboard markup JSON object"
@@ -179,6 +183,7 @@ class FakeTelegram:
         self._lock = threading.Lock()
         self._state = _State()
         self._blocked: set[int] = set()
+        self._migrated: dict[int, int] = {}  # a group upgraded to a supergroup: old → new id
         self._expired_queries: set[str] = set()
         self._faults: dict[str, deque[_Fault]] = {}
         self._storm_until: float | None = None
@@ -250,6 +255,21 @@ class FakeTelegram:
         """The user blocked the bot (private) or the bot was removed (group): 403 from now on."""
         with self._lock:
             self._blocked.add(int(chat_id))
+
+    def migrate(self, chat_id: int | str, new_chat_id: int | str) -> None:
+        """The group became a supergroup: messages to the old id get 400 with
+        `parameters.migrate_to_chat_id`, as Telegram answers."""
+        with self._lock:
+            self._migrated[int(chat_id)] = int(new_chat_id)
+
+    def _check_migrated(self, method: str, chat_id: int) -> None:
+        with self._lock:
+            new = self._migrated.get(chat_id)
+        if new is not None:
+            with self._lock:
+                self._state.rejections.append(Rejection(
+                    method, chat_id, 400, MIGRATED, self.now(), None))
+            raise ApiError(400, MIGRATED, {"migrate_to_chat_id": new})
 
     def unblock(self, chat_id: int | str) -> None:
         with self._lock:
@@ -622,6 +642,7 @@ class FakeTelegram:
             if orig is None:
                 raise self._refuse(method, chat_id, 400, "Bad Request: message to copy not found")
             text, media = orig.text, orig.media
+        self._check_migrated(method, chat_id)
         markup = params.get("reply_markup")
         self._check_markup(method, chat_id, markup)
         reply_to = self._reply_to(method, chat_id, params)
@@ -666,6 +687,7 @@ class FakeTelegram:
 
     def _edit(self, method: str, params: dict[str, Any], field_name: str | None) -> Any:
         chat_id = self._chat_id(params)
+        self._check_migrated(method, chat_id)
         key = (chat_id, int(params.get("message_id", 0)))
         markup = params.get("reply_markup")
         self._check_markup(method, chat_id, markup)
@@ -694,6 +716,41 @@ class FakeTelegram:
                                       "message_id": m.message_id, "text": new_text,
                                       "reply_markup": markup, "at": self.now()})
         return self._message_json(m)
+
+    def _m_sendmediagroup(self, params: dict[str, Any]) -> Any:
+        """An album: 2-10 photos in one message group; each counts in the rate windows."""
+        method = "sendmediagroup"
+        chat_id = self._chat_id(params)
+        self._check_migrated(method, chat_id)
+        items = params.get("media")
+        if not isinstance(items, list) or not ALBUM_SIZE[0] <= len(items) <= ALBUM_SIZE[1]:
+            raise self._refuse(method, chat_id, 400,
+                               "Bad Request: wrong number of messages in the media group")
+        with self._lock:
+            blocked = chat_id in self._blocked
+        if blocked:
+            raise self._refuse(method, chat_id, 403, "Forbidden: bot was blocked by the user")
+        now = self.now()
+        self._check_rate(method, chat_id, now)
+        group = f"mg{next(self._file_seq)}"
+        out = []
+        for item in items:
+            ref = item.get("media", "")
+            if isinstance(ref, str) and ref.startswith("attach://"):
+                ref = params.get(ref.removeprefix("attach://"))
+            caption = item.get("caption")
+            if caption is not None and utf16_len(str(caption)) > CAPTION_LIMIT:
+                raise self._refuse(method, chat_id, 400, "Bad Request: message caption is too long")
+            media = self._media("sendphoto", chat_id, ref)
+            media["media_group_id"] = group
+            with self._lock:
+                mid = self._accept(chat_id, now)
+                m = SentMessage(mid, chat_id, method, caption, None, None, now, media, caption,
+                                None)
+                self._state.sent.append(m)
+                self._state.by_chat_msg[(chat_id, mid)] = m
+            out.append(dict(self._message_json(m), media_group_id=group))
+        return out
 
     def _m_editmessagetext(self, params: dict[str, Any]) -> Any:
         return self._edit("editmessagetext", params, "text")

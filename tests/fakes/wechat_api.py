@@ -2,8 +2,12 @@
 
 One instance plays one platform (`kind="oa"` or `"wecom"`). It hands out access tokens (and
 counts how often), enforces what the real servers enforce — the 48-hour customer-service
-window (45015) on the OA, 30/min and 1,000/h per member on WeCom (excess silently dropped, as
-WeCom does: the test asserts `dropped == []`) — and records everything sent.
+window (45015) on the OA and its 5 customer-service messages per user message (45047), 30/min
+and 1,000/h per member on WeCom (excess silently dropped, as WeCom does: the test asserts
+`dropped == []`), a template card's `task_id` unique on the app for ever (42014), its
+`sub_title_text` at most 112 characters, the `response_code` a button card's send answers good
+for one update within 72 h — and records everything sent. `lose_next_answer` plays a send
+that WeCom carried out but whose answer never came back.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from urllib.parse import parse_qs, urlparse
 from core.clock import Clock
 
 WINDOW = timedelta(hours=48)
+CS_PER_MESSAGE = 5  # customer-service messages the OA allows per message of the user
+SUB_TITLE_LIMIT = 112
+CODE_LIFETIME = timedelta(hours=72)
 
 
 @dataclass
@@ -59,6 +66,14 @@ class FakeWeChatApi:
     # Set: token requests are held until it is released (two refreshes overlap for sure).
     token_gate: threading.Event | None = None
     last_inbound: dict[str, datetime] = field(default_factory=dict)
+    # OA: customer-service messages the user's messages still allow (5 more per message).
+    cs_credit: dict[str, int] = field(default_factory=dict)
+    refused: list[tuple[str, int]] = field(default_factory=list)  # (to, errcode)
+    task_ids: set[str] = field(default_factory=set)
+    used_codes: set[str] = field(default_factory=set)
+    response_codes: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    lose_answers: int = 0
+    gone: set[str] = field(default_factory=set)  # unfollowed (OA) or left the company (WeCom)
     _per_member: dict[str, list[datetime]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -72,7 +87,27 @@ class FakeWeChatApi:
 
     def user_wrote(self, openid: str) -> None:
         """The resident wrote to the account: the 48-hour window opens (OA)."""
-        self.last_inbound[openid] = self.clock.now()
+        with self._lock:
+            self.last_inbound[openid] = self.clock.now()
+            self.cs_credit[openid] = self.cs_credit.get(openid, 0) + CS_PER_MESSAGE
+
+    def leave(self, who: str) -> None:
+        """The follower unfollowed the OA (43004), or the member left the company (81013)."""
+        with self._lock:
+            self.gone.add(who)
+
+    def lose_next_answer(self, times: int = 1) -> None:
+        """The next `times` sends are carried out, but their answer is lost (the connection
+        drops before the response)."""
+        with self._lock:
+            self.lose_answers += times
+
+    def _lost(self) -> bool:
+        with self._lock:
+            if self.lose_answers > 0:
+                self.lose_answers -= 1
+                return True
+            return False
 
     def sent_to(self, who: str) -> list[Sent]:
         with self._lock:
@@ -122,7 +157,12 @@ class FakeWeChatApi:
                 body: dict[str, Any] = {}
                 if "multipart" not in ctype and raw:
                     body = json.loads(raw)
-                self._answer(api.post(u.path, q, body, raw))
+                answer = api.post(u.path, q, body, raw)
+                if u.path.endswith("/message/send") and api._lost():
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # done, but the answer never arrives
+                    return
+                self._answer(answer)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -165,9 +205,16 @@ class FakeWeChatApi:
         with self._lock:
             if path == "/cgi-bin/message/custom/send":
                 to = body["touser"]
+                if to in self.gone:
+                    return {"errcode": 43004, "errmsg": "require subscribe"}
                 seen = self.last_inbound.get(to)
                 if seen is None or seen + WINDOW <= now:
+                    self.refused.append((to, 45015))
                     return {"errcode": 45015, "errmsg": "response out of time limit"}
+                if self.cs_credit.get(to, 0) <= 0:
+                    self.refused.append((to, 45047))
+                    return {"errcode": 45047, "errmsg": "out of response count limit"}
+                self.cs_credit[to] -= 1
                 self.sent.append(Sent(to, body["msgtype"], body, now))
                 return {"errcode": 0, "errmsg": "ok"}
             if path == "/cgi-bin/message/template/send":
@@ -184,6 +231,13 @@ class FakeWeChatApi:
                 assert body.get("enable_duplicate_check") == 1, "WeCom sends check duplicates"
                 return self._wecom_send(body, now)
             if path == "/cgi-bin/message/update_template_card":
+                # A code is good once, within 72 h (codes of callbacks the tests push are
+                # unknown here: taken as fresh).
+                code = str(body.get("response_code", ""))
+                known = self.response_codes.get(code)
+                if code in self.used_codes or (known and known[1] + CODE_LIFETIME <= now):
+                    return {"errcode": 40011, "errmsg": "invalid response_code"}
+                self.used_codes.add(code)
                 self.card_updates.append(body)
                 return {"errcode": 0, "errmsg": "ok"}
             if path == "/cgi-bin/appchat/create":
@@ -198,6 +252,23 @@ class FakeWeChatApi:
         return {"errcode": 404, "errmsg": f"no {path}"}
 
     def _wecom_send(self, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+        if body["touser"] in self.gone:
+            return {"errcode": 81013, "errmsg": "user & party & tag all invalid"}
+        extra: dict[str, Any] = {}
+        if body["msgtype"] == "template_card":
+            c = body["template_card"]
+            task = str(c.get("task_id", ""))
+            if task in self.task_ids:
+                self.refused.append((body["touser"], 42014))
+                return {"errcode": 42014, "errmsg": "task_id exist"}
+            if len(c.get("sub_title_text", "")) > SUB_TITLE_LIMIT:
+                self.refused.append((body["touser"], 40058))
+                return {"errcode": 40058, "errmsg": "sub_title_text exceed max length"}
+            self.task_ids.add(task)
+            if c.get("card_type") == "button_interaction":
+                code = f"rc{len(self.response_codes) + len(self.task_ids)}-{task}"
+                self.response_codes[code] = (body["touser"], now)
+                extra["response_code"] = code
         msg = Sent(body["touser"], body["msgtype"], body, now)
         times = self._per_member[msg.to]
         last_min = [t for t in times if t > now - timedelta(minutes=1)]
@@ -207,4 +278,5 @@ class FakeWeChatApi:
         else:
             times.append(now)
             self.sent.append(msg)
-        return {"errcode": 0, "errmsg": "ok", "msgid": f"w{len(self.sent) + len(self.dropped)}"}
+        return {"errcode": 0, "errmsg": "ok", "msgid": f"w{len(self.sent) + len(self.dropped)}",
+                **extra}

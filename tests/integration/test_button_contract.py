@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from bot.handlers.wechat.outbox_loop import Row
 
 from bot.handlers.button_keys import decode
 from bot.handlers.telegram import callback
 from bot.handlers.telegram.parts import buttons_from_actions, keyboard_rows
 from bot.handlers.web import sender as web_sender
-from bot.handlers.wechat.outbox_loop import Row
 from bot.handlers.wechat.sender import WeChatSender
 from bot.handlers.wecom.sender import card
 from core.clock import FakeClock

@@ -15,9 +15,9 @@ from sqlmodel import Session
 from telegram.error import RetryAfter
 
 from bot.dispatch import process, record_unparsed
+from bot.dispatcher.loop import Done, Later, Outcome, Row, Stats, pass_once
 from bot.flows.types import Inbound
 from bot.handlers.telegram.api import TelegramApi
-from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Row, Stats, pass_once
 from core import deliveries, outbox
 from core.cases.lists import CASES, overdue_clause
 from core.clock import FakeClock

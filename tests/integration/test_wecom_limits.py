@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from bot.handlers.wechat.outbox_loop import Stats, pass_once
+from bot.dispatcher.loop import Stats, pass_once
 from bot.handlers.wecom.sender import WeComSender
 from core.clock import FakeClock
 from core.db import session_scope

@@ -46,12 +46,9 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
     "core/ops.py": frozenset({"alert_text", "recovery_text"}),  # moved by notify
 }
 
-# Handler → another platform's handler imports that stay until the one outbox dispatcher
-# replaces the per-platform senders.
-CROSS_ALLOWED: frozenset[tuple[str, str]] = frozenset({
-    ("bot/handlers/wecom/sender.py", "bot.handlers.wechat.outbox_loop"),  # dispatch removes
-    ("bot/handlers/wechat/runtime.py", "bot.handlers.wecom.sender"),  # dispatch removes
-})
+# Handler → another platform's handler imports allowed (none: the one outbox dispatcher in
+# bot/dispatcher/ replaced the per-platform loops).
+CROSS_ALLOWED: frozenset[tuple[str, str]] = frozenset()
 
 ERROR_TYPES = {"DomainError", "NotFound", "PermissionDenied", "InvalidInput", "Conflict",
                "StaleAction", "InvalidTransition", "MediaRejected", "MediaStoreUnavailable",

@@ -32,6 +32,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    InputMediaPhoto,
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyParameters,
@@ -212,6 +213,25 @@ class TelegramApi:
                                                caption=caption or None, reply_markup=markup,
                                                reply_parameters=self._reply(reply_to))
         return msg.message_id
+
+    async def send_voice(self, chat_id: str | int, voice: Upload | str, *, caption: str = "",
+                         markup: Markup | None = None, reply_to: str | int | None = None) -> int:
+        """Send a voice note (an OGG/Opus upload, or a Telegram file_id) with a caption."""
+        with self._counted():
+            msg = await self.bot.send_voice(_chat(chat_id), self._input(voice),
+                                            caption=caption or None, reply_markup=markup,
+                                            reply_parameters=self._reply(reply_to))
+        return msg.message_id
+
+    async def send_album(self, chat_id: str | int, photos: Sequence[Upload | str], *,
+                         caption: str = "") -> list[int]:
+        """Send 2-10 photos as one media group (an album), the caption on the first; the
+        message ids Telegram gave them. An album carries no buttons."""
+        media = [InputMediaPhoto(self._input(p), caption=(caption or None) if i == 0 else None)
+                 for i, p in enumerate(photos)]
+        with self._counted(len(media)):
+            msgs = await self.bot.send_media_group(_chat(chat_id), media)
+        return [m.message_id for m in msgs]
 
     async def send(self, chat_id: str | int, text: str, *, buttons: Sequence[Button] = (),
                    reply_to: str | int | None = None, request_contact: bool = False,

@@ -11,9 +11,12 @@ What each answer means for a row:
   queue are deferred by `retry_after` without counting an attempt: a storm loses nothing;
 - 5xx, a dropped connection, a timeout → `mark_failed` (retried with backoff; dead after
   max_attempts), and the recipient's later rows wait behind it to keep their order;
-- 403 (blocked, kicked) → the identity is flagged unreachable and `on_unreachable` tells the
-  next tier about the cases the person holds; the row is dead ("undeliverable") unless another
-  identity got it (sent) or another platform can still reach the person (given back);
+- 403 (blocked, kicked) → the identity is flagged unreachable; when no configured platform
+  reaches the person any more, core hears of it (`on_unreachable`: the next tier learns of
+  the cases they hold) and the row is given up as "unreachable: …" (it goes out again when
+  they write); sent if another identity got it, given back if another platform still can;
+- 400 with `migrate_to_chat_id` (a group became a supergroup) → the binding moves to the new
+  id and the row goes again at once;
 - 400 → dead with Telegram's reason (nothing a retry could fix);
 - a wrong token → everything pauses for a minute and the row is given back.
 
@@ -38,17 +41,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     InvalidToken,
     RetryAfter,
     TelegramError,
 )
 
+from bot.dispatcher.reach import chat_gone, still_reachable
+from bot.dispatcher.recipients import destinations
 from bot.handlers.telegram.api import (
     Markup,
     TelegramApi,
@@ -68,19 +73,15 @@ from bot.handlers.telegram.jobs import (
 from bot.handlers.telegram.parts import Part, buttons_from_actions, plan
 from bot.handlers.telegram.ratelimit import RateLimiter
 from core import deliveries
-from core.cases.unreachable import mark_unreachable, on_unreachable, reachable_anywhere
 from core.clock import Clock, as_utc
 from core.db import write_session
 from core.errors import DomainError
-from core.hierarchy.model import ChatBinding, ChatIdentity
 from core.outbox import OutboxMessage, OutboxStatus, mark_failed, mark_sent
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
-CB: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
 
 
 class JobDelivery:
@@ -94,6 +95,7 @@ class JobDelivery:
     limiter: RateLimiter
     media: MediaSource
     stats: SenderStats
+    configured: frozenset[str] | None  # the platforms the deployment runs (None: any)
     _calls: set[asyncio.Future[Any]]
 
     # ---- one row ----------------------------------------------------------------------------
@@ -122,11 +124,12 @@ class JobDelivery:
             await self._undeliverable(job, "no reachable Telegram chat")
             return None
         photo, document = job.options.get("photo"), job.options.get("document")
+        voice = job.options.get("voice")
         try:
-            parts = plan(job.text, photo=photo, document=document)
+            parts = plan(job.text, photo=photo, document=document, voice=voice)
             media = None
-            if photo or document:
-                media = await asyncio.to_thread(self.media, str(photo or document))
+            if photo or document or voice:
+                media = await asyncio.to_thread(self.media, str(photo or voice or document))
                 if isinstance(media, Upload) and job.options.get("filename"):
                     media = Upload(str(job.options["filename"]), media.data)
         except (ValueError, OSError, DomainError) as e:
@@ -158,6 +161,9 @@ class JobDelivery:
                     if dest.identity:
                         await self._unreachable(dest.chat_id)
                     break
+                except ChatMigrated as e:
+                    # The group became a supergroup: its binding follows, the row goes again.
+                    return await self._migrated(job, dest.chat_id, str(e.new_chat_id))
                 except BadRequest as e:
                     problems.append(f"{dest.chat_id}: {e.message}")
                     break
@@ -182,24 +188,21 @@ class JobDelivery:
 
     def _resolve(self, session: Session, job: Job) -> tuple[list[Dest], set[tuple[str, int]]]:
         """The Telegram chats of a row's recipient and the parts already delivered."""
-        if job.person_id is not None:
-            ids = session.execute(
-                sa.select(CI.c.external_id).where(
-                    CI.c.person_id == job.person_id, CI.c.platform == PLATFORM,
-                    CI.c.unreachable.is_(False)).order_by(CI.c.id)
-            ).scalars()
-            dests = [Dest(str(x), identity=True) for x in ids]
-        elif job.chat_binding_id is not None:
-            row = session.execute(
-                sa.select(CB.c.chat_id, CB.c.platform).where(CB.c.id == job.chat_binding_id)
-            ).first()
-            dests = [Dest(str(row.chat_id), identity=False)] if row and row.platform == PLATFORM \
-                else []
-        elif job.platform == PLATFORM and job.address:
-            dests = [Dest(str(job.address), identity=False)]
-        else:
-            dests = []
+        dests = destinations(session, platform=PLATFORM, row=job)
         return dests, deliveries.delivered_parts(session, outbox_id=job.id)
+
+    async def _migrated(self, job: Job, old: str, new: str) -> datetime:
+        """A group upgraded to a supergroup answers with its new id: rebind, send again."""
+        log.info("Telegram chat %s moved to %s; binding follows", old, new)
+        now = self.clock.now()
+
+        def move(s: Session) -> None:
+            deliveries.chat_moved(s, platform=PLATFORM, old=old, new=new)
+            deliveries.defer(s, message_ids=[job.id], until=now, note=f"chat moved to {new}")
+
+        await self._db(move)
+        self.stats.rows_deferred += 1
+        return now
 
     async def _send(self, job: Job, dest: Dest, index: int, part: Part,
                     media: Upload | str | None, markup: Markup | None,
@@ -219,6 +222,9 @@ class JobDelivery:
         try:
             if part.kind == "photo" and media is not None:
                 mid = await self.api.send_photo(dest.chat_id, media, caption=part.text,
+                                                markup=markup, reply_to=reply_to)
+            elif part.kind == "voice" and media is not None:
+                mid = await self.api.send_voice(dest.chat_id, media, caption=part.text,
                                                 markup=markup, reply_to=reply_to)
             elif part.kind == "document" and media is not None:
                 mid = await self.api.send_document(dest.chat_id, media, caption=part.text,
@@ -258,6 +264,11 @@ class JobDelivery:
                                                        caption=card.part_type != "text")
             except RetryAfter as e:
                 return await self._defer(job, card.chat_id, retry_seconds(e))
+            except ChatMigrated as e:
+                # The old group's cards cannot be edited any more; its binding follows.
+                await self._db(lambda s, o=card.chat_id, n=str(e.new_chat_id):  # type: ignore[misc]
+                               deliveries.chat_moved(s, platform=PLATFORM, old=o, new=n))
+                continue
             except (BadRequest, Forbidden) as e:
                 # Deleted, too old to edit, or the chat is gone: a retry cannot fix it.
                 log.info("card %s/%s of case %s forgotten: %s", card.chat_id, card.message_id,
@@ -315,18 +326,23 @@ class JobDelivery:
         """No Telegram chat took the row: another platform's turn if one still reaches the
         person, else dead."""
         if job.person_id is not None:
-            pid = job.person_id
-            if await self._db(lambda s: reachable_anywhere(s, person_id=pid)):
+            pid, on = job.person_id, self.configured
+            if await self._db(lambda s: still_reachable(s, person_id=pid, configured=on)):
                 await self._db(lambda s: deliveries.release(s, message_ids=[job.id]))
                 self.stats.rows_released += 1
                 return
+            # Nobody can reach them now: their next message brings the row back.
+            now = self.clock.now()
+            await self._db(lambda s: deliveries.give_up_unreachable(
+                s, message_ids=[job.id], now=now, why=why))
+            self.stats.rows_dead += 1
+            return
         await self._dead(job, f"undeliverable: {why}")
 
     async def _unreachable(self, chat_id: str) -> None:
         def flag(s: Session) -> None:
-            pid = mark_unreachable(s, platform=PLATFORM, external_id=chat_id)
-            if pid is not None:
-                on_unreachable(s, person_id=pid, clock=self.clock, settings=self.settings)
+            chat_gone(s, platform=PLATFORM, chat_id=chat_id, clock=self.clock,
+                      settings=self.settings, configured=self.configured)
 
         await self._db(flag)
         self.stats.unreachable += 1

@@ -33,6 +33,7 @@ def handle_body(c: Container, body: bytes) -> None:
         log.warning("telegram: body is not JSON (%s)", exc)
         return
     update_id = str(data.get("update_id")) if isinstance(data, dict) else "?"
+    follow_migration(c, data)
     try:
         inbound = parse_update(data, now=now, bot_username=c.settings.telegram_bot_username)
     except Unparseable as exc:
@@ -50,6 +51,20 @@ def handle_body(c: Container, body: bytes) -> None:
     inbound = fetch_spreadsheets(c, inbound, data)
     process(c.engine, inbound=inbound, payload=data, clock=c.clock, settings=c.settings,
             counters=c.counters)
+
+
+def follow_migration(c: Container, data: Any) -> None:
+    """A group upgraded to a supergroup says so (`migrate_to_chat_id`): its binding follows."""
+    msg = data.get("message") if isinstance(data, dict) else None
+    new = msg.get("migrate_to_chat_id") if isinstance(msg, dict) else None
+    old = (msg.get("chat") or {}).get("id") if isinstance(msg, dict) else None
+    if isinstance(new, int) and isinstance(old, int):
+        from core.db import write_session
+        from core.deliveries import chat_moved
+
+        with write_session(c.engine) as s:
+            chat_moved(s, platform="telegram", old=str(old), new=str(new))
+        log.info("telegram: chat %s moved to %s", old, new)
 
 
 def not_json(name: str) -> Any:

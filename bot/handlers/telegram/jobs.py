@@ -10,17 +10,18 @@ crosses threads (claimed in a DB worker thread, delivered on the event loop), he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from bot.dispatcher.recipients import Dest
+from bot.dispatcher.rows import CARD_KINDS, Row
 from bot.handlers.telegram.api import Upload
-from core import deliveries
 from core.media.store import MediaStore
-from core.outbox import OutboxMessage
+
+__all__ = ["CARD_KINDS", "PLATFORM", "Dest", "Job", "MediaSource", "SenderStats", "StoreMedia"]
 
 PLATFORM = "telegram"
-# Messages that present a case to its holder or its tier chat are cards whose state edits
-# follow the case, whether or not the row says `options.card` (core's drafts do not yet).
-CARD_KINDS = frozenset({"new_case", "mirror"})
+# One row type for every transport (bot/dispatcher/rows.py): a Telegram job is that row.
+Job = Row
 
 
 class MediaSource(Protocol):
@@ -40,45 +41,6 @@ class StoreMedia:
         if ref.startswith("telegram:"):
             return ref.removeprefix("telegram:")
         return Upload(ref.rsplit("/", 1)[-1], self.store.open(ref))
-
-
-@dataclass(frozen=True)
-class Job:
-    """An outbox row as the sender needs it (plain data: it crosses threads)."""
-
-    id: int
-    kind: str
-    text: str
-    person_id: int | None
-    chat_binding_id: int | None
-    platform: str | None
-    address: str | None
-    case_id: int | None
-    actions: tuple[dict[str, Any], ...]
-    options: dict[str, Any]
-
-    @classmethod
-    def of(cls, row: OutboxMessage) -> Job:
-        assert row.id is not None
-        return cls(row.id, row.kind, row.text, row.person_id, row.chat_binding_id, row.platform,
-                   row.address, row.case_id, tuple(row.actions or ()), dict(row.options or {}))
-
-    @property
-    def key(self) -> str:
-        """Rows with the same key go out in order, one at a time."""
-        if self.kind == deliveries.CARD_UPDATE and self.case_id is not None:
-            return f"card:{self.case_id}"
-        if self.person_id is not None:
-            return f"person:{self.person_id}"
-        if self.chat_binding_id is not None:
-            return f"binding:{self.chat_binding_id}"
-        return f"chat:{self.address}"
-
-
-@dataclass(frozen=True)
-class Dest:
-    chat_id: str
-    identity: bool  # a person's private chat: a 403 makes the identity unreachable
 
 
 @dataclass

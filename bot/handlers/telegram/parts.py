@@ -74,10 +74,12 @@ class Part:
     last: bool = False  # carries the buttons or the contact keyboard
 
 
-def plan(text: str, *, photo: str | None = None, document: str | None = None) -> list[Part]:
-    """The messages one outbox row becomes: media with a caption of at most 1024, the rest of
-    the text after it in messages of at most 4096."""
-    media_kind, media = ("photo", photo) if photo else ("document", document)
+def plan(text: str, *, photo: str | None = None, document: str | None = None,
+         voice: str | None = None) -> list[Part]:
+    """The messages one outbox row becomes: media (a photo, a file or a voice note) with a
+    caption of at most 1024, the rest of the text after it in messages of at most 4096."""
+    media_kind, media = (("photo", photo) if photo else ("voice", voice) if voice
+                         else ("document", document))
     pieces: list[tuple[str, str, str | None]] = []
     if media:
         caption = split_text(text, CAPTION_LIMIT)[0] if text.strip() else ""

@@ -13,6 +13,10 @@ When Telegram answers 429 anyway (another process sends with the same token, or 
 busy), `too_many` pauses that chat for `retry_after`; a second chat told 429 while the first
 pause runs means the limit is not the chat's, and everything pauses.
 
+With several workers sending with one token, `share` books every message in buckets they all
+see (core/ratebucket.py): the token's global rate, and each chat's own (1 a second into a
+chat, 20 a minute into a group), so two workers writing into one chat together keep its limit.
+
 Time comes from a `Timer` (monotonic seconds and an async sleep), so tests run on virtual time
 that the fake server shares, and nothing sleeps through a rate window for real.
 """
@@ -97,19 +101,21 @@ class RateLimiter:
         self.waited = 0.0  # seconds spent waiting, in all (for metrics and benches)
         self.paused_globally = 0  # how often a 429 paused everything
         self._shared: tuple[RateStore, str, float] | None = None
+        self._fraction = 1.0
 
     def share(self, store: RateStore, *, key: str, fraction: float = 5 / 6) -> None:
-        """Keep the global rate across every process sending with this token too: each
-        message also books a slot in `store`'s bucket `key` (core/ratebucket.py) at
-        `fraction` of the global rate, a margin for the jitter between booking and Telegram's
-        stamp, which the shared bucket (unlike this limiter's own windows) cannot see."""
+        """Keep the limits across every process sending with this token too: each message
+        also books a slot in `store`'s bucket `key` (core/ratebucket.py) and in its chat's
+        bucket (`<token hash>:chat:<id>`), at `fraction` of each rate, a margin for the
+        jitter between booking and Telegram's stamp, which the shared buckets (unlike this
+        limiter's own windows) cannot see."""
         lim = self.limits
         self._shared = (store, key, lim.global_count / lim.global_window * fraction)
+        self._fraction = fraction
 
-    async def _shared_slot(self) -> None:
-        if self._shared is None:
-            return
-        store, key, rate = self._shared
+    async def _reserve(self, key: str, rate: float) -> None:
+        assert self._shared is not None
+        store = self._shared[0]
         try:
             wait = await asyncio.to_thread(store.reserve, key=key, rate=rate)
         except Exception as exc:  # the shared store is down: this process's own limits hold
@@ -118,6 +124,23 @@ class RateLimiter:
         if wait > 0:
             self.waited += wait
             await self.timer.sleep(wait)
+
+    async def _shared_slot(self) -> None:
+        if self._shared is not None:
+            _, key, rate = self._shared
+            await self._reserve(key, rate)
+
+    async def _shared_chat_slot(self, chat_id: str) -> None:
+        """Book the chat's own rate where every worker sees it: one a second, and in a group
+        20 a minute (one every 3 s: a shared bucket cannot see a sliding window's burst)."""
+        if self._shared is None:
+            return
+        lim = self.limits
+        rate = 1.0 / lim.chat_interval
+        if is_group(chat_id):
+            rate = min(rate, lim.group_count / lim.group_window)
+        token_hash = self._shared[1].partition(":")[0]
+        await self._reserve(f"{token_hash}:chat:{chat_id}", rate * self._fraction)
 
     @property
     def in_flight(self) -> int:
@@ -188,6 +211,9 @@ class RateLimiter:
                 self.waited += wait
                 await self.timer.sleep(wait)
                 continue
+            # Other workers may write into this chat too: wait for its shared slot first
+            # (outside the turn, so that a busy chat does not hold back the others).
+            await self._shared_chat_slot(chat_id)
             async with self._turn:
                 while True:
                     gwait = self._global_wait(self.timer.monotonic())
@@ -209,29 +235,30 @@ class RateLimiter:
                         raise
                     return
 
-    def release(self, chat_id: str) -> None:
-        """The request into `chat_id` has completed (whatever its answer)."""
+    def release(self, chat_id: str, count: int = 1) -> None:
+        """The request into `chat_id` has completed (whatever its answer); it carried `count`
+        messages (an album carries several)."""
         chat_id = str(chat_id)
         now = self.timer.monotonic()
         self._in_flight -= 1
-        self._window.append(now)
+        self._window.extend([now] * count)
         chat = self._chat(chat_id)
         chat.busy = False
         chat.last_done = now
         if is_group(chat_id):
-            chat.window.append(now)
+            chat.window.extend([now] * count)
         if self._completed is not None:
             self._completed.set()
             self._completed = None
 
     @asynccontextmanager
-    async def slot(self, chat_id: str | int) -> AsyncIterator[None]:
-        """`async with limiter.slot(chat): await api.send(...)`."""
+    async def slot(self, chat_id: str | int, count: int = 1) -> AsyncIterator[None]:
+        """`async with limiter.slot(chat): await api.send(...)` (`count`: messages sent)."""
         await self.acquire(str(chat_id))
         try:
             yield
         finally:
-            self.release(str(chat_id))
+            self.release(str(chat_id), count)
 
     def too_many(self, chat_id: str | int, retry_after: float) -> None:
         """Telegram said 429: pause the chat, or everything when the limit is not the chat's."""

@@ -81,7 +81,8 @@ def share_rate_limit(api: TelegramApi, c: Container) -> None:
         api.limiter.share(store, key=token_key(token.get_secret_value(), "global"))
 
 
-def start_telegram(c: Container, *, polling: bool) -> Callable[[], Awaitable[None]]:
+def start_telegram(c: Container, *, polling: bool, configured: frozenset[str] | None = None
+                   ) -> Callable[[], Awaitable[None]]:
     """Start Telegram's tasks; returns the coroutine function that stops them."""
     stop = asyncio.Event()
     api = TelegramApi.from_settings(c.settings, counters=c.counters)
@@ -101,7 +102,7 @@ def start_telegram(c: Container, *, polling: bool) -> Callable[[], Awaitable[Non
     tasks = [
         asyncio.create_task(boot()),
         asyncio.create_task(run_sender(engine=c.engine, settings=c.settings, stop=stop,
-                                       clock=c.clock, api=api)),
+                                       clock=c.clock, api=api, configured=configured)),
         asyncio.create_task(run_fetcher(c.engine, platform="telegram", download=download,
                                         settings=c.settings, clock=c.clock, stop=stop)),
     ]

@@ -41,8 +41,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from telegram.error import TelegramError
 
+from bot.handlers.telegram.album import AlbumDelivery, album_of
 from bot.handlers.telegram.api import TelegramApi
-from bot.handlers.telegram.delivery import JobDelivery
 from bot.handlers.telegram.jobs import (
     CARD_KINDS,
     PLATFORM,
@@ -72,14 +72,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class TelegramSender(JobDelivery):
+class TelegramSender(AlbumDelivery):
     """Drains the outbox to Telegram; `run(stop)` in a server, `drain()` in tests and benches."""
 
     def __init__(self, *, engine: Engine, api: TelegramApi, settings: Settings,
                  clock: Clock | None = None, media: MediaSource | None = None,
                  batch: int = 100, max_held: int = 1000,
-                 lease: timedelta = timedelta(minutes=5), idle: float = 0.5) -> None:
+                 lease: timedelta = timedelta(minutes=5), idle: float = 0.5,
+                 configured: frozenset[str] | None = None) -> None:
         self.engine = engine
+        self.configured = configured
         self.api = api
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -202,16 +204,19 @@ class TelegramSender(JobDelivery):
         try:
             while queue and not self._stopping:
                 job = queue[0]
+                album = album_of(queue)
                 try:
-                    until = await self._deliver(job)
+                    until = await (self._deliver_album(album) if album else self._deliver(job))
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # a bug or the database: keep the sender alive
                     log.exception("outbox row %s failed", job.id)
                     self.stats.errors.append(f"row {job.id}: {e!r}")
                     until = await self._fail(job, f"sender error: {e!r}")
-                queue.popleft()
-                self._held.pop(job.id, None)
+                    album = []  # the rest of an album goes on without this row
+                for _ in album or [job]:
+                    done = queue.popleft()
+                    self._held.pop(done.id, None)
                 if until is not None and queue:
                     # Later rows for the same recipient wait behind this one: order is kept.
                     # Taken off the queue before the await: rows claimed meanwhile join behind.
@@ -229,7 +234,8 @@ class TelegramSender(JobDelivery):
 
 async def run_sender(*, engine: Engine, settings: Settings, stop: asyncio.Event,
                      clock: Clock | None = None, api: TelegramApi | None = None,
-                     media: MediaSource | None = None) -> None:
+                     media: MediaSource | None = None,
+                     configured: frozenset[str] | None = None) -> None:
     """Drain the outbox to Telegram until `stop` is set: run it as a task in the FastAPI
     lifespan (`asyncio.create_task(run_sender(...))`, then `stop.set()` and await it)."""
     own = api is None
@@ -246,7 +252,8 @@ async def run_sender(*, engine: Engine, settings: Settings, stop: asyncio.Event,
     try:
         if not stop.is_set():
             sender = TelegramSender(engine=engine, api=api, settings=settings, clock=clock,
-                                    media=media, lease=settings.outbox_lease)
+                                    media=media, lease=settings.outbox_lease,
+                                    configured=configured)
             await sender.run(stop)
     finally:
         if own:

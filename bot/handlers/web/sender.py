@@ -15,25 +15,22 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.dispatcher.reach import still_reachable
+from bot.dispatcher.recipients import destinations
+from bot.dispatcher.rows import Row
 from bot.handlers.buttons import with_arg
 from core import deliveries, web_sessions
 from core.clock import Clock
 from core.db import write_session
-from core.hierarchy.model import ChatBinding, ChatIdentity
 from core.outbox import OutboxMessage, mark_failed, mark_sent
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "web"
-# Messages that present a case to its holder are cards whose later edits follow the case.
-CARD_KINDS = frozenset({"new_case", "mirror"})
 PAGE_OPTIONS = ("photo", "document", "request_contact", "reply_to_message_id", "filename")
-CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
-CB: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
 
 
 class Hub:
@@ -53,21 +50,8 @@ class Hub:
             await asyncio.wait_for(self._changed.wait(), timeout)
 
 
-def destinations(session: Session, row: OutboxMessage) -> list[str]:
-    """The web chats a row goes to."""
-    if row.person_id is not None:
-        ids = session.execute(sa.select(CI.c.external_id).where(
-            CI.c.person_id == row.person_id, CI.c.platform == PLATFORM,
-            CI.c.unreachable.is_(False)).order_by(CI.c.id)).scalars().all()
-        return [str(i) for i in ids]
-    if row.chat_binding_id is not None:
-        chat = session.execute(sa.select(CB.c.chat_id).where(
-            CB.c.id == row.chat_binding_id, CB.c.platform == PLATFORM)).scalar_one_or_none()
-        return [str(chat)] if chat else []
-    return [row.address] if row.address and row.platform == PLATFORM else []
-
-
-def _deliver(session: Session, row: OutboxMessage, now: datetime) -> None:
+def _deliver(session: Session, row: OutboxMessage, now: datetime,
+             configured: frozenset[str] | None = None) -> None:
     assert row.id is not None
     opts: dict[str, Any] = dict(row.options or {})
     # The page sends `arg` back: every button carries its argument there (the stars too).
@@ -85,12 +69,19 @@ def _deliver(session: Session, row: OutboxMessage, now: datetime) -> None:
         # The page has no toasts; the flow says what happened in the chat as well.
         mark_sent(session, message_id=row.id, now=now)
         return
-    dests = destinations(session, row)
+    plain = Row.of(row)
+    dests = [d.chat_id for d in destinations(session, platform=PLATFORM, row=plain)]
     if not dests:
-        mark_failed(session, message_id=row.id, now=now, error="no reachable web chat",
-                    permanent=True)
+        if row.person_id is None:
+            mark_failed(session, message_id=row.id, now=now, error="no reachable web chat",
+                        permanent=True)
+        elif still_reachable(session, person_id=row.person_id, configured=configured):
+            deliveries.release(session, message_ids=[row.id])  # another platform's turn
+        else:
+            deliveries.give_up_unreachable(session, message_ids=[row.id], now=now,
+                                           why="no reachable web chat")
         return
-    is_card = bool(opts.get("card")) or row.kind in CARD_KINDS
+    is_card = plain.is_card
     page = {k: opts[k] for k in PAGE_OPTIONS if opts.get(k)}
     if is_card:
         page["card"] = True
@@ -107,7 +98,8 @@ def _deliver(session: Session, row: OutboxMessage, now: datetime) -> None:
     mark_sent(session, message_id=row.id, now=now)
 
 
-def deliver_pending(engine: Engine, *, clock: Clock, limit: int = 200) -> int:
+def deliver_pending(engine: Engine, *, clock: Clock, limit: int = 200,
+                    configured: frozenset[str] | None = None) -> int:
     """Turn due web rows into chat lines; how many rows were handled."""
     with write_session(engine) as session:
         now = clock.now()
@@ -119,7 +111,7 @@ def deliver_pending(engine: Engine, *, clock: Clock, limit: int = 200) -> int:
         for row in rows:
             try:
                 with session.begin_nested():
-                    _deliver(session, row, now)
+                    _deliver(session, row, now, configured)
             except Exception as exc:  # a bug in one row must not hold back the others
                 log.exception("web outbox row %s failed", row.id)
                 assert row.id is not None
@@ -128,11 +120,12 @@ def deliver_pending(engine: Engine, *, clock: Clock, limit: int = 200) -> int:
 
 
 async def run(engine: Engine, *, clock: Clock, hub: Hub, stop: asyncio.Event,
-              idle: float = 0.5) -> None:
+              idle: float = 0.5, configured: frozenset[str] | None = None) -> None:
     """Deliver until `stop` is set (a lifespan task); wakes early when the hub is notified."""
     while not stop.is_set():
         try:
-            n = await asyncio.to_thread(deliver_pending, engine, clock=clock)
+            n = await asyncio.to_thread(deliver_pending, engine, clock=clock,
+                                        configured=configured)
         except Exception:
             log.exception("web sender pass failed; retrying")
             n = 0

@@ -4,6 +4,13 @@ template messages outside it (for the notices that have a `WECHAT_TEMPLATE_*`), 
 Buttons become a customer-service message menu (msgmenu): a tap comes back as a text message
 with `bizmsgmenuid`, which parse.py turns into a Press. Press acknowledgements (toasts) and
 card edits have no OA equivalent and are marked sent without a call.
+
+The OA allows 5 customer-service messages per message of the user (45047 after that), so the
+queue is planned for what matters: a notice that the case moved on (`HOP_KINDS`) is folded
+into a later one for the same case when one waits, and leaves the last `RESERVED` messages
+of the quota to answers and "fixed?" questions (it is then dropped: the answer that follows
+says more, and /my shows where the case is). An answer or a question that meets 45047 goes
+as a template message, as outside the window (45015).
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
+from bot.dispatcher.loop import Done, Gone, Later, Outcome, Retry
+from bot.dispatcher.reach import gone
+from bot.dispatcher.recipients import destinations
+from bot.dispatcher.rows import Row
 from bot.handlers.button_keys import encode
 from bot.handlers.buttons import press_arg
 from bot.handlers.tencent_clients import OAClient
-from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Retry, Row, destinations, gone
 from core import deliveries
 from core.clock import Clock
 from core.db import write_session
@@ -29,6 +39,11 @@ log = logging.getLogger(__name__)
 PLATFORM = "wechat"
 WINDOW = timedelta(hours=48)
 OUT_OF_WINDOW = 45015  # "response out of time limit": the 48-hour window has closed
+OUT_OF_COUNT = 45047  # "out of response count limit": 5 messages per message of the user
+CS_QUOTA = 5
+RESERVED = 2  # of the quota, kept for answers and "fixed?" questions
+# Notices that a case moved on (a hop up the tree, a whistle, a new holder).
+HOP_KINDS = frozenset({"progress", "escalated", "whistled", "reassigned", "hop"})
 GONE = {43004, 40003}  # unsubscribed, or not one of our followers
 MENU: dict[str, Any] = {"button": [
     {"type": "click", "name": "我要反映", "key": "report"},
@@ -54,8 +69,10 @@ class WeChatSender:
     platform = PLATFORM
 
     def __init__(self, *, engine: Engine, settings: Settings, clock: Clock,
-                 client: OAClient | None = None) -> None:
+                 client: OAClient | None = None,
+                 configured: frozenset[str] | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
+        self.configured = configured
         self.client = client or OAClient(settings=settings, engine=engine, clock=clock)
 
     def create_menu(self) -> None:
@@ -68,15 +85,28 @@ class WeChatSender:
             return Done()
         if row.options.get("answer_press") or row.kind == deliveries.CARD_UPDATE:
             return Done()
+        hop = row.kind in HOP_KINDS
         with write_session(self.engine) as s:
-            dests, _ = destinations(s, platform=PLATFORM, row=row)
+            dests = [d.chat_id for d in destinations(s, platform=PLATFORM, row=row)]
             done = {c for c, _ in deliveries.delivered_parts(s, outbox_id=row.id)}
             seen = {d: last_seen(s, platform=PLATFORM, external_id=d) for d in dests}
+            used = {d: deliveries.sent_since(s, platform=PLATFORM, chat_id=d, since=at,
+                                             part_type="custom")
+                    for d, at in seen.items() if at is not None}
+            folded = hop and row.person_id is not None and row.case_id is not None and \
+                deliveries.newer_pending(s, row_id=row.id, person_id=row.person_id,
+                                         case_id=row.case_id, kinds=HOP_KINDS)
         if not dests:
-            return Retry("no reachable WeChat account", permanent=True)
+            return Gone("no reachable WeChat account")
+        if folded:
+            return Done()  # a later notice for the same case says where it is now
         now = self.clock.now()
+        lost = 0  # chats that said their person is gone
         for openid in dests:
             if openid in done:
+                continue
+            if hop and used.get(openid, 0) >= CS_QUOTA - RESERVED:
+                log.info("row %s: hop notice dropped, the OA quota is kept for answers", row.id)
                 continue
             try:
                 # WeChat is the judge of the window (45015); a window we know closed saves a
@@ -92,11 +122,19 @@ class WeChatSender:
                 code = getattr(exc, "errcode", None)
                 if code in GONE:
                     gone(self.engine, platform=PLATFORM, chat_id=openid, clock=self.clock,
-                         settings=self.settings)
+                         settings=self.settings, configured=self.configured)
+                    lost += 1
                     continue
-                if not isinstance(exc, OutsideWindow) and code != OUT_OF_WINDOW:
+                spent = code == OUT_OF_COUNT
+                if not (spent or isinstance(exc, OutsideWindow) or code == OUT_OF_WINDOW):
                     return Retry(f"WeChat {code}: {getattr(exc, 'errmsg', exc)}")
+                if spent and hop:
+                    continue  # not worth a template: the answer will follow
                 template = template_for(self.settings, row.kind)
+                if template is None and spent:
+                    # The next message of the resident opens a new quota.
+                    return Later(now + timedelta(minutes=30),
+                                 "45047: the customer-service quota is spent")
                 if template is None:
                     return Retry("outside the 48-hour window and no template for "
                                  f"{row.kind!r}", permanent=True)
@@ -106,6 +144,8 @@ class WeChatSender:
                                            chat_id=openid, message_id=msg_id, kind=row.kind,
                                            now=self.clock.now(), part_type=how,
                                            case_id=row.case_id)
+        if lost == len(dests):
+            return Gone("every chat of the person is gone")
         return Done()
 
     def _custom(self, openid: str, row: Row) -> str:

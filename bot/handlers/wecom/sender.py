@@ -6,6 +6,13 @@ so every message to a member first takes a slot in core.wecom_limits (shared by 
 reserved before the call so that two workers can never overspend it); a spent budget puts
 the row off until a slot frees. Messages pass `enable_duplicate_check`, so a row re-sent
 after a crash within half an hour is not shown twice.
+
+A card's `task_id` must be unique on the WeCom app for ever, across deployments and retries:
+it is `<deployment tag>-c<case>-r<row>-a<attempt>-<n>` (the tag is random, made once per
+database: core.deliveries.deployment_tag), so a second deployment on the same app, or a retry
+after a lost answer, never reuses one. The `response_code` that `message/send` answers for a
+button card is kept with its delivery: a `card_update` row spends it (once, within 72 h) to
+bring that copy of the card up to date (`message/update_template_card`).
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
+from bot.dispatcher.loop import Done, Gone, Later, Outcome, Retry
+from bot.dispatcher.reach import gone
+from bot.dispatcher.recipients import destinations
+from bot.dispatcher.rows import Row
 from bot.handlers.button_keys import encode
 from bot.handlers.buttons import press_arg
-from bot.handlers.wechat.outbox_loop import Done, Later, Outcome, Retry, Row, destinations, gone
 from bot.handlers.wecom.client import WeComClient
 from core import deliveries
-from core.clock import Clock
+from core.clock import Clock, as_utc
 from core.db import write_session
 from core.media.store import MediaStore
 from core.settings import Settings
@@ -33,21 +43,38 @@ PLATFORM = "wecom"
 GONE = {60111, 81013}  # no such member; none of the recipients can be reached
 DUPLICATE_CHECK = 1800  # seconds
 STYLE = {"accept": 1, "resolve": 1, "escalate": 2, "whistle": 3, "ask_more": 4}
+# WeCom's template_card limits (developer.work.weixin.qq.com/document/path/90236):
+# main_title.title 26 characters, main_title.desc 30, sub_title_text 112, a button's text
+# 10, 6 buttons, task_id 128 bytes of letters, digits and "_-@"; a response_code is good
+# for one update, within 72 hours.
+TITLE_LIMIT, DESC_LIMIT, SUB_TITLE_LIMIT, BUTTON_LIMIT, BUTTONS = 26, 30, 112, 10, 6
+TASK_ID_LIMIT = 128
+CODE_LIFETIME = timedelta(hours=72)
+TASK_ID_TAKEN = 42014
+HINT = "回复“#工单号 内容”即可答复居民。"
 
 
-def card(row: Row) -> dict[str, Any]:
-    """A button_interaction template card for a case message (at most 6 buttons)."""
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def card(row: Row, *, task_id: str) -> dict[str, Any]:
+    """A button_interaction template card for a case message, within WeCom's limits."""
     head = row.text.partition("\n")[0]
+    body = row.text.strip()
     return {
         "card_type": "button_interaction",
         "source": {"desc": "邻长制"},
-        "main_title": {"title": f"工单#{row.case_id}" if row.case_id else head[:26],
-                       "desc": head[:30]},
-        "sub_title_text": row.text[:480] + "\n回复“#工单号 内容”即可答复居民。",
-        "task_id": f"case{row.case_id or 0}-r{row.id}",
-        "button_list": [{"text": a["label"][:10], "style": STYLE.get(a["action"], 1),
+        "main_title": {"title": clip(f"工单#{row.case_id}" if row.case_id else head,
+                                     TITLE_LIMIT),
+                       "desc": clip(head, DESC_LIMIT)},
+        "sub_title_text": clip(body, SUB_TITLE_LIMIT - len(HINT) - 1) + "\n" + HINT,
+        "task_id": task_id[:TASK_ID_LIMIT],
+        "button_list": [{"text": clip(a["label"], BUTTON_LIMIT),
+                         "style": STYLE.get(a["action"], 1),
                          "key": encode(a["action"], a["case_id"], a["version"], press_arg(a))}
-                        for a in row.actions[:6]],
+                        for a in row.actions[:BUTTONS]],
     }
 
 
@@ -55,8 +82,11 @@ class WeComSender:
     platform = PLATFORM
 
     def __init__(self, *, engine: Engine, settings: Settings, clock: Clock,
-                 client: WeComClient | None = None) -> None:
+                 client: WeComClient | None = None,
+                 configured: frozenset[str] | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
+        self.configured = configured
+        self._tag: str | None = None
         self.client = client or WeComClient(settings=settings, engine=engine, clock=clock)
         self.store = MediaStore.from_settings(settings)
 
@@ -71,18 +101,21 @@ class WeComSender:
         if code:
             return self._update_card(row, str(code))
         if row.kind == deliveries.CARD_UPDATE:
-            # Without a fresh ResponseCode a sent card cannot be changed; the clicked card was
-            # updated when its press was acknowledged.
-            return Done()
+            return self._update_copies(row)
         with write_session(self.engine) as s:
-            dests, personal = destinations(s, platform=PLATFORM, row=row)
+            found = destinations(s, platform=PLATFORM, row=row)
             done = {c for c, _ in deliveries.delivered_parts(s, outbox_id=row.id)}
+            if self._tag is None:
+                self._tag = deliveries.deployment_tag(s, now=self.clock.now())
+        dests = [d.chat_id for d in found]
+        personal = any(d.identity for d in found)
         if not dests:
-            return Retry("no reachable WeCom account or chat", permanent=True)
+            return Gone("no reachable WeCom account or chat")
         if row.chat_binding_id is not None:
             return self._appchat(row, dests[0], done)
         now = self.clock.now()
-        for userid in dests:
+        lost = 0  # chats that said their person is gone
+        for n, userid in enumerate(dests):
             if userid in done:
                 continue
             photo = row.options.get("photo")
@@ -98,10 +131,19 @@ class WeComSender:
                     data = self.store.open(str(photo))
                     up = self.client.media.upload("image", ("photo.jpg", data))
                     self._send(userid, "image", {"media_id": up["media_id"]})
+                code = None
                 if row.actions:
-                    c = card(row)
-                    self._send(userid, "template_card", c)
+                    c = card(row, task_id=self._task_id(row, n))
                     msg_id, is_card = c["task_id"], True
+                    try:
+                        res = self._send(userid, "template_card", c)
+                    except WeChatClientException as exc:
+                        if exc.errcode != TASK_ID_TAKEN:
+                            raise
+                        # Our own id (the tag is this deployment's): an attempt whose outcome
+                        # was never recorded got through. It is delivered.
+                        res = {}
+                    code = res.get("response_code") or None
                 else:
                     res = self._send(userid, "text", {"content": row.text})
                     msg_id, is_card = str(res.get("msgid", "")), False
@@ -111,14 +153,46 @@ class WeComSender:
             except WeChatClientException as exc:
                 if exc.errcode in GONE and personal:
                     gone(self.engine, platform=PLATFORM, chat_id=userid, clock=self.clock,
-                         settings=self.settings)
+                         settings=self.settings, configured=self.configured)
+                    lost += 1
                     continue
                 return Retry(f"WeCom {exc.errcode}: {exc.errmsg}")
             with write_session(self.engine) as s:
                 deliveries.record_delivery(s, outbox_id=row.id, platform=PLATFORM,
                                            chat_id=userid, message_id=msg_id or f"r{row.id}",
                                            kind=row.kind, now=self.clock.now(),
-                                           case_id=row.case_id, is_card=is_card)
+                                           case_id=row.case_id, is_card=is_card,
+                                           response_code=code)
+        if lost == len(dests):
+            return Gone("every chat of the person is gone")
+        return Done()
+
+    def _task_id(self, row: Row, n: int) -> str:
+        """Unique on the app: this deployment's tag, the case, the row, the attempt, the copy."""
+        return f"{self._tag}-c{row.case_id or 0}-r{row.id}-a{row.attempts + 1}-{n}"
+
+    def _update_copies(self, row: Row) -> Outcome:
+        """Bring every WeCom copy of the case's card up to date whose code is still good."""
+        assert row.case_id is not None
+        now = self.clock.now()
+        with write_session(self.engine) as s:
+            cards = deliveries.card_messages(s, row.case_id, platform=PLATFORM,
+                                             person_id=row.person_id,
+                                             chat_binding_id=row.chat_binding_id)
+        for n, c in enumerate(cards):
+            if not c.response_code or c.sent_at is None or \
+                    as_utc(c.sent_at) + CODE_LIFETIME <= now:
+                continue
+            fresh = card(row, task_id=f"{self._task_id(row, n)}-u")
+            try:
+                self.client.post("message/update_template_card", data={
+                    "userids": [c.chat_id], "agentid": self.client.agent_id,
+                    "response_code": c.response_code, "template_card": fresh})
+            except WeChatClientException as exc:
+                log.info("card %s of case %s not updated (%s): %s", c.chat_id, row.case_id,
+                         exc.errcode, exc.errmsg)
+            with write_session(self.engine) as s:
+                deliveries.use_response_code(s, delivery_id=c.delivery_id)  # good once
         return Done()
 
     def _appchat(self, row: Row, chat_id: str, done: set[str]) -> Outcome:

@@ -1,4 +1,4 @@
-"""A small outbox loop shared by the WeChat and WeCom senders.
+"""The dispatcher's loop for transports that deliver one row at a time (WeChat OA, WeCom).
 
 Rows are claimed with `core.deliveries.claim_for_platform` and delivered one at a time in a
 worker thread (wechatpy is synchronous). Each delivery answers Done (mark sent), Retry (mark
@@ -14,45 +14,35 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
+from bot.dispatcher.reach import gone, still_reachable
+from bot.dispatcher.recipients import destinations
+from bot.dispatcher.rows import Row
 from core import deliveries
-from core.cases.unreachable import mark_unreachable, on_unreachable
 from core.clock import Clock
 from core.counters import Counters
 from core.db import write_session
-from core.hierarchy.model import ChatBinding, ChatIdentity
-from core.outbox import OutboxMessage, mark_failed, mark_sent
-from core.settings import Settings
+from core.outbox import mark_failed, mark_sent
 
+__all__ = [
+    "Deliverer",
+    "Done",
+    "Gone",
+    "Later",
+    "Outcome",
+    "Retry",
+    "Row",
+    "Stats",
+    "Transport",
+    "destinations",
+    "gone",
+    "pass_once",
+    "run",
+]
 log = logging.getLogger(__name__)
-CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
-CB: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Row:
-    """An outbox row as plain data (it crosses threads)."""
-
-    id: int
-    kind: str
-    text: str
-    person_id: int | None
-    chat_binding_id: int | None
-    address: str | None
-    case_id: int | None
-    actions: tuple[dict[str, Any], ...]
-    options: dict[str, Any]
-
-    @classmethod
-    def of(cls, r: OutboxMessage) -> Row:
-        assert r.id is not None
-        return cls(r.id, r.kind, r.text, r.person_id, r.chat_binding_id, r.address, r.case_id,
-                   tuple(r.actions or ()), dict(r.options or {}))
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,14 @@ class Later:
     throttled: bool = False  # the platform said "too many requests" (45009), not our budget
 
 
-Outcome = Done | Retry | Later
+@dataclass(frozen=True)
+class Gone:
+    """None of the row's chats on this platform reaches its recipient."""
+
+    why: str
+
+
+Outcome = Done | Retry | Later | Gone
 
 
 @dataclass
@@ -84,7 +81,11 @@ class Stats:
     errors: list[str] = field(default_factory=list)
 
 
-class Deliverer(Protocol):
+class Transport(Protocol):
+    """One platform's API and rules (limits, windows, quotas, sizes, cards) behind one call:
+    deliver a row to its chats on this platform and say what happened. Claiming, leases,
+    settling, retries and unreachable people are the loop's (and reach.py's)."""
+
     platform: str
 
     def deliver(self, row: Row) -> Outcome:
@@ -92,32 +93,22 @@ class Deliverer(Protocol):
         ...
 
 
-def destinations(session: Session, *, platform: str, row: Row) -> tuple[list[str], bool]:
-    """The chats a row goes to on `platform`, and whether they are a person's own chats."""
-    if row.person_id is not None:
-        ids = session.execute(sa.select(CI.c.external_id).where(
-            CI.c.person_id == row.person_id, CI.c.platform == platform,
-            CI.c.unreachable.is_(False))).scalars().all()
-        return [str(i) for i in ids], True
-    if row.chat_binding_id is not None:
-        chat = session.execute(sa.select(CB.c.chat_id).where(
-            CB.c.id == row.chat_binding_id, CB.c.platform == platform)).scalar_one_or_none()
-        return ([str(chat)] if chat else []), False
-    return ([row.address] if row.address else []), False
+Deliverer = Transport  # the name the first senders used
 
 
-def gone(engine: Engine, *, platform: str, chat_id: str, clock: Clock,
-         settings: Settings) -> None:
-    """A person's chat can no longer be reached: flag it, and tell the tier above."""
+def _apply(engine: Engine, row: Row, outcome: Outcome, now: datetime,
+           configured: frozenset[str] | None = None) -> None:
     with write_session(engine) as s:
-        person_id = mark_unreachable(s, platform=platform, external_id=chat_id)
-        if person_id is not None:
-            on_unreachable(s, person_id=person_id, clock=clock, settings=settings)
-
-
-def _apply(engine: Engine, row: Row, outcome: Outcome, now: datetime) -> None:
-    with write_session(engine) as s:
-        if isinstance(outcome, Done):
+        if isinstance(outcome, Gone):
+            if row.person_id is not None and still_reachable(
+                    s, person_id=row.person_id, configured=configured):
+                deliveries.release(s, message_ids=[row.id])  # another platform's turn
+            elif row.person_id is not None:
+                deliveries.give_up_unreachable(s, message_ids=[row.id], now=now,
+                                               why=outcome.why)
+            else:
+                mark_failed(s, message_id=row.id, now=now, error=outcome.why, permanent=True)
+        elif isinstance(outcome, Done):
             mark_sent(s, message_id=row.id, now=now)
         elif isinstance(outcome, Later):
             deliveries.defer(s, message_ids=[row.id], until=outcome.until, note=outcome.note)
@@ -126,7 +117,7 @@ def _apply(engine: Engine, row: Row, outcome: Outcome, now: datetime) -> None:
                         permanent=outcome.permanent)
 
 
-async def pass_once(engine: Engine, *, sender: Deliverer, clock: Clock, stats: Stats,
+async def pass_once(engine: Engine, *, sender: Transport, clock: Clock, stats: Stats,
                     limit: int = 50, counters: Counters | None = None) -> int:
     """Claim and deliver one batch; how many rows were claimed."""
     def claim() -> list[Row]:
@@ -155,11 +146,13 @@ async def pass_once(engine: Engine, *, sender: Deliverer, clock: Clock, stats: S
                 counters.sent(sender.platform)
             elif isinstance(outcome, Later) and outcome.throttled:
                 counters.throttled(sender.platform)
-        await asyncio.to_thread(_apply, engine, row, outcome, clock.now())
+        # `configured`: the platforms the deployment runs (None: judge by any platform).
+        await asyncio.to_thread(_apply, engine, row, outcome, clock.now(),
+                                getattr(sender, "configured", None))
     return len(rows)
 
 
-async def run(engine: Engine, *, sender: Deliverer, clock: Clock, stop: asyncio.Event,
+async def run(engine: Engine, *, sender: Transport, clock: Clock, stop: asyncio.Event,
               idle: float = 0.3, counters: Counters | None = None) -> None:
     """Deliver until `stop` is set (a lifespan task)."""
     stats = Stats()

@@ -1,0 +1,15 @@
+"""The outbox dispatcher: which rows to claim, whom they reach, and what each answer means.
+
+Lives in `bot/`, not in `core/`: it drives the platform transports (`bot/handlers/*`), which
+core must not know; and above the handlers, so no handler imports another. Core keeps the
+outbox contract (claim, leases, settle: core/outbox.py, core/deliveries.py) and the record of
+who cannot be reached (core/cases/unreachable.py); this package applies it to the platforms
+the deployment runs:
+
+- rows.py: an outbox row as the dispatcher holds it (one type for every platform), and which
+  kinds are case cards;
+- recipients.py: where a row goes on a platform (person → reachable identities, bound chat,
+  raw address) and which platforms this deployment runs;
+- reach.py: someone became unreachable (on every configured platform), or wrote again;
+- loop.py: claim → transport → settle, for the transports that deliver a row at a time.
+"""

@@ -1,0 +1,53 @@
+"""Where an outbox row goes on one platform, and which platforms the deployment runs.
+
+One lookup for every transport: a person's reachable identities on the platform, the chat a
+binding names on it, or the raw chat the row addresses on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from bot.dispatcher.rows import Row
+from core.hierarchy.model import ChatBinding, ChatIdentity
+from core.settings import Settings
+
+CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
+CB: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Dest:
+    chat_id: str
+    identity: bool  # a person's own chat: "blocked" makes the identity unreachable
+
+
+def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
+    """The chats `row` goes to on `platform` (none: another platform's row)."""
+    if row.person_id is not None:
+        ids = session.execute(sa.select(CI.c.external_id).where(
+            CI.c.person_id == row.person_id, CI.c.platform == platform,
+            CI.c.unreachable.is_(False)).order_by(CI.c.id)).scalars()
+        return [Dest(str(x), identity=True) for x in ids]
+    if row.chat_binding_id is not None:
+        chat = session.execute(sa.select(CB.c.chat_id).where(
+            CB.c.id == row.chat_binding_id, CB.c.platform == platform)).scalar_one_or_none()
+        return [Dest(str(chat), identity=False)] if chat else []
+    if row.address and row.platform in (platform, None):
+        return [Dest(str(row.address), identity=False)]
+    return []
+
+
+def configured_platforms(settings: Settings) -> frozenset[str]:
+    """The platforms this deployment sends on (the web chat always runs)."""
+    on = {"web"}
+    if settings.telegram_bot_token is not None:
+        on.add("telegram")
+    if settings.wechat_app_secret is not None:
+        on.add("wechat")
+    if settings.wecom_secret is not None:
+        on.add("wecom")
+    return frozenset(on)

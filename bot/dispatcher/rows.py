@@ -1,0 +1,54 @@
+"""An outbox row as the dispatcher and every transport hold it: plain, frozen data (it is
+claimed in a database thread and delivered on the event loop or in another thread)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core import deliveries
+from core.outbox import OutboxMessage
+
+# Messages that present a case to its holder or its tier chat are cards whose state edits
+# follow the case, whether or not the row says `options.card`.
+CARD_KINDS = frozenset({"new_case", "mirror"})
+
+
+@dataclass(frozen=True)
+class Row:
+    """An outbox row as a transport needs it."""
+
+    id: int
+    kind: str
+    text: str
+    person_id: int | None
+    chat_binding_id: int | None
+    platform: str | None
+    address: str | None
+    case_id: int | None
+    actions: tuple[dict[str, Any], ...]
+    options: dict[str, Any]
+    attempts: int = 0  # failed attempts so far (a transport may make each attempt's id unique)
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> Row:
+        assert row.id is not None
+        return cls(row.id, row.kind, row.text, row.person_id, row.chat_binding_id, row.platform,
+                   row.address, row.case_id, tuple(row.actions or ()), dict(row.options or {}),
+                   row.attempts)
+
+    @property
+    def key(self) -> str:
+        """Rows with the same key go out in order, one at a time."""
+        if self.kind == deliveries.CARD_UPDATE and self.case_id is not None:
+            return f"card:{self.case_id}"
+        if self.person_id is not None:
+            return f"person:{self.person_id}"
+        if self.chat_binding_id is not None:
+            return f"binding:{self.chat_binding_id}"
+        return f"chat:{self.address}"
+
+    @property
+    def is_card(self) -> bool:
+        """A case card whose later edits should follow the case."""
+        return bool(self.options.get("card")) or self.kind in CARD_KINDS

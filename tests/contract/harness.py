@@ -1,0 +1,214 @@
+"""One harness per transport, so that the same contract tests run against each platform's
+fake (tests/fakes/telegram_api.py, tests/fakes/wechat_api.py as the OA and as WeCom, and the
+web chat's own store), the way httpx runs one test suite over each of its transports.
+
+A harness knows how to drain the outbox through its transport and how to read, from the
+fake, what arrived where; the tests know nothing of any platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+
+from bot.dispatcher.loop import Stats, pass_once
+from core.settings import Settings
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.timer import VirtualTime
+from tests.fakes.wechat_api import FakeWeChatApi
+
+PLATFORMS = ["telegram", "wechat", "wecom", "web"]
+
+
+class Harness(Protocol):
+    platform: str
+
+    def chat(self, n: int) -> str:
+        """The n-th chat id of this platform for a person's identity."""
+        ...
+
+    def drain(self) -> None:
+        """Deliver every due row this transport can take."""
+        ...
+
+    def texts_to(self, chat: str) -> list[str]:
+        """What arrived in a chat, in order (a card's current text)."""
+        ...
+
+    def labels_to(self, chat: str) -> list[str]:
+        """The button labels of everything that arrived in a chat."""
+        ...
+
+    def leave(self, chat: str) -> None:
+        """The chat's person blocked the bot / unfollowed / left (no-op where impossible)."""
+        ...
+
+    def updated_copies(self) -> int:
+        """How many card copies were brought up to date in place."""
+        ...
+
+
+class TelegramHarness:
+    platform = "telegram"
+
+    def __init__(self, engine: Engine, vt: VirtualTime, tmp: Path, fake: FakeTelegram) -> None:
+        self.engine, self.vt, self.fake = engine, vt, fake
+        self.settings = Settings(_env_file=None,  # type: ignore[call-arg]
+                                 media_dir=str(tmp / "media"))
+
+    def chat(self, n: int) -> str:
+        return str(5000 + n)
+
+    def drain(self) -> None:
+        from bot.handlers.telegram.api import TelegramApi
+        from bot.handlers.telegram.sender import TelegramSender
+
+        async def go() -> None:
+            async with TelegramApi(token=self.fake.token, base=self.fake.base_url,
+                                   timer=self.vt) as api:
+                self.vt.hold_while(lambda: api.limiter.in_flight > 0)
+                await TelegramSender(engine=self.engine, api=api, settings=self.settings,
+                                     clock=self.vt, idle=0.5).drain(max_seconds=600)
+
+        asyncio.run(go())
+        self.vt.advance(timedelta(seconds=2))  # the next sender's limiter starts afresh
+
+    def texts_to(self, chat: str) -> list[str]:
+        return [m.text or "" for m in self.fake.sent_to(chat)]
+
+    def labels_to(self, chat: str) -> list[str]:
+        return [b["text"] for m in self.fake.sent_to(chat)
+                for row in (m.reply_markup or {}).get("inline_keyboard", []) for b in row]
+
+    def leave(self, chat: str) -> None:
+        self.fake.block(chat)
+
+    def updated_copies(self) -> int:
+        return len(self.fake.edits)
+
+
+class WeChatHarness:
+    """The OA (`kind="oa"`) or WeCom (`kind="wecom"`), each on its own fake."""
+
+    def __init__(self, engine: Engine, vt: VirtualTime, tmp: Path, fake: FakeWeChatApi
+                 ) -> None:
+        self.engine, self.vt, self.fake = engine, vt, fake
+        self.platform = "wechat" if fake.kind == "oa" else "wecom"
+        base = {"_env_file": None, "database_url": str(engine.url),
+                "media_dir": str(tmp / "media")}
+        if fake.kind == "oa":
+            from bot.handlers.wechat.sender import WeChatSender
+
+            st = Settings(**base, wechat_app_id="wx1",  # type: ignore[arg-type]
+                          wechat_app_secret=SecretStr("s"), wechat_api_base=fake.base_url)
+            self.sender: Any = WeChatSender(engine=engine, settings=st, clock=vt)
+        else:
+            from bot.handlers.wecom.sender import WeComSender
+
+            st = Settings(**base, wecom_corp_id="ww1",  # type: ignore[arg-type]
+                          wecom_agent_id="1", wecom_secret=SecretStr("s"),
+                          wecom_api_base=fake.base_url)
+            self.sender = WeComSender(engine=engine, settings=st, clock=vt)
+
+    def chat(self, n: int) -> str:
+        chat = f"user{n}"
+        self.fake.user_wrote(chat)  # the OA's window opens when they write; WeCom ignores it
+        return chat
+
+    def drain(self) -> None:
+        stats = Stats()
+        for _ in range(50):
+            if not asyncio.run(pass_once(self.engine, sender=self.sender, clock=self.vt,
+                                         stats=stats)):
+                break
+            self.vt.advance(timedelta(seconds=1))
+        assert stats.errors == []
+
+    def texts_to(self, chat: str) -> list[str]:
+        return [m.text for m in self.fake.sent_to(chat)]
+
+    def labels_to(self, chat: str) -> list[str]:
+        out = []
+        for m in self.fake.sent_to(chat):
+            if m.msgtype == "msgmenu":
+                out += [i["content"] for i in m.body["msgmenu"]["list"]]
+            if m.msgtype == "template_card":
+                out += [b["text"] for b in m.body["template_card"]["button_list"]]
+        return out
+
+    def leave(self, chat: str) -> None:
+        self.fake.leave(chat)
+
+    def updated_copies(self) -> int:
+        return len(self.fake.card_updates)
+
+
+class WebHarness:
+    platform = "web"
+
+    def __init__(self, engine: Engine, vt: VirtualTime) -> None:
+        self.engine, self.vt = engine, vt
+
+    def chat(self, n: int) -> str:
+        return f"web-{n}"
+
+    def drain(self) -> None:
+        from bot.handlers.web.sender import deliver_pending
+
+        while deliver_pending(self.engine, clock=self.vt):
+            pass
+
+    def _lines(self, chat: str) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.text(
+                "SELECT id, direction, text, actions, edit_of FROM web_message"
+                " WHERE chat_id = :c ORDER BY id"), {"c": chat}))
+
+    def texts_to(self, chat: str) -> list[str]:
+        lines = self._lines(chat)
+        current = {r.id: r.text for r in lines if r.direction == "outbound"}
+        for r in lines:
+            if r.direction == "edit" and r.edit_of in current:
+                current[r.edit_of] = r.text
+        return list(current.values())
+
+    def labels_to(self, chat: str) -> list[str]:
+        import json
+
+        out = []
+        for r in self._lines(chat):
+            if r.direction == "outbound":
+                acts = json.loads(r.actions) if isinstance(r.actions, str) else r.actions
+                out += [a["label"] for a in acts]
+        return out
+
+    def leave(self, chat: str) -> None:
+        """A web chat cannot block the bot: nothing to do."""
+
+    def updated_copies(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM web_message WHERE direction = 'edit'")).scalar_one())
+
+
+@contextmanager
+def harness(platform: str, engine: Engine, vt: VirtualTime, tmp: Path) -> Iterator[Harness]:
+    """The harness for one platform, its fake server running."""
+    if platform == "telegram":
+        with FakeTelegram(now=vt.monotonic) as fake:
+            yield TelegramHarness(engine, vt, tmp, fake)
+            assert fake.errors == []
+    elif platform in ("wechat", "wecom"):
+        with FakeWeChatApi("oa" if platform == "wechat" else "wecom", vt) as wx:
+            yield WeChatHarness(engine, vt, tmp, wx)
+            assert wx.dropped == []
+    else:
+        yield WebHarness(engine, vt)
