@@ -63,18 +63,6 @@ def hub_of(app: FastAPI) -> web_sender.Hub:
     return hub
 
 
-def start_webchat(c: Container, app: FastAPI) -> Any:
-    """Start the web outbox sender; returns the coroutine function that stops it."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(web_sender.run(c.engine, clock=c.clock, hub=hub_of(app), stop=stop))
-
-    async def stopper() -> None:
-        stop.set()
-        await task
-
-    return stopper
-
-
 def _pane(value: str | None) -> str:
     return value if value and PANE.fullmatch(value) else ""
 
