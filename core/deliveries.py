@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
 
-from core.hierarchy.model import ChatBinding, ChatIdentity
+from core.hierarchy.model import ChatBinding, ChatIdentity, carries_messages
 from core.outbox import OUT, RETRYABLE, OutboxMessage
 
 CARD_UPDATE = "card_update"
@@ -170,8 +170,7 @@ def forget_card(session: Session, *, delivery_id: int) -> None:
 def platform_filter(platform: str) -> sa.ColumnElement[bool]:
     """Outbox rows a sender for `platform` can deliver (see the module docstring)."""
     reachable = sa.exists().where(
-        CI.c.person_id == OUT.c.person_id, CI.c.platform == platform,
-        CI.c.unreachable.is_(False),
+        CI.c.person_id == OUT.c.person_id, CI.c.platform == platform, carries_messages(CI),
     )
     bound = sa.exists().where(CB.c.id == OUT.c.chat_binding_id, CB.c.platform == platform)
     raw = sa.and_(OUT.c.address.is_not(None), OUT.c.platform == platform)
@@ -256,7 +255,7 @@ def unreachable_rows(session: Session, *, platforms: Collection[str], now: datet
     (nobody would ever claim them: they are settled at once instead of waiting)."""
     reachable = sa.exists().where(
         CI.c.person_id == OUT.c.person_id, CI.c.platform.in_(list(platforms)),
-        CI.c.unreachable.is_(False))
+        carries_messages(CI))
     q = (sa.select(OUT.c.id, OUT.c.person_id)
          .where(OUT.c.status.in_(RETRYABLE), OUT.c.next_attempt_at <= now,
                 OUT.c.person_id.is_not(None), sa.not_(reachable),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot.dispatcher.rows import Row
-from core.hierarchy.model import ChatBinding, ChatIdentity
+from core.hierarchy.model import ChatBinding, ChatIdentity, carries_messages
 from core.settings import Settings
 
 CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
@@ -30,7 +30,7 @@ def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
     if row.person_id is not None:
         ids = session.execute(sa.select(CI.c.external_id).where(
             CI.c.person_id == row.person_id, CI.c.platform == platform,
-            CI.c.unreachable.is_(False)).order_by(CI.c.id)).scalars()
+            carries_messages(CI)).order_by(CI.c.id)).scalars()
         return [Dest(str(x), identity=True) for x in ids]
     if row.chat_binding_id is not None:
         chat = session.execute(sa.select(CB.c.chat_id).where(

@@ -27,7 +27,7 @@ from core.cases.model import (
     EventKind,
 )
 from core.clock import Clock
-from core.hierarchy.model import ChatIdentity
+from core.hierarchy.model import ChatIdentity, carries_messages
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def reachable_anywhere(session: Session, *, person_id: int,
     """Whether any chat identity of the person is still reachable, on any of `platforms`
     (the ones the deployment runs; None: any platform)."""
     q = sa.select(sa.func.count()).select_from(CI).where(
-        CI.c.person_id == person_id, CI.c.unreachable.is_(False)
+        CI.c.person_id == person_id, carries_messages(CI)
     )
     if platforms is not None:
         q = q.where(CI.c.platform.in_(list(platforms)))

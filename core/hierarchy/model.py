@@ -162,3 +162,15 @@ class Category(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=sa.Column(sa.String(50), nullable=False, unique=True))
     department_suffix: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
+
+
+def carries_messages(identity: sa.Table) -> sa.ColumnElement[bool]:
+    """Whether an identity row may be sent its person's messages: reachable, and either bound by
+    a strong proof or belonging to someone who holds no post but resident's — an account bound by
+    a typed number never receives a leader's case cards, addresses or digests."""
+    posts: sa.Table = Post.__table__  # type: ignore[attr-defined]
+    beyond_resident = sa.exists().where(posts.c.person_id == identity.c.person_id,
+                                        posts.c.role != Role.resident.value)
+    return sa.and_(identity.c.unreachable.is_(False),
+                   sa.or_(identity.c.proof.not_in([p.value for p in RESIDENT_ONLY_PROOFS]),
+                          sa.not_(beyond_resident)))
