@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +25,7 @@ from sqlmodel import Field, Session, SQLModel
 from core.cases.sweep import earliest_due
 from core.clock import Clock, as_utc
 from core.db import write_session
-from core.hierarchy.model import Role
+from core.hierarchy.model import Person, Role
 from core.hierarchy.queries import holders, roots
 from core.outbox import Draft, enqueue_many
 
@@ -93,17 +95,31 @@ def _minutes(d: timedelta) -> int:
     return max(1, math.ceil(d.total_seconds() / 60))
 
 
-def alert_text(lag: timedelta) -> str:
-    n = _minutes(lag)
-    return (f"⚠️ 期限检查已停滞：最早到期的事项已超时 {n} 分钟未处理，请检查服务。\n"
-            f"The deadline sweep has stalled: the earliest due case is {n} min overdue. "
-            "Please check the service.")
+class StallTexts(Protocol):
+    """The words of the two alerts, in a reader's language (bot/notify supplies them)."""
+
+    def stalled(self, *, lang: str, minutes: int) -> str: ...
+
+    def recovered(self, *, lang: str, minutes: int) -> str: ...
 
 
-def recovery_text(stalled_for: timedelta) -> str:
-    n = _minutes(stalled_for)
-    return (f"✅ 期限检查已恢复（停滞约 {n} 分钟）。\n"
-            f"The deadline sweep has recovered (stalled for about {n} min).")
+class _Plain:
+    """What a root that installed no texts says: plain words, so an alert is never lost."""
+
+    def stalled(self, *, lang: str, minutes: int) -> str:
+        return f"The deadline sweep has stalled: the earliest due case is {minutes} min overdue."
+
+    def recovered(self, *, lang: str, minutes: int) -> str:
+        return f"The deadline sweep has recovered (stalled for about {minutes} min)."
+
+
+_texts: StallTexts = _Plain()
+
+
+def use_texts(texts: StallTexts) -> None:
+    """Say the stall alerts with these words; the composition root installs bot/notify's."""
+    global _texts
+    _texts = texts
 
 
 def _lock_state(session: Session, now: datetime) -> datetime | None:
@@ -117,13 +133,18 @@ def _lock_state(session: Session, now: datetime) -> datetime | None:
     return None if since is None else as_utc(since)
 
 
-def _tell_admins(session: Session, *, text: str, key: str, now: datetime) -> int:
+def _tell_admins(session: Session, *, say: Callable[[str], str], key: str,
+                 now: datetime) -> int:
     admins = root_admins(session)
     if not admins:
-        log.error("no admin on any root node to tell: %s", text.splitlines()[0])
+        log.error("no admin on any root node to tell: %s", say("en"))
         return 0
+    people: sa.Table = Person.__table__  # type: ignore[attr-defined]
+    lang = {pid: language for pid, language in session.execute(
+        sa.select(people.c.id, people.c.language).where(people.c.id.in_(admins)))}
     return enqueue_many(session, drafts=[
-        Draft(text=text, kind=ALERT_KIND, dedupe_key=f"{key}:{pid}", person_id=pid)
+        Draft(text=say(lang.get(pid) or "zh"), kind=ALERT_KIND, dedupe_key=f"{key}:{pid}",
+              person_id=pid)
         for pid in admins], now=now)
 
 
@@ -139,8 +160,9 @@ def watch_sweep(engine: Engine, *, clock: Clock, interval: timedelta) -> WatchRe
             start = now - lag
             session.execute(sa.update(OPS).where(OPS.c.key == STALL_KEY)
                             .values(since=start, updated_at=now))
-            _tell_admins(session, text=alert_text(lag), now=now,
-                         key=f"ops:stall:{start.isoformat()}")
+            minutes = _minutes(lag)
+            _tell_admins(session, say=lambda lang: _texts.stalled(lang=lang, minutes=minutes),
+                         now=now, key=f"ops:stall:{start.isoformat()}")
             log.error("the deadline sweep is %.0f s behind; root admins alerted",
                       lag.total_seconds())
             return WatchResult(Watch.alerted, lag, start)
@@ -149,8 +171,9 @@ def watch_sweep(engine: Engine, *, clock: Clock, interval: timedelta) -> WatchRe
         if since is not None:
             session.execute(sa.update(OPS).where(OPS.c.key == STALL_KEY)
                             .values(since=None, updated_at=now))
-            _tell_admins(session, text=recovery_text(now - since), now=now,
-                         key=f"ops:recovered:{since.isoformat()}")
+            minutes = _minutes(now - since)
+            _tell_admins(session, say=lambda lang: _texts.recovered(lang=lang, minutes=minutes),
+                         now=now, key=f"ops:recovered:{since.isoformat()}")
             log.warning("the deadline sweep has caught up after %.0f s",
                         (now - since).total_seconds())
             return WatchResult(Watch.recovered, lag, since)

@@ -308,6 +308,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "n_deadline": "请于{when}前{verb}",
         "n_when": "{month}月{day}日 {hm}",
         "n_under_minute": "不到1分钟",
+        "ops_stalled": "【警报】期限检查已停滞：最早到期的事项已超时 {n} 分钟未处理，请检查服务。",
+        "ops_recovered": "【恢复】期限检查已恢复（停滞约 {n} 分钟）。",
         "n_minutes": "{m}分钟", "n_hours": "{h}小时", "n_hours_minutes": "{h}小时{m}分钟",
         "n_days": "{d}天", "n_days_hours": "{d}天{h}小时",
         "n_missed_reply": "未答复", "n_missed_handle": "未办结",
@@ -709,6 +711,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "n_deadline": "please {verb} by {when}",
         "n_when": "{month}/{day} {hm}",
         "n_under_minute": "under a minute",
+        "ops_stalled": ("ALERT: the deadline sweep has stalled: the earliest due case is {n} min "
+                        "overdue. Please check the service."),
+        "ops_recovered": ("RECOVERED: the deadline sweep is running again "
+                          "(stalled for about {n} min)."),
         "n_minutes": "{m} min", "n_hours": "{h} h", "n_hours_minutes": "{h} h {m} min",
         "n_days": "{d} days", "n_days_hours": "{d} days {h} h",
         "n_missed_reply": "not answered", "n_missed_handle": "not finished",

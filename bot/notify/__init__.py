@@ -9,10 +9,13 @@ def install() -> None:
     """Subscribe the rollups and the notifier to case events; the composition roots call this
     (webhooks/app.py, the CLI, the test fixtures). Idempotent."""
     from bot.notify.notifier import notify
+    from bot.notify.ops_texts import StallAlerts
+    from core import ops
     from core.rollup.refresh import on_events
 
     events.subscribe("rollup", on_events)
     events.subscribe("notify", notify)
+    ops.use_texts(StallAlerts())
 
 
 __all__ = ["install"]

@@ -79,7 +79,7 @@ def test_one_alert_per_episode_and_a_recovery_note(engine: Engine, clock: FakeCl
     assert [pid for pid, _ in alerts] == [admin.person_id]  # not the town's admin
     assert town_admin.person_id != admin.person_id
     assert alerts[0][1].startswith(
-        "⚠️ 期限检查已停滞：最早到期的事项已超时 7 分钟未处理，请检查服务。")
+        "【警报】期限检查已停滞：最早到期的事项已超时 7 分钟未处理，请检查服务。")
 
     # Every check while the episode lasts stays quiet.
     for _ in range(3):
@@ -92,7 +92,7 @@ def test_one_alert_per_episode_and_a_recovery_note(engine: Engine, clock: FakeCl
     assert got.state is Watch.recovered
     alerts = _alerts(engine)
     assert len(alerts) == 2 and alerts[1][0] == admin.person_id
-    assert alerts[1][1].startswith("✅ 期限检查已恢复（停滞约 10 分钟）")
+    assert alerts[1][1].startswith("【恢复】期限检查已恢复（停滞约 10 分钟）")
     assert watch_sweep(engine, clock=clock, interval=INTERVAL).state is Watch.ok
     assert len(_alerts(engine)) == 2
 
@@ -121,3 +121,17 @@ def test_the_watch_is_its_own_job_and_healthz_shows_the_episode(
         assert body["stalled_since"] == _due(engine).isoformat()
         assert body["sweep_lag_seconds"] == 600.0
         assert len(_alerts(engine)) == 1
+
+
+def test_an_english_speaking_root_admin_is_alerted_in_english(engine: Engine, clock: FakeClock,
+                                                              tmp_path: Path) -> None:
+    _city_with_a_case(engine, clock, _settings(engine, tmp_path))
+    admin = holder_of(engine, "admin", "341602")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE person SET language = 'en' WHERE id = :p"),
+                     {"p": admin.person_id})
+    clock.set(_due(engine) + 7 * INTERVAL)
+    assert watch_sweep(engine, clock=clock, interval=INTERVAL).state is Watch.alerted
+    assert _alerts(engine) == [(admin.person_id, (
+        "ALERT: the deadline sweep has stalled: the earliest due case is 7 min overdue. "
+        "Please check the service."))]

@@ -43,7 +43,6 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
                                   "_RUN_START"}),
     # The operators' stall alert (both languages in one message to the root admins): it goes
     # with the sweep's notices once bot/notify renders what the scheduler's jobs send.
-    "core/ops.py": frozenset({"alert_text", "recovery_text"}),  # moved by notify
 }
 
 # Handler → another platform's handler imports allowed (none: the one outbox dispatcher in
