@@ -162,7 +162,7 @@ def router(container: Container) -> APIRouter:
         assert row is not None
         name, leader = await run_in_threadpool(person_of, row.chat_id)
         body = render_page("chat.html", csrf=row.csrf, pane=pane, who=name or "访客",
-                           demo="1" if s.demo_mode else "",
+                           demo="1" if s.demo_mode else "", leader="1" if leader else "",
                            placeholder="回复居民或输入命令…" if leader else "请描述您遇到的问题…")
         resp = HTMLResponse(body, headers={"Cache-Control": "no-store"})
         if token is not None:

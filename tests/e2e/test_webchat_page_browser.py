@@ -90,6 +90,9 @@ def test_report_resolve_and_rate_from_the_page(world: World, tmp_path: Path) -> 
     assert receipt < question, outs
     card = leader.locator(".msg.card", has_text="挡着")
     card.wait_for(timeout=10_000)
+    # 回复这条 is the leader's tool on a card; the resident adds with 补充情况 instead.
+    assert card.locator("button.reply").count() == 1
+    assert resident.locator("button.reply").count() == 0
     card.get_by_role("button", name="受理", exact=True).click()
     # An open case's card already offers 已解决; the accepted card is the one without 受理.
     card.get_by_role("button", name="受理", exact=True).wait_for(state="detached",

@@ -170,7 +170,9 @@
       });
       el.appendChild(row);
     }
-    if (m.dir !== "inbound" && m.case_id && /工单#\d+/.test(m.text || "")) {
+    // Replying to a case card is a leader's tool; a resident adds to a case with 补充情况.
+    if (document.body.dataset.leader && m.dir !== "inbound" && m.case_id &&
+        /工单#\d+/.test(m.text || "")) {
       var r = document.createElement("button");
       r.type = "button"; r.className = "reply"; r.textContent = "回复这条";
       r.addEventListener("click", function () {
