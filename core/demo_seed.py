@@ -49,20 +49,20 @@ STORIES: list[tuple[str, str, bool]] = [
 
 # Weeks of history on the deployment's ordinary deadlines: what residents said, what they
 # were answered. Every case is answered, fixed and (mostly) rated; a few answers came late.
-HISTORY_TEXTS: list[tuple[str, str]] = [
-    ("单元门门禁坏了，外人随便进出", "已联系物业更换门禁模块。"),
-    ("6号楼前的路灯不亮", "已报修，电工已更换灯泡。"),
-    ("广场舞音响太吵，晚上十点还在放", "已与领队沟通，约定九点前结束。"),
-    ("楼道里有人给电动车充电", "已上门劝导，车已推到充电棚。"),
-    ("小区绿化带里堆了建筑垃圾", "已通知清运，今天下午拉走。"),
-    ("自来水有点发黄", "已请水务检测，管道冲洗后正常。"),
-    ("邻居家漏水渗到我家天花板", "已协调两户，楼上已修好防水。"),
-    ("楼下小摊占道经营，老人走路不方便", "已请城管劝离，摊位移到市场。"),
-    ("独居老人几天没出门，担心出事", "已上门探望，老人身体无恙。"),
-    ("垃圾分类点的桶坏了", "已换新桶。"),
-    ("小区里有流浪狗追人", "已联系收容站带走。"),
-    ("健身器材的螺丝松了", "已紧固并贴了提示。"),
-    ("雨后路口积水很深", "已疏通雨水口。"),
+HISTORY_TEXTS: list[tuple[str, str, str]] = [
+    ("单元门门禁坏了，外人随便进出", "已联系物业更换门禁模块。", "公共设施"),
+    ("6号楼前的路灯不亮", "已报修，电工已更换灯泡。", "公共设施"),
+    ("广场舞音响太吵，晚上十点还在放", "已与领队沟通，约定九点前结束。", "纠纷调处"),
+    ("楼道里有人给电动车充电", "已上门劝导，车已推到充电棚。", "安全隐患"),
+    ("小区绿化带里堆了建筑垃圾", "已通知清运，今天下午拉走。", "环境保护"),
+    ("自来水有点发黄", "已请水务检测，管道冲洗后正常。", "村（居）民事务"),
+    ("邻居家漏水渗到我家天花板", "已协调两户，楼上已修好防水。", "纠纷调处"),
+    ("楼下小摊占道经营，老人走路不方便", "已请城管劝离，摊位移到市场。", "无证无照经营"),
+    ("独居老人几天没出门，担心出事", "已上门探望，老人身体无恙。", "社会保障"),
+    ("垃圾分类点的桶坏了", "已换新桶。", "环境保护"),
+    ("小区里有流浪狗追人", "已联系收容站带走。", "社会治安"),
+    ("健身器材的螺丝松了", "已紧固并贴了提示。", "公共设施"),
+    ("雨后路口积水很深", "已疏通雨水口。", "公共设施"),
 ]
 HISTORY_DAYS = 35
 HISTORY_PER_VILLAGE = 24
@@ -149,12 +149,13 @@ def seed_history(engine: Engine, *, settings: Settings, clock: Clock) -> int:
             # to answer and a little less liked, so that the ranking says something.
             day = HISTORY_DAYS * (1 - (k + 0.5) / HISTORY_PER_VILLAGE) ** 1.3
             opened = timedelta(days=day, hours=(k * 5 + vi * 3) % 9)
-            text, answer = HISTORY_TEXTS[(k + vi * 5) % len(HISTORY_TEXTS)]
+            text, answer, category = HISTORY_TEXTS[(k + vi * 5) % len(HISTORY_TEXTS)]
             late = (k + vi) % (7 - 3 * vi if vi < 2 else 4) == 0
             answered = opened - (timedelta(hours=5) if late else timedelta(minutes=25 + k % 40))
             fixed = answered - timedelta(hours=6 + k % 30)
             case = _do(engine, open_case, clock=AgoClock(clock, opened), settings=ordinary,
-                       resident_id=here[k % len(here)], text=text, via="web")
+                       resident_id=here[k % len(here)], text=text, category=category,
+                       via="web")
             made.append(int(case.id or 0))
             if k % 17 == 16:
                 _act(engine, actions.reject, AgoClock(clock, answered), case,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from bot.handlers.wechat.outbox_loop import Row
 
+from bot.dispatcher.rows import Row
 from bot.handlers.button_keys import decode
 from bot.handlers.telegram import callback
 from bot.handlers.telegram.parts import buttons_from_actions, keyboard_rows
@@ -41,7 +41,8 @@ def _json(action: str, extra: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
 
 def _row(actions: list[dict[str, Any]]) -> Row:
     return Row(id=1, kind="resolved", text="工单#4321 已解决，请评价", person_id=None,
-               chat_binding_id=None, address="someone", case_id=CASE, actions=tuple(actions),
+               chat_binding_id=None, platform=None, address="someone", case_id=CASE,
+               actions=tuple(actions),
                options={})
 
 
@@ -60,7 +61,7 @@ def test_telegram_callback_data(action: str, arg: str | None,
 @pytest.mark.parametrize(("action", "arg", "extra"), KINDS, ids=IDS)
 def test_wecom_template_card_key(action: str, arg: str | None,
                                  extra: tuple[tuple[str, Any], ...]) -> None:
-    (button,) = card(_row([_json(action, extra)]))["button_list"]
+    (button,) = card(_row([_json(action, extra)]), task_id="t-1")["button_list"]
     _expect(decode(button["key"]), action, arg)
 
 

@@ -57,6 +57,10 @@ def test_the_demo_has_weeks_of_closed_and_rated_cases(engine: Engine, db_url: st
                                           end=clock.now() + MINUTE, min_cases=10)
     assert len(ranked) == 2 and too_few == []
     assert ranked[0].score != ranked[1].score  # the villages differ: a ranking that says something
+    with engine.connect() as conn:  # and the by-category chart has more than one bar
+        kinds = conn.execute(sa.text("SELECT count(DISTINCT category_id) FROM cases"
+                                     " WHERE category_id IS NOT NULL")).scalar_one()
+    assert kinds >= 5
 
 
 def test_the_town_admin_is_not_flooded_in_the_first_twenty_minutes(

@@ -53,12 +53,19 @@ def handle_body(c: Container, body: bytes) -> None:
             counters=c.counters)
 
 
+def _chat_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def follow_migration(c: Container, data: Any) -> None:
     """A group upgraded to a supergroup says so (`migrate_to_chat_id`): its binding follows."""
+    # The body is not parsed yet: every field may be of any JSON type (bool is an int too).
     msg = data.get("message") if isinstance(data, dict) else None
-    new = msg.get("migrate_to_chat_id") if isinstance(msg, dict) else None
-    old = (msg.get("chat") or {}).get("id") if isinstance(msg, dict) else None
-    if isinstance(new, int) and isinstance(old, int):
+    msg = msg if isinstance(msg, dict) else {}
+    chat = msg.get("chat")
+    new = msg.get("migrate_to_chat_id")
+    old = chat.get("id") if isinstance(chat, dict) else None
+    if _chat_id(new) and _chat_id(old):
         from core.db import write_session
         from core.deliveries import chat_moved
 
