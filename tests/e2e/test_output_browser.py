@@ -77,11 +77,7 @@ def test_names_like_markup_stay_text_and_no_page_breaks_its_policy(
                                    reason="the playwright package is not installed")
     engine = sqlite_engine
     load_demo(engine)
-    with engine.connect() as conn:
-        rid = int(conn.execute(sa.text(
-            "SELECT x.person_id FROM post x JOIN node n ON n.id = x.node_id"
-            " WHERE n.code = :c AND x.role = 'resident' ORDER BY x.id"),
-            {"c": LIN1}).scalars().first())
+    rid = holder_of(engine, "resident", LIN1).person_id
     lid = holder_of(engine, "neighbor_leader", LIN1).person_id
     admin = holder_of(engine, "admin", TOWN).person_id
     _rename(engine, rid)

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from PIL import Image
 
 from core.clock import FakeClock
@@ -41,11 +40,7 @@ def test_resident_reports_with_photo_and_sees_answer(tmp_path: Path, clock: Fake
     engine = make_engine(url)
     migrate(engine)
     load_demo(engine)
-    with engine.connect() as conn:
-        rid = int(conn.execute(sa.text(
-            "SELECT x.person_id FROM post x JOIN node n ON n.id = x.node_id"
-            " WHERE n.code = :c AND x.role = 'resident' ORDER BY x.id"),
-            {"c": LIN1}).scalars().first())
+    rid = holder_of(engine, "resident", LIN1).person_id
     lid = holder_of(engine, "neighbor_leader", LIN1).person_id
     photo = tmp_path / "lamp.jpg"
     buf = io.BytesIO()

@@ -56,11 +56,7 @@ def world(tmp_path: Path, clock: FakeClock) -> Iterator[World]:
     engine = make_engine(url)
     migrate(engine)
     load_demo(engine)
-    with engine.connect() as conn:
-        rid = int(conn.execute(sa.text(
-            "SELECT x.person_id FROM post x JOIN node n ON n.id = x.node_id"
-            " WHERE n.code = :c AND x.role = 'resident' ORDER BY x.id"),
-            {"c": LIN1}).scalars().first())
+    rid = holder_of(engine, "resident", LIN1).person_id
     lid = holder_of(engine, "neighbor_leader", LIN1).person_id
     settings = Settings(_env_file=None, database_url=url, demo_mode=True,  # type: ignore[call-arg]
                         media_dir=str(tmp_path / "media"), office_hours="工作日 8:30-17:30")
