@@ -147,7 +147,10 @@ class CaseEvent(SQLModel, table=True):
     """One change to a case; never updated or deleted (migration triggers enforce it)."""
 
     __tablename__ = "case_event"
-    __table_args__ = (sa.Index("ix_case_event_kind_at", "kind", "at"),)
+    # (case_id, kind, at): one case's own words, read per update without touching the table's
+    # history (case_to_append_to); (kind, at): the figures' time windows.
+    __table_args__ = (sa.Index("ix_case_event_kind_at", "kind", "at"),
+                      sa.Index("ix_case_event_case_kind_at", "case_id", "kind", "at"))
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
     at: datetime = Field(sa_type=_TS, nullable=False)

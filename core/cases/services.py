@@ -196,18 +196,21 @@ def case_to_append_to(session: Session, *, clock: Clock, settings: Settings,
     """The resident's case that a message arriving now should extend rather than open anew:
     their newest unresolved case they wrote to within the append window."""
     since = clock.now() - settings.append_window
-    last_words = (
-        sa.select(sa.func.max(EVENTS.c.at))
+    # EXISTS over the case's own (case_id, kind, at) entries: a max() over a correlated
+    # subquery let SQLite walk every opened/added event ever written (ix_case_event_kind_at).
+    wrote_lately = (
+        sa.select(sa.literal(1))
         .where(EVENTS.c.case_id == CASES.c.id, EVENTS.c.actor_id == resident_id)
         .where(EVENTS.c.kind.in_([EventKind.opened.value, EventKind.added.value]))
-        .scalar_subquery()
+        .where(EVENTS.c.at >= since)
+        .exists()
     )
     q = (
         sa.select(CASES.c.id)
         .join(FOLLOWERS, FOLLOWERS.c.case_id == CASES.c.id)
         .where(FOLLOWERS.c.person_id == resident_id)
         .where(CASES.c.state.in_([State.open.value, State.accepted.value]))
-        .where(last_words >= since)
+        .where(wrote_lately)
         .order_by(CASES.c.id.desc())
         .limit(1)
     )
