@@ -30,6 +30,7 @@ SWEEP_JOB_ID = "linzhang.deadline_sweep"
 WAKE_JOB_ID = "linzhang.deadline_wake"
 STALL_JOB_ID = "linzhang.stall_watch"
 ROLLUP_JOB_ID = "linzhang.rollup_refresh"
+TIDY_JOB_ID = "linzhang.housekeeping"
 
 
 @dataclass
@@ -99,7 +100,35 @@ def build_scheduler(*, engine: Engine, clock: Clock, settings: Settings,
     )
     add_stall_watch(scheduler, engine=engine, clock=clock, settings=settings)
     add_rollup_refresh(scheduler, engine=engine, clock=clock, settings=settings)
+    add_housekeeping(scheduler, engine=engine, clock=clock)
     return scheduler
+
+
+@dataclass
+class Housekeeping:
+    """Trims the tables that grow with every message (core/housekeeping.py)."""
+
+    engine: Engine
+    clock: Clock
+
+    def __call__(self) -> None:
+        from core.housekeeping import tidy
+
+        gone = tidy(self.engine, now=self.clock.now())
+        if gone.send_log or gone.phone_codes:
+            log.info("housekeeping: %d send_log rows, %d phone codes deleted",
+                     gone.send_log, gone.phone_codes)
+
+
+def add_housekeeping(scheduler: BaseScheduler, *, engine: Engine, clock: Clock,
+                     every: timedelta = timedelta(minutes=10)) -> None:
+    """Add the job that deletes rows no limit reads any more."""
+    scheduler.add_job(
+        Housekeeping(engine=engine, clock=clock),
+        IntervalTrigger(seconds=every.total_seconds(), timezone="UTC"),
+        id=TIDY_JOB_ID, name="housekeeping", max_instances=1, coalesce=True,
+        misfire_grace_time=None, replace_existing=True,
+    )
 
 
 @dataclass
