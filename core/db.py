@@ -94,6 +94,13 @@ def _one_writer(engine: Engine) -> Iterator[None]:
         yield
 
 
+def writer_busy(engine: Engine) -> bool:
+    """Whether a thread of this process holds the SQLite writer now (never on PostgreSQL)."""
+    with _WRITERS_GUARD:
+        lock = _WRITERS.get(engine)
+    return lock is not None and lock.locked()
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
     """A connection in a transaction that will write: on SQLite it holds the lock from the start."""

@@ -46,6 +46,9 @@ class SweepJob:
     failures: int = 0
     totals: SweepResult = field(default_factory=SweepResult)
     last: SweepResult | None = None
+    # Set after the first pass: jobs that would hold the writer (the rollup rebuild of a fresh
+    # database) wait for it, so deadlines due at start are met first.
+    passed: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self) -> SweepResult:
@@ -60,6 +63,7 @@ class SweepJob:
             self.runs += 1
             self.last = result
             self.totals.add(result)
+            self.passed.set()
         if result.claimed:
             log.info("sweep: %s", result)
         self._wake_for_next_due()
@@ -99,7 +103,8 @@ def build_scheduler(*, engine: Engine, clock: Clock, settings: Settings,
         misfire_grace_time=None, replace_existing=True,
     )
     add_stall_watch(scheduler, engine=engine, clock=clock, settings=settings)
-    add_rollup_refresh(scheduler, engine=engine, clock=clock, settings=settings)
+    add_rollup_refresh(scheduler, engine=engine, clock=clock, settings=settings,
+                       after=job.passed)
     add_housekeeping(scheduler, engine=engine, clock=clock)
     return scheduler
 
@@ -138,9 +143,13 @@ class RollupRefresh:
     engine: Engine
     clock: Clock
     timezone: str
+    after: threading.Event | None = None  # the sweep's first pass
 
     def __call__(self) -> None:
         from zoneinfo import ZoneInfo
+
+        if self.after is not None and not self.after.is_set():
+            return  # the next tick: the sweep goes first
 
         from core.rollup.refresh import refresh
 
@@ -151,10 +160,11 @@ class RollupRefresh:
 
 
 def add_rollup_refresh(scheduler: BaseScheduler, *, engine: Engine, clock: Clock,
-                       settings: Settings) -> None:
-    """Add the job that recomputes the village-days marked dirty since its last run."""
+                       settings: Settings, after: threading.Event | None = None) -> None:
+    """Add the job that recomputes the village-days marked dirty since its last run (not
+    before `after` is set, when given)."""
     scheduler.add_job(
-        RollupRefresh(engine=engine, clock=clock, timezone=settings.timezone),
+        RollupRefresh(engine=engine, clock=clock, timezone=settings.timezone, after=after),
         IntervalTrigger(seconds=settings.rollup_interval.total_seconds(), timezone="UTC"),
         id=ROLLUP_JOB_ID, name="figure rollups", max_instances=1, coalesce=True,
         misfire_grace_time=None, replace_existing=True, next_run_time=datetime.now(UTC),

@@ -10,8 +10,10 @@ while the job runs leaves a new row behind instead of folding into one the job t
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -37,7 +39,9 @@ BUCKET_RATIO = 1.04
 _LOG_RATIO = math.log(BUCKET_RATIO)
 _ADVISORY_KEY = 0x6C7A_726F  # "lzro": one refresher at a time on PostgreSQL
 _QUARTER = 900
-_REBUILD_BATCH = 20
+_STORE_BATCH = 20  # villages swapped in per write transaction
+_LOCAL: dict[Engine, threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
 
 
 def bucket_of(seconds: float) -> int:
@@ -135,10 +139,31 @@ def _villages(conn: sa.Connection, paths: Iterable[str]) -> dict[str, tuple[int,
     return out
 
 
+@dataclass
+class VillageDays:
+    """One village's rollup rows for the local days first..last, computed, not yet stored."""
+
+    village_id: int
+    first: date
+    last: date
+    rows: dict[str, list[dict[str, Any]]]
+    days: int  # village-days that hold cases or escalations
+
+
 def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first: date,
               last: date, tz: tzinfo) -> int:
-    """Recompute every rollup row of one village for the local days first..last; returns how
-    many village-days hold cases or escalations."""
+    """Recompute and store every rollup row of one village for the local days first..last
+    (in the caller's transaction); how many village-days hold cases or escalations."""
+    computed = compute(conn, village_id=village_id, village_path=village_path, first=first,
+                       last=last, tz=tz)
+    store(conn, computed)
+    return computed.days
+
+
+def compute(conn: sa.Connection, *, village_id: int, village_path: str, first: date,
+            last: date, tz: tzinfo) -> VillageDays:
+    """One village's rollup rows for the local days first..last, from the cases (reads only:
+    run it outside the writer, then `store`)."""
     t0, t1 = day_start(first, tz), day_start(last + timedelta(days=1), tz)
     low, high = subtree_bounds(village_path)
     in_village = sa.and_(C.c.node_path >= low, C.c.node_path < high)
@@ -196,9 +221,6 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
         if t0 <= opened < t1 and ev.actor_id is None and ev.from_state == State.open.value:
             acc[local_day(opened, tz)].tier[ev.role]["timeouts"] += 1
 
-    for table in TABLES:
-        conn.execute(sa.delete(table).where(
-            table.c.village_id == village_id, table.c.day >= first, table.c.day <= last))
     key = {"village_id": village_id, "village_path": village_path}
     day_rows, tier_rows, hist_rows, rating_rows, cat_rows = [], [], [], [], []
     for day, a in acc.items():
@@ -215,19 +237,47 @@ def recompute(conn: sa.Connection, *, village_id: int, village_path: str, first:
                         for p, v in a.rating.items()]
         cat_rows += [{**key, "day": day, "category_id": k, "received": v[0], "closed": v[1]}
                      for k, v in a.category.items()]
-    for table, rows in ((DAY, day_rows), (TIER, tier_rows), (HIST, hist_rows),
-                        (RATING, rating_rows), (CATEGORY, cat_rows)):
+    return VillageDays(village_id, first, last, {
+        DAY.name: day_rows, TIER.name: tier_rows, HIST.name: hist_rows,
+        RATING.name: rating_rows, CATEGORY.name: cat_rows}, len(acc))
+
+
+def store(conn: sa.Connection, computed: VillageDays) -> None:
+    """Replace the village's rollup rows for those days with the computed ones."""
+    for table in TABLES:
+        conn.execute(sa.delete(table).where(
+            table.c.village_id == computed.village_id, table.c.day >= computed.first,
+            table.c.day <= computed.last))
+        rows = computed.rows[table.name]
         if rows:
             conn.execute(sa.insert(table), rows)
-    return len(acc)
 
 
-def _claim(conn: sa.Connection) -> bool:
-    """Whether this process may refresh now (PostgreSQL: one refresher at a time)."""
-    if conn.dialect.name != "postgresql":
-        return True
-    return bool(conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_ADVISORY_KEY)))
-                .scalar())
+@contextmanager
+def _refresher(engine: Engine) -> Iterator[bool]:
+    """Whether this process may refresh now: one refresher at a time (PostgreSQL: a session
+    advisory lock, held across the short transactions of one refresh)."""
+    if engine.dialect.name != "postgresql":
+        with _LOCAL_GUARD:
+            lock = _LOCAL.setdefault(engine, threading.Lock())
+        if not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+        return
+    with engine.connect() as conn:
+        mine = bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(_ADVISORY_KEY)))
+                    .scalar())
+        conn.commit()
+        try:
+            yield mine
+        finally:
+            if mine:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(_ADVISORY_KEY)))
+                conn.commit()
 
 
 def _state(conn: sa.Connection) -> sa.Row[Any]:
@@ -240,28 +290,44 @@ def _state(conn: sa.Connection) -> sa.Row[Any]:
 
 def refresh(engine: Engine, *, clock: Clock, tz: tzinfo, max_marks: int = 20_000
             ) -> RefreshResult:
-    """Recompute the village-days marked dirty (or rebuild everything when asked to)."""
+    """Recompute the village-days marked dirty (or rebuild everything when asked to).
+
+    The reading happens outside the writer; the writer is held only to swap the computed rows
+    in, a few villages at a time, so webhooks and the sweep wait milliseconds, not the whole
+    refresh. A change that commits meanwhile leaves a mark of its own, which stays for the
+    next refresh."""
     started = clock.now()
-    with write_transaction(engine) as conn:
-        if not _claim(conn):
+    with _refresher(engine) as mine:
+        if not mine:
             return RefreshResult()
-        if _state(conn).rebuild:
-            rebuild_needed = True
-        else:
-            rebuild_needed = False
+        with engine.connect() as conn:
+            state = conn.execute(sa.select(STATE.c.rebuild).where(STATE.c.id == 1)).first()
+            if state is None or state.rebuild:
+                conn.rollback()
+                return _rebuild(engine, clock=clock, tz=tz)
             marks = conn.execute(sa.select(DIRTY.c.id, DIRTY.c.node_path, DIRTY.c.at)
                                  .order_by(DIRTY.c.id).limit(max_marks)).all()
-            result = _apply(conn, marks, tz)
+            result, computed = _compute_marks(conn, marks, tz)
+            conn.rollback()
+        for i in range(0, len(computed), _STORE_BATCH):
+            with write_transaction(engine) as conn:
+                for c in computed[i:i + _STORE_BATCH]:
+                    store(conn, c)
+        with write_transaction(engine) as conn:
+            ids = [m.id for m in marks]
+            for i in range(0, len(ids), 900):
+                conn.execute(sa.delete(DIRTY).where(DIRTY.c.id.in_(ids[i:i + 900])))
+            _state(conn)
             conn.execute(sa.update(STATE).where(STATE.c.id == 1).values(refreshed_at=started))
-    if rebuild_needed:
-        result = rebuild(engine, clock=clock, tz=tz)
     return result
 
 
-def _apply(conn: sa.Connection, marks: Sequence[sa.Row[Any]], tz: tzinfo) -> RefreshResult:
+def _compute_marks(conn: sa.Connection, marks: Sequence[sa.Row[Any]], tz: tzinfo
+                   ) -> tuple[RefreshResult, list[VillageDays]]:
     result = RefreshResult(marks=len(marks))
+    computed: list[VillageDays] = []
     if not marks:
-        return result
+        return result, computed
     villages = _villages(conn, (m.node_path for m in marks))
     spans: dict[tuple[int, str], set[date]] = defaultdict(set)
     for m in marks:
@@ -271,13 +337,12 @@ def _apply(conn: sa.Connection, marks: Sequence[sa.Row[Any]], tz: tzinfo) -> Ref
     for (vid, vpath), days in spans.items():
         # Contiguous runs, so that two far-apart days do not recompute a year between them.
         for first, last in _runs(sorted(days)):
-            result.village_days += recompute(conn, village_id=vid, village_path=vpath,
-                                             first=first, last=last, tz=tz)
+            c = compute(conn, village_id=vid, village_path=vpath, first=first, last=last,
+                        tz=tz)
+            result.village_days += c.days
+            computed.append(c)
     result.villages = len(spans)
-    ids = [m.id for m in marks]
-    for i in range(0, len(ids), 900):
-        conn.execute(sa.delete(DIRTY).where(DIRTY.c.id.in_(ids[i:i + 900])))
-    return result
+    return result, computed
 
 
 def _runs(days: list[date]) -> list[tuple[date, date]]:
@@ -291,8 +356,16 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
 
 
 def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
-    """Recompute every village over every day that holds cases, a few villages per
-    transaction (so writers wait for those, not for the whole city)."""
+    """Recompute every village over every day that holds cases (skipped when another
+    refresher is at work)."""
+    with _refresher(engine) as mine:
+        if not mine:
+            return RefreshResult()
+        return _rebuild(engine, clock=clock, tz=tz)
+
+
+def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
+    # Each village is read outside the writer and swapped in by a write of its own.
     started = clock.now()
     result = RefreshResult(rebuilt=True)
     with engine.connect() as conn:
@@ -305,13 +378,17 @@ def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
     moments = [as_utc(m) for m in (*cases, last_event) if m is not None]
     if moments:
         first, last = local_day(min(moments), tz), local_day(max(moments), tz)
-        for i in range(0, len(villages), _REBUILD_BATCH):
+        for vid, vpath in villages:
+            with engine.connect() as conn:
+                computed = compute(conn, village_id=vid, village_path=vpath, first=first,
+                                   last=last, tz=tz)
+                conn.rollback()
             with write_transaction(engine) as conn:
-                for vid, vpath in villages[i:i + _REBUILD_BATCH]:
-                    for table in TABLES:
-                        conn.execute(sa.delete(table).where(table.c.village_id == vid))
-                    result.village_days += recompute(conn, village_id=vid, village_path=vpath,
-                                                     first=first, last=last, tz=tz)
+                for table in TABLES:
+                    # Days outside first..last too: nothing may survive from an older build.
+                    conn.execute(sa.delete(table).where(table.c.village_id == vid))
+                store(conn, computed)
+            result.village_days += computed.days
         result.villages = len(villages)
     with write_transaction(engine) as conn:
         _state(conn)
