@@ -163,9 +163,9 @@ def _missing(session: Session, w: _Words, e: NoticeEvent) -> Iterator[Draft]:
         if boss is not None:
             lists.setdefault(boss[1], (boss[0], []))[1].append(r)
     people = dict(session.execute(sa.select(P.c.id, P.c.language).where(
-        P.c.id.in_(list(lists)))).tuples()) if lists else {}
+        P.c.id.in_(list(lists)))).all()) if lists else {}
     names = dict(session.execute(sa.select(P.c.id, P.c.name).where(
-        P.c.id.in_(list(lists)))).tuples()) if lists else {}
+        P.c.id.in_(list(lists)))).all()) if lists else {}
     send_at = (e.detail or {}).get("send_at")
     not_before = datetime.fromisoformat(send_at) if isinstance(send_at, str) else None
     excerpt = w.notice.text[:30] + ("…" if len(w.notice.text) > 30 else "")

@@ -212,7 +212,7 @@ def names_of(session: Session, person_ids: Iterable[int]) -> dict[int, str]:
     out: dict[int, str] = {}
     for i in range(0, len(ids), 5000):
         out.update(dict(session.execute(sa.select(p.c.id, p.c.name).where(
-            p.c.id.in_(ids[i:i + 5000]))).tuples()))
+            p.c.id.in_(ids[i:i + 5000]))).all()))
     return out
 
 
