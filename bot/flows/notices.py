@@ -23,6 +23,7 @@ from bot.flows.types import Button, Press
 from core import conversations
 from core.cases.model import Case, State
 from core.cases.policy import CasePolicy
+from core.errors import PermissionDenied
 from core.hierarchy.model import Level, Role
 from core.hierarchy.queries import NodeRef, node_by_code
 from core.hierarchy.scope import notice_nodes
@@ -86,13 +87,12 @@ def start(ctx: Ctx) -> None:
     """/notice [node code]: where to send it (asked only when the sender has a choice)."""
     assert ctx.actor is not None
     nodes = notice_nodes(ctx.actor)
-    if not nodes:
-        ctx.say(ctx.t("notice_not_allowed"))
-        return
     if ctx.inbound.args:
         node = node_by_code(ctx.session, ctx.inbound.args[0])
         services.may_send(who=ctx.actor, node=node)
         nodes = [node]
+    if not nodes:
+        raise PermissionDenied("notice_not_allowed")
     if len(nodes) > 1:
         _set(ctx, DRAFT, {"nodes": [n.code for n in nodes[:8]]})
         ctx.say(ctx.t("notice_pick_node"), buttons=tuple(

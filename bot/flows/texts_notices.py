@@ -20,7 +20,7 @@ ZH: dict[str, str] = {
     "notice_which": ("您有一条通知待确认，也有工单#{case}在等您确认是否解决。"
                      "确认通知请回复“收到”；工单请点工单消息下面的按钮。"),
     # The /notice dialogue.
-    "notice_not_allowed": "只有管理员、书记、片长、组长可以发通知。",
+    "notice_not_allowed": "只有管理员、书记、片长、组长可以发通知",
     "notice_pick_node": "发给哪里？请选择：",
     "notice_pick_audience": "通知发给{node}的哪些人？请选择：",
     "notice_ask_text": "请发送通知内容（文字，可附一张图片或一个文件）。发 /cancel 取消。",
@@ -88,7 +88,7 @@ EN: dict[str, str] = {
     "notice_which": ("A notice waits for your 收到, and case #{case} waits for you to say whether "
                      "it is fixed. Reply 收到 for the notice; use the buttons under the case "
                      "message for the case."),
-    "notice_not_allowed": "Only admins, 书记, 片长 and 组长 can send notices.",
+    "notice_not_allowed": "only admins, 书记, 片长 and 组长 can send notices",
     "notice_pick_node": "Send to which place?",
     "notice_pick_audience": "Who in {node} should get the notice?",
     "notice_ask_text": "Send the notice text (a photo or file optional). /cancel stops.",
