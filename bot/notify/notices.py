@@ -2,8 +2,10 @@
 
 Rows are keyed by the notice and recipient for the first copy (`notice{n}:p{person}`, which
 the receipts read delivery from) and by event and recipient after that (`ne{event}:p{person}`).
-A city-wide notice writes over 100,000 rows: texts are worded once per language and the rows
-are written in batches through `enqueue_many`, never one object per row.
+A city-wide notice writes over 100,000 rows: texts are worded once per language and the
+copies and re-pings are written by one INSERT … SELECT per language over the recipient rows
+(the keys are new: the notice and the event were made in this transaction); the superiors'
+lists go through `enqueue_many` in batches. Never one ORM object per row.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from bot.flows.texts import t
+from bot.flows.texts import TEXTS, t
 from bot.notify.rules import NOTICE_RULES, Rule
 from core.cases.policy import CasePolicy
 from core.clock import as_utc
 from core.hierarchy.model import Level, Node, Person, Post, Role
 from core.hierarchy.queries import node_by_id
 from core.hierarchy.tree import LEADER_ROLE, path_ids
-from core.notices.model import RECIPIENT, Notice, NoticeEvent, notice_key
-from core.outbox import OUT, Action, Draft, enqueue_many
+from core.notices.model import RECIPIENT, Notice, NoticeEvent
+from core.outbox import OUT, Action, Draft, OutboxStatus, enqueue_many
 
 P: sa.Table = Person.__table__  # type: ignore[attr-defined]
 N: sa.Table = Node.__table__  # type: ignore[attr-defined]
@@ -77,48 +79,69 @@ class _Words:
         return opts or None
 
 
-def _recipients(session: Session, notice_id: int, *, unconfirmed: bool = False,
-                reachable_only: bool = False) -> Iterator[Any]:
+def _recipients(session: Session, notice_id: int, *, unconfirmed: bool = False) -> Iterator[Any]:
     q = (sa.select(RECIPIENT.c.person_id, RECIPIENT.c.role, RECIPIENT.c.node_id,
                    RECIPIENT.c.relay_households, P.c.language, P.c.name)
          .join(P, P.c.id == RECIPIENT.c.person_id)
          .where(RECIPIENT.c.notice_id == notice_id).order_by(RECIPIENT.c.id))
     if unconfirmed:
         q = q.where(RECIPIENT.c.confirmed_at.is_(None))
-    if reachable_only:
-        key = sa.literal(f"notice{notice_id}:p") + sa.cast(RECIPIENT.c.person_id, sa.String)
-        q = q.where(~sa.exists().where(OUT.c.dedupe_key == key, OUT.c.status == "dead"))
     yield from session.execute(q)
 
 
-def _write(session: Session, drafts: Iterator[Draft], now: datetime) -> int:
-    written, chunk = 0, []
-    for d in drafts:
-        chunk.append(d)
-        if len(chunk) >= BATCH:
-            written += enqueue_many(session, drafts=chunk, now=now)
-            chunk = []
-    return written + enqueue_many(session, drafts=chunk, now=now)
+def _first_copy_dead(notice_id: int) -> sa.ColumnElement[bool]:
+    key = sa.literal(f"notice{notice_id}:p") + sa.cast(RECIPIENT.c.person_id, sa.String)
+    return sa.exists().where(OUT.c.dedupe_key == key, OUT.c.status == "dead")
 
 
-def _sent(session: Session, w: _Words, e: NoticeEvent) -> Iterator[Draft]:
+def _fan(session: Session, w: _Words, *, kind: str, key_prefix: str, head: str,
+         now: datetime, where: Sequence[sa.ColumnElement[bool]] = ()) -> int:
+    """One INSERT … SELECT per language over the notice's recipient rows: the rows are built
+    by the database, never one Python object per recipient (a city has over 100,000 邻长).
+    The words are ours, worded here; only the household count is put in by SQL."""
     nid = w.notice.id
     assert nid is not None
-    opts = w.options()
-    for r in _recipients(session, nid):
-        lang = r.language or "zh"
-        yield Draft(text=w.copy(lang, r.relay_households), kind=KIND, person_id=r.person_id,
-                    dedupe_key=notice_key(nid, r.person_id), actions=w.actions(lang),
-                    options=opts)
+    written = 0
+    langs = [lang for lang in TEXTS if lang != "zh"]
+    for lang in ["zh", *langs]:
+        body = (t(lang, head) if head else "") + w.body(lang)
+        relay = t(lang, "notice_relay", n="{n}")
+        count = sa.cast(RECIPIENT.c.relay_households, sa.String)
+        text = sa.bindparam(f"body_{lang}", body, type_=sa.Text) + sa.case(
+            (RECIPIENT.c.relay_households > 0,
+             sa.func.replace(sa.bindparam(f"relay_{lang}", relay, type_=sa.Text), "{n}",
+                             count)), else_=sa.literal("", sa.Text))
+        actions = [a.to_json() for a in w.actions(lang)]
+        speaks = P.c.language == lang if lang != "zh" else sa.or_(
+            P.c.language.is_(None), P.c.language.not_in(langs))
+        q = (sa.select(
+            RECIPIENT.c.person_id, text,
+            sa.bindparam(f"actions_{lang}", actions, type_=sa.JSON),
+            sa.bindparam("options", w.options(), type_=sa.JSON),
+            sa.literal(kind), sa.literal(OutboxStatus.pending.value), sa.literal(0),
+            sa.bindparam("now", now, type_=sa.DateTime(timezone=True)),
+            sa.bindparam("now", now, type_=sa.DateTime(timezone=True)),
+            sa.literal(key_prefix) + sa.cast(RECIPIENT.c.person_id, sa.String))
+            .join(P, P.c.id == RECIPIENT.c.person_id)
+            .where(RECIPIENT.c.notice_id == nid, speaks, *where))
+        cols = ["person_id", "text", "actions", "options", "kind", "status", "attempts",
+                "next_attempt_at", "created_at", "dedupe_key"]
+        result = session.execute(sa.insert(OUT).from_select(cols, q))
+        written += max(0, getattr(result, "rowcount", 0) or 0)
+    return written
 
 
-def _reping(session: Session, w: _Words, e: NoticeEvent) -> Iterator[Draft]:
+def _sent(session: Session, w: _Words, e: NoticeEvent) -> int:
     assert w.notice.id is not None
-    for r in _recipients(session, w.notice.id, unconfirmed=True, reachable_only=True):
-        lang = r.language or "zh"
-        yield Draft(text=t(lang, "notice_reping") + w.copy(lang, r.relay_households),
-                    kind="notice_reping", person_id=r.person_id,
-                    dedupe_key=f"ne{e.id}:p{r.person_id}", actions=w.actions(lang))
+    return _fan(session, w, kind=KIND, key_prefix=f"notice{w.notice.id}:p", head="",
+                now=as_utc(e.at))
+
+
+def _reping(session: Session, w: _Words, e: NoticeEvent) -> int:
+    assert w.notice.id is not None
+    return _fan(session, w, kind="notice_reping", key_prefix=f"ne{e.id}:p",
+                head="notice_reping", now=as_utc(e.at),
+                where=(RECIPIENT.c.confirmed_at.is_(None), ~_first_copy_dead(w.notice.id)))
 
 
 def _superiors(session: Session, node_ids: set[int]) -> tuple[dict[int, list[int]],
@@ -144,7 +167,22 @@ def _superiors(session: Session, node_ids: set[int]) -> tuple[dict[int, list[int
     return lineage, holders
 
 
-def _missing(session: Session, w: _Words, e: NoticeEvent) -> Iterator[Draft]:
+def _write(session: Session, drafts: Iterator[Draft], now: datetime) -> int:
+    written, chunk = 0, []
+    for d in drafts:
+        chunk.append(d)
+        if len(chunk) >= BATCH:
+            written += enqueue_many(session, drafts=chunk, now=now)
+            chunk = []
+    return written + enqueue_many(session, drafts=chunk, now=now)
+
+
+def _missing(session: Session, w: _Words, e: NoticeEvent) -> int:
+    """Each superior's one list of their people who have not confirmed."""
+    return _write(session, _lists(session, w, e), as_utc(e.at))
+
+
+def _lists(session: Session, w: _Words, e: NoticeEvent) -> Iterator[Draft]:
     nid = w.notice.id
     assert nid is not None
     late = list(_recipients(session, nid, unconfirmed=True))
@@ -201,6 +239,6 @@ def notify_notices(session: Session, events: Sequence[NoticeEvent]) -> int:
             continue
         w = _Words(session, notice)
         for rule in rules:
-            written += _write(session, RENDER[rule.message](session, w, e), as_utc(e.at))
+            written += RENDER[rule.message](session, w, e)
     return written
 
