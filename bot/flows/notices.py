@@ -62,6 +62,13 @@ _CLOCK = re.compile(r"^\s*(明天|今天)?\s*(\d{1,2})\s*[:：点]\s*(\d{0,2})\s
 _DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s+(\d{1,2}):(\d{2})\s*$")
 
 
+def _me(ctx: Ctx) -> int:
+    """The dialogue's buttons carry their sender's person id: a copy pressed by anyone else
+    finds no draft of theirs (and the web chat wants a positive id)."""
+    assert ctx.actor is not None
+    return ctx.actor.person.id
+
+
 def _key(ctx: Ctx) -> dict[str, Any]:
     i = ctx.inbound
     return {"platform": i.platform, "chat_id": i.chat_id, "user_id": i.sender_id}
@@ -96,7 +103,7 @@ def start(ctx: Ctx) -> None:
     if len(nodes) > 1:
         _set(ctx, DRAFT, {"nodes": [n.code for n in nodes[:8]]})
         ctx.say(ctx.t("notice_pick_node"), buttons=tuple(
-            Button(n.name, "notice_node", arg=str(k)) for k, n in enumerate(nodes[:8])))
+            Button(n.name, "notice_node", _me(ctx), arg=str(k)) for k, n in enumerate(nodes[:8])))
         return
     _ask_audience(ctx, nodes[0])
 
@@ -104,7 +111,8 @@ def start(ctx: Ctx) -> None:
 def _ask_audience(ctx: Ctx, node: NodeRef) -> None:
     _set(ctx, DRAFT, {"node": node.code})
     ctx.say(ctx.t("notice_pick_audience", node=node.name), buttons=tuple(
-        Button(ctx.t(CHOICES[k][1]), "notice_aud", arg=k) for k in BELOW.get(node.level, ())))
+        Button(ctx.t(CHOICES[k][1]), "notice_aud", _me(ctx), arg=k)
+        for k in BELOW.get(node.level, ())))
 
 
 def press(ctx: Ctx, p: Press) -> None:
@@ -113,7 +121,7 @@ def press(ctx: Ctx, p: Press) -> None:
     if p.action == "notice_ok":
         _confirm(ctx, [p.case_id])
         return
-    data = _draft(ctx)
+    data = _draft(ctx) if p.case_id == _me(ctx) else None
     if data is None or (p.action != "notice_node" and "node" not in data):
         ctx.ack(ctx.t("notice_draft_gone"))
         ctx.say(ctx.t("notice_draft_gone"))
@@ -179,8 +187,8 @@ def pending_step(ctx: Ctx, state: str, data: dict[str, Any]) -> bool:
         data["text"] = words
         _set(ctx, DRAFT, data)
         ctx.say(ctx.t("notice_ask_confirm"), buttons=(
-            Button(ctx.t("btn_yes"), "notice_cf", arg="y"),
-            Button(ctx.t("btn_no"), "notice_cf", arg="n")))
+            Button(ctx.t("btn_yes"), "notice_cf", _me(ctx), arg="y"),
+            Button(ctx.t("btn_no"), "notice_cf", _me(ctx), arg="n")))
         return True
     when = parse_deadline(i.text or "", now=ctx.clock.now(), tz=ctx.tz)
     if when is None:
@@ -203,7 +211,8 @@ def _with_deadline(ctx: Ctx, data: dict[str, Any], when: datetime) -> None:
 def _deadline_buttons(ctx: Ctx) -> tuple[Button, ...]:
     return tuple(
         Button(ctx.t("btn_tomorrow", hm="9:00") if k == "t9" else
-               ctx.t("btn_in_hours", n=k[1:]), "notice_dl", arg=k) for k in DEADLINE_BUTTONS)
+               ctx.t("btn_in_hours", n=k[1:]), "notice_dl", _me(ctx), arg=k)
+        for k in DEADLINE_BUTTONS)
 
 
 def _button_deadline(ctx: Ctx, arg: str) -> datetime | None:
@@ -264,8 +273,8 @@ def _summary(ctx: Ctx, data: dict[str, Any]) -> None:
     ctx.say(ctx.t("notice_summary", node=node.name, counts=counts, total=sent.recipients,
                   relay=relay, excerpt=text[:60] + ("…" if len(text) > 60 else ""),
                   confirm_line=line),
-            buttons=(Button(ctx.t("btn_send"), "notice_go"),
-                     Button(ctx.t("btn_cancel"), "notice_x")))
+            buttons=(Button(ctx.t("btn_send"), "notice_go", _me(ctx)),
+                     Button(ctx.t("btn_cancel"), "notice_x", _me(ctx))))
 
 
 def _send(ctx: Ctx, data: dict[str, Any]) -> None:
