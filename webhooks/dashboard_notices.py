@@ -28,6 +28,7 @@ from core.hierarchy.model import Node
 from core.hierarchy.queries import node_by_code
 from core.hierarchy.scope import notice_nodes
 from core.hierarchy.tree import subtree_bounds
+from core.media.store import MediaStore
 from core.notices import services
 from core.notices.audience import AUDIENCE_ROLES
 from core.notices.model import NOTICE
@@ -93,6 +94,10 @@ def router(c: Container) -> APIRouter:
         deadline = body.deadline
         if deadline is not None and deadline.tzinfo is None:
             raise InvalidInput("notice_deadline_tz")
+        store = MediaStore.from_settings(c.settings)
+        for ref in (body.photo, body.document):
+            if ref is not None and not store.exists(ref):  # refused before anything is written
+                raise InvalidInput("notice_media_unknown", ref=ref[:80])
         with write_session(c.engine) as s:
             node = node_by_code(s, body.node_code)
             return services.send(

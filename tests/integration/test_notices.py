@@ -234,3 +234,45 @@ def test_the_reping_waits_for_the_end_of_quiet_hours(city: Engine) -> None:
     with city.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM outbox WHERE kind ="
                                     " 'notice_reping'")).scalar_one() == sent.recipients
+
+
+def test_the_api_refuses_bad_input_whole(city: Engine, clock: FakeClock, db_url: str,
+                                         tmp_path: Any) -> None:
+    import httpx
+
+    from core import accounts
+    from core.container import build_container
+    from tests.support.server import serve
+    from webhooks.app import create_app
+
+    st = Settings(_env_file=None, database_url=db_url,  # type: ignore[call-arg]
+                  media_dir=str(tmp_path / "media"))
+    app = create_app(st, clock=clock, container=build_container(st, clock=clock, engine=city),
+                     run_jobs=False)
+    sec = holder_of(city, "secretary", VILLAGE1).person_id
+    with session_scope(city) as s:
+        token = accounts.issue_login_token(s, person_id=sec, now=clock.now(),
+                                           ttl=timedelta(minutes=15))
+    good = {"node_code": VILLAGE1, "audience": ["neighbor_leader"], "text": "停水通知",
+            "confirm": True, "deadline": (clock.now() + timedelta(hours=5)).isoformat()}
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as b:
+        assert b.get(f"/login/{token}").status_code == 303
+        h = {"X-CSRF-Token": b.get("/api/me").json()["csrf_token"]}
+        before = rows(city)
+        for change, words in (({"text": " "}, "不能为空"),
+                              ({"deadline": "2020-01-01T00:00:00+08:00"}, "已经过去"),
+                              ({"deadline": "2026-12-30T18:00:00"}, "时区"),
+                              ({"node_code": LIN1, "audience": ["group_leader"]}, "没有这类人员"),
+                              ({"audience": []}, "至少选择"),
+                              ({"photo": "ab/cd/abcd1234.jpg"}, "")):
+            r = b.post("/api/notices", json={**good, **change}, headers=h)
+            assert r.status_code == 422, (change, r.text)
+            assert words in r.text, (change, r.text)
+        assert rows(city) == before
+        assert b.post("/api/notices", json=good).status_code == 403  # no CSRF token
+        r = b.post("/api/notices", json=good, headers=h)
+        assert r.status_code == 200, r.text
+        got = b.get(f"/api/notices/{r.json()['id']}").json()
+        assert got["totals"]["recipients"] == r.json()["recipients"] > 0
+        assert got["state"] == "open" and got["confirm"] is True
+        assert b.get("/api/notices/999999").status_code == 404
