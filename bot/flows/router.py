@@ -153,6 +153,9 @@ def _command(ctx: Ctx) -> None:
     elif name == "report":
         commands.report_how(ctx)
     elif name == "cancel":
+        # Whatever was in progress ends here (a /notice draft between its buttons too).
+        conversations.clear_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                                  user_id=i.sender_id)
         ctx.say(ctx.t("cancelled"))
     elif name in ("import", "export"):
         from bot.flows import admin_files

@@ -206,6 +206,18 @@ def test_bad_input_in_the_dialogue_sends_nothing(world: dict[str, Any]) -> None:
     last_to(tg, SECRETARY_TG, "已取消")
     press(tg, SECRETARY_TG, summary, buttons(summary)["发送"])
     last_to(tg, SECRETARY_TG, "草稿已失效")
+    # /cancel between the buttons ends the draft as well.
+    n = len(tg.sent_to(SECRETARY_TG))
+    msg(tg, SECRETARY_TG, text="/notice", entities=[{"type": "bot_command", "offset": 0,
+                                                      "length": 7}])
+    ask = last_to(tg, SECRETARY_TG, "哪些人", after=n)
+    n = len(tg.sent_to(SECRETARY_TG))
+    msg(tg, SECRETARY_TG, text="/cancel", entities=[{"type": "bot_command", "offset": 0,
+                                                      "length": 7}])
+    last_to(tg, SECRETARY_TG, "已取消", after=n)
+    n = len(tg.sent_to(SECRETARY_TG))
+    press(tg, SECRETARY_TG, ask, buttons(ask)["邻长"])
+    last_to(tg, SECRETARY_TG, "草稿已失效", after=n)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM notice")).scalar_one() == 0
         assert conn.execute(sa.text("SELECT count(*) FROM outbox WHERE kind LIKE 'notice%'")
