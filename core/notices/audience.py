@@ -17,6 +17,7 @@ from core.errors import InvalidInput
 from core.hierarchy.model import ChatIdentity, Node, Post, Role
 from core.hierarchy.queries import NodeRef
 from core.hierarchy.tree import subtree_bounds
+from core.notices.model import RECIPIENT
 
 N: sa.Table = Node.__table__  # type: ignore[attr-defined]
 POST: sa.Table = Post.__table__  # type: ignore[attr-defined]
@@ -135,3 +136,54 @@ def _households_by_leader(session: Session, *, node: NodeRef) -> dict[int, tuple
         nid = homes[0].neighborhood_id
         out[leader_id] = (nid, len(homes))
     return out
+
+
+def write_recipients(session: Session, *, notice_id: int, node: NodeRef,
+                     audience: tuple[Role, ...], exclude: int | None) -> dict[str, int]:
+    """The recipient rows of a notice, written by the database from the tree (INSERT …
+    SELECT: a city's 100,000 邻长 never pass through Python); the same people as `targets`.
+    Returns how many per role."""
+    r = RECIPIENT
+    leaders = [x.value for x in audience if x is not Role.resident]
+    rank = sa.case(*[(POST.c.role == x.value, i) for i, x in enumerate(AUDIENCE_ROLES)],
+                   else_=99)
+    not_sender = POST.c.person_id != exclude if exclude is not None else sa.true()
+    cols = ["notice_id", "person_id", "role", "node_id", "relay_households"]
+    if leaders:
+        ranked = (sa.select(POST.c.person_id, POST.c.role, POST.c.node_id,
+                            sa.func.row_number().over(partition_by=POST.c.person_id,
+                                                      order_by=(rank, POST.c.node_id))
+                            .label("rn"))
+                  .join(N, N.c.id == POST.c.node_id)
+                  .where(_in_subtree(node), POST.c.role.in_(leaders), not_sender)
+                  .subquery())
+        session.execute(sa.insert(r).from_select(cols, sa.select(
+            sa.literal(notice_id), ranked.c.person_id, ranked.c.role, ranked.c.node_id,
+            sa.literal(0)).where(ranked.c.rn == 1)))
+    if Role.resident in audience:
+        taken = sa.exists().where(r.c.notice_id == notice_id, r.c.person_id == POST.c.person_id)
+        session.execute(sa.insert(r).from_select(cols, sa.select(
+            sa.literal(notice_id), POST.c.person_id, sa.literal(Role.resident.value),
+            sa.func.min(POST.c.node_id), sa.literal(0))
+            .join(N, N.c.id == POST.c.node_id)
+            .where(_in_subtree(node), POST.c.role == Role.resident.value, _has_chat(),
+                   not_sender, ~taken)
+            .group_by(POST.c.person_id)))
+        relay = {k: v for k, v in _households_by_leader(session, node=node).items()
+                 if k != exclude}
+        have = set(session.execute(sa.select(r.c.person_id).where(
+            r.c.notice_id == notice_id, r.c.person_id.in_(list(relay)))).scalars()) \
+            if relay else set()
+        adds = [{"n": n, "p": pid} for pid, (_nid, n) in relay.items() if pid in have]
+        fresh = [{"notice_id": notice_id, "person_id": pid, "role": Role.neighbor_leader.value,
+                  "node_id": nid, "relay_households": n}
+                 for pid, (nid, n) in relay.items() if pid not in have]
+        if adds:
+            session.execute(sa.update(r).where(
+                r.c.notice_id == notice_id, r.c.person_id == sa.bindparam("p")).values(
+                relay_households=r.c.relay_households + sa.bindparam("n")), adds)
+        if fresh:
+            session.execute(sa.insert(r), fresh)
+    return {role: int(n) for role, n in session.execute(
+        sa.select(r.c.role, sa.func.count()).where(r.c.notice_id == notice_id)
+        .group_by(r.c.role))}

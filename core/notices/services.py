@@ -21,7 +21,7 @@ from core.hierarchy.queries import Actor, NodeRef, children, node_by_id
 from core.hierarchy.scope import notice_refusal
 from core.hierarchy.tree import subtree_bounds
 from core.notices import events
-from core.notices.audience import Target, parse_audience, targets
+from core.notices.audience import Target, parse_audience, targets, write_recipients
 from core.notices.model import (
     NOTICE,
     RECIPIENT,
@@ -33,7 +33,6 @@ from core.notices.model import (
 from core.outbox import OUT
 
 MAX_TEXT = 2000
-_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -90,9 +89,6 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
     may_send(who=who, node=node)
     roles = parse_audience(audience)
     words, deadline = _checked(text=text, confirm=confirm, deadline=deadline, now=now)
-    found = targets(session, node=node, audience=roles, exclude=who.person.id if who else None)
-    if not found:
-        raise InvalidInput("notice_nobody")
     reping_at = now + reping if confirm else None
     if reping_at is not None and deadline is not None and reping_at >= deadline:
         reping_at = None  # the deadline's list comes first; no reminder after it
@@ -101,17 +97,22 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
                     audience=[r.value for r in roles], text=words, photo=photo,
                     document=document, confirm=confirm, deadline=deadline, created_at=now,
                     reping_at=reping_at, next_due_at=min(dues) if dues else None,
-                    recipients=len(found), policy=policy.to_json())
+                    recipients=0, policy=policy.to_json())
     session.add(notice)
     session.flush()
     assert notice.id is not None
-    rows = [{"notice_id": notice.id, "person_id": t.person_id, "role": t.role,
-             "node_id": t.node_id, "relay_households": t.relay_households} for t in found]
-    for i in range(0, len(rows), _BATCH):
-        session.execute(sa.insert(RECIPIENT), rows[i:i + _BATCH])
+    by_role = write_recipients(session, notice_id=notice.id, node=node, audience=roles,
+                               exclude=who.person.id if who else None)
+    total = sum(by_role.values())
+    if not total:
+        raise InvalidInput("notice_nobody")  # the caller's transaction drops the notice row
+    notice.recipients = total
+    relay = int(session.execute(sa.select(sa.func.coalesce(sa.func.sum(
+        RECIPIENT.c.relay_households), 0)).where(RECIPIENT.c.notice_id == notice.id))
+        .scalar_one())
     events.record(session, notice_id=notice.id, kind=NoticeEventKind.sent, at=now,
                   actor_id=notice.author_id)
-    return _summary(notice.id, found)
+    return Sent(notice.id, total, by_role, relay)
 
 
 def confirm(session: Session, *, notice_id: int, person_id: int, via: str,

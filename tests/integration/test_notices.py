@@ -154,8 +154,14 @@ def test_residents_without_a_chat_are_relayed_by_their_neighbor_leader(
             {"c": LIN1}).scalar_one()
     assert lz in homes and len(homes[lz]) == residents > 0
     sec = holder_of(city, "secretary", VILLAGE1).person_id
+    with session_scope(city) as s:
+        shown = services.preview(s, who=actor(s, sec), node=node_by_code(s, VILLAGE1),
+                                 audience=("resident",))
     sent = send(city, clock, who=sec, audience=("resident",))
     assert sent.relay_households >= residents
+    # The count shown before sending is the count sent (two readings of one rule).
+    assert (shown.recipients, shown.by_role, shown.relay_households) == (
+        sent.recipients, sent.by_role, sent.relay_households)
     with city.connect() as conn:
         text = conn.execute(sa.text("SELECT text FROM outbox WHERE person_id = :p AND"
                                     " kind = 'notice'"), {"p": lz}).scalar_one()
