@@ -15,11 +15,13 @@ from core.cases import model as cases_model
 from core.hierarchy import boundaries as boundaries_model
 from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
+from core.notices import model as notices_model
 from core.rollup import model as rollup_model
 
 __all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "cases_model",
            "conversations_model",
-           "deliveries_model", "hierarchy_model", "inbound_model", "invites_model", "ops_model",
+           "deliveries_model", "hierarchy_model", "inbound_model", "invites_model",
+           "notices_model", "ops_model",
            "outbox_model",
            "ratebucket_model", "rollup_model", "tokens_model", "web_sessions_model",
            "wecom_limits_model"]

@@ -64,10 +64,24 @@ class SweepJob:
             self.last = result
             self.totals.add(result)
             self.passed.set()
+            self._notices()
         if result.claimed:
             log.info("sweep: %s", result)
         self._wake_for_next_due()
         return result
+
+    def _notices(self) -> None:
+        """The notices' re-pings and deadline lists ride on the same tick (core/notices)."""
+        from core.notices.sweep import run_notice_sweep
+
+        try:
+            done = run_notice_sweep(self.engine, clock=self.clock)
+        except Exception:
+            self.failures += 1
+            log.exception("notice sweep failed")  # retried on the next tick, nothing is lost
+            return
+        if done.repinged or done.closed:
+            log.info("notice sweep: %s", done)
 
     def _wake_for_next_due(self) -> None:
         """When the next case falls due before the next tick, run once more at that moment,

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     confirm_window: Duration = timedelta(hours=72)
     nag_before: Duration = timedelta(minutes=30)
     nags_per_tier: int = Field(default=3, ge=0)
+    # A notice's recipients who have not said 收到 are reminded once after this long.
+    notice_reping: Duration = Field(default=timedelta(hours=4), gt=timedelta(0))
     quiet_start: ClockTime = time(22, 0)
     quiet_end: ClockTime = time(7, 0)
     pause_deadlines_in_quiet_hours: bool = False

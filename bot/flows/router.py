@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.flows import commands, flood, join, leader, report
+from bot.flows import commands, flood, join, leader, notices, report
 from bot.flows.context import Ctx
 from core import conversations
 from core.hierarchy.invites import typed_code
@@ -26,11 +26,12 @@ LEADER_COMMANDS = {
     "menu": commands.menu_cmd,
     "login": commands.login_cmd,
     "revoke": commands.revoke_cmd,
+    "notice": notices.start,
 }
 # `绑定 K3M9-X2AB`: a person invite typed where no link can be opened (WeChat, WeCom).
 BIND_TEXT = re.compile(r"^\s*(?:绑定\s*|bind\s+)([A-Za-z0-9][A-Za-z0-9\s\-]{0,14})\s*$", re.I)
 # Buttons a resident may press; an account bound by a typed number presses only these.
-RESIDENT_PRESSES = {"confirm", "not_fixed", "new_case", "category", "add", "rate"}
+RESIDENT_PRESSES = {"confirm", "not_fixed", "new_case", "category", "add", "rate", "notice_ok"}
 BIND_PRESSES = {"bind_yes", "bind_no"}
 # Typed words that ask for /mylz (WeChat has no slash habit).
 MYLZ_WORDS = {"我的邻长", "邻长是谁", "我的邻长是谁"}
@@ -90,6 +91,9 @@ def handle(ctx: Ctx) -> None:
     if i.press is not None:
         if i.press.action in BIND_PRESSES and not resident_only:
             join.decide(ctx, i.press)
+        elif i.press.action in notices.PRESSES and (not resident_only
+                                                    or i.press.action == "notice_ok"):
+            notices.press(ctx, i.press)
         elif resident_only and i.press.action not in RESIDENT_PRESSES:
             ctx.ack(ctx.t("leader_needs_invite"))
             ctx.say(ctx.t("leader_needs_invite"))
@@ -109,6 +113,12 @@ def handle(ctx: Ctx) -> None:
     if conv is not None and conv.state.startswith("await_") and leader.pending_step(
         ctx, conv.state, conv.data
     ):
+        return
+    if conv is not None and conv.state in notices.PROMPTS and notices.pending_step(
+        ctx, conv.state, conv.data
+    ):
+        return
+    if notices.typed_receipt(ctx):  # "收到" / "1" to a notice (the rule: bot/flows/notices.py)
         return
     if not i.command and not i.media and (i.text or "").strip() in MYLZ_WORDS:
         commands.mylz_cmd(ctx)
@@ -143,6 +153,9 @@ def _command(ctx: Ctx) -> None:
     elif name == "report":
         commands.report_how(ctx)
     elif name == "cancel":
+        # Whatever was in progress ends here (a /notice draft between its buttons too).
+        conversations.clear_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                                  user_id=i.sender_id)
         ctx.say(ctx.t("cancelled"))
     elif name in ("import", "export"):
         from bot.flows import admin_files

@@ -10,10 +10,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from bot.flows import texts_en, texts_notify, texts_zh
+from bot.flows import texts_en, texts_notices, texts_notify, texts_zh
 
 # Further areas add their module here: (module with ZH and EN dicts).
-AREAS: tuple[ModuleType, ...] = (texts_notify,)
+AREAS: tuple[ModuleType, ...] = (texts_notify, texts_notices)
 
 
 def _join(lang: str, base: dict[str, str]) -> dict[str, str]:

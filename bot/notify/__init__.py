@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from core.cases import events
+from core.notices import events as notice_events
 
 
 def install() -> None:
     """Subscribe the rollups and the notifier to case events; the composition roots call this
     (webhooks/app.py, the CLI, the test fixtures). Idempotent."""
+    from bot.notify.notices import notify_notices
     from bot.notify.notifier import notify
     from bot.notify.ops_texts import StallAlerts
     from core import ops
@@ -15,6 +17,7 @@ def install() -> None:
 
     events.subscribe("rollup", on_events)
     events.subscribe("notify", notify)
+    notice_events.subscribe("notify", notify_notices)
     ops.use_texts(StallAlerts())
 
 

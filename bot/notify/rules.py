@@ -70,3 +70,14 @@ LIVE = frozenset({
     K.reassigned, K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
     K.resident_unreachable,
 })
+
+# Notices (core/notices): who hears of each notice event, rendered by bot/notify/notices.py.
+#   recipients   everybody the notice was sent to (their first copy, with the 收到 button)
+#   unconfirmed  recipients who have not said 收到 and were not given up as unreachable
+#   superiors    the next filled tier above each unconfirmed recipient: one list each
+NOTICE_RULES: dict[str, tuple[Rule, ...]] = {
+    "sent":      (r("recipients", "notice"),),
+    "repinged":  (r("unconfirmed", "notice_reping"),),
+    "deadline":  (r("superiors", "notice_missing"),),
+    # confirmed: the receipt only (the presser's own answer tells them; the board counts it).
+}

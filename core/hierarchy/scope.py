@@ -86,3 +86,23 @@ def may_bind(who: Actor, node: NodeRef) -> bool:
     """A chat group is bound to a node (or moved off one) by an admin of that node's subtree;
     a binding is no post, so an admin's own node is allowed."""
     return who.is_admin_of(node)
+
+
+# Who may send a notice down the tree from a node: an admin of it, or the 书记, 片长 or 组长
+# of it or above it (on their own subtree).
+_NOTICE_SENDERS = frozenset({Role.secretary, Role.area_leader, Role.group_leader})
+
+
+def notice_refusal(who: Actor | None, node: NodeRef) -> Phrase | None:
+    """Why `who` may not send a notice to `node`'s subtree, or None when they may."""
+    if who is None or who.is_admin_of(node):
+        return None
+    if any(r in _NOTICE_SENDERS and n.contains(node) for r, n in who.posts):
+        return None
+    return OUTSIDE
+
+
+def notice_nodes(who: Actor) -> list[NodeRef]:
+    """The nodes from which `who` may send notices, widest first."""
+    nodes = [n for r, n in who.posts if r is Role.admin or r in _NOTICE_SENDERS]
+    return sorted({n.id: n for n in nodes}.values(), key=lambda n: (n.path.count("/"), n.path))

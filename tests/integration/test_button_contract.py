@@ -31,6 +31,10 @@ KINDS: list[tuple[str, str | None, tuple[tuple[str, Any], ...]]] = [
     *[("confirm", str(n), (("rating", n),)) for n in range(1, 6)],
     ("not_fixed", None, ()), ("add", None, ()), ("category", "3", (("arg", "3"),)),
     ("new_case", None, ()),
+    # Notices: 收到 on a copy (notice id in `case_id`), and the steps of /notice.
+    ("notice_ok", None, ()), ("notice_node", "0", (("arg", "0"),)),
+    ("notice_aud", "nr", (("arg", "nr"),)), ("notice_cf", "y", (("arg", "y"),)),
+    ("notice_dl", "h24", (("arg", "h24"),)), ("notice_go", None, ()), ("notice_x", None, ()),
 ]
 IDS = [f"{a}-{arg}" if arg else a for a, arg, _ in KINDS]
 

@@ -469,3 +469,54 @@ def test_dashboard_exports_cover_only_the_callers_subtree(world: World, role: st
         assert r.status_code == 200 and r.content.startswith(b"PK"), r.text
     else:
         assert r.status_code == 403, r.text
+
+
+# Notices (issue 14): sent to a node's subtree by an admin of it, or by the 书记, 片长 or 组长
+# of it or above it; here the case's 组 (g1). Nobody outside, and no 邻长 or resident.
+NOTICE_NODE = "3416020010010101"
+NOTICE_SENDERS = {"group_leader", "area_leader", "secretary"} | ADMINS
+
+
+def _notice_rows(w: World) -> tuple[int, int]:
+    with w.engine.connect() as conn:
+        return (conn.execute(sa.text("SELECT count(*) FROM notice")).scalar_one(),
+                conn.execute(sa.text("SELECT count(*) FROM outbox WHERE kind = 'notice'"))
+                .scalar_one())
+
+
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_notice_command_in_chat(world: World, role: str, inside: bool) -> None:
+    w, who = world, people(role, inside)
+    before = _notice_rows(w)
+    replies = chat(w, who, command="notice", args=(NOTICE_NODE,))
+    if inside and role in NOTICE_SENDERS:
+        assert not refused(replies) and any("哪些人" in r for r in replies), replies
+    else:
+        assert refused(replies) and not any("繁忙" in r for r in replies), replies
+    assert _notice_rows(w) == before  # the dialogue's first step sends nothing
+
+
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_notice_over_http(world: World, role: str, inside: bool) -> None:
+    w, who = world, people(role, inside)
+    body = {"node_code": NOTICE_NODE, "audience": ["neighbor_leader"], "text": "周六大扫除",
+            "confirm": False}
+    before = _notice_rows(w)
+    client = _signed_in(w, who)
+    if client is None:
+        assert role not in DASHBOARD_ROLES, f"{who} could not sign in"
+        assert httpx.post(f"{w.url}/api/notices", json=body, timeout=30).status_code == 401
+        assert _notice_rows(w) == before
+        return
+    try:
+        headers = {"X-CSRF-Token": client.get("/api/me").json()["csrf_token"]}
+        r = client.post("/api/notices", json=body, headers=headers)
+        if inside and role in NOTICE_SENDERS:
+            assert r.status_code == 200, r.text
+            got = client.get(f"/api/notices/{r.json()['id']}")
+            assert got.status_code == 200 and got.json()["totals"]["recipients"] >= 1
+        else:
+            assert r.status_code == 403, r.text
+            assert _notice_rows(w) == before
+    finally:
+        client.close()

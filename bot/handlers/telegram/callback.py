@@ -11,6 +11,9 @@ CODES = {
     "whistle": "wh", "confirm": "cf", "not_fixed": "nf", "rate": "rt", "new_case": "nc",
     "category": "ct", "reject": "rj", "merge": "mg", "lang": "lg", "cancel": "cx",
     "more": "mo", "page": "pg", "add": "ad", "bind_yes": "by", "bind_no": "bn",
+    # Notices: 收到, and the steps of /notice.
+    "notice_ok": "no", "notice_node": "nn", "notice_aud": "na", "notice_cf": "nq",
+    "notice_dl": "nd", "notice_go": "ng", "notice_x": "nx",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
