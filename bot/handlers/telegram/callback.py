@@ -11,6 +11,9 @@ CODES = {
     "whistle": "wh", "confirm": "cf", "not_fixed": "nf", "rate": "rt", "new_case": "nc",
     "category": "ct", "reject": "rj", "merge": "mg", "lang": "lg", "cancel": "cx",
     "more": "mo", "page": "pg", "add": "ad", "bind_yes": "by", "bind_no": "bn",
+    # campaigns (bot/flows/campaign.py): the id field carries the campaign, item or newcomer
+    "cmp_list": "cl", "cmp_item": "ci", "cmp_mark": "cm", "cmp_note": "cn", "cmp_add": "ca",
+    "cmp_ok": "co", "cmp_no": "cr",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
