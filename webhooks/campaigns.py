@@ -77,6 +77,7 @@ class ItemOut(BaseModel):
 class ProgressOut(BaseModel):
     campaign: CampaignOut
     as_of: str  # 截至 HH:MM, the deployment's local time
+    deadline_local: str  # the deadline as YYYY-MM-DD HH:MM local time
     node: RowOut
     children: list[RowOut]
     items: list[ItemOut]
@@ -118,6 +119,7 @@ def _progress(c: Container, b: Board, path: list[NodeRef], s: Session) -> Progre
     return ProgressOut(
         campaign=_campaign_out(s, b.campaign),
         as_of=c.clock.now().astimezone(c.tz).strftime("%H:%M"),
+        deadline_local=_local(c, b.campaign.deadline_at),
         node=_row_out(b, b.own), children=[_row_out(b, r) for r in b.children],
         items=[ItemOut(id=i.id, address=i.address, note=i.note,
                        outcome=b.campaign.outcomes[i.outcome] if i.outcome is not None
@@ -217,7 +219,8 @@ def router(c: Container) -> APIRouter:
         with Session(c.engine) as s:
             b, path = board_for(c, s, v, campaign_id, node)
             data = _progress(c, b, path, s)
-        return page(c, v, f"摸排进度 · {b.campaign.title}", _board_html(data),
+        every = max(1000, int(c.settings.campaign_board_refresh.total_seconds() * 1000))
+        return page(c, v, f"摸排进度 · {b.campaign.title}", _board_html(data, every),
                     active="campaigns",
                     head='<script src="/dashboard/static/campaign.js" defer></script>')
 
@@ -272,7 +275,7 @@ def _cells(p: ProgressOut, x: RowOut, link: bool) -> str:
             f'<td data-k="{k}:pct">{pct}</td></tr>')
 
 
-def _board_html(p: ProgressOut) -> str:
+def _board_html(p: ProgressOut, every_ms: int = 15000) -> str:
     crumbs = " <span>›</span> ".join(
         f'<a href="/dashboard/campaigns/{p.campaign.id}?{_qs(node=n.code)}">{e(n.name)}</a>'
         for n in p.breadcrumbs)
@@ -291,11 +294,12 @@ def _board_html(p: ProgressOut) -> str:
     state = "进行中" if p.campaign.state == "open" else "已结束"
     api = f"/api/campaigns/{p.campaign.id}/progress?{_qs(node=p.node.node.code)}"
     xlsx_url = f"/dashboard/campaigns/{p.campaign.id}/export.xlsx?{_qs(node=p.node.node.code)}"
-    return (f'<div id="campaign-board" data-api="{e(api)}"><nav class="crumbs">{crumbs}</nav>'
+    return (f'<div id="campaign-board" data-api="{e(api)}" data-every="{every_ms}">'
+            f'<nav class="crumbs">{crumbs}</nav>'
             f'<h1>{e(p.campaign.title)}</h1>'
-            f'<p>{state} · 截止 {p.campaign.deadline.strftime("%Y-%m-%d %H:%M")} UTC · '
+            f'<p>{state} · 截止 {p.deadline_local} · '
             f'<b>截至 <span id="as-of">{p.as_of}</span></b> · '
             f'<a href="{e(xlsx_url)}">导出 XLSX</a></p>'
-            f'<ul class="legend">{legend}</ul>{table}{items}</div>')
+            f'<ul class="board-legend">{legend}</ul>{table}{items}</div>')
 
 

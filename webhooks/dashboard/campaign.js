@@ -34,7 +34,7 @@
       board.setAttribute("data-refreshed", String(Date.now()));
     }).catch(function () {});
   }
-  setInterval(refresh, 15000);
+  setInterval(refresh, Number(board.getAttribute("data-every")) || 15000);
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) refresh();
   });
