@@ -24,6 +24,10 @@ from core.hierarchy.tree import normalize_phone
 
 PAGE = 8
 LABEL_MAX = 24
+# A WeCom card holds 6 buttons of 10 characters: 4 households a page, the tail of each address
+# on its button, every address of the page written out in the card's text.
+PAGE_ON = {"wecom": 4}
+LABEL_ON = {"wecom": 7}
 PRESSES = {"cmp_list", "cmp_item", "cmp_mark", "cmp_note", "cmp_add", "cmp_ok", "cmp_no"}
 STATES = {"await_cmp_note", "await_cmp_newcomer", "await_cmp_address"}
 WORDS = {"摸排", "敲门", "敲门行动", "摸排清单"}
@@ -60,10 +64,11 @@ def show_page(ctx: Ctx, c: Campaign, page: int) -> None:
         ctx.ack(ctx.t("cmp_none"))
         ctx.say(ctx.t("cmp_none"))
         return
-    pages = (len(items) + PAGE - 1) // PAGE
+    size = PAGE_ON.get(ctx.via, PAGE)
+    pages = (len(items) + size - 1) // size
     if page <= 0:
         first = next((k for k, it in enumerate(items) if it.outcome is None), 0)
-        page = first // PAGE + 1
+        page = first // size + 1
     page = min(page, pages)
     done = sum(1 for it in items if it.outcome is not None)
     if done == len(items):
@@ -71,19 +76,26 @@ def show_page(ctx: Ctx, c: Campaign, page: int) -> None:
     else:
         head = ctx.t("cmp_head", title=c.title, deadline=_deadline(ctx, c), done=done,
                      total=len(items), page=page, pages=pages)
-    buttons = [Button(_label(c, it), "cmp_item", it.id, 0)
-               for it in items[(page - 1) * PAGE: page * PAGE]]
+    shown = items[(page - 1) * size: page * size]
+    width = LABEL_ON.get(ctx.via, LABEL_MAX)
+    buttons = [Button(_label(c, it, width), "cmp_item", it.id, 0) for it in shown]
+    if ctx.via in PAGE_ON:
+        head += "\n" + "\n".join(_label(c, it, ADDRESS_ALL) for it in shown)
     if page > 1:
         buttons.append(Button(ctx.t("cmp_prev"), "cmp_list", c.id, page - 1))
     if page < pages:
         buttons.append(Button(ctx.t("cmp_next"), "cmp_list", c.id, page + 1))
-    buttons.append(Button(ctx.t("cmp_add"), "cmp_add", c.id, items[0].node_id))
+    if ctx.via not in PAGE_ON or len(buttons) < 6:
+        buttons.append(Button(ctx.t("cmp_add"), "cmp_add", c.id, items[0].node_id))
     ctx.ack(head.split("\n")[0])
     ctx.say(head, buttons=tuple(buttons))
 
 
-def _label(c: Campaign, it: Item) -> str:
-    address = it.address if len(it.address) <= LABEL_MAX else "…" + it.address[-LABEL_MAX:]
+ADDRESS_ALL = 300
+
+
+def _label(c: Campaign, it: Item, width: int = LABEL_MAX) -> str:
+    address = it.address if len(it.address) <= width else "…" + it.address[-width:]
     if it.outcome is None:
         return f"○ {address}"
     return f"✓ {address}·{c.outcomes[it.outcome]}"

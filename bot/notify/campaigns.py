@@ -43,11 +43,11 @@ def open_button(lang: str, campaign_id: int, label_key: str = "cmp_open") -> Act
     return Action("cmp_list", t(lang, label_key), campaign_id, 0)
 
 
+# Households per 邻长 from the 邻's counters (one row per 邻, not one per household).
 _PER_LEADER = sa.text(
-    "SELECT x.person_id, p.language, COUNT(i.id) AS n,"
-    " SUM(CASE WHEN i.outcome IS NULL THEN 0 ELSE 1 END) AS done"
-    " FROM campaign_item i JOIN post x ON x.node_id = i.node_id AND x.role = 'neighbor_leader'"
-    " JOIN person p ON p.id = x.person_id WHERE i.campaign_id = :c"
+    "SELECT x.person_id, p.language, SUM(k.n) AS n"
+    " FROM campaign_count k JOIN post x ON x.node_id = k.node_id AND x.role = 'neighbor_leader'"
+    " JOIN person p ON p.id = x.person_id WHERE k.campaign_id = :c AND k.outcome = :t"
     " GROUP BY x.person_id, p.language ORDER BY x.person_id")
 # Per 邻 of the campaign: households and how many are recorded, from the counters.
 _PER_LIN = sa.text(
@@ -75,7 +75,7 @@ def _holders(s: Session, node_ids: list[int], role: Role) -> dict[int, list[tupl
 
 def _started(s: Session, e: CampaignEvent, c: Campaign) -> list[Said]:
     out = []
-    for pid, lang, n, _ in s.execute(_PER_LEADER, {"c": c.id}):
+    for pid, lang, n in s.execute(_PER_LEADER, {"c": c.id, "t": TOTAL}):
         lang = lang or "zh"
         text = t(lang, "cmp_started", title=c.title, n=n, deadline=_when(c),
                  instructions=f"{c.instructions}\n" if c.instructions else "")

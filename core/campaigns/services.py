@@ -197,9 +197,10 @@ def open_campaigns_for(s: Session, *, who: Actor) -> list[Campaign]:
     mine = [n.id for r, n in who.posts if r is Role.neighbor_leader]
     if not mine:
         return []
-    ids = sa.select(ITEMS.c.campaign_id).where(ITEMS.c.node_id.in_(mine)).distinct()
-    q = sa.select(Campaign).where(CAMPAIGNS.c.id.in_(ids),
-                                  CAMPAIGNS.c.state == CampaignState.open.value
+    # Through the unique (campaign_id, node_id, address) index, campaign by campaign.
+    has_mine = sa.exists().where(ITEMS.c.campaign_id == CAMPAIGNS.c.id,
+                                 ITEMS.c.node_id.in_(mine))
+    q = sa.select(Campaign).where(CAMPAIGNS.c.state == CampaignState.open.value, has_mine
                                   ).order_by(CAMPAIGNS.c.id.desc())
     return list(s.execute(q).scalars())
 

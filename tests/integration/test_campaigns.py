@@ -185,10 +185,54 @@ def test_half_time_nag_then_group_leader_told_at_deadline(city: Engine,
 
 def test_reminders_wait_for_the_end_of_quiet_hours(city: Engine, clock: FakeClock) -> None:
     leader = holder_of(city, "neighbor_leader", LIN1)
+    group_leader = holder_of(city, "group_leader", GROUP1)
     clock.advance(timedelta(hours=12))  # 22:00 Shanghai
-    cid = _start(city, clock, by=None, code=GROUP1, hours=4)
-    clock.advance(timedelta(hours=2, minutes=5))  # half time falls at midnight
+    _start(city, clock, by=None, code=GROUP1, hours=4)
+    clock.advance(timedelta(hours=2, minutes=5))  # half time falls at midnight: no nag
     with session_scope(city) as s:
-        assert sweep_campaigns(s, now=clock.now()) == 0  # moved to 07:00 at the start
+        assert sweep_campaigns(s, now=clock.now()) == 0
+    clock.advance(timedelta(hours=2))  # 02:05, the deadline in quiet hours: held
+    with session_scope(city) as s:
+        assert sweep_campaigns(s, now=clock.now()) == 1
+    assert not any("截止" in t for t in _outbox(city, group_leader.person_id))
+    clock.advance(timedelta(hours=5))  # 07:05
+    with session_scope(city) as s:
+        assert sweep_campaigns(s, now=clock.now()) == 1
+    assert any("已到截止时间" in t for t in _outbox(city, group_leader.person_id))
     assert not any("已过半" in t for t in _outbox(city, leader.person_id))
-    assert cid
+
+
+def test_a_wecom_card_keeps_within_six_buttons_and_names_every_address(
+        sqlite_engine: Engine, clock: FakeClock) -> None:
+    from bot.dispatch import process
+    from bot.flows.types import Inbound
+    from core.settings import Settings
+
+    load_demo(sqlite_engine)
+    leader = holder_of(sqlite_engine, "neighbor_leader", LIN1)
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
+                             " unreachable) VALUES (:p, 'wecom', 'lz-gao', false)"),
+                     {"p": leader.person_id})
+        lin = conn.execute(sa.text("SELECT id FROM node WHERE code = :c"), {"c": LIN1}).scalar()
+        for k in range(4, 9):  # eight households: two cards
+            pid = conn.execute(sa.text("INSERT INTO person (name, language) VALUES (:n, 'zh')"
+                                       " RETURNING id"), {"n": f"住户{k}"}).scalar()
+            conn.execute(sa.text("INSERT INTO post (person_id, node_id, role, address)"
+                                 " VALUES (:p, :n, 'resident', :a)"),
+                         {"p": pid, "n": lin, "a": f"幸福社区3号楼{k}01室"})
+    _start(sqlite_engine, clock, by=None, code=GROUP1)
+    inbound = Inbound(platform="wecom", update_id="u1", chat_id="lz-gao", sender_id="lz-gao",
+                      received_at=clock.now(), text="摸排")
+    settings = Settings(_env_file=None, database_url="sqlite://")  # type: ignore[call-arg]
+    assert process(sqlite_engine, inbound=inbound, payload={}, clock=clock, settings=settings)
+    with sqlite_engine.connect() as conn:
+        text, actions = conn.execute(sa.text(
+            "SELECT text, actions FROM outbox WHERE dedupe_key LIKE 'in:wecom:u1:%'"
+            " ORDER BY id DESC LIMIT 1")).one()
+    import json
+
+    actions = json.loads(actions) if isinstance(actions, str) else actions
+    assert len(actions) <= 6 and "第1/2页" in text
+    assert all(f"幸福社区3号楼{k}室" in text for k in ("101", "202", "303", "401"))
+    assert all(len(a["label"]) <= 10 or a["action"] != "cmp_item" for a in actions)

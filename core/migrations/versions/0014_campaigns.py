@@ -58,7 +58,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("campaign_id", "node_id", "address", name="uq_campaign_item"),
     )
-    op.create_index("ix_campaign_item_node_id", "campaign_item", ["node_id"])
     op.create_table(
         "campaign_count",
         sa.Column("campaign_id", sa.Integer(), nullable=False),
