@@ -115,6 +115,26 @@ def orm_baseline(engine: Engine, campaign_id: int) -> tuple[float, int]:
     return took, len(rows)
 
 
+def statement_times(engine: Engine) -> dict[str, float]:
+    """Seconds per kind of SQL statement (its first words) while the start runs."""
+    spent: dict[str, float] = {"__on__": 1.0}
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def before(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        conn.info["t0"] = time.perf_counter()
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def after(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        if "__on__" not in spent:
+            return
+        words = " ".join(statement.split()[:3])
+        if "campaign_count" in statement and words.startswith("INSERT"):
+            words = "INSERT campaign_count"
+        spent[words] = spent.get(words, 0.0) + time.perf_counter() - conn.info.pop("t0")
+
+    return spent
+
+
 def pct(values: list[float], p: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, round(p / 100 * (len(v) - 1)))]
@@ -197,6 +217,7 @@ def main() -> None:
     ap.add_argument("--marks-per-s", type=float, default=50.0)
     ap.add_argument("--db", type=Path)
     ap.add_argument("--reuse", action="store_true", help="keep an imported --db city")
+    ap.add_argument("--skip-board", action="store_true", help="time the start only")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
     db = a.db or work / "city.db"
@@ -220,7 +241,13 @@ def main() -> None:
         lins = conn.execute(sa.text("SELECT COUNT(*) FROM node WHERE level = 'neighborhood'")
                             ).scalar_one()
     clock = SystemClock()
+    spent = statement_times(engine)
     took, ids, items, rows = create(engine, clock)
+    spent.pop("__on__")
+    top = sorted(spent.items(), key=lambda kv: -kv[1])[:4]
+    rest = took - sum(spent.values())
+    print("  where the start's time went (SQL by statement): " + "; ".join(
+        f"{k} {v:.1f} s" for k, v in top) + f"; the rest (Python) {rest:.1f} s")
     verdict = "under" if took < CREATE_FLOOR_S else "OVER"
     print(f"start campaign over the city: {took:.1f} s for {items:,} households in {lins:,} 邻,"
           f" {rows:,} messages to 邻长 in the outbox — {verdict} the {CREATE_FLOOR_S:.0f} s floor")
@@ -230,6 +257,8 @@ def main() -> None:
           f" one town, ≈ {extrapolated:.0f} s for the city's {items:,}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS so far: {rss:.0f} MB")
+    if a.skip_board:
+        return
     _, d_code, d_path = districts(engine)[0]
     times, marked, live = board_under_marks(engine, settings, clock, ids[0], d_code, d_path,
                                             a.repeat, a.marks_per_s)
