@@ -117,8 +117,11 @@ def test_web_chat_checklist(web: tuple[str, Any, FakeClock]) -> None:
     b.last("不是您负责的邻")
 
     # A resumes where they left off
+    shown = sum(1 for m in a.messages() if "已登记 2/3" in m[1])
     a.say("摸排")
-    mid, text, actions = a.last("已登记 2/3")
+    poll(lambda: sum(1 for m in a.messages() if "已登记 2/3" in m[1]) > shown, timeout=20,
+         what="the checklist again")
+    mid, _, actions = a.last("已登记 2/3")
     assert any(x["label"].startswith("○") and "303室" in x["label"] for x in actions)
     a.tap("已登记 2/3", "303室")
     a.tap("303室\n请选择结果", "不在家")

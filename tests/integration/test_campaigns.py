@@ -18,7 +18,7 @@ from core.campaigns.services import add_household, close_campaign, start_campaig
 from core.cases.sweep import run_sweep
 from core.clock import FakeClock
 from core.db import session_scope
-from core.errors import Conflict, InvalidInput, PermissionDenied
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.hierarchy.queries import actor, node_by_code, residence_of
 from tests.support.demo_city import GROUP1, LIN1, TOWN, VILLAGE1, holder_of, load_demo
 
@@ -95,7 +95,7 @@ def test_moved_hides_residents_and_newcomer_waits_for_the_group_leader(
         nid = n.id
     with Session(city) as s:
         assert actor(s, moved.person_id).residences() == []  # kept, but routed no more
-        with pytest.raises(Exception):
+        with pytest.raises(NotFound):
             residence_of(s, moved.person_id)
         kept = s.execute(sa.text("SELECT COUNT(*) FROM post WHERE person_id = :p"),
                          {"p": moved.person_id}).scalar_one()
@@ -236,3 +236,13 @@ def test_a_wecom_card_keeps_within_six_buttons_and_names_every_address(
     assert len(actions) <= 6 and "第1/2页" in text
     assert all(f"幸福社区3号楼{k}室" in text for k in ("101", "202", "303", "401"))
     assert all(len(a["label"]) <= 10 or a["action"] != "cmp_item" for a in actions)
+
+
+def test_two_campaigns_due_together_nag_once_as_a_digest(city: Engine, clock: FakeClock) -> None:
+    leader = holder_of(city, "neighbor_leader", LIN1)
+    _start(city, clock, by=None, code=GROUP1, hours=4, title="人口核查")
+    _start(city, clock, by=None, code=LIN1, hours=4, title="燃气安全")
+    clock.advance(timedelta(hours=2, minutes=1))
+    assert run_sweep(city, clock=clock).campaigns == 2
+    nags = [t for t in _outbox(city, leader.person_id) if "尚未完成" in t or "已过半" in t]
+    assert len(nags) == 1 and "人口核查" in nags[0] and "燃气安全" in nags[0]
