@@ -11,6 +11,7 @@ from core import ratebucket as ratebucket_model
 from core import tokens as tokens_model
 from core import web_sessions as web_sessions_model
 from core import wecom_limits as wecom_limits_model
+from core.campaigns import model as campaigns_model
 from core.cases import model as cases_model
 from core.hierarchy import boundaries as boundaries_model
 from core.hierarchy import invites as invites_model
@@ -18,7 +19,8 @@ from core.hierarchy import model as hierarchy_model
 from core.notices import model as notices_model
 from core.rollup import model as rollup_model
 
-__all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "cases_model",
+__all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "campaigns_model",
+           "cases_model",
            "conversations_model",
            "deliveries_model", "hierarchy_model", "inbound_model", "invites_model",
            "notices_model", "ops_model",

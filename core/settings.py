@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     quiet_end: ClockTime = time(7, 0)
     pause_deadlines_in_quiet_hours: bool = False
     sweep_interval: Duration = timedelta(seconds=1)
+    # How often an open campaign board fetches its numbers again (CAMPAIGN_BOARD_REFRESH).
+    campaign_board_refresh: Duration = timedelta(seconds=15)
     sweep_batch: int = Field(default=2000, ge=1)
     # How often town and district figures catch up with the cases (core/rollup).
     rollup_interval: Duration = Field(default=timedelta(minutes=1), gt=timedelta(0))

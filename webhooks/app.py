@@ -16,6 +16,7 @@ from core.container import Container, build_container
 from core.db import migrate
 from core.settings import Settings
 from webhooks import (
+    campaigns,
     dashboard,
     dashboard_invites,
     dashboard_notices,
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(telegram.router(c))
     webhook_docs.document_errors(app)  # our own 422s say why in one sentence
     app.include_router(dashboard.router(c))
+    app.include_router(campaigns.router(c))
     app.include_router(webchat.router(c))
     app.include_router(dashboard_invites.router(c))
     app.include_router(dashboard_notices.router(c))

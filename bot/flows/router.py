@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.flows import commands, flood, join, leader, notices, report
+from bot.flows import campaign, commands, flood, join, leader, notices, report
 from bot.flows.context import Ctx
 from core import conversations
 from core.hierarchy.invites import typed_code
@@ -27,6 +27,7 @@ LEADER_COMMANDS = {
     "login": commands.login_cmd,
     "revoke": commands.revoke_cmd,
     "notice": notices.start,
+    "campaign": campaign.checklist_cmd,
 }
 # `绑定 K3M9-X2AB`: a person invite typed where no link can be opened (WeChat, WeCom).
 BIND_TEXT = re.compile(r"^\s*(?:绑定\s*|bind\s+)([A-Za-z0-9][A-Za-z0-9\s\-]{0,14})\s*$", re.I)
@@ -94,6 +95,8 @@ def handle(ctx: Ctx) -> None:
         elif i.press.action in notices.PRESSES and (not resident_only
                                                     or i.press.action == "notice_ok"):
             notices.press(ctx, i.press)
+        elif i.press.action in campaign.PRESSES and not resident_only:
+            campaign.press(ctx, i.press)
         elif resident_only and i.press.action not in RESIDENT_PRESSES:
             ctx.ack(ctx.t("leader_needs_invite"))
             ctx.say(ctx.t("leader_needs_invite"))
@@ -110,8 +113,9 @@ def handle(ctx: Ctx) -> None:
         admin_files.run_import(ctx)
         return
     # A prompt's answer (the rule for prompts: core/conversations.py).
-    if conv is not None and conv.state.startswith("await_") and leader.pending_step(
-        ctx, conv.state, conv.data
+    if conv is not None and conv.state.startswith("await_") and (
+        campaign.pending_step(ctx, conv.state, conv.data)
+        or leader.pending_step(ctx, conv.state, conv.data)
     ):
         return
     if conv is not None and conv.state in notices.PROMPTS and notices.pending_step(
@@ -119,6 +123,10 @@ def handle(ctx: Ctx) -> None:
     ):
         return
     if notices.typed_receipt(ctx):  # "收到" / "1" to a notice (the rule: bot/flows/notices.py)
+        return
+    if not i.command and not i.media and (i.text or "").strip() in campaign.WORDS \
+            and not resident_only:
+        campaign.checklist_cmd(ctx)
         return
     if not i.command and not i.media and (i.text or "").strip() in MYLZ_WORDS:
         commands.mylz_cmd(ctx)

@@ -9,15 +9,18 @@ from core.notices import events as notice_events
 def install() -> None:
     """Subscribe the rollups and the notifier to case events; the composition roots call this
     (webhooks/app.py, the CLI, the test fixtures). Idempotent."""
+    from bot.notify import campaigns
     from bot.notify.notices import notify_notices
     from bot.notify.notifier import notify
     from bot.notify.ops_texts import StallAlerts
     from core import ops
+    from core.campaigns import events as campaign_events
     from core.rollup.refresh import on_events
 
     events.subscribe("rollup", on_events)
     events.subscribe("notify", notify)
     notice_events.subscribe("notify", notify_notices)
+    campaign_events.subscribe("notify", campaigns.notify)
     ops.use_texts(StallAlerts())
 
 

@@ -81,3 +81,16 @@ NOTICE_RULES: dict[str, tuple[Rule, ...]] = {
     "deadline":  (r("superiors", "notice_missing"),),
     # confirmed: the receipt only (the presser's own answer tells them; the board counts it).
 }
+
+
+# Campaign events (core/campaigns): who hears of them. Audiences:
+#   leaders_all     every 邻长 with households in the campaign (their checklist)
+#   leaders_behind  the 邻长 with less than half of their households recorded (half time)
+#   group_leaders   each 组长 with 邻长 not done, one list of them (the deadline)
+#   above_item      the first leader above the household's 邻 (a new person to confirm)
+CAMPAIGN_RULES: dict[str, tuple[Rule, ...]] = {
+    "started":  (r("leaders_all", "cmp_started"),),
+    "nagged":   (r("leaders_behind", "cmp_nag", digest=True),),
+    "deadline": (r("group_leaders", "cmp_deadline", digest=True),),
+    "newcomer": (r("above_item", "cmp_newcomer"),),
+}

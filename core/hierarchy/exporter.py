@@ -87,7 +87,8 @@ def _members(conn: sa.Connection, root_path: str | None,
         " (SELECT c.external_id FROM chat_identity c WHERE c.id = (SELECT MIN(c2.id)"
         "   FROM chat_identity c2 WHERE c2.person_id = p.id AND c2.platform = 'wecom'))"
         " FROM post x JOIN person p ON p.id = x.person_id JOIN node n ON n.id = x.node_id"
-        " WHERE p.phone IS NOT NULL" + where + " ORDER BY x.id"
+        # Residents a campaign found moved away are no members any more (core/campaigns).
+        " WHERE p.phone IS NOT NULL AND x.moved_at IS NULL" + where + " ORDER BY x.id"
     ), params)
     for name, phone, role, code, address, tg, openid, wecom in rows:
         if masked:

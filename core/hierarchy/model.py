@@ -106,6 +106,9 @@ class Post(SQLModel, table=True):
     node_id: int = Field(foreign_key="node.id")
     role: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
     address: str | None = Field(default=None, sa_column=sa.Column(sa.String(300)))
+    # A resident a campaign found gone (已搬离): the row is kept, but routing and member lists
+    # pass it by (core/campaigns/registry.py).
+    moved_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class ChatIdentity(SQLModel, table=True):

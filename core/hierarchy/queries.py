@@ -195,7 +195,8 @@ _LINEAGE_SQL = sa.text(
 _RESIDENCE_SQL = sa.text(
     "SELECT n.id, n.code, n.level, n.name, n.path, n.parent_id FROM post x"
     " JOIN node n ON n.id = x.node_id"
-    " WHERE x.person_id = :pid AND x.role = 'resident' ORDER BY x.id LIMIT 1"
+    " WHERE x.person_id = :pid AND x.role = 'resident' AND x.moved_at IS NULL"
+    " ORDER BY x.id LIMIT 1"
 )
 
 
@@ -244,7 +245,8 @@ def actor(session: Session, person_id: int) -> Actor:
     q = (
         sa.select(POST.c.role, *_NODE_COLS)
         .join(N, N.c.id == POST.c.node_id)
-        .where(POST.c.person_id == person_id)
+        # A resident a campaign found moved away (core/campaigns/registry.py) lives there no more.
+        .where(POST.c.person_id == person_id, POST.c.moved_at.is_(None))
         .order_by(POST.c.id)
     )
     posts = tuple((Role(r.role), _node_ref(r)) for r in session.execute(q))
@@ -284,7 +286,7 @@ def holders(session: Session, node: NodeRef, role: Role) -> list[PersonRef]:
     q = (
         sa.select(P.c.id, P.c.name)
         .join(POST, POST.c.person_id == P.c.id)
-        .where(POST.c.node_id == node.id, POST.c.role == role.value)
+        .where(POST.c.node_id == node.id, POST.c.role == role.value, POST.c.moved_at.is_(None))
         .order_by(POST.c.id)
     )
     return [PersonRef(r.id, r.name) for r in session.execute(q)]

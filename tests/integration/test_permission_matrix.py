@@ -520,3 +520,85 @@ def test_notice_over_http(world: World, role: str, inside: bool) -> None:
             assert _notice_rows(w) == before
     finally:
         client.close()
+# Campaigns (摸排): started or ended on the dashboard by a 书记 or an admin of the subtree; a
+# household is marked in chat by the leaders above its 邻 and admins of it; nobody campaigns
+# outside their subtree.
+CAMPAIGN_API_RULES: dict[str, set[str]] = {"start": {"secretary"} | ADMINS,
+                                           "close": {"secretary"} | ADMINS}
+CAMPAIGN_MARKERS = LEADERS | ADMINS
+
+
+def _campaign(w: World) -> tuple[int, int]:
+    """A campaign over v1 with one household of n1: (campaign id, item id)."""
+    from core.campaigns.services import start_campaign
+
+    with session_scope(w.engine) as s:
+        c = start_campaign(s, node_id=w.city.nodes["v1"], title="敲门行动", instructions="",
+                           outcomes=None, deadline=w.clock.now() + timedelta(hours=8),
+                           started_by=None, clock=w.clock,
+                           households=[(w.city.nodes["n1"], f"一邻{next(_ids)}号")])
+        item = s.execute(sa.text("SELECT id FROM campaign_item WHERE campaign_id = :c"),
+                         {"c": c.id}).scalar_one()
+        assert c.id is not None
+        return c.id, int(item)
+
+
+def _campaign_rows(w: World) -> tuple[int, int, int]:
+    with w.engine.connect() as conn:
+        return (conn.execute(sa.text("SELECT COUNT(*) FROM campaign")).scalar_one(),
+                conn.execute(sa.text("SELECT COUNT(*) FROM campaign WHERE state = 'closed'")
+                             ).scalar_one(),
+                conn.execute(sa.text("SELECT COUNT(*) FROM campaign_item WHERE outcome"
+                                     " IS NOT NULL")).scalar_one())
+
+
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_campaign_marking_in_chat(world: World, role: str, inside: bool) -> None:
+    from bot.flows.types import Press
+
+    w = world
+    _, item = _campaign(w)
+    before = _campaign_rows(w)
+    replies = chat(w, people(role, inside), press=Press("cmp_mark", item, 0, query_id="q"))
+    with w.engine.connect() as conn:
+        outcome = conn.execute(sa.text("SELECT outcome FROM campaign_item WHERE id = :i"),
+                               {"i": item}).scalar()
+    if inside and role in CAMPAIGN_MARKERS:
+        assert outcome == 0 and not refused(replies), replies
+    else:
+        assert outcome is None and refused(replies), replies
+        assert _campaign_rows(w) == before
+
+
+@pytest.mark.parametrize("action", list(CAMPAIGN_API_RULES))
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_campaign_dashboard_actions(world: World, role: str, inside: bool, action: str) -> None:
+    w, who = world, people(role, inside)
+    with w.engine.begin() as conn:  # households: the residents' addresses
+        conn.execute(sa.text("UPDATE post SET address = '东关' || id WHERE role = 'resident'"
+                             " AND address IS NULL"))
+    cid, _ = _campaign(w)
+    client = _signed_in(w, who)
+    if client is None:
+        assert role not in DASHBOARD_ROLES, f"{who} could not sign in"
+        return
+    before = _campaign_rows(w)
+    try:
+        csrf = client.get("/api/me").json()["csrf_token"]
+        if action == "start":
+            r = client.post("/api/campaigns", headers={"X-CSRF-Token": csrf}, json={
+                "node_code": "341602001001", "title": "人口核查",
+                "deadline": (w.clock.now() + timedelta(hours=4)).isoformat()})
+        else:
+            r = client.post(f"/api/campaigns/{cid}/close", headers={"X-CSRF-Token": csrf})
+        board = client.get(f"/api/campaigns/{cid}/progress",
+                           params={"node": "341602001001"})
+    finally:
+        client.close()
+    if inside and role in CAMPAIGN_API_RULES[action]:
+        assert r.status_code == 200, r.text
+        assert board.status_code == 200 and board.json()["node"]["total"] >= 1
+    else:
+        assert r.status_code in (403, 404), r.text
+        assert _campaign_rows(w) == before
+        assert board.status_code in (403, 404)

@@ -35,6 +35,9 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
     # Glossary: a case's states and events as the dashboard and /case name them.
     "core/cases/model.py": frozenset({"STATE_LABEL_ZH"}),
     "core/cases/ops.py": frozenset({"EVENT_VERB_ZH"}),
+    # Data: a campaign's default outcomes (stored with each campaign, its starter may name
+    # others, like categories), and the two whose wording feeds the registry back.
+    "core/campaigns/model.py": frozenset({"DEFAULT_OUTCOMES", "MOVED", "NEWCOMER"}),
     # Data: the stored text of a report that had only a photo, voice or place.
     "core/cases/services.py": frozenset({"NO_WORDS"}),
     # Data, not wording: what purge writes over a resident's words, and the full-width

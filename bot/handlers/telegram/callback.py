@@ -14,6 +14,9 @@ CODES = {
     # Notices: 收到, and the steps of /notice.
     "notice_ok": "no", "notice_node": "nn", "notice_aud": "na", "notice_cf": "nq",
     "notice_dl": "nd", "notice_go": "ng", "notice_x": "nx",
+    # campaigns (bot/flows/campaign.py): the id field carries the campaign, item or newcomer
+    "cmp_list": "cl", "cmp_item": "ci", "cmp_mark": "cm", "cmp_note": "cn", "cmp_add": "ca",
+    "cmp_ok": "co", "cmp_no": "cr",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
