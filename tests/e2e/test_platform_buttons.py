@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.cases import actions
-from core.db import session_scope
+from core.db import write_session
 from tests.e2e.test_telegram_story import LEADER_TG, RESIDENT_TG, buttons, msg, press, wait_for
 from tests.e2e.test_telegram_story import world as tg_world  # noqa: F401  (fixture)
 from tests.e2e.test_wechat_story import LEADER, RESIDENT
@@ -84,13 +84,13 @@ def test_wechat_menu_and_wecom_card_presses_move_the_case(wx_world: WxWorld) -> 
              ResponseCode="rc-1")
     wait_for(lambda: _case(w.engine).state == "accepted", why="accepted")
     c = _case(w.engine)
-    with session_scope(w.engine) as s:  # the 邻长 resolves on the dashboard
+    with write_session(w.engine) as s:  # the 邻长 resolves on the dashboard
         actions.resolve(s, clock=w.clock, case_id=c.id, person_id=c.holder_id,
                         version=c.version)
     tap("没解决")
     wait_for(lambda: _case(w.engine).state != "resolved", why="reopened")
     c = _case(w.engine)
-    with session_scope(w.engine) as s:
+    with write_session(w.engine) as s:
         actions.resolve(s, clock=w.clock, case_id=c.id, person_id=c.holder_id,
                         version=c.version)
     wait_for(lambda: len([m for m in w.oa.sent_to(RESIDENT) if m.msgtype == "msgmenu"
