@@ -10,10 +10,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from bot.flows import texts_en, texts_zh
+from bot.flows import texts_en, texts_policies, texts_zh
 
 # Further areas add their module here: (module with ZH and EN dicts).
-AREAS: tuple[ModuleType, ...] = ()
+AREAS: tuple[ModuleType, ...] = (texts_policies,)
 
 
 def _join(lang: str, base: dict[str, str]) -> dict[str, str]:

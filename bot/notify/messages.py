@@ -95,6 +95,15 @@ def m_card(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
 @message
 def m_receipt(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     lang = r.lang
+    from core.cases.ops import policy_of
+
+    limit = policy_of(case).limit(Stage.reply)
+    if limit is not None and limit.working and case.deadline_at is not None:
+        # "2 working days" means nothing to a resident: the date and time it comes to.
+        return Out(t(lang, "n_receipt_by", title=R.title(lang, case),
+                     role=R.role_label(lang, case.holder_role), name=env.name(case.holder_id),
+                     when=R.local_time(lang, case.deadline_at, env.tz(case))),
+                   actions=R.resident_actions(lang, case))
     window = ops_window(case, Stage.reply)
     return Out(t(lang, "n_receipt", title=R.title(lang, case),
                  role=R.role_label(lang, case.holder_role), name=env.name(case.holder_id),

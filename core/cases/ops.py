@@ -130,6 +130,19 @@ def start_stage(case: Case, stage: Stage, now: datetime, *, keep_renewals: bool 
     case.next_due_at = next_due(policy, stage, start=now, deadline=deadline, nags_sent=0)
 
 
+def apply_limits(case: Case, *, reply: str | None, handle: str | None) -> None:
+    """Give the case a category's limits; a running reply or handling deadline is counted
+    again from when its stage started (nags already sent stay sent)."""
+    policy = policy_of(case).with_limits(reply=reply, handle=handle)
+    case.policy = policy.to_json()
+    if case.stage not in (Stage.reply.value, Stage.handle.value) or case.stage_started_at is None:
+        return
+    stage, start = Stage(case.stage), as_utc(case.stage_started_at)
+    case.deadline_at = stage_deadline(policy, stage, start)
+    case.next_due_at = next_due(policy, stage, start=start, deadline=case.deadline_at,
+                                nags_sent=case.nags_sent)
+
+
 def stop_clock(case: Case) -> None:
     case.stage = None
     case.stage_started_at = None

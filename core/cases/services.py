@@ -127,6 +127,8 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     if target is None:
         raise Conflict("nobody_to_take", home=home.name)
     policy = CasePolicy.from_settings(settings)
+    if cat is not None:
+        policy = policy.with_limits(reply=cat.answer_limit, handle=cat.handle_limit)
     case = Case(
         resident_id=resident_id, opened_by_id=opener, home_node_id=home.id, node_path=home.path,
         category_id=cat.id if cat else None, text=text, state=State.open.value, version=1,

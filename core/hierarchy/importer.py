@@ -15,7 +15,12 @@ from core.clock import Clock, SystemClock
 from core.db import write_transaction
 from core.errors import ImportRejected, InvalidInput, Phrase, RowError
 from core.hierarchy import boundaries, import_members, import_scope
-from core.hierarchy.import_categories import read_categories, write_categories
+from core.hierarchy.import_categories import (
+    check_references,
+    department_codes,
+    read_categories,
+    write_categories,
+)
 from core.hierarchy.model import Level
 from core.hierarchy.queries import Actor
 from core.hierarchy.readers import Kind, Table, open_tables
@@ -169,6 +174,9 @@ def import_into(
                                    errors.add(f, n, why, "feature "))
     category_tables = [t for t in tables if t.kind == Kind.categories]
     categories = read_categories(category_tables, errors)
+    if categories:
+        check_references(conn, categories,
+                         department_codes((c, n.level) for c, n in tree.items()), errors)
     if by is not None:
         import_scope.check_categories(conn, by, category_tables, errors)
     levels = {code: (n.id, n.level) for code, n in tree.items()}

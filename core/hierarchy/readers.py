@@ -52,6 +52,11 @@ COLUMNS: dict[Kind, dict[str, tuple[str, ...]]] = {
     Kind.categories: {
         "category": ("category", "类别"),
         "department_suffix": ("department_suffix", "责任部门"),
+        "parent_category": ("parent_category", "上级类别"),
+        "answer_limit": ("answer_limit", "答复时限"),
+        "handle_limit": ("handle_limit", "办结时限"),
+        "verify": ("verify", "需核查"),
+        "route_to": ("route_to", "直派"),
     },
 }
 REQUIRED: dict[Kind, tuple[str, ...]] = {
@@ -64,7 +69,8 @@ HEADERS: dict[Kind, tuple[str, ...]] = {
     Kind.nodes: ("code", "parent_code", "level", "name"),
     Kind.members: ("name", "phone", "role", "node_code", "address", "telegram_user_id",
                    "wechat_openid", "wecom_userid"),
-    Kind.categories: ("category", "department_suffix"),
+    Kind.categories: ("category", "department_suffix", "parent_category", "answer_limit",
+                      "handle_limit", "verify", "route_to"),
 }
 
 # A callback for one bad row: (label, row, reason). Without one, a bad row raises

@@ -1,0 +1,29 @@
+"""Category policies: 大类/小类, time limits in working time, 需核查 and 直派 (FORMATS.md).
+
+Revision ID: 0014_policies
+Revises: 0012_dispatch
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014_policies"
+down_revision = "0012_dispatch"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("category") as batch:
+        batch.add_column(sa.Column("parent_name", sa.String(length=50), nullable=True))
+        batch.add_column(sa.Column("answer_limit", sa.String(length=12), nullable=True))
+        batch.add_column(sa.Column("handle_limit", sa.String(length=12), nullable=True))
+        batch.add_column(sa.Column("verify", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
+        batch.add_column(sa.Column("route_to", sa.String(length=20), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("category") as batch:
+        for name in ("route_to", "verify", "handle_limit", "answer_limit", "parent_name"):
+            batch.drop_column(name)
