@@ -12,6 +12,7 @@ from core import tokens as tokens_model
 from core import web_sessions as web_sessions_model
 from core import wecom_limits as wecom_limits_model
 from core.cases import model as cases_model
+from core.cases import route_rules as route_rules_model
 from core.hierarchy import boundaries as boundaries_model
 from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
@@ -21,5 +22,6 @@ __all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "cases
            "conversations_model",
            "deliveries_model", "hierarchy_model", "inbound_model", "invites_model", "ops_model",
            "outbox_model",
-           "ratebucket_model", "rollup_model", "tokens_model", "web_sessions_model",
+           "ratebucket_model", "rollup_model", "route_rules_model", "tokens_model",
+           "web_sessions_model",
            "wecom_limits_model"]

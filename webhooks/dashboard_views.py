@@ -216,7 +216,8 @@ def page(c: Container, viewer: Viewer | None, title: str, body: str, *,
     nav = ""
     if viewer is not None:
         links = [("map", "/dashboard", "预警地图"), ("cases", "/dashboard/cases", "工单"),
-                 ("figures", "/dashboard/figures", "统计考核")]
+                 ("figures", "/dashboard/figures", "统计考核"),
+                 ("policies", "/dashboard/policies", "类别规则")]
         # A phone folds the links behind a menu button: a checkbox and its label, CSS only.
         nav = ('<input type="checkbox" id="nav-toggle" class="nav-toggle" aria-label="菜单">'
                '<label for="nav-toggle" class="nav-button">菜单</label><div class="nav-links">')

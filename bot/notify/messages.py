@@ -174,6 +174,15 @@ def m_progress(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
 
 
 @message
+def m_routed_info(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    """知会: someone a routing rule names hears where the case went and by which rule."""
+    node = env.node(case.holder_node_id) if case.holder_node_id else None
+    return Out(t(r.lang, "n_routed_info", title=R.title(r.lang, case),
+                 rule=(e.detail or {}).get("rule", ""), place=node.name if node else "",
+                 role=R.role_label(r.lang, case.holder_role), name=env.name(case.holder_id)))
+
+
+@message
 def m_moved_away(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     lang, detail = r.lang, e.detail or {}
     fields = {"title": R.title(lang, case), "role": R.role_label(lang, case.holder_role),

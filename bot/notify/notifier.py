@@ -41,6 +41,10 @@ def audience(env: Env, rule: Rule, e: CaseEvent, case: Case) -> list[Recipient]:
             return env.person(prev) if isinstance(prev, int) else []
         case "tier_chats":
             return env.tier_chats(case)
+        case "informed":  # 知会: those a routing rule names (event detail "inform")
+            ids = detail.get("inform")
+            return [r for p in ids if isinstance(p, int) for r in env.person(p)] \
+                if isinstance(ids, list) else []
         case "superior":
             target = env.superior(case)
             return env.person(target.person.id) if target is not None else []

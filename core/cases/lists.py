@@ -85,5 +85,8 @@ def set_category(session: Session, *, clock: Clock, case_id: int, person_id: int
     ops.record(session, case, kind=EventKind.categorized, at=now, actor_id=person_id, via=via,
                note=cat.name,
                detail={"deadline_at": as_utc(moved).isoformat()} if moved else None)
+    from core.cases.route_rules import reroute
+
+    reroute(session, case, cat, at=now, actor_id=person_id, via=via)
     events.publish(session)
     return case

@@ -61,6 +61,8 @@ class EventKind(StrEnum):
     overdue = "overdue"  # the deadline passed at the top of the chain: nobody above to take it
     refused = "refused"  # somebody tried an action they may not take
     categorized = "categorized"  # the resident or a leader chose the case's category
+    routed = "routed"  # a routing rule chose the first holder (detail: the rule and who is told)
+    rerouted = "rerouted"  # recategorised: a routing rule handed the case to another holder
     purged = "purged"  # `linzhang purge` anonymised the closed case's words and files
     # A chat platform said the holder (or the resident) can no longer be reached anywhere.
     holder_unreachable = "holder_unreachable"

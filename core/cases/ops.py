@@ -42,6 +42,7 @@ EVENT_VERB_ZH: dict[str, str] = {
     EventKind.reopened: "反馈未解决", EventKind.auto_closed: "超期自动办结",
     EventKind.overdue: "超时", EventKind.nagged: "督办",
     EventKind.categorized: "选择类别", EventKind.purged: "匿名化",
+    EventKind.routed: "按直派规则分派", EventKind.rerouted: "按直派规则改派",
 }
 
 

@@ -21,6 +21,7 @@ from core.hierarchy.import_categories import (
     read_categories,
     write_categories,
 )
+from core.hierarchy.import_routing import check_rules, read_rules, write_rules
 from core.hierarchy.model import Level
 from core.hierarchy.queries import Actor
 from core.hierarchy.readers import Kind, Table, open_tables
@@ -36,6 +37,7 @@ class ImportReport:
     nodes_updated: int = 0
     categories_added: int = 0
     categories_updated: int = 0
+    rules: int | None = None  # routing rules written (None: no routing file in the import)
     people_added: int = 0
     people_updated: int = 0
     posts_added: int = 0
@@ -58,7 +60,7 @@ class ImportReport:
         return any((self.nodes_added, self.nodes_updated, self.categories_added,
                     self.categories_updated, self.people_added, self.people_updated,
                     self.posts_added, self.posts_updated, self.identities_added,
-                    self.boundaries))
+                    self.boundaries, self.rules))
 
     def summary(self) -> str:
         return (
@@ -67,7 +69,8 @@ class ImportReport:
             f"posts +{self.posts_added} ~{self.posts_updated}, "
             f"chat identities +{self.identities_added}, "
             f"categories +{self.categories_added} ~{self.categories_updated} "
-            + (f"boundaries {self.boundaries} " if self.boundaries else "") +
+            + (f"boundaries {self.boundaries} " if self.boundaries else "")
+            + (f"routing rules {self.rules} " if self.rules is not None else "") +
             f"in {self.seconds:.1f}s"
         )
 
@@ -177,6 +180,13 @@ def import_into(
     if categories:
         check_references(conn, categories,
                          department_codes((c, n.level) for c, n in tree.items()), errors)
+    routing_tables = [t for t in tables if t.kind == Kind.routing]
+    rules = read_rules(routing_tables, errors) if routing_tables else None
+    if rules is not None:
+        if by is not None:
+            errors.add(routing_tables[0].label, 0,
+                       "routing rules are the whole city's: imported at the console")
+        check_rules(conn, rules, categories, ((c, n.level) for c, n in tree.items()), errors)
     if by is not None:
         import_scope.check_categories(conn, by, category_tables, errors)
     levels = {code: (n.id, n.level) for code, n in tree.items()}
@@ -197,6 +207,8 @@ def import_into(
         raise
     _write_nodes(conn, tree, report)
     write_categories(conn, categories, report)
+    if rules is not None:
+        report.rules = write_rules(conn, rules)
     report.boundaries = boundaries.write(conn, shapes, {c: n.id for c, n in tree.items()})
     report.lap("write nodes")
     if staged is not None:

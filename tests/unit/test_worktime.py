@@ -220,7 +220,7 @@ def test_settings_read_the_calendar_file(tmp_path) -> None:  # type: ignore[no-u
     # Wednesday 5 May 2027 → Thursday 6th is the local holiday → Friday 7th.
     assert stage_deadline(p, Stage.reply, shanghai(2027, 5, 5, 9)) == shanghai(2027, 5, 7, 17, 30)
     f.write_text("2027-05-06,sometimes\n", encoding="utf-8")
-    with pytest.raises(ValidationError, match="days.csv:1"):
+    with pytest.raises(ValidationError, match=r"days\.csv:1"):
         Settings(work_calendar_file=str(f))
 
 
