@@ -23,6 +23,8 @@ class Out:
     text: str
     line: str = ""
     actions: tuple[Action, ...] = ()
+    # Photos sent with it, each its own row after it: (caption, media reference).
+    photos: tuple[tuple[str, str], ...] = ()
 
 
 Render = Callable[[Env, CaseEvent, Case, Recipient], "Out | None"]
@@ -62,7 +64,8 @@ def card_text(env: Env, e: CaseEvent, case: Case, r: Recipient) -> str:
     address = address if r.private else mask_address(address)
     intro = {EventKind.opened: "n_intro_opened", EventKind.escalated: "n_intro_escalated",
              EventKind.whistled: "n_intro_whistled",
-             EventKind.reassigned: "n_intro_reassigned"}.get(EventKind(e.kind), "n_intro_opened")
+             EventKind.reassigned: "n_intro_reassigned",
+             EventKind.verify_requested: "n_intro_verify"}.get(EventKind(e.kind), "n_intro_opened")
     detail = e.detail or {}
     why = t(lang, "n_card_why", reason=e.note) if e.note else ""
     if detail.get("auto"):
@@ -89,7 +92,40 @@ def gone_note(env: Env, case: Case, r: Recipient) -> str:
 @message
 def m_card(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     actions = R.holder_actions(r.lang, case) if r.private else ()
+    if e.kind == EventKind.verify_requested and r.private:
+        return verify_card(env, e, case, r, actions)
     return Out(card_text(env, e, case, r), actions=actions)
+
+
+def verify_card(env: Env, e: CaseEvent, case: Case, r: Recipient,
+                actions: tuple[Action, ...]) -> Out:
+    """The verifier's card: who says it is solved, and the photos before and after."""
+    from core.cases.verify import photos
+
+    assert case.id is not None
+    before, after = photos(env.session, case.id)
+    lang = r.lang
+    text = (card_text(env, e, case, r) + "\n"
+            + t(lang, "n_verify_photos", before=len(before), after=len(after)))
+    shots = ([(t(lang, "n_photo_before", case=case.id), ref) for ref in before[-2:]]
+             + [(t(lang, "n_photo_after", case=case.id), ref) for ref in after[-2:]])
+    return Out(text, actions=actions, photos=tuple(shots))
+
+
+@message
+def m_verified(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    who = (e.detail or {}).get("verifier")
+    return Out(t(r.lang, "n_verified", title=R.title(r.lang, case),
+                 name=env.name(who if isinstance(who, int) else None)))
+
+
+@message
+def m_sent_back(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    detail = e.detail or {}
+    who = detail.get("from")
+    return Out(t(r.lang, "n_sent_back", title=R.title(r.lang, case),
+                 name=env.name(who if isinstance(who, int) else None), n=detail.get("n", 1),
+                 reason=e.note or ""), actions=R.holder_actions(r.lang, case))
 
 
 @message

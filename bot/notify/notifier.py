@@ -87,6 +87,11 @@ def plan(env: Env, events: Sequence[CaseEvent]) -> tuple[list[Draft], list[Notic
                     person_id=r.person_id, chat_binding_id=r.binding_id, case_id=case.id,
                     actions=out.actions, options={"card": True} if rule.card else None,
                     dedupe_key=f"e{e.id}:{r.key}"))
+                drafts.extend(Draft(
+                    text=caption, kind="case_photo", person_id=r.person_id,
+                    chat_binding_id=r.binding_id, case_id=case.id, options={"photo": ref},
+                    dedupe_key=f"e{e.id}:{r.key}:photo{n}")
+                    for n, (caption, ref) in enumerate(out.photos))
     return drafts, notices, fresh
 
 

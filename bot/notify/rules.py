@@ -54,6 +54,10 @@ RULES: dict[str, tuple[Rule, ...]] = {
     # A routing rule: at opening the `opened` row already carries the card and the receipt.
     K.routed:        (r("informed", "routed_info"),),
     K.rerouted:      (*_HAND_OVER, r("informed", "routed_info")),
+    # 核查: the verifier gets the card with the photos; the one who solved it hears the outcome.
+    K.verify_requested: (r("holder", "card", card=True), r("tier_chats", "card", card=True)),
+    K.verified:      (r("holder", "verified"),),
+    K.sent_back:     (r("holder", "sent_back"),),
     K.nagged:        (r("holder", "nag", digest=True), r("residents", "confirm_reminder")),
     K.overdue:       (r("holder", "overdue", digest=True),),
     K.auto_closed:   (r("holder", "auto_closed_holder", digest=True),
@@ -71,6 +75,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
 # Events after which every copy of the case's card is brought up to date.
 LIVE = frozenset({
     K.accepted, K.reported_in, K.replied, K.asked_more, K.resolved, K.escalated, K.whistled,
-    K.reassigned, K.rerouted, K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
+    K.reassigned, K.rerouted, K.verify_requested, K.verified, K.sent_back,
+    K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
     K.resident_unreachable,
 })

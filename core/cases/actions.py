@@ -160,6 +160,22 @@ def resolve(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
     before = case.state
     detail = _take(c)
     _first_answer(case, c.now)
+    from core.cases import verify
+
+    checker = verify.verifier_for(session, case, c.home) if verify.needed(session, case) \
+        else None
+    if checker is not None:
+        event_id = verify.request(session, case, checker, now=c.now, actor_id=c.who.person.id,
+                                  via=via, note=body or None,
+                                  detail={**detail, "after_photos": len(after_photos)})
+        from core.cases.model import CaseEvent
+
+        request_event = session.get(CaseEvent, event_id)
+        assert request_event is not None
+        attach(session, case, request_event, after_photos, purpose="after",
+               by=c.who.person.id, now=c.now)
+        events.publish(session)
+        return case
     case.state = State.resolved.value
     case.resolved_at = c.now
     ops.start_stage(case, Stage.confirm, c.now)

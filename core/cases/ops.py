@@ -43,6 +43,8 @@ EVENT_VERB_ZH: dict[str, str] = {
     EventKind.overdue: "超时", EventKind.nagged: "督办",
     EventKind.categorized: "选择类别", EventKind.purged: "匿名化",
     EventKind.routed: "按直派规则分派", EventKind.rerouted: "按直派规则改派",
+    EventKind.verify_requested: "已解决，报上级核查", EventKind.verified: "核查通过",
+    EventKind.sent_back: "退回重办",
 }
 
 

@@ -25,6 +25,7 @@ class CasePolicy:
     handle_s: float = 72 * 3600
     department_s: float = 24 * 3600
     confirm_s: float = 72 * 3600
+    verify_s: float = 24 * 3600  # 核查: the superior's check of a resolution
     nag_before_s: float = 30 * 60
     nags_per_tier: int = 3
     quiet_start: str = "22:00"
@@ -112,6 +113,7 @@ class CasePolicy:
         seconds = {
             Stage.reply: self.reply_s, Stage.handle: self.handle_s,
             Stage.department: self.department_s, Stage.confirm: self.confirm_s,
+            Stage.verify: self.verify_s,
         }[stage]
         return timedelta(seconds=seconds)
 

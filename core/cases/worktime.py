@@ -97,6 +97,7 @@ def package_years() -> tuple[int, int]:
     return min(years), max(years)
 
 
+@lru_cache(maxsize=16384)  # the package validates every date against all its years: slow
 def national_workday(day: date) -> bool:
     """A working day by the State Council's calendar; for a year the package does not know
     yet, Monday to Friday (the deployment adds that year's days in its calendar file)."""

@@ -177,7 +177,7 @@ def import_into(
                                    errors.add(f, n, why, "feature "))
     category_tables = [t for t in tables if t.kind == Kind.categories]
     categories = read_categories(category_tables, errors)
-    if categories:
+    if categories and not errors:  # references are checked once the tree itself is sound
         check_references(conn, categories,
                          department_codes((c, n.level) for c, n in tree.items()), errors)
     routing_tables = [t for t in tables if t.kind == Kind.routing]
@@ -186,7 +186,9 @@ def import_into(
         if by is not None:
             errors.add(routing_tables[0].label, 0,
                        "routing rules are the whole city's: imported at the console")
-        check_rules(conn, rules, categories, ((c, n.level) for c, n in tree.items()), errors)
+        if not errors:
+            check_rules(conn, rules, categories, ((c, n.level) for c, n in tree.items()),
+                        errors)
     if by is not None:
         import_scope.check_categories(conn, by, category_tables, errors)
     levels = {code: (n.id, n.level) for code, n in tree.items()}
