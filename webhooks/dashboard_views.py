@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from core import reports
-from core.cases import actions, stats, warning_map
+from core.cases import actions, stats, verify, warning_map
 from core.clock import as_utc
 from core.container import Container
 from core.db import session_scope, write_session
@@ -128,6 +128,10 @@ def run_action(session: Session, c: Container, viewer: Viewer, *, case_id: int, 
         actions.whistle(session, reason=text, **kw)
     elif action == "reject":
         actions.reject(session, reason=text or "", **kw)
+    elif action == "verify_ok":
+        verify.approve(session, **kw)
+    elif action == "send_back":
+        verify.send_back(session, reason=text or "", **kw)
     elif action == "merge":
         if into is None:
             raise InvalidInput("merge_needs_target")

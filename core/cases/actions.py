@@ -50,6 +50,9 @@ def _begin(session: Session, *, clock: Clock, case_id: int, person_id: int, vers
                      reason="not_holder",
                      params={"case": case_id, "doing": phrase(f"verb.{action}")})
     ops.check_version(session, case, version)
+    if case.stage == Stage.verify.value:
+        # Waiting for 核查: only 核查通过 / 退回重办 (core/cases/verify.py) move it on.
+        raise Conflict("verify_waiting", case=case_id)
     return _Ctx(case, who, home, holder_node, now, via)
 
 

@@ -11,6 +11,7 @@ CODES = {
     "whistle": "wh", "confirm": "cf", "not_fixed": "nf", "rate": "rt", "new_case": "nc",
     "category": "ct", "reject": "rj", "merge": "mg", "lang": "lg", "cancel": "cx",
     "more": "mo", "page": "pg", "add": "ad", "bind_yes": "by", "bind_no": "bn",
+    "verify_ok": "vo", "send_back": "sb",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
