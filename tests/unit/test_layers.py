@@ -35,6 +35,7 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
     # Glossary: the words a categories file and the working calendar file may use for yes/no,
     # tiers, holidays and make-up working days.
     "core/hierarchy/import_categories.py": frozenset({"YES", "NO", "ROUTE_ROLES_ZH"}),
+    "core/hierarchy/import_routing.py": frozenset({"ROLE_WORDS", "SEPARATORS"}),
     "core/cases/worktime.py": frozenset({"HOLIDAY_WORDS", "WORKDAY_WORDS",
                                                      "HEADER_WORDS"}),
     # Glossary: a case's states and events as the dashboard and /case name them.

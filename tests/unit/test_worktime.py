@@ -228,6 +228,6 @@ def test_stored_policy_stays_lean_without_category_limits() -> None:
     assert set(CasePolicy().to_json()) == {
         "reply_s", "handle_s", "department_s", "confirm_s", "nag_before_s", "nags_per_tier",
         "quiet_start", "quiet_end", "pause_deadlines_in_quiet_hours", "timezone",
-        "late_grace_s"}
+        "late_grace_s", "verify_s"}
     p = CasePolicy(local_holidays=("2027-05-06",)).with_limits(reply="2wd", handle="4h")
     assert CasePolicy.from_json(p.to_json()) == p
