@@ -2,6 +2,7 @@
 
     python bench/bench_deadlines.py [--cases 1000000] [--due 1000] [--pg-cases 200000]
                                     [--engines sqlite,postgres] [--pg-url URL]
+                                    [--policies plain,mixed]
 
 For each engine: loads N open cases (bulk SQL, spread over 1,000 neighborhoods), makes `due`
 of them reach their reply deadline a few seconds from now, starts the real APScheduler sweep
@@ -101,8 +102,15 @@ COLS = ["resident_id", "opened_by_id", "home_node_id", "node_path", "text", "sta
         "stage_renewals", "escalations", "opened_at", "updated_at", "policy"]
 
 
+# Per-category policies (`--policies mixed`): the escalations the sweep makes recompute these
+# deadlines (the deployment's 4 h, working hours, working days, a clock limit of a category).
+MIXED = [CasePolicy(), CasePolicy().with_limits(reply="4wh", handle="20wd"),
+         CasePolicy().with_limits(reply="2wd", handle="15wd"),
+         CasePolicy().with_limits(reply="2h", handle="3d")]
+
+
 def case_rows(homes: list[tuple[int, int, int, int, str]], n: int, due: int, due_at: datetime,
-              start: int, stop: int, policy: str):
+              start: int, stop: int, policies: list[str]):
     """Rows start..stop of the N cases: the first `due` fall due at `due_at` (one per
     neighborhood), the rest later, spread over the next four hours."""
     for i in range(start, stop):
@@ -116,14 +124,15 @@ def case_rows(homes: list[tuple[int, int, int, int, str]], n: int, due: int, due
         opened = deadline - timedelta(hours=4)
         yield (resident, resident, nb, path, f"问题{i}", "open", 1, leader, "neighbor_leader",
                nb, leader, "neighbor_leader", "reply", opened, deadline, next_due, 2, 0, 0,
-               opened, opened, policy)
+               opened, opened, policies[i % len(policies)])
 
 
-def load_cases(engine: Engine, homes, n: int, due: int, due_at: datetime) -> float:
-    policy = CasePolicy.from_json(CasePolicy().to_json())
+def load_cases(engine: Engine, homes, n: int, due: int, due_at: datetime,
+               mode: str = "mixed") -> float:
     import json
 
-    pj = json.dumps(policy.to_json())
+    pj = [json.dumps(CasePolicy.from_json(p.to_json()).to_json())
+          for p in (MIXED if mode == "mixed" else [CasePolicy()])]
     t = time.perf_counter()
     chunk = 50_000
     raw = engine.raw_connection()
@@ -157,14 +166,15 @@ def followers(engine: Engine) -> None:
             "INSERT INTO case_follower (case_id, person_id) SELECT id, resident_id FROM cases"))
 
 
-def measure(engine: Engine, label: str, n: int, due: int, lead: float) -> dict[str, float]:
+def measure(engine: Engine, label: str, n: int, due: int, lead: float,
+            mode: str = "mixed") -> dict[str, float]:
     notify.install()  # the sweep's events reach the notifier, as in the real app
     homes = build_city(engine)
     clock = SystemClock()
     due_at = clock.now() + timedelta(days=1)  # placeholder, moved below once loading is done
-    load_s = load_cases(engine, homes, n, due, due_at)
+    load_s = load_cases(engine, homes, n, due, due_at, mode)
     followers(engine)
-    print(f"[{label}] loaded {n:,} open cases in {load_s:.1f}s", flush=True)
+    print(f"[{label}] loaded {n:,} open cases ({mode} policies) in {load_s:.1f}s", flush=True)
 
     # Empty sweeps: nothing due now.
     empty = []
@@ -254,6 +264,21 @@ def report(label: str, n: int, due: int, r: dict[str, float]) -> None:
           f"→ the indexed sweep is {r['naive_scan_ms'] / r['empty_p50_ms']:,.0f}× cheaper")
 
 
+def arithmetic_us(policies: list[CasePolicy], n: int = 20_000) -> float:
+    """Microseconds to compute one escalation's new deadline and next due time."""
+    from core.cases.model import Stage
+    from core.cases.policy import next_due, stage_deadline
+
+    start = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    t = time.perf_counter()
+    for i in range(n):
+        p = policies[i % len(policies)]
+        s = start + timedelta(minutes=17 * i)
+        d = stage_deadline(p, Stage.reply, s)
+        next_due(p, Stage.reply, start=s, deadline=d, nags_sent=0)
+    return (time.perf_counter() - t) / n * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1_000_000)
@@ -262,8 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lead", type=float, default=3.0, help="seconds until the due time")
     ap.add_argument("--engines", default="sqlite,postgres")
     ap.add_argument("--pg-url", default=PG_ADMIN)
+    ap.add_argument("--policies", default="plain,mixed",
+                    help="plain: every case on the deployment's 4 h (the baseline); mixed: a "
+                         "quarter each on 4 h, 4wh, 2wd and 2h category limits")
     args = ap.parse_args(argv)
-    for label in args.engines.split(","):
+    plain, mixed = arithmetic_us([CasePolicy()]), arithmetic_us(MIXED)
+    print(f"deadline arithmetic per escalation: mixed category policies {mixed:.1f} µs, "
+          f"baseline plain 4 h {plain:.1f} µs ({(mixed / plain - 1) * 100:+.0f} %)")
+    for label, mode in [(e, m) for e in args.engines.split(",")
+                        for m in args.policies.split(",")]:
         if label == "sqlite":
             engine, where = fresh_sqlite()
             n = args.cases
@@ -274,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[postgres] loading {n:,} cases instead of {args.cases:,} to keep the "
                       "run short (--pg-cases)")
         try:
-            r = measure(engine, label, n, min(args.due, n), args.lead)
-            report(label, n, min(args.due, n), r)
+            r = measure(engine, label, n, min(args.due, n), args.lead, mode)
+            report(f"{label}, {mode} policies", n, min(args.due, n), r)
         finally:
             engine.dispose()
             if label != "sqlite":

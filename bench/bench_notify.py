@@ -30,7 +30,7 @@ from sqlmodel import Session  # noqa: E402
 
 from bot import notify  # noqa: E402
 from bot.notify.notifier import notify as notifier  # noqa: E402
-from core.cases import actions, closing, events, services  # noqa: E402
+from core.cases import actions, closing, events, services, verify  # noqa: E402
 from core.cases.model import Case, CaseEvent  # noqa: E402
 from core.clock import FakeClock  # noqa: E402
 from core.db import make_engine, migrate, session_scope  # noqa: E402
@@ -135,6 +135,7 @@ def _story(engine: sa.Engine, homes: list[tuple[int, int, int, int, str]], cases
         act(actions.reply, cid, text="灯泡已订，下午到")
         act(actions.escalate, cid, reason="需要物业协调")
         act(actions.resolve, cid)
+        act(verify.approve, cid)  # an escalated case is checked (核查) before the resident
         act(closing.confirm, cid, person_id=resident, rating=4)
 
 

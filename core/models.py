@@ -13,6 +13,7 @@ from core import web_sessions as web_sessions_model
 from core import wecom_limits as wecom_limits_model
 from core.campaigns import model as campaigns_model
 from core.cases import model as cases_model
+from core.cases import route_rules as route_rules_model
 from core.hierarchy import boundaries as boundaries_model
 from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
@@ -25,5 +26,6 @@ __all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "campa
            "deliveries_model", "hierarchy_model", "inbound_model", "invites_model",
            "notices_model", "ops_model",
            "outbox_model",
-           "ratebucket_model", "rollup_model", "tokens_model", "web_sessions_model",
+           "ratebucket_model", "rollup_model", "route_rules_model", "tokens_model",
+           "web_sessions_model",
            "wecom_limits_model"]

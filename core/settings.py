@@ -6,7 +6,14 @@ import re
 from datetime import time, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)")
@@ -92,6 +99,15 @@ class Settings(BaseSettings):
     quiet_start: ClockTime = time(22, 0)
     quiet_end: ClockTime = time(7, 0)
     pause_deadlines_in_quiet_hours: bool = False
+    # Working time (core/cases/worktime.py), for category limits in `wh`/`wd`: office hours as
+    # periods of a day, and a CSV of local days (date,kind: holiday/休 or workday/班) that
+    # override the national calendar, e.g. a local holiday, or a year `chinese-calendar` does
+    # not know yet (such a year counts Monday to Friday until it is listed or the package is
+    # upgraded).
+    work_hours: str = "08:30-12:00,14:00-17:30"
+    work_calendar_file: str | None = None
+    _local_holidays: tuple[str, ...] = PrivateAttr(default=())
+    _local_workdays: tuple[str, ...] = PrivateAttr(default=())
     sweep_interval: Duration = timedelta(seconds=1)
     # How often an open campaign board fetches its numbers again (CAMPAIGN_BOARD_REFRESH).
     campaign_board_refresh: Duration = timedelta(seconds=15)
@@ -209,6 +225,38 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
         return value
+
+    @field_validator("work_hours")
+    @classmethod
+    def _readable_work_hours(cls, value: str) -> str:
+        from core.cases.worktime import parse_work_hours
+
+        parse_work_hours(value)  # a LimitError is a ValueError: pydantic reports it
+        return value
+
+    @model_validator(mode="after")
+    def _read_work_calendar(self) -> Settings:
+        if self.work_calendar_file:
+            from pathlib import Path
+
+            from core.cases.worktime import read_calendar_file
+
+            path = Path(self.work_calendar_file)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"WORK_CALENDAR_FILE {path}: {exc.strerror}") from None
+            self._local_holidays, self._local_workdays = read_calendar_file(
+                text, label=path.name)
+        return self
+
+    @property
+    def local_holidays(self) -> tuple[str, ...]:
+        return self._local_holidays
+
+    @property
+    def local_workdays(self) -> tuple[str, ...]:
+        return self._local_workdays
 
     @property
     def is_sqlite(self) -> bool:

@@ -20,6 +20,7 @@ from webhooks import (
     dashboard,
     dashboard_invites,
     dashboard_notices,
+    dashboard_policies,
     http_errors,
     metrics,
     telegram,
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(webchat.router(c))
     app.include_router(dashboard_invites.router(c))
     app.include_router(dashboard_notices.router(c))
+    app.include_router(dashboard_policies.router(c))
     app.include_router(metrics.router(c))
     if c.settings.wechat_token is not None:
         app.include_router(wechat.router(c))

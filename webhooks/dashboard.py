@@ -28,6 +28,7 @@ from core.rollup import read as rollup
 from webhooks import dashboard_login
 from webhooks.dashboard_auth import (
     ACTIONS_ZH,
+    VERIFY_ACTIONS,
     SignedIn,
     Viewer,
     check_csrf,
@@ -166,7 +167,9 @@ def router(c: Container) -> APIRouter:
         flash = case_banner(msg=msg, ok=ok)
         media = []
         for a in atts:
-            cap = f"<figcaption>{e(a.caption)}</figcaption>" if a.caption else ""
+            said = ("整改后" + (f"：{a.caption}" if a.caption else "")) if a.purpose == "after" \
+                else a.caption
+            cap = f"<figcaption>{e(said)}</figcaption>" if said else ""
             if a.kind == "photo" and a.stored_ref:
                 thumb = a.thumb_ref or a.stored_ref
                 media.append(f'<figure><a href="/media/{e(a.stored_ref)}" target="_blank">'
@@ -196,9 +199,18 @@ def router(c: Container) -> APIRouter:
             f'<li><b>{e(role_zh(h.role))}{e(h.name or "—")}</b>：{_fmt(h.since, tz)} — '
             f'{_fmt(h.until or ended, tz) if (h.until or ended) else "至今"}</li>' for h in held)
         forms = ""
-        if may and cv.state in (State.open, State.accepted):
+        if may and cv.stage == "verify":
+            # 核查: approve, or send back with the reason; the photos are on the page.
+            for act in VERIFY_ACTIONS:
+                field = ('<input name="text" placeholder="退回重办的原因" required>'
+                         if act == "send_back" else "")
+                forms += (f'<form method="post" action="/dashboard/cases/{case_id}/{act}" '
+                          f'class="act {act}"><input type="hidden" name="version" '
+                          f'value="{cv.version}"><input type="hidden" name="csrf" '
+                          f'value="{v.csrf}">{field}<button>{ACTIONS_ZH[act]}</button></form>')
+        elif may and cv.state in (State.open, State.accepted):
             for act, label in ACTIONS_ZH.items():
-                if act == "accept" and cv.state is not State.open:
+                if act in VERIFY_ACTIONS or (act == "accept" and cv.state is not State.open):
                     continue
                 field = ""
                 if act in ("reply", "escalate", "reject", "resolve", "whistle"):

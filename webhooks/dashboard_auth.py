@@ -29,7 +29,9 @@ LEVEL_ZH = {"green": "正常", "yellow": "关注", "orange": "预警", "red": "�
 MAP_LEVELS = (Level.district, Level.town, Level.village, Level.area, Level.group,
               Level.neighborhood)
 ACTIONS_ZH = {"accept": "受理", "reply": "答复居民", "resolve": "办结", "escalate": "转上级",
-              "whistle": "吹哨", "reject": "驳回", "merge": "合并到"}
+              "whistle": "吹哨", "reject": "驳回", "merge": "合并到",
+              "verify_ok": "核查通过", "send_back": "退回重办"}
+VERIFY_ACTIONS = ("verify_ok", "send_back")  # 核查: the only actions while a check waits
 N: sa.Table = Node.__table__  # type: ignore[attr-defined]
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

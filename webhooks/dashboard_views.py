@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
 from core import reports
-from core.cases import actions, stats, warning_map
+from core.cases import actions, stats, verify, warning_map
 from core.clock import as_utc
 from core.container import Container
 from core.db import session_scope, write_session
@@ -128,6 +128,10 @@ def run_action(session: Session, c: Container, viewer: Viewer, *, case_id: int, 
         actions.whistle(session, reason=text, **kw)
     elif action == "reject":
         actions.reject(session, reason=text or "", **kw)
+    elif action == "verify_ok":
+        verify.approve(session, **kw)
+    elif action == "send_back":
+        verify.send_back(session, reason=text or "", **kw)
     elif action == "merge":
         if into is None:
             raise InvalidInput("merge_needs_target")
@@ -218,8 +222,9 @@ def page(c: Container, viewer: Viewer | None, title: str, body: str, *,
         links = [("map", "/dashboard", "预警地图"), ("cases", "/dashboard/cases", "工单"),
                  ("figures", "/dashboard/figures", "统计考核"),
                  ("notices", "/dashboard/notices", "通知"),
+                 ("campaigns", "/dashboard/campaigns", "摸排"),
 
-                 ("campaigns", "/dashboard/campaigns", "摸排")]
+                 ("policies", "/dashboard/policies", "类别规则")]
         # A phone folds the links behind a menu button: a checkbox and its label, CSS only.
         nav = ('<input type="checkbox" id="nav-toggle" class="nav-toggle" aria-label="菜单">'
                '<label for="nav-toggle" class="nav-button">菜单</label><div class="nav-links">')

@@ -11,7 +11,7 @@ from bot.flows.refusals import sentence
 from bot.flows.report import ask_category, choose_category, report, split_off
 from bot.flows.types import Button, Press
 from core import conversations
-from core.cases import actions, closing
+from core.cases import actions, closing, verify
 from core.cases.services import add_to_case, view
 from core.errors import DomainError
 
@@ -23,6 +23,7 @@ PROMPTS = {
     "ask_more": ("prompt_ask_more", "await_ask_more"),
     "add": ("prompt_add", "await_add"),
     "reject": ("prompt_reject", "await_reject"),
+    "send_back": ("prompt_send_back", "await_send_back"),
 }
 
 
@@ -45,8 +46,11 @@ def press(ctx: Ctx, p: Press) -> None:
         actions.accept(ctx.session, **common)
         _done(ctx, "accepted", cid)
     elif p.action == "resolve":
-        actions.resolve(ctx.session, **common)
-        _done(ctx, "resolved", cid)
+        case = actions.resolve(ctx.session, **common)
+        _done(ctx, "resolved_to_verify" if case.stage == "verify" else "resolved", cid)
+    elif p.action == "verify_ok":
+        verify.approve(ctx.session, **common)
+        _done(ctx, "verified_done", cid)
     elif p.action == "whistle":
         _whistle(ctx, p, common)
     elif p.action == "confirm":
@@ -138,6 +142,9 @@ def pending_step(ctx: Ctx, state: str, data: dict[str, int]) -> bool:
     elif state == "await_reject":
         actions.reject(ctx.session, reason=words, **common)
         _done(ctx, "done", cid)
+    elif state == "await_send_back":
+        verify.send_back(ctx.session, reason=words, **common)
+        _done(ctx, "sent_back_done", cid)
     elif state == "await_add":
         _add_or_report(ctx, cid, words, atts)
     return True

@@ -57,6 +57,10 @@ def event_note(kind: str, note: str | None, detail: Any, lang: str | None = "zh"
     reason = detail.get("reason") if isinstance(detail, dict) else None
     if kind == "refused" and isinstance(reason, str) and reason in TEXTS["zh"]:
         return say(reason, from_json(detail.get("params") or {}), lang)
+    if kind in ("routed", "rerouted") and isinstance(detail, dict):
+        # The timeline names the rule that decided (its id is the event's data).
+        return t(lang, "routed_note", rule=detail.get("rule", ""),
+                 node=detail.get("node_name") or detail.get("node", ""))
     return note
 
 

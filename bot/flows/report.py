@@ -10,9 +10,11 @@ from sqlmodel import select
 from bot.flows.context import Ctx
 from bot.flows.join import to_attachment
 from bot.flows.types import Button
+from bot.notify.render import local_time
 from core import conversations
 from core.cases.lists import set_category
 from core.cases.services import add_to_case, case_to_append_to, open_case, view
+from core.clock import as_utc
 from core.hierarchy.model import Category
 from core.media.store import is_unsaved
 from core.privacy import clip
@@ -136,9 +138,17 @@ def choose_category(ctx: Ctx, case_id: int, index: str | None) -> None:
     except (ValueError, IndexError):
         ctx.ack(ctx.t("invalid", detail="类别无效"))
         return
-    set_category(ctx.session, clock=ctx.clock, case_id=case_id, person_id=ctx.actor.person.id,
-                 category=name, via=ctx.via)
+    case = set_category(ctx.session, clock=ctx.clock, case_id=case_id,
+                        person_id=ctx.actor.person.id, category=name, via=ctx.via)
     ctx.ack(ctx.t("category_set", category=name))
+    cat = ctx.session.get(Category, case.category_id) if case.category_id else None
+    if cat is not None and (cat.answer_limit or cat.handle_limit) and case.deadline_at \
+            and case.stage in ("reply", "handle"):
+        # The category's own limit: say when it falls, as a date and time.
+        when = local_time(ctx.lang, as_utc(case.deadline_at), ctx.tz)
+        ctx.say(ctx.t("category_set_due", category=name, when=when,
+                      verb=ctx.t(f"n_due_{case.stage}")), case_id=case_id)
+        return
     ctx.say(ctx.t("category_set", category=name), case_id=case_id)
 
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from bot.flows import texts_campaigns, texts_en, texts_notices, texts_notify, texts_zh
+from bot.flows import (
+    texts_campaigns,
+    texts_en,
+    texts_notices,
+    texts_notify,
+    texts_policies,
+    texts_zh,
+)
 
 # Further areas add their module here: (module with ZH and EN dicts).
-AREAS: tuple[ModuleType, ...] = (texts_notify, texts_notices, texts_campaigns)
+AREAS: tuple[ModuleType, ...] = (texts_notify, texts_notices, texts_campaigns,
+                                  texts_policies)
 
 
 def _join(lang: str, base: dict[str, str]) -> dict[str, str]:

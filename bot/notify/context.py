@@ -69,6 +69,9 @@ class Env:
         for e in events:
             people |= {v for k, v in (e.detail or {}).items()
                        if k in ("from", "taken_from") and isinstance(v, int)}
+            informed = (e.detail or {}).get("inform")
+            if isinstance(informed, list):
+                people |= {p for p in informed if isinstance(p, int)}
             if e.actor_id:
                 people.add(e.actor_id)
         self._people(people)

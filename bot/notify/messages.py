@@ -23,6 +23,8 @@ class Out:
     text: str
     line: str = ""
     actions: tuple[Action, ...] = ()
+    # Photos sent with it, each its own row after it: (caption, media reference).
+    photos: tuple[tuple[str, str], ...] = ()
 
 
 Render = Callable[[Env, CaseEvent, Case, Recipient], "Out | None"]
@@ -62,7 +64,8 @@ def card_text(env: Env, e: CaseEvent, case: Case, r: Recipient) -> str:
     address = address if r.private else mask_address(address)
     intro = {EventKind.opened: "n_intro_opened", EventKind.escalated: "n_intro_escalated",
              EventKind.whistled: "n_intro_whistled",
-             EventKind.reassigned: "n_intro_reassigned"}.get(EventKind(e.kind), "n_intro_opened")
+             EventKind.reassigned: "n_intro_reassigned",
+             EventKind.verify_requested: "n_intro_verify"}.get(EventKind(e.kind), "n_intro_opened")
     detail = e.detail or {}
     why = t(lang, "n_card_why", reason=e.note) if e.note else ""
     if detail.get("auto"):
@@ -89,12 +92,54 @@ def gone_note(env: Env, case: Case, r: Recipient) -> str:
 @message
 def m_card(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     actions = R.holder_actions(r.lang, case) if r.private else ()
+    if e.kind == EventKind.verify_requested and r.private:
+        return verify_card(env, e, case, r, actions)
     return Out(card_text(env, e, case, r), actions=actions)
+
+
+def verify_card(env: Env, e: CaseEvent, case: Case, r: Recipient,
+                actions: tuple[Action, ...]) -> Out:
+    """The verifier's card: who says it is solved, and the photos before and after."""
+    from core.cases.verify import photos
+
+    assert case.id is not None
+    before, after = photos(env.session, case.id)
+    lang = r.lang
+    text = (card_text(env, e, case, r) + "\n"
+            + t(lang, "n_verify_photos", before=len(before), after=len(after)))
+    shots = ([(t(lang, "n_photo_before", case=case.id), ref) for ref in before[-2:]]
+             + [(t(lang, "n_photo_after", case=case.id), ref) for ref in after[-2:]])
+    return Out(text, actions=actions, photos=tuple(shots))
+
+
+@message
+def m_verified(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    who = (e.detail or {}).get("verifier")
+    return Out(t(r.lang, "n_verified", title=R.title(r.lang, case),
+                 name=env.name(who if isinstance(who, int) else None)))
+
+
+@message
+def m_sent_back(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    detail = e.detail or {}
+    who = detail.get("from")
+    return Out(t(r.lang, "n_sent_back", title=R.title(r.lang, case),
+                 name=env.name(who if isinstance(who, int) else None), n=detail.get("n", 1),
+                 reason=e.note or ""), actions=R.holder_actions(r.lang, case))
 
 
 @message
 def m_receipt(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     lang = r.lang
+    from core.cases.ops import policy_of
+
+    limit = policy_of(case).limit(Stage.reply)
+    if limit is not None and limit.working and case.deadline_at is not None:
+        # "2 working days" means nothing to a resident: the date and time it comes to.
+        return Out(t(lang, "n_receipt_by", title=R.title(lang, case),
+                     role=R.role_label(lang, case.holder_role), name=env.name(case.holder_id),
+                     when=R.local_time(lang, case.deadline_at, env.tz(case))),
+                   actions=R.resident_actions(lang, case))
     window = ops_window(case, Stage.reply)
     return Out(t(lang, "n_receipt", title=R.title(lang, case),
                  role=R.role_label(lang, case.holder_role), name=env.name(case.holder_id),
@@ -162,6 +207,15 @@ def m_progress(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     return Out(t(r.lang, "n_progress", title=R.title(r.lang, case),
                  role=R.role_label(r.lang, case.holder_role), name=env.name(case.holder_id)),
                actions=R.resident_actions(r.lang, case))
+
+
+@message
+def m_routed_info(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
+    """知会: someone a routing rule names hears where the case went and by which rule."""
+    node = env.node(case.holder_node_id) if case.holder_node_id else None
+    return Out(t(r.lang, "n_routed_info", title=R.title(r.lang, case),
+                 rule=(e.detail or {}).get("rule", ""), place=node.name if node else "",
+                 role=R.role_label(r.lang, case.holder_role), name=env.name(case.holder_id)))
 
 
 @message

@@ -41,6 +41,10 @@ def audience(env: Env, rule: Rule, e: CaseEvent, case: Case) -> list[Recipient]:
             return env.person(prev) if isinstance(prev, int) else []
         case "tier_chats":
             return env.tier_chats(case)
+        case "informed":  # 知会: those a routing rule names (event detail "inform")
+            ids = detail.get("inform")
+            return [r for p in ids if isinstance(p, int) for r in env.person(p)] \
+                if isinstance(ids, list) else []
         case "superior":
             target = env.superior(case)
             return env.person(target.person.id) if target is not None else []
@@ -83,6 +87,11 @@ def plan(env: Env, events: Sequence[CaseEvent]) -> tuple[list[Draft], list[Notic
                     person_id=r.person_id, chat_binding_id=r.binding_id, case_id=case.id,
                     actions=out.actions, options={"card": True} if rule.card else None,
                     dedupe_key=f"e{e.id}:{r.key}"))
+                drafts.extend(Draft(
+                    text=caption, kind="case_photo", person_id=r.person_id,
+                    chat_binding_id=r.binding_id, case_id=case.id, options={"photo": ref},
+                    dedupe_key=f"e{e.id}:{r.key}:photo{n}")
+                    for n, (caption, ref) in enumerate(out.photos))
     return drafts, notices, fresh
 
 

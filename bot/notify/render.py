@@ -77,6 +77,9 @@ def holder_actions(lang: str, case: Case) -> tuple[Action, ...]:
     holder may do next (a resolve from open accepts it too), made for its current version."""
     out: list[Action] = []
     state = State(case.state)
+    if case.stage == Stage.verify.value:  # 核查: the verifier's two buttons, nothing else
+        return (_a(lang, case, "verify_ok", "n_btn_verify_ok"),
+                _a(lang, case, "send_back", "n_btn_send_back"))
     if state is State.open:
         key = "n_btn_report_in" if case.holder_role == Role.department.value else "n_btn_accept"
         out += [_a(lang, case, "accept", key), _a(lang, case, "reply", "n_btn_reply"),

@@ -7,6 +7,7 @@ Audiences:
   taken_from   a holder whose case a superior took over by acting on it
   tier_chats   the group chats bound to the tier above the (new) holder (masked copies)
   superior     the next filled tier above the holder
+  informed     the people a routing rule informs (知会; the event's detail "inform")
 
 `card` messages are the case's live cards (one per chat, kept current by LIVE events);
 `digest` messages to one person in one batch (a sweep) are folded into one digest.
@@ -50,6 +51,13 @@ RULES: dict[str, tuple[Rule, ...]] = {
     K.escalated:     _HAND_OVER,
     K.whistled:      _HAND_OVER,
     K.reassigned:    _HAND_OVER,
+    # A routing rule: at opening the `opened` row already carries the card and the receipt.
+    K.routed:        (r("informed", "routed_info"),),
+    K.rerouted:      (*_HAND_OVER, r("informed", "routed_info")),
+    # 核查: the verifier gets the card with the photos; the one who solved it hears the outcome.
+    K.verify_requested: (r("holder", "card", card=True), r("tier_chats", "card", card=True)),
+    K.verified:      (r("holder", "verified"),),
+    K.sent_back:     (r("holder", "sent_back"),),
     K.nagged:        (r("holder", "nag", digest=True), r("residents", "confirm_reminder")),
     K.overdue:       (r("holder", "overdue", digest=True),),
     K.auto_closed:   (r("holder", "auto_closed_holder", digest=True),
@@ -67,7 +75,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
 # Events after which every copy of the case's card is brought up to date.
 LIVE = frozenset({
     K.accepted, K.reported_in, K.replied, K.asked_more, K.resolved, K.escalated, K.whistled,
-    K.reassigned, K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
+    K.reassigned, K.rerouted, K.verify_requested, K.verified, K.sent_back,
+    K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
     K.resident_unreachable,
 })
 

@@ -50,6 +50,9 @@ def _begin(session: Session, *, clock: Clock, case_id: int, person_id: int, vers
                      reason="not_holder",
                      params={"case": case_id, "doing": phrase(f"verb.{action}")})
     ops.check_version(session, case, version)
+    if case.stage == Stage.verify.value:
+        # Waiting for 核查: only 核查通过 / 退回重办 (core/cases/verify.py) move it on.
+        raise Conflict("verify_waiting", case=case_id)
     return _Ctx(case, who, home, holder_node, now, via)
 
 
@@ -160,6 +163,22 @@ def resolve(session: Session, *, clock: Clock, case_id: int, person_id: int, ver
     before = case.state
     detail = _take(c)
     _first_answer(case, c.now)
+    from core.cases import verify
+
+    checker = verify.verifier_for(session, case, c.home) if verify.needed(session, case) \
+        else None
+    if checker is not None:
+        event_id = verify.request(session, case, checker, now=c.now, actor_id=c.who.person.id,
+                                  via=via, note=body or None,
+                                  detail={**detail, "after_photos": len(after_photos)})
+        from core.cases.model import CaseEvent
+
+        request_event = session.get(CaseEvent, event_id)
+        assert request_event is not None
+        attach(session, case, request_event, after_photos, purpose="after",
+               by=c.who.person.id, now=c.now)
+        events.publish(session)
+        return case
     case.state = State.resolved.value
     case.resolved_at = c.now
     ops.start_stage(case, Stage.confirm, c.now)

@@ -10,7 +10,7 @@ from sqlmodel import Session
 from core.cases import events, ops
 from core.cases.model import Case, EventKind, State
 from core.cases.permissions import refuse
-from core.clock import Clock
+from core.clock import Clock, as_utc
 from core.errors import InvalidTransition
 from core.hierarchy.queries import NodeRef, actor, node_by_id
 from core.hierarchy.tree import subtree_bounds
@@ -78,7 +78,15 @@ def set_category(session: Session, *, clock: Clock, case_id: int, person_id: int
         return case
     case.category_id = cat.id
     case.updated_at = now
+    before = case.deadline_at
+    ops.apply_limits(case, reply=cat.answer_limit, handle=cat.handle_limit)
+    moved = case.deadline_at if case.deadline_at is not None and case.deadline_at != before \
+        else None
     ops.record(session, case, kind=EventKind.categorized, at=now, actor_id=person_id, via=via,
-               note=cat.name)
+               note=cat.name,
+               detail={"deadline_at": as_utc(moved).isoformat()} if moved else None)
+    from core.cases.route_rules import reroute
+
+    reroute(session, case, cat, at=now, actor_id=person_id, via=via)
     events.publish(session)
     return case

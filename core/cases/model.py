@@ -38,6 +38,7 @@ class Stage(StrEnum):
     handle = "handle"  # an accepted case being worked on
     department = "department"  # a whistled department must report in
     confirm = "confirm"  # the resident confirms and rates, or the case closes unrated
+    verify = "verify"  # a superior checks a resolution before the resident is asked (核查)
 
 
 class EventKind(StrEnum):
@@ -61,6 +62,11 @@ class EventKind(StrEnum):
     overdue = "overdue"  # the deadline passed at the top of the chain: nobody above to take it
     refused = "refused"  # somebody tried an action they may not take
     categorized = "categorized"  # the resident or a leader chose the case's category
+    routed = "routed"  # a routing rule chose the first holder (detail: the rule and who is told)
+    rerouted = "rerouted"  # recategorised: a routing rule handed the case to another holder
+    verify_requested = "verify_requested"  # 已解决, waiting for the superior's 核查
+    verified = "verified"  # 核查通过
+    sent_back = "sent_back"  # 退回重办 (note: the reason; detail n: how many times so far)
     purged = "purged"  # `linzhang purge` anonymised the closed case's words and files
     # A chat platform said the holder (or the resident) can no longer be reached anywhere.
     holder_unreachable = "holder_unreachable"

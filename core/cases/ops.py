@@ -42,6 +42,9 @@ EVENT_VERB_ZH: dict[str, str] = {
     EventKind.reopened: "反馈未解决", EventKind.auto_closed: "超期自动办结",
     EventKind.overdue: "超时", EventKind.nagged: "督办",
     EventKind.categorized: "选择类别", EventKind.purged: "匿名化",
+    EventKind.routed: "按直派规则分派", EventKind.rerouted: "按直派规则改派",
+    EventKind.verify_requested: "已解决，报上级核查", EventKind.verified: "核查通过",
+    EventKind.sent_back: "退回重办",
 }
 
 
@@ -128,6 +131,19 @@ def start_stage(case: Case, stage: Stage, now: datetime, *, keep_renewals: bool 
     if not keep_renewals:
         case.stage_renewals = 0
     case.next_due_at = next_due(policy, stage, start=now, deadline=deadline, nags_sent=0)
+
+
+def apply_limits(case: Case, *, reply: str | None, handle: str | None) -> None:
+    """Give the case a category's limits; a running reply or handling deadline is counted
+    again from when its stage started (nags already sent stay sent)."""
+    policy = policy_of(case).with_limits(reply=reply, handle=handle)
+    case.policy = policy.to_json()
+    if case.stage not in (Stage.reply.value, Stage.handle.value) or case.stage_started_at is None:
+        return
+    stage, start = Stage(case.stage), as_utc(case.stage_started_at)
+    case.deadline_at = stage_deadline(policy, stage, start)
+    case.next_due_at = next_due(policy, stage, start=start, deadline=case.deadline_at,
+                                nags_sent=case.nags_sent)
 
 
 def stop_clock(case: Case) -> None:

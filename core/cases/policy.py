@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core.cases import worktime
 from core.cases.model import Stage
 from core.settings import Settings
+
+# Fields left out of a case's stored policy while at their default, so that the million open
+# cases of a city that uses no category limits store what they stored before.
+_LEAN_DEFAULTS: dict[str, Any] = {"reply_limit": None, "handle_limit": None}
+_CALENDAR_FIELDS = ("work_hours", "local_holidays", "local_workdays")
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,7 @@ class CasePolicy:
     handle_s: float = 72 * 3600
     department_s: float = 24 * 3600
     confirm_s: float = 72 * 3600
+    verify_s: float = 24 * 3600  # 核查: the superior's check of a resolution
     nag_before_s: float = 30 * 60
     nags_per_tier: int = 3
     quiet_start: str = "22:00"
@@ -27,6 +34,14 @@ class CasePolicy:
     timezone: str = "Asia/Shanghai"
     # How late a deadline may be handled before the messages say it was handled late.
     late_grace_s: float = 60.0
+    # A category's own limits (worktime.parse_limit text: 4h, 4wh, 2wd, 20d); None: the
+    # deployment's reply_s / handle_s above.
+    reply_limit: str | None = None
+    handle_limit: str | None = None
+    # The working calendar, for `wh`/`wd` limits (stored with the case only when it has one).
+    work_hours: str = worktime.DEFAULT_WORK_HOURS
+    local_holidays: tuple[str, ...] = ()
+    local_workdays: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CasePolicy:
@@ -42,25 +57,63 @@ class CasePolicy:
             pause_deadlines_in_quiet_hours=settings.pause_deadlines_in_quiet_hours,
             timezone=settings.timezone,
             late_grace_s=max(60.0, 5 * settings.sweep_interval.total_seconds()),
+            work_hours=settings.work_hours,
+            local_holidays=settings.local_holidays,
+            local_workdays=settings.local_workdays,
         )
 
+    def with_limits(self, *, reply: str | None, handle: str | None) -> CasePolicy:
+        """This policy with a category's limits (None: the deployment's default)."""
+        return replace(self, reply_limit=reply, handle_limit=handle)
+
+    @property
+    def uses_working_time(self) -> bool:
+        return any(text and worktime.parse_limit(text).working
+                   for text in (self.reply_limit, self.handle_limit))
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for key, default in _LEAN_DEFAULTS.items():
+            if data[key] == default:
+                del data[key]
+        if not self.uses_working_time:
+            for key in _CALENDAR_FIELDS:
+                del data[key]
+        else:
+            data["local_holidays"] = list(self.local_holidays)
+            data["local_workdays"] = list(self.local_workdays)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CasePolicy:
         # Fields added in later versions fall back to their defaults for old cases.
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("local_holidays", "local_workdays"):
+            if key in known:
+                known[key] = tuple(known[key])
         return cls(**known)
+
+    def limit(self, stage: Stage) -> worktime.Limit | None:
+        """The category's limit for a stage, when it set one."""
+        text = {Stage.reply: self.reply_limit, Stage.handle: self.handle_limit}.get(stage)
+        return worktime.parse_limit(text) if text else None
+
+    def calendar(self) -> worktime.WorkCalendar:
+        return worktime.calendar(self.work_hours, self.local_holidays, self.local_workdays)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
     def duration(self, stage: Stage) -> timedelta:
+        """The clock span of a stage (a working-time limit has none: see stage_deadline)."""
+        limit = self.limit(stage)
+        if limit is not None and not limit.working:
+            return limit.clock_span()
         seconds = {
             Stage.reply: self.reply_s, Stage.handle: self.handle_s,
             Stage.department: self.department_s, Stage.confirm: self.confirm_s,
+            Stage.verify: self.verify_s,
         }[stage]
         return timedelta(seconds=seconds)
 
@@ -127,6 +180,12 @@ def add_running_time(policy: CasePolicy, start: datetime, span: timedelta) -> da
 
 
 def stage_deadline(policy: CasePolicy, stage: Stage, start: datetime) -> datetime:
+    """When the deadline of `stage` started at `start` falls, by clock or by working time."""
+    limit = policy.limit(stage)
+    if limit is not None and limit.working:
+        quiet = ((_hm(policy.quiet_start), _hm(policy.quiet_end))
+                 if policy.pause_deadlines_in_quiet_hours else None)
+        return worktime.working_deadline(policy.calendar(), policy.tz, start, limit, quiet)
     return add_running_time(policy, start, policy.duration(stage))
 
 

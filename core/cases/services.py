@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.cases import events, ops
+from core.cases import events, ops, route_rules
 from core.cases.model import (
     ACTIVE_STATES,
     ATTACHMENTS,
@@ -123,10 +123,14 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
             raise PermissionDenied("report_for_outsider")
     cat = category_by_name(session, category) if category else None
     chain = chain_for_node(session, home)
-    target = first_target(chain)
+    policy = CasePolicy.from_settings(settings)
+    if cat is not None:
+        policy = policy.with_limits(reply=cat.answer_limit, handle=cat.handle_limit)
+    routing = route_rules.route(session, category=cat, home=home, chain=chain, at=now,
+                                tz=policy.tz)
+    target = routing.target if routing is not None else first_target(chain)
     if target is None:
         raise Conflict("nobody_to_take", home=home.name)
-    policy = CasePolicy.from_settings(settings)
     case = Case(
         resident_id=resident_id, opened_by_id=opener, home_node_id=home.id, node_path=home.path,
         category_id=cat.id if cat else None, text=text, state=State.open.value, version=1,
@@ -138,7 +142,10 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     session.flush()
     assert case.id is not None
     ops.follow(session, case.id, [resident_id])
-    ops.start_stage(case, Stage.reply, now)
+    if route_rules.is_department(target):
+        case.department_node_id = target.node.id
+    ops.start_stage(case, Stage.department if route_rules.is_department(target) else
+                    Stage.reply, now)
     skipped = [f"{s.role.value}@{s.node.code}" for s in chain.steps[: _index(chain, target)]
                if s.vacant]
     event = ops.record(
@@ -147,6 +154,8 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
         detail={"category": cat.name if cat else None, "skipped_vacant": skipped,
                 "routed_to": target.role.value},
     )
+    if routing is not None:
+        route_rules.record_routing(session, case, routing, at=now, kind=EventKind.routed)
     session.flush()
     attach(session, case, event, attachments, purpose="report", by=opener, now=now)
     events.publish(session)

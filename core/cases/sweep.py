@@ -200,6 +200,11 @@ def _deadline(run: _Sweep, case: Case, stage: Stage) -> None:
     if stage is Stage.confirm:
         _auto_close(run, case, late)
         return
+    if stage is Stage.verify:
+        # A check not made in time is the verifier's to make: reminded, never moved on (the
+        # resolution itself was on time).
+        _overdue_at_top(run, case, stage)
+        return
     case.missed_deadlines += 1
     assert case.holder_role is not None and case.holder_node_id is not None
     holder_node = run.node(case.holder_node_id)

@@ -99,10 +99,12 @@ def _members(conn: sa.Connection, root_path: str | None,
 
 
 def _categories(conn: sa.Connection) -> Iterator[tuple[str, ...]]:
-    for name, suffix in conn.execute(
-        sa.text("SELECT name, department_suffix FROM category ORDER BY id")
-    ):
-        yield (name, suffix or "")
+    rows = conn.execute(sa.text(
+        "SELECT name, department_suffix, parent_name, answer_limit, handle_limit, verify,"
+        " route_to FROM category ORDER BY id"))
+    for name, suffix, parent, answer, handle, verify, route in rows:
+        yield (name, suffix or "", parent or "", answer or "", handle or "",
+               "yes" if verify else "", route or "")
 
 
 def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",

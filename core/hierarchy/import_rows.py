@@ -15,6 +15,7 @@ class ImportReport:
     nodes_updated: int = 0
     categories_added: int = 0
     categories_updated: int = 0
+    rules: int | None = None  # routing rules written (None: no routing file in the import)
     people_added: int = 0
     people_updated: int = 0
     posts_added: int = 0
@@ -37,7 +38,7 @@ class ImportReport:
         return any((self.nodes_added, self.nodes_updated, self.categories_added,
                     self.categories_updated, self.people_added, self.people_updated,
                     self.posts_added, self.posts_updated, self.identities_added,
-                    self.boundaries))
+                    self.boundaries, self.rules))
 
     def summary(self) -> str:
         return (
@@ -46,7 +47,8 @@ class ImportReport:
             f"posts +{self.posts_added} ~{self.posts_updated}, "
             f"chat identities +{self.identities_added}, "
             f"categories +{self.categories_added} ~{self.categories_updated} "
-            + (f"boundaries {self.boundaries} " if self.boundaries else "") +
+            + (f"boundaries {self.boundaries} " if self.boundaries else "")
+            + (f"routing rules {self.rules} " if self.rules is not None else "") +
             f"in {self.seconds:.1f}s"
         )
 

@@ -43,18 +43,18 @@ def check_nodes(who: Actor, tree: dict[str, TreeNode], errors: Errors) -> None:
 def check_categories(conn: sa.Connection, who: Actor, tables: list[Table],
                      errors: Errors) -> None:
     """Categories are the whole city's: an admin's file may repeat them, never change them."""
+    from core.hierarchy.import_categories import category_row, stored_categories
+
     del who  # no admin post reaches the whole city's list; only the console changes it
-    stored: dict[str, str | None] = {
-        name: suffix
-        for name, suffix in conn.execute(sa.text("SELECT name, department_suffix FROM category"))
-    }
+    stored = stored_categories(conn)
     for t in tables:
-        ci, di = t.columns["category"], t.columns.get("department_suffix")
         for rowno, row in t.rows():
-            name = row[ci].strip() if ci < len(row) else ""
-            suffix = (row[di].strip() if di is not None and di < len(row) else "") or None
-            if name and (name not in stored or stored[name] != suffix):
-                errors.add(t.label, rowno, phrase("row_category_refused", name=name))
+            try:
+                cat = category_row(t, row)
+            except ValueError:
+                continue  # read_categories reports it
+            if stored.get(cat.name) != cat:
+                errors.add(t.label, rowno, phrase("row_category_refused", name=cat.name))
 
 
 def check_members(conn: sa.Connection, who: Actor, staged: Staged,

@@ -14,7 +14,13 @@ from core.clock import Clock, SystemClock
 from core.db import write_transaction
 from core.errors import ImportRejected, InvalidInput
 from core.hierarchy import boundaries, import_members, import_scope
-from core.hierarchy.import_categories import read_categories, write_categories
+from core.hierarchy.import_categories import (
+    check_references,
+    department_codes,
+    read_categories,
+    write_categories,
+)
+from core.hierarchy.import_routing import check_rules, read_rules, write_rules
 from core.hierarchy.import_rows import Errors, ImportReport, NodeRow, TreeNode
 from core.hierarchy.model import Level
 from core.hierarchy.queries import Actor
@@ -78,6 +84,18 @@ def import_into(
                                    errors.add(f, n, why, "feature "))
     category_tables = [t for t in tables if t.kind == Kind.categories]
     categories = read_categories(category_tables, errors)
+    if categories and not errors:  # references are checked once the tree itself is sound
+        check_references(conn, categories,
+                         department_codes((c, n.level) for c, n in tree.items()), errors)
+    routing_tables = [t for t in tables if t.kind == Kind.routing]
+    rules = read_rules(routing_tables, errors) if routing_tables else None
+    if rules is not None:
+        if by is not None:
+            errors.add(routing_tables[0].label, 0,
+                       "routing rules are the whole city's: imported at the console")
+        if not errors:
+            check_rules(conn, rules, categories, ((c, n.level) for c, n in tree.items()),
+                        errors)
     if by is not None:
         import_scope.check_categories(conn, by, category_tables, errors)
     levels = {code: (n.id, n.level) for code, n in tree.items()}
@@ -98,6 +116,8 @@ def import_into(
         raise
     _write_nodes(conn, tree, report)
     write_categories(conn, categories, report)
+    if rules is not None:
+        report.rules = write_rules(conn, rules)
     report.boundaries = boundaries.write(conn, shapes, {c: n.id for c, n in tree.items()})
     report.lap("write nodes")
     if staged is not None:

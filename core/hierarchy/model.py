@@ -165,6 +165,14 @@ class Category(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=sa.Column(sa.String(50), nullable=False, unique=True))
     department_suffix: str | None = Field(default=None, sa_column=sa.Column(sa.String(10)))
+    # FORMATS.md's optional columns: the 大类 of a 小类, time limits (core/cases/worktime.py
+    # texts; NULL: the deployment's default), 需核查, and 直派 (a department suffix or a role).
+    parent_name: str | None = Field(default=None, sa_column=sa.Column(sa.String(50)))
+    answer_limit: str | None = Field(default=None, sa_column=sa.Column(sa.String(12)))
+    handle_limit: str | None = Field(default=None, sa_column=sa.Column(sa.String(12)))
+    verify: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
+                                                            server_default=sa.false()))
+    route_to: str | None = Field(default=None, sa_column=sa.Column(sa.String(20)))
 
 
 def carries_messages(identity: sa.Table) -> sa.ColumnElement[bool]:

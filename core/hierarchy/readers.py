@@ -27,6 +27,7 @@ class Kind(StrEnum):
     nodes = "nodes"
     members = "members"
     categories = "categories"
+    routing = "routing"
 
 
 # Canonical column → accepted spellings (compared case-insensitively, spaces ignored).
@@ -52,19 +53,35 @@ COLUMNS: dict[Kind, dict[str, tuple[str, ...]]] = {
     Kind.categories: {
         "category": ("category", "类别"),
         "department_suffix": ("department_suffix", "责任部门"),
+        "parent_category": ("parent_category", "上级类别"),
+        "answer_limit": ("answer_limit", "答复时限"),
+        "handle_limit": ("handle_limit", "办结时限"),
+        "verify": ("verify", "需核查"),
+        "route_to": ("route_to", "直派"),
+    },
+    Kind.routing: {
+        "rule": ("rule", "规则编号", "规则"),
+        "category": ("category", "类别"),
+        "route_to": ("route_to", "直派"),
+        "within": ("within", "范围", "适用范围"),
+        "hours": ("hours", "时段"),
+        "inform": ("inform", "知会", "抄送"),
     },
 }
 REQUIRED: dict[Kind, tuple[str, ...]] = {
     Kind.nodes: ("code", "parent_code", "level", "name"),
     Kind.members: ("name", "phone", "role", "node_code"),
     Kind.categories: ("category",),
+    Kind.routing: ("rule", "category", "route_to"),
 }
 # Canonical English headers in file order, for export.
 HEADERS: dict[Kind, tuple[str, ...]] = {
     Kind.nodes: ("code", "parent_code", "level", "name"),
     Kind.members: ("name", "phone", "role", "node_code", "address", "telegram_user_id",
                    "wechat_openid", "wecom_userid"),
-    Kind.categories: ("category", "department_suffix"),
+    Kind.categories: ("category", "department_suffix", "parent_category", "answer_limit",
+                      "handle_limit", "verify", "route_to"),
+    Kind.routing: ("rule", "category", "route_to", "within", "hours", "inform"),
 }
 
 # A callback for one bad row: (label, row, reason). Without one, a bad row raises
@@ -165,7 +182,7 @@ def classify(
         shown = ", ".join(str(h) for h in headers if h) or "(empty)"
         raise ImportRejected.one(
             label, 1, f"cannot tell what this table is from its headers ({shown}); "
-            "expected the columns of nodes, members or categories (FORMATS.md)"
+            "expected the columns of nodes, members, categories or routing (FORMATS.md)"
         )
     return best[1], best[2]
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from core import accounts
+from core.cases import verify
 from core.clock import FakeClock
 from core.container import build_container
 from core.db import make_engine, migrate, write_session
@@ -116,6 +117,21 @@ def test_escalation_by_hand_moves_the_live_card(world: dict[str, Any]) -> None:
     assert not buttons(now_of(tg, first))
     # The 组长 resolves from the card he was just given: the press is current, not stale.
     press(tg, GROUP_LEADER_TG, new, buttons(new)["已解决"])
+    # An escalated case is checked first (核查, README "Category policies"): the 片长 holds it
+    # until he approves, and only then is the resident asked.
+    engine = world["engine"]
+
+    def row() -> Any:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT id, stage, holder_id, version FROM cases"
+                                        " WHERE text LIKE '%下水道%'")).one()
+
+    wait_for(lambda: row().stage == "verify", why="the case waits for 核查")
+    assert not received(tg, RESIDENT_TG, "反馈已解决")
+    case = row()
+    with write_session(engine) as s:
+        verify.approve(s, clock=world["clock"], case_id=case.id, person_id=case.holder_id,
+                       version=case.version)
     wait_for(lambda: received(tg, RESIDENT_TG, "反馈已解决"), why="the fixed? question")
 
 

@@ -602,3 +602,61 @@ def test_campaign_dashboard_actions(world: World, role: str, inside: bool, actio
         assert r.status_code in (403, 404), r.text
         assert _campaign_rows(w) == before
         assert board.status_code in (403, 404)
+
+
+# 核查 (README "Category policies"): a resolution waiting for a check is approved or sent back
+# by the verifier (the holder's superior: here the 片长, for a 组长's resolution), anyone
+# leading the verifier's node from above and admins of the subtree; never by the one who
+# solved it, the tiers below, the resident, or anyone outside.
+VERIFY_RULES = {"area_leader", "secretary"} | ADMINS
+
+
+def waiting_case(w: World) -> int:
+    """A case escalated to the 组长 and resolved by them: it waits for the 片长's 核查."""
+    case_id = fresh_case(w)
+    do(w.engine, case_actions.escalate, clock=w.clock, case_id=case_id,
+       person_id=w.city["leader1"], version=1, reason="需要组长协调")
+    version = case_state(w, case_id)[1]
+    do(w.engine, case_actions.resolve, clock=w.clock, case_id=case_id,
+       person_id=w.city["group_leader"], version=version)
+    with w.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT stage, holder_role FROM cases WHERE id = :c"),
+                            {"c": case_id}).one() == ("verify", "area_leader")
+    return case_id
+
+
+@pytest.mark.parametrize("action", ["verify_ok", "send_back"])
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_verify_actions_in_chat(world: World, role: str, inside: bool, action: str) -> None:
+    w, who = world, people(role, inside)
+    case_id = waiting_case(w)
+    before, version = case_state(w, case_id), case_state(w, case_id)[1]
+    replies = chat(w, who, press=Press(action, case_id, version, query_id="q"))
+    if action == "send_back":
+        assert not refused(replies)  # the prompt for the reason comes first; the words act
+        replies = chat(w, who, text="照片看不出已整改")
+    if inside and role in VERIFY_RULES:
+        assert not refused(replies), replies
+        assert case_state(w, case_id)[1] > version, "the case did not move"
+    else:
+        assert refused(replies), replies
+        assert case_state(w, case_id) == before
+        assert refusals(w, case_id) == 1
+
+
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_the_policies_page_is_read_only_for_dashboard_users(world: World, role: str,
+                                                            inside: bool) -> None:
+    w, who = world, people(role, inside)
+    client = _signed_in(w, who)
+    if client is None:
+        assert role not in DASHBOARD_ROLES
+        r = httpx.get(w.url + "/dashboard/policies", timeout=30, follow_redirects=False)
+        assert r.status_code in (303, 401), r.status_code
+        return
+    try:
+        assert client.get("/dashboard/policies").status_code == 200
+        # Read-only: nothing on it changes anything.
+        assert client.post("/dashboard/policies", data={}).status_code == 405
+    finally:
+        client.close()

@@ -3,7 +3,8 @@
 Mon 2026-03-02 10:00 (Asia/Shanghai), village 东关社区:
 - A: 邻长小赵 replies after 1 h and resolves; the resident confirms after 2 h, 5 stars.
 - B: nobody answers: after 4 h the sweep hands it to the 组长, after 8 h to the 片长, who
-  replies at 9 h and resolves; the resident confirms at 10 h, 2 stars.
+  replies at 9 h and resolves; the 书记 checks it (核查通过) at once; the resident confirms at
+  10 h, 2 stars.
 Tue 2026-03-10 10:00: C (二邻, 邻长小钱) is answered 5 h late-ish (deadline 4 h), before the
 sweep runs. What a person counts by hand is in EXPECTED.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from core.cases import actions, closing
+from core.cases import actions, closing, verify
 from core.clock import FakeClock
 from tests.casehelpers import HOUR, advance_and_sweep, do, get, open_case, settings
 from tests.cityfactory import City
@@ -41,6 +42,7 @@ def seed(engine: Engine, clock: FakeClock, city: City) -> dict[str, int]:
     assert get(engine, b).holder_id == city["area_leader"]
     _act(engine, clock, actions.reply, b, city["area_leader"], text="已联系城管")
     _act(engine, clock, actions.resolve, b, city["area_leader"])
+    _act(engine, clock, verify.approve, b, city["secretary"])  # an escalated case: 核查 first
     advance_and_sweep(engine, clock, HOUR)
     _act(engine, clock, closing.confirm, b, city["resident2"], rating=2)
     clock.set(START + timedelta(days=8))  # Tuesday of the next week, 10:00

@@ -32,6 +32,12 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
                                          "LEVEL_LABEL_ZH", "LEVEL_NAMES_ZH"}),
     # Glossary: the Chinese column headers an import file may use (FORMATS.md).
     "core/hierarchy/readers.py": frozenset({"COLUMNS"}),
+    # Glossary: the words a categories file and the working calendar file may use for yes/no,
+    # tiers, holidays and make-up working days.
+    "core/hierarchy/import_categories.py": frozenset({"YES", "NO", "ROUTE_ROLES_ZH"}),
+    "core/hierarchy/import_routing.py": frozenset({"ROLE_WORDS", "SEPARATORS"}),
+    "core/cases/worktime.py": frozenset({"HOLIDAY_WORDS", "WORKDAY_WORDS",
+                                                     "HEADER_WORDS"}),
     # Glossary: a case's states and events as the dashboard and /case name them.
     "core/cases/model.py": frozenset({"STATE_LABEL_ZH"}),
     "core/cases/ops.py": frozenset({"EVENT_VERB_ZH"}),

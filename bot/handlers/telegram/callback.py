@@ -17,6 +17,7 @@ CODES = {
     # campaigns (bot/flows/campaign.py): the id field carries the campaign, item or newcomer
     "cmp_list": "cl", "cmp_item": "ci", "cmp_mark": "cm", "cmp_note": "cn", "cmp_add": "ca",
     "cmp_ok": "co", "cmp_no": "cr",
+    "verify_ok": "vo", "send_back": "sb",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
