@@ -342,6 +342,7 @@ EN: dict[str, str] = {
     "n_card": "[{intro}] {title}{where}\nHolder: {role} {name}. {deadline}.{why}",
     "n_card_where": "\nAddress: {address}",
     "n_card_why": "\nReason: {reason}",
+    "ev_auto_escalated": "escalated automatically ({missed}){late}",
     "n_card_auto_why": "\nReason: {missed}, escalated automatically{late}",
     "n_late": " (handled {span} late by the system)",
     "n_card_now": "{title}\n{verb}: {who} {hm}\nState: {state}, holder: {role} {name}",

@@ -314,6 +314,7 @@ ZH: dict[str, str] = {
     "n_card": "【{intro}】{title}{where}\n承办：{role} {name}。{deadline}。{why}",
     "n_card_where": "\n住址：{address}",
     "n_card_why": "\n原因：{reason}",
+    "ev_auto_escalated": "超时{missed}，自动转上级{late}",
     "n_card_auto_why": "\n原因：超时{missed}，自动转上级{late}",
     "n_late": "（系统延迟{span}后处理，已超时）",
     "n_card_now": "{title}\n{verb}：{who} {hm}\n状态：{state}，承办：{role}{name}",

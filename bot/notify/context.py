@@ -13,7 +13,7 @@ from sqlmodel import Session
 from core.cases import ops
 from core.cases.model import CASES, Case, CaseEvent
 from core.cases.routing import Target, chains_for, next_target
-from core.deliveries import CARD_UPDATE
+from core.deliveries import CARD_UPDATE, DEL
 from core.hierarchy.model import ChatIdentity, Person, Post, Role
 from core.hierarchy.queries import NodeRef, nodes_by_ids
 from core.outbox import OUT
@@ -55,6 +55,9 @@ class Env:
     mirrors: dict[int, list[int]] = field(default_factory=dict)
     superiors: dict[int, Target | None] = field(default_factory=dict)
     card_holders: dict[int, set[Recipient]] = field(default_factory=dict)
+    # (case, person, binding) → the platforms holding delivered copies of that card
+    card_platforms: dict[tuple[int, int | None, int | None], set[str]] = field(
+        default_factory=dict)
 
     def load(self, events: Sequence[CaseEvent]) -> None:
         s = self.session
@@ -92,6 +95,12 @@ class Env:
         for cid, pid, bid in found:
             self.card_holders.setdefault(cid, set()).add(
                 Recipient(pid, bid, self.lang(pid) if pid else "zh"))
+        copies = (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id,
+                            DEL.c.platform)
+                  .join(DEL, DEL.c.outbox_id == OUT.c.id)
+                  .where(DEL.c.case_id.in_(ids), DEL.c.is_card.is_(True)).distinct())
+        for cid, pid, bid, platform in s.execute(copies):
+            self.card_platforms.setdefault((cid, pid, bid), set()).add(platform)
 
     def _people(self, ids: set[int]) -> None:
         missing = [i for i in ids if i not in self.people]

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from bot.dispatcher.loop import Stats, pass_once
-from bot.handlers.wechat.sender import WeChatSender
-from bot.handlers.wecom.sender import SUB_TITLE_LIMIT, WeComSender
+from bot.handlers.wechat.transport import WeChatTransport
+from bot.handlers.wecom.transport import SUB_TITLE_LIMIT, WeComTransport
 from core.clock import FakeClock
 from core.db import make_engine, migrate, session_scope
 from core.hierarchy.model import ChatIdentity
@@ -43,20 +43,20 @@ def wecom(clock: FakeClock) -> Iterator[FakeWeChatApi]:
 
 
 def oa_sender(engine: Engine, clock: FakeClock, api: FakeWeChatApi, tmp: Path,
-              **templates: str) -> WeChatSender:
+              **templates: str) -> WeChatTransport:
     settings = Settings(_env_file=None, database_url=str(engine.url),  # type: ignore[call-arg]
                         media_dir=str(tmp / "media"), wechat_app_id="wx1",
                         wechat_app_secret=SecretStr("s"), wechat_api_base=api.base_url,
                         **templates)
-    return WeChatSender(engine=engine, settings=settings, clock=clock)
+    return WeChatTransport(engine=engine, settings=settings, clock=clock)
 
 
 def wecom_sender(engine: Engine, clock: FakeClock, api: FakeWeChatApi, tmp: Path
-                 ) -> WeComSender:
+                 ) -> WeComTransport:
     settings = Settings(_env_file=None, database_url=str(engine.url),  # type: ignore[call-arg]
                         media_dir=str(tmp / "media"), wecom_corp_id="ww1", wecom_agent_id="1",
                         wecom_secret=SecretStr("s"), wecom_api_base=api.base_url)
-    return WeComSender(engine=engine, settings=settings, clock=clock)
+    return WeComTransport(engine=engine, settings=settings, clock=clock)
 
 
 def put(engine: Engine, clock: FakeClock, drafts: list[Draft]) -> None:
