@@ -39,13 +39,14 @@ class Row:
 
     @property
     def key(self) -> str:
-        """Rows with the same key go out in order, one at a time."""
-        if self.kind == deliveries.CARD_UPDATE and self.case_id is not None:
-            return f"card:{self.case_id}"
+        """Rows with the same key go out in order, one at a time: one recipient's rows (so a
+        card's edits follow the card itself), or a case's edits of every copy."""
         if self.person_id is not None:
             return f"person:{self.person_id}"
         if self.chat_binding_id is not None:
             return f"binding:{self.chat_binding_id}"
+        if self.kind == deliveries.CARD_UPDATE and self.case_id is not None:
+            return f"card:{self.case_id}"
         return f"chat:{self.address}"
 
     @property
