@@ -291,18 +291,18 @@ class Dispatcher:
 
     def _resolve(self, session: Session, rows: Sequence[Row]) -> Work:
         head = rows[0]
+        if head.kind == deliveries.CARD_UPDATE and head.case_id is not None:
+            # An edit goes to the copies already delivered on this platform, nowhere else.
+            cards = tuple(deliveries.card_messages(
+                session, head.case_id, platform=self.platform, person_id=head.person_id,
+                chat_binding_id=head.chat_binding_id))
+            return Work(tuple(rows), (), frozenset(), cards, self.ledger, self.stats,
+                        self.clock.now())
         dests = tuple(destinations(session, platform=self.platform, row=head))
         done: set[tuple[str, int]] = set()
         for r in rows:
             done |= deliveries.delivered_parts(session, outbox_id=r.id)
-        cards: tuple[deliveries.CardMessage, ...] = ()
-        if head.kind == deliveries.CARD_UPDATE and head.case_id is not None:
-            raw = head.person_id is None and head.chat_binding_id is None
-            cards = tuple(deliveries.card_messages(
-                session, head.case_id, platform=self.platform,
-                person_id=None if raw else head.person_id,
-                chat_binding_id=None if raw else head.chat_binding_id))
-        return Work(tuple(rows), dests, frozenset(done), cards, self.ledger, self.stats,
+        return Work(tuple(rows), dests, frozenset(done), (), self.ledger, self.stats,
                     self.clock.now())
 
     # ---- settling -------------------------------------------------------------------------------
