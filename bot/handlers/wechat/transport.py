@@ -48,8 +48,9 @@ EVENT_QUOTA = 3
 OUT_OF_WINDOW = 45015  # "response out of time limit": no quota is open
 OUT_OF_COUNT = 45047  # "out of response count limit": the open quota is spent
 RESERVED = 2  # of the quota, kept for answers and "fixed?" questions
-# Notices that a case moved on (a hop up the tree, a whistle, a new holder).
-HOP_KINDS = frozenset({"progress", "escalated", "whistled", "reassigned", "hop"})
+# Notices that a case moved on (accepted, a hop up the tree, a whistle, a new holder): the
+# answer that follows says more, so they never take the quota's last messages from it.
+HOP_KINDS = frozenset({"progress", "accepted", "escalated", "whistled", "reassigned", "hop"})
 GONE = {43004, 40003}  # unsubscribed, or not one of our followers
 MENU: dict[str, Any] = {"button": [
     {"type": "click", "name": "我要反映", "key": "report"},
