@@ -10,8 +10,11 @@ from core import deliveries
 from core.outbox import OutboxMessage
 
 # Messages that present a case to its holder or its tier chat are cards whose state edits
-# follow the case, whether or not the row says `options.card`.
-CARD_KINDS = frozenset({"new_case", "mirror"})
+# follow the case, whether or not the row says `options.card` (named once, here: bot/notify
+# writes them, the dispatcher and its transports keep them current).
+HOLDER_CARD = "new_case"
+CHAT_CARD = "mirror"
+CARD_KINDS = frozenset({HOLDER_CARD, CHAT_CARD})
 
 
 @dataclass(frozen=True)

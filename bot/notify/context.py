@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from bot.dispatcher.rows import CARD_KINDS, CHAT_CARD, HOLDER_CARD
 from core.cases import ops
 from core.cases.model import CASES, Case, CaseEvent
 from core.cases.routing import Target, chains_for, next_target
@@ -22,9 +23,7 @@ PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 POSTS: sa.Table = Post.__table__  # type: ignore[attr-defined]
 CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
 # Outbox kinds that are a case's cards: the holder's (private) and the tier chats' (masked).
-HOLDER_CARD = "new_case"
-CHAT_CARD = "mirror"
-CARD_ROW_KINDS = (HOLDER_CARD, CHAT_CARD)
+CARD_ROW_KINDS = tuple(sorted(CARD_KINDS))
 
 
 @dataclass(frozen=True)
