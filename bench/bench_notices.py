@@ -132,13 +132,13 @@ def run_fan_out(engine: Any) -> tuple[int, list[int]]:
 
 async def drain(engine: Any, tg: Any) -> float:
     from bot.handlers.telegram.api import TelegramApi
-    from bot.handlers.telegram.sender import TelegramSender
+    from bot.handlers.telegram.transport import telegram_dispatcher
     from core.settings import Settings
 
     st = Settings(_env_file=None)  # type: ignore[call-arg]
     async with TelegramApi(token=tg.token, base=tg.base_url) as api:
-        sender = TelegramSender(engine=engine, api=api, settings=st,  # type: ignore[arg-type]
-                                batch=200, max_held=2000, idle=0.05)
+        sender = telegram_dispatcher(engine=engine, api=api, settings=st,  # type: ignore[arg-type]
+                                     batch=200, max_held=2000, idle=0.05)
         t = time.perf_counter()
         await sender.drain()
         return time.perf_counter() - t

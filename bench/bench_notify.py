@@ -1,20 +1,30 @@
-"""The notifier's cost: outbox rows written per case event and the time it takes per event.
+"""The notifier and the dispatcher: outbox rows written per case event, the notifier's time per
+event, and the sender's cost per message, before and after, in one run.
 
-    python bench/bench_notify.py [--cases 300]
+    python bench/bench_notify.py [--cases 150] [--baseline 48b82e7]
 
-Opens `cases` cases in a city of 1,000 neighborhoods (SQLite file), then for each one: the
-邻长 accepts, replies twice, escalates; the 组长 resolves; the resident rates it. Every event
-goes through the real notifier (bot/notify) in its action's transaction. Baseline in the same
-run: a bare `enqueue_many` of the very rows the notifier wrote (same recipients, texts and
-buttons), i.e. what writing the messages costs without deciding who hears what, wording it per
-language and keeping every card current.
+Opens `cases` cases in a city of 1,000 neighborhoods (SQLite file), every person with a
+Telegram identity, then for each one: the 邻长 accepts, replies twice, escalates; the 组长
+resolves; the resident rates it (7 events a case: 150 cases, 1,050 events). Every event goes
+through the real notifier (bot/notify) in its action's transaction. Then the outbox is drained
+to the fake Bot API (tests/fakes/telegram_api.py, in process, on virtual time so Telegram's
+30/s does not make the run wait) by the sender of that code: CPU and wall time per message.
+
+Before and after in one run: the same measurement runs in a subprocess for each of two source
+trees: BEFORE = the baseline commit (`git archive` of it into a temporary directory; default
+48b82e7, main before the one dispatcher) and AFTER = this checkout. A second baseline inside
+each measurement: a bare `enqueue_many` of the very rows the notifier wrote (same recipients,
+texts and buttons), i.e. what writing the messages costs without deciding who hears what.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.util
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# `--tree DIR`: measure the code of another checkout (the baseline), not this one.
+TREE = Path(sys.argv[sys.argv.index("--tree") + 1]) if "--tree" in sys.argv else ROOT
+sys.path.insert(0, str(TREE))
 
 import sqlalchemy as sa  # noqa: E402
 from sqlmodel import Session  # noqa: E402
@@ -39,7 +51,7 @@ from core.settings import Settings  # noqa: E402
 
 
 def _city(engine: sa.Engine) -> list[tuple[int, int, int, int, str]]:
-    spec = importlib.util.spec_from_file_location("bench_deadlines", ROOT / "bench" /
+    spec = importlib.util.spec_from_file_location("bench_deadlines", TREE / "bench" /
                                                   "bench_deadlines.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
@@ -72,6 +84,11 @@ def run(cases: int) -> dict[str, dict[str, float]]:
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
     homes = _city(engine)
+    with engine.begin() as conn:  # everybody on Telegram: every row goes out there
+        conn.execute(sa.text(
+            "INSERT INTO chat_identity (person_id, platform, external_id, unreachable)"
+            " SELECT id, 'telegram', CAST(100000 + id AS TEXT), :no FROM person"),
+            {"no": False})
     notify.install()
     timed = Timed()
     events.subscribe("notify", timed)
@@ -90,6 +107,7 @@ def run(cases: int) -> dict[str, dict[str, float]]:
             case_id=r["case_id"], options=r["options"],
             actions=tuple(Action(a["action"], a["label"], a["case_id"], a["version"])
                           for a in r["actions"])))
+    send = _drain(engine, path.parent)
     base: dict[str, list[float]] = defaultdict(list)
     written: dict[str, int] = defaultdict(int)
     for eid, drafts in by_event.items():
@@ -106,8 +124,52 @@ def run(cases: int) -> dict[str, dict[str, float]]:
             "notify_ms": 1000 * timed.seconds[kind] / n,
             "baseline_ms": 1000 * statistics.fmean(base[kind]) if base.get(kind) else 0.0,
         }
+    out["_send"] = send
     engine.dispose()
     return out
+
+
+def _drain(engine: sa.Engine, tmp: Path) -> dict[str, float]:
+    """Every row to the fake Bot API through this tree's sender; its cost per message."""
+    from bot.handlers.telegram.api import TelegramApi
+    from tests.fakes.telegram_api import FakeTelegram
+    from tests.fakes.timer import VirtualTime
+
+    st = Settings(_env_file=None, media_dir=str(tmp / "media"))  # type: ignore[call-arg]
+    vt = VirtualTime()
+    with engine.connect() as conn:
+        rows = int(conn.execute(sa.text("SELECT count(*) FROM outbox WHERE status IN"
+                                        " ('pending', 'failed')")).scalar_one())
+
+    async def go(tg: FakeTelegram) -> tuple[float, float]:
+        async with TelegramApi(token=tg.token, base=tg.base_url, timer=vt) as api:
+            vt.hold_while(lambda: api.limiter.in_flight > 0)
+            try:  # after: the one dispatcher over the Telegram transport
+                from bot.handlers.telegram.transport import (  # type: ignore[import-not-found]
+                    telegram_dispatcher,
+                )
+                sender = telegram_dispatcher(engine=engine, api=api, settings=st, clock=vt,
+                                             batch=200, max_held=2000, idle=0.05)
+            except ImportError:  # before: Telegram's own sender loop
+                from bot.handlers.telegram.sender import (  # type: ignore[import-not-found]
+                    TelegramSender,
+                )
+                sender = TelegramSender(engine=engine, api=api, settings=st, clock=vt,
+                                        batch=200, max_held=2000, idle=0.05)
+            t, cpu = time.perf_counter(), time.process_time()
+            await sender.drain(max_seconds=36000)
+            return time.perf_counter() - t, time.process_time() - cpu
+
+    with FakeTelegram(now=vt.monotonic) as tg:
+        wall, cpu = asyncio.run(go(tg))
+        messages, edits = len(tg.sent), len(tg.edits)
+    with engine.connect() as conn:
+        left = int(conn.execute(sa.text("SELECT count(*) FROM outbox WHERE status IN"
+                                        " ('pending', 'failed')")).scalar_one())
+    calls = messages + edits
+    return {"rows": rows, "left": left, "messages": messages, "edits": edits,
+            "cpu_ms": 1000 * cpu / max(1, calls), "wall_ms": 1000 * wall / max(1, calls),
+            "cpu_row_ms": 1000 * cpu / max(1, rows)}
 
 
 def _story(engine: sa.Engine, homes: list[tuple[int, int, int, int, str]], cases: int) -> None:
@@ -139,19 +201,78 @@ def _story(engine: sa.Engine, homes: list[tuple[int, int, int, int, str]], cases
         act(closing.confirm, cid, person_id=resident, rating=4)
 
 
+def measure(tree: Path, cases: int) -> dict[str, dict[str, float]]:
+    """One measurement in a subprocess over the code in `tree`."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure",
+                        "--tree", str(tree), "--cases", str(cases), "--json", f.name],
+                       check=True, cwd=str(tree))
+        return json.loads(Path(f.name).read_text())  # type: ignore[no-any-return]
+
+
+def baseline_tree(commit: str) -> tuple[Path, str]:
+    """The baseline commit's files in a temporary directory (`git archive`: no worktree)."""
+    out = Path(tempfile.mkdtemp(prefix="linzhang-bench-base-"))
+    name = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", commit],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out, name
+
+
+def median(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Figure by figure, the median over runs."""
+    return {k: {f: statistics.median(r[k][f] for r in runs) for f in runs[0][k]}
+            for k in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", type=int, default=300)
+    ap.add_argument("--cases", type=int, default=150)
+    ap.add_argument("--baseline", default="48b82e7", help="the commit measured as BEFORE")
+    ap.add_argument("--rounds", type=int, default=2, help="before/after pairs, alternated")
+    ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", help=argparse.SUPPRESS)
+    ap.add_argument("--json", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    figures = run(args.cases)
-    print(f"{args.cases:,} cases, SQLite; per event kind: outbox rows written per event, the "
-          "notifier's time per event (inside the action's transaction), and the baseline: a "
-          "bare enqueue_many of the same rows in a transaction of its own")
-    print(f"  {'event':<12} {'events':>7} {'rows/event':>10} {'notifier ms':>12} "
-          f"{'baseline ms':>12}")
-    for kind, f in figures.items():
-        print(f"  {kind:<12} {int(f['events']):>7} {f['rows_per_event']:>10.2f} "
-              f"{f['notify_ms']:>12.2f} {f['baseline_ms']:>12.2f}")
+    if args.measure:
+        Path(args.json).write_text(json.dumps(run(args.cases)))
+        return 0
+    base, name = baseline_tree(args.baseline)
+    # Alternated, medians: a shared machine's load drifts between subprocesses.
+    runs: dict[str, list[dict[str, dict[str, float]]]] = {"before": [], "after": []}
+    for _ in range(args.rounds):
+        runs["before"].append(measure(base, args.cases))
+        runs["after"].append(measure(ROOT, args.cases))
+    before, after = median(runs["before"]), median(runs["after"])
+    events_n = sum(int(f["events"]) for k, f in after.items() if not k.startswith("_"))
+    print(f"{args.cases:,} cases, {events_n:,} events, SQLite, everyone on Telegram. BEFORE ="
+          f" baseline main@{name} (git archive, own subprocess); AFTER = this checkout; "
+          f"medians of {args.rounds} alternated runs each.")
+    print("Per event kind: outbox rows written per event, the notifier's time per event "
+          "(inside the action's transaction), and the bare enqueue_many of the same rows.")
+    print(f"  {'event':<12} {'events':>7} {'rows/event':>17} {'notifier ms':>17} "
+          f"{'bare write ms':>17}")
+    for kind, f in after.items():
+        if kind.startswith("_"):
+            continue
+        b = before.get(kind, {"rows_per_event": 0.0, "notify_ms": 0.0, "baseline_ms": 0.0})
+        print(f"  {kind:<12} {int(f['events']):>7} "
+              f"{b['rows_per_event']:>7.2f} → {f['rows_per_event']:<7.2f} "
+              f"{b['notify_ms']:>7.2f} → {f['notify_ms']:<7.2f} "
+              f"{b['baseline_ms']:>7.2f} → {f['baseline_ms']:<7.2f}")
+    bs, as_ = before["_send"], after["_send"]
+    print("The sender, draining all of it to the fake Bot API (virtual time; CPU includes the "
+          "in-process fake):")
+    for label, s in ((f"BEFORE main@{name}", bs), ("AFTER this checkout", as_)):
+        print(f"  {label:<22} rows {int(s['rows']):>6,}  messages {int(s['messages']):>6,}  "
+              f"card edits {int(s['edits']):>5,}  left {int(s['left'])}  "
+              f"CPU {s['cpu_ms']:.2f} ms / message (API call), "
+              f"{s['cpu_row_ms']:.2f} ms / outbox row  wall {s['wall_ms']:.2f} ms / message")
+    for what in ("cpu_ms", "cpu_row_ms"):
+        change = 100 * (as_[what] / bs[what] - 1) if bs[what] else 0.0
+        print(f"  sender {what}: {change:+.1f} % against the baseline")
     return 0
 
 

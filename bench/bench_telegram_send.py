@@ -3,9 +3,9 @@
     python bench/bench_telegram_send.py [--quick] [--messages N] [--group N]
 
 1. Broadcast: N messages (10,000; --quick 1,000) to distinct people, each with a Telegram
-   identity, written to the outbox of a fresh SQLite file and drained by `TelegramSender`
-   over HTTP on 127.0.0.1. Reported: the achieved rate against the 30/s cap (target >= 90 %)
-   and the fake's 429 count (target 0).
+   identity, written to the outbox of a fresh SQLite file and drained by the dispatcher over
+   `TelegramTransport` over HTTP on 127.0.0.1. Reported: the achieved rate against the 30/s
+   cap (target >= 90 %) and the fake's 429 count (target 0).
 2. One group: M messages (100; --quick 25) into one bound group chat. Reported: elapsed time
    against the least the 20-a-minute rule allows ((M - 1) // 20 minutes), and 429s (target 0).
 3. Baseline in the same run: a naive sender that fires the same broadcast (and the group
@@ -76,7 +76,7 @@ SHARED = False  # --shared: book the token's and each chat's rate in a shared bu
 
 async def _drain(engine: object, base: str, token: str) -> tuple[float, float]:
     from bot.handlers.telegram.api import TelegramApi
-    from bot.handlers.telegram.sender import TelegramSender
+    from bot.handlers.telegram.transport import telegram_dispatcher
     from core.settings import Settings
 
     st = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -85,7 +85,7 @@ async def _drain(engine: object, base: str, token: str) -> tuple[float, float]:
             from core.ratebucket import MemoryRateStore, token_key
 
             api.limiter.share(MemoryRateStore(), key=token_key(token, "global"))
-        sender = TelegramSender(engine=engine, api=api, settings=st,  # type: ignore[arg-type]
+        sender = telegram_dispatcher(engine=engine, api=api, settings=st,  # type: ignore[arg-type]
                                 batch=200, max_held=2000, idle=0.05)
         t, cpu = time.perf_counter(), time.process_time()
         await sender.drain()

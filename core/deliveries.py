@@ -10,7 +10,9 @@ case only, since each copy is worded for its reader (bot/notify/cards.py).
 The outbox contract (core/outbox.py) is extended here for senders that serve one platform:
 - `claim_for_platform` takes only rows that platform can deliver: a person with a reachable
   identity on it, a chat bound on it, a raw chat addressed on it, or a `card_update` of a case
-  whose cards live on it. A person reachable on two platforms is served by whichever sender
+  whose cards live on it; a row that names its platform without a chat (a `card_update` for
+  the copies on one platform: bot/notify/cards.py writes one per platform holding copies)
+  only that platform. A person reachable on two platforms is served by whichever transport
   claims the row first: once, on one platform.
 - `release` gives a claimed row back untouched (a sender stopping, or a row it cannot serve);
   `defer` puts it off until a moment without counting a failed attempt (Telegram's 429
@@ -179,7 +181,9 @@ def platform_filter(platform: str) -> sa.ColumnElement[bool]:
         sa.exists().where(DEL.c.case_id == OUT.c.case_id, DEL.c.platform == platform,
                           DEL.c.is_card.is_(True)),
     )
-    return sa.or_(raw, bound, reachable, cards)
+    # A row that names its platform without a chat (a card_update per platform) goes there.
+    pinned = sa.or_(OUT.c.platform.is_(None), OUT.c.platform == platform)
+    return sa.and_(pinned, sa.or_(raw, bound, reachable, cards))
 
 
 def claim_for_platform(session: Session, *, platform: str, now: datetime, limit: int = 100,

@@ -80,3 +80,19 @@ def last_seen(session: Session, *, platform: str, external_id: str) -> datetime 
     at = session.execute(sa.select(ci.c.last_seen_at).where(
         ci.c.platform == platform, ci.c.external_id == external_id)).scalar_one_or_none()
     return None if at is None else as_utc(at)
+
+
+def last_event(session: Session, *, platform: str, external_id: str) -> datetime | None:
+    """When the person last tapped the menu, followed or scanned a code (an event, not a
+    message: WeChat grants a shorter customer-service quota for it). Events are the updates
+    whose retry key is `sender:time:event` (bot/handlers/wechat/parse.py), messages carry
+    their MsgId."""
+    from core.inbound import InboundUpdate
+
+    iu: sa.Table = InboundUpdate.__table__  # type: ignore[attr-defined]
+    at = session.execute(
+        sa.select(iu.c.received_at).where(iu.c.platform == platform,
+                                          iu.c.sender_id == external_id,
+                                          iu.c.update_id.like("%:%:%"))
+        .order_by(iu.c.id.desc()).limit(1)).scalar_one_or_none()
+    return None if at is None else as_utc(at)

@@ -288,7 +288,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
 
 
 def cmd_wechat_menu(args: argparse.Namespace) -> int:
-    from bot.handlers.wechat.sender import MENU, WeChatSender
+    from bot.handlers.wechat.transport import MENU, WeChatTransport
     from core.clock import SystemClock
 
     settings = _settings()
@@ -296,7 +296,7 @@ def cmd_wechat_menu(args: argparse.Namespace) -> int:
         print("linzhang wechat-menu: set WECHAT_APP_ID and WECHAT_APP_SECRET", file=sys.stderr)
         return 1
     engine = _engine(settings)  # the access token is cached in (and shared through) the db
-    WeChatSender(engine=engine, settings=settings, clock=SystemClock()).create_menu()
+    WeChatTransport(engine=engine, settings=settings, clock=SystemClock()).create_menu()
     engine.dispose()
     print("公众号菜单已创建: " + " / ".join(b["name"] for b in MENU["button"]))
     return 0

@@ -35,7 +35,7 @@ from bot.flows.refusals import say, sentence
 from bot.flows.texts import t
 from bot.flows.types import Press
 from bot.handlers.jsonsafe import loads as read_json
-from bot.handlers.web import sender as web_sender
+from bot.handlers.web import transport as web_sender
 from bot.handlers.web.inbound import Upload, handle
 from core import attempts, web_sessions
 from core.container import Container

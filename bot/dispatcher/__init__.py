@@ -1,4 +1,4 @@
-"""The outbox dispatcher: which rows to claim, whom they reach, and what each answer means.
+"""The one outbox dispatcher: which rows to claim, whom they reach, and what each answer means.
 
 Lives in `bot/`, not in `core/`: it drives the platform transports (`bot/handlers/*`), which
 core must not know; and above the handlers, so no handler imports another. Core keeps the
@@ -10,6 +10,12 @@ the deployment runs:
   kinds are case cards;
 - recipients.py: where a row goes on a platform (person → reachable identities, bound chat,
   raw address) and which platforms this deployment runs;
+- transport.py: what the dispatcher and a platform's transport say to each other (`Work`,
+  the outcomes, the `Ledger` of what a platform accepted, the `Transport` protocol);
+- loop.py: the one loop: claim → per-recipient queues → transport → settle, with leases;
 - reach.py: someone became unreachable (on every configured platform), or wrote again;
-- loop.py: claim → transport → settle, for the transports that deliver a row at a time.
+- runtime.py: one loop per configured transport in the server.
+
+Transports: bot/handlers/telegram/transport.py, wechat/transport.py, wecom/transport.py,
+web/transport.py.
 """

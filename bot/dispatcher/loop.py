@@ -1,168 +1,395 @@
-"""The dispatcher's loop for transports that deliver one row at a time (WeChat OA, WeCom).
+"""The one outbox dispatcher: claim → recipients → transport → settle, for every platform.
 
-Rows are claimed with `core.deliveries.claim_for_platform` and delivered one at a time in a
-worker thread (wechatpy is synchronous). Each delivery answers Done (mark sent), Retry (mark
-failed, with backoff, or dead when permanent) or Later (a budget is spent: put the row off
-without counting an attempt). Every chat a row reached is recorded as a `Delivery` right
-after the call, so a retried row skips the chats it already reached.
+Which rows: `core.deliveries.claim_for_platform(platform=transport.platform)`, in batches,
+under a lease the dispatcher keeps extending while rows wait in its queues (so no other
+process claims them), and gives back untouched when it stops.
+
+Order and concurrency: rows with the same `Row.key` (one recipient; one case's card edits) go
+out in outbox order, one at a time, by one worker; workers for different keys run side by side
+(at most `transport.parallel` at once), so one slow group chat does not hold back a
+broadcast. When a row is put off or retried, the rows queued behind it on its key wait with it.
+A transport may take several rows at the head of a key's queue as one delivery (`group`: a
+Telegram album); if they cannot go together it answers `OneByOne` and they go one at a time.
+
+What each outcome means for the row (transport.py has the outcomes):
+- Done → sent; the chats it names as lost are flagged unreachable first;
+- Retry → `mark_failed`: backoff, dead after max attempts or at once when permanent;
+- Later → `defer`: put off without counting an attempt (a 429 or a spent budget; a storm
+  loses nothing);
+- Gone → the person's chats that said so are flagged (reach.py: core hears when no
+  configured platform reaches the person); the row goes to another platform if one still
+  can, else it is given up as unreachable (it goes out again when they write); a row for a
+  chat (not a person) is dead;
+- Moved → the chat's binding follows its new id and the row goes again at once;
+- an exception in a transport is a Retry (a bug or the network): the others go on.
+
+Never twice on purpose: a transport records each message right after the platform accepted
+it (Ledger), and a retry is handed the parts already delivered to skip them; a transport's
+`settle_calls` lets calls under way finish and be recorded before rows are given back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from bot.dispatcher.reach import gone, still_reachable
+from bot.dispatcher.reach import chat_gone, still_reachable
 from bot.dispatcher.recipients import destinations
 from bot.dispatcher.rows import Row
+from bot.dispatcher.transport import (
+    Done,
+    Gone,
+    Later,
+    Ledger,
+    Moved,
+    OneByOne,
+    Outcome,
+    RealTimer,
+    Retry,
+    Stats,
+    Timer,
+    Transport,
+    Work,
+    group_size,
+)
 from core import deliveries
-from core.clock import Clock
+from core.clock import Clock, as_utc
 from core.counters import Counters
 from core.db import write_session
-from core.outbox import mark_failed, mark_sent
+from core.outbox import OutboxMessage, OutboxStatus, mark_failed, mark_sent
+from core.settings import Settings
 
-__all__ = [
-    "Deliverer",
-    "Done",
-    "Gone",
-    "Later",
-    "Outcome",
-    "Retry",
-    "Row",
-    "Stats",
-    "Transport",
-    "destinations",
-    "gone",
-    "pass_once",
-    "run",
-]
+__all__ = ["Dispatcher", "Done", "Gone", "Later", "Moved", "OneByOne", "Outcome", "Retry",
+           "Row", "Stats", "Transport", "Work", "pass_once", "run"]
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Done:
-    pass
+class Dispatcher:
+    """Drains the outbox through one transport; `run(stop)` in a server, `drain()` in tests
+    and benches, `pass_once()` for one claimed batch."""
 
+    def __init__(self, *, engine: Engine, transport: Transport, clock: Clock,
+                 settings: Settings | None = None, configured: frozenset[str] | None = None,
+                 counters: Counters | None = None, batch: int = 100, max_held: int = 1000,
+                 lease: timedelta = timedelta(minutes=5), idle: float = 0.5,
+                 timer: Timer | None = None) -> None:
+        self.engine, self.transport, self.clock = engine, transport, clock
+        self.platform = transport.platform
+        self.settings = settings or Settings(_env_file=None)
+        self.configured = configured  # the platforms the deployment runs (None: any)
+        self.counters = counters if getattr(transport, "counts_rows", False) else None
+        self.batch, self.max_held, self.lease, self.idle = batch, max_held, lease, idle
+        self.timer: Timer = timer or getattr(transport, "timer", None) or RealTimer()
+        self.ledger = Ledger(engine, clock, self.platform)
+        self.stats = Stats()
+        parallel = getattr(transport, "parallel", None)
+        self._gate = asyncio.Semaphore(parallel) if parallel else None
+        self._held: dict[int, Row] = {}
+        self._queues: dict[str, deque[Row]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+        self._last_heartbeat = 0.0
 
-@dataclass(frozen=True)
-class Retry:
-    error: str
-    permanent: bool = False
+    # ---- running ----------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Later:
-    until: datetime
-    note: str
-    throttled: bool = False  # the platform said "too many requests" (45009), not our budget
-
-
-@dataclass(frozen=True)
-class Gone:
-    """None of the row's chats on this platform reaches its recipient."""
-
-    why: str
-
-
-Outcome = Done | Retry | Later | Gone
-
-
-@dataclass
-class Stats:
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-class Transport(Protocol):
-    """One platform's API and rules (limits, windows, quotas, sizes, cards) behind one call:
-    deliver a row to its chats on this platform and say what happened. Claiming, leases,
-    settling, retries and unreachable people are the loop's (and reach.py's)."""
-
-    platform: str
-
-    def deliver(self, row: Row) -> Outcome:
-        """Deliver one row (sync, in a worker thread)."""
-        ...
-
-
-Deliverer = Transport  # the name the first senders used
-
-
-def _apply(engine: Engine, row: Row, outcome: Outcome, now: datetime,
-           configured: frozenset[str] | None = None) -> None:
-    with write_session(engine) as s:
-        if isinstance(outcome, Gone):
-            if row.person_id is not None and still_reachable(
-                    s, person_id=row.person_id, configured=configured):
-                deliveries.release(s, message_ids=[row.id])  # another platform's turn
-            elif row.person_id is not None:
-                deliveries.give_up_unreachable(s, message_ids=[row.id], now=now,
-                                               why=outcome.why)
-            else:
-                mark_failed(s, message_id=row.id, now=now, error=outcome.why, permanent=True)
-        elif isinstance(outcome, Done):
-            mark_sent(s, message_id=row.id, now=now)
-        elif isinstance(outcome, Later):
-            deliveries.defer(s, message_ids=[row.id], until=outcome.until, note=outcome.note)
-        else:
-            mark_failed(s, message_id=row.id, now=now, error=outcome.error,
-                        permanent=outcome.permanent)
-
-
-async def pass_once(engine: Engine, *, sender: Transport, clock: Clock, stats: Stats,
-                    limit: int = 50, counters: Counters | None = None) -> int:
-    """Claim and deliver one batch; how many rows were claimed."""
-    def claim() -> list[Row]:
-        with write_session(engine) as s:
-            return [Row.of(r) for r in deliveries.claim_for_platform(
-                s, platform=sender.platform, now=clock.now(), limit=limit,
-                lease=timedelta(minutes=5))]
-
-    rows = await asyncio.to_thread(claim)
-    for row in rows:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then finish the calls under way, give back the rest."""
+        self._stopping = False
         try:
-            outcome = await asyncio.to_thread(sender.deliver, row)
-        except Exception as exc:  # a bug or the network: retried with backoff
-            log.exception("%s outbox row %s failed", sender.platform, row.id)
-            stats.errors.append(f"row {row.id}: {exc!r}")
-            outcome = Retry(f"sender error: {exc!r}")
-        if isinstance(outcome, Done):
-            stats.sent += 1
-        elif isinstance(outcome, Later):
-            stats.deferred += 1
+            while not stop.is_set():
+                try:
+                    claimed = await self._fill()
+                    await self._heartbeat()
+                except Exception:  # the database went away: keep the dispatcher alive
+                    log.exception("%s dispatcher pass failed; retrying", self.platform)
+                    claimed = 0
+                if not claimed:
+                    await self._pause(stop)
+        finally:
+            await self._shutdown()
+
+    async def drain(self, *, max_seconds: float = 3600.0) -> Stats:
+        """Deliver until no row for this platform is left pending (sent or dead), on the
+        timer's clock; raises TimeoutError past `max_seconds`."""
+        self._stopping = False
+        start = self.timer.monotonic()
+        try:
+            while True:
+                claimed = await self._fill()
+                await self._heartbeat()
+                if not claimed and not self._held:
+                    left = await self._db(lambda s: deliveries.pending_for_platform(
+                        s, platform=self.platform))
+                    if left == 0:
+                        break
+                if self.timer.monotonic() - start > max_seconds:
+                    raise TimeoutError(f"outbox not drained in {max_seconds} s")
+                if not claimed:
+                    await self._pause(None)
+        finally:
+            await self._shutdown()
+        return self.stats
+
+    async def pass_once(self, *, limit: int | None = None) -> int:
+        """Claim one batch and deliver it to the end; how many rows were claimed."""
+        self._stopping = False
+        try:
+            n = await self._fill(limit)
+            if self._workers:
+                await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+        finally:
+            await self._shutdown()
+        return n
+
+    async def _pause(self, stop: asyncio.Event | None) -> None:
+        """Between claims: wake when a worker finishes (it may free room), when new rows may
+        be due (`idle`), or when told to stop."""
+        waits: set[asyncio.Future[Any]] = set(self._workers.values())
+        idle = getattr(self.transport, "idle", None)
+        if waits:
+            # Workers run on real I/O: wait for them in real time, not on a virtual clock.
+            timeout: float | None = self.idle
         else:
-            stats.failed += 1
-        if counters is not None:
+            waits.add(asyncio.ensure_future(idle(self.idle) if idle is not None
+                                            else self.timer.sleep(self.idle)))
+            timeout = None
+        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if stopper is not None:
+            waits.add(stopper)
+        _, pending = await asyncio.wait(waits, timeout=timeout,
+                                        return_when=asyncio.FIRST_COMPLETED)
+        for f in pending:
+            if f not in self._workers.values():
+                f.cancel()
+
+    async def _fill(self, limit: int | None = None) -> int:
+        room = min(limit or self.batch, self.max_held - len(self._held))
+        if room <= 0:
+            return 0
+        now = self.clock.now()
+        rows = await self._db(lambda s: [Row.of(r) for r in deliveries.claim_for_platform(
+            s, platform=self.platform, now=now, limit=room, lease=self.lease)])
+        # In the order they were written: a case's receipt before the question that follows
+        # it (a flow's rows can carry an earlier time than the ones its services wrote).
+        for row in sorted(rows, key=lambda r: r.id):
+            self._held[row.id] = row
+            self._queues.setdefault(row.key, deque()).append(row)
+            if row.key not in self._workers:
+                self._workers[row.key] = asyncio.create_task(self._work(row.key))
+        return len(rows)
+
+    async def _heartbeat(self) -> None:
+        now = self.timer.monotonic()
+        if now - self._last_heartbeat < self.lease.total_seconds() / 3:
+            return
+        self._last_heartbeat = now
+        ids = list(self._held)
+        if ids:
+            until = self.clock.now() + self.lease
+            await self._db(lambda s: deliveries.extend_lease(s, message_ids=ids, until=until))
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        workers = list(self._workers.values())
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=5)
+            for w in pending:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        settle_calls = getattr(self.transport, "settle_calls", None)
+        if settle_calls is not None:
+            # A call under way is finished and recorded before its row is given back.
+            await settle_calls()
+        ids = list(self._held)
+        if ids:
+            await self._db(lambda s: deliveries.release(s, message_ids=ids))
+            self.stats.rows_released += len(ids)
+        self._held.clear()
+        self._queues.clear()
+        self._workers.clear()
+
+    # ---- one key's queue ------------------------------------------------------------------------
+
+    async def _work(self, key: str) -> None:
+        queue = self._queues[key]
+        try:
+            while queue and not self._stopping:
+                rows = list(queue)[:group_size(self.transport, queue)]
+                if self._gate is not None:
+                    async with self._gate:
+                        until = await self._deliver(rows)
+                else:
+                    until = await self._deliver(rows)
+                for _ in rows:
+                    done = queue.popleft()
+                    self._held.pop(done.id, None)
+                if until is not None and queue:
+                    # Later rows for the same key wait behind this one: order is kept.
+                    # Taken off the queue before the await: rows claimed meanwhile join behind.
+                    rest = [r.id for r in queue]
+                    queue.clear()
+                    for rid in rest:
+                        self._held.pop(rid, None)
+                    await self._db(lambda s, r=rest, u=until: deliveries.defer(  # type: ignore[misc]
+                        s, message_ids=r, until=u))
+                    self.stats.rows_deferred += len(rest)
+        finally:
+            self._queues.pop(key, None)
+            self._workers.pop(key, None)
+
+    async def _deliver(self, rows: list[Row]) -> datetime | None:
+        """Deliver rows as one, settle them; when their key's queue may go on (None: now)."""
+        try:
+            work = await self._db(lambda s: self._resolve(s, rows))
+            outcome = await self.transport.deliver(work)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or the network: retried with backoff
+            log.exception("%s outbox row %s failed", self.platform, rows[0].id)
+            self.stats.errors.append(f"row {rows[0].id}: {exc!r}")
+            outcome = Retry(f"sender error: {exc!r}")
+        if isinstance(outcome, OneByOne):
+            if len(rows) == 1:
+                outcome = Retry("the transport could not deliver the row alone")
+            else:
+                for i, row in enumerate(rows):
+                    until = await self._deliver([row])
+                    if until is not None:
+                        rest = [r.id for r in rows[i + 1:]]
+                        await self._db(lambda s, r=rest, u=until: deliveries.defer(  # type: ignore[misc]
+                            s, message_ids=r, until=u))
+                        self.stats.rows_deferred += len(rest)
+                        return until
+                return None
+        if self.counters is not None:
             # Rows, not API calls: a row reaches each of a person's accounts at most once.
             if isinstance(outcome, Done):
-                counters.sent(sender.platform)
+                self.counters.sent(self.platform)
             elif isinstance(outcome, Later) and outcome.throttled:
-                counters.throttled(sender.platform)
-        # `configured`: the platforms the deployment runs (None: judge by any platform).
-        await asyncio.to_thread(_apply, engine, row, outcome, clock.now(),
-                                getattr(sender, "configured", None))
-    return len(rows)
+                self.counters.throttled(self.platform)
+        if isinstance(outcome, Done) and not outcome.lost and all(
+                r.id in self.ledger.sent for r in rows):
+            # Marked sent with its last message (Ledger.record `final`): nothing to settle.
+            self.ledger.sent.difference_update(r.id for r in rows)
+            self.stats.rows_sent += len(rows)
+            until = None
+        else:
+            self.ledger.sent.difference_update(r.id for r in rows)
+            until = await self._db(lambda s: self._settle(s, rows, outcome))
+        delivered = getattr(self.transport, "delivered", None)
+        if delivered is not None:
+            delivered()
+        return until
+
+    def _resolve(self, session: Session, rows: Sequence[Row]) -> Work:
+        head = rows[0]
+        if head.kind == deliveries.CARD_UPDATE and head.case_id is not None:
+            # An edit goes to the copies already delivered on this platform, nowhere else.
+            cards = tuple(deliveries.card_messages(
+                session, head.case_id, platform=self.platform, person_id=head.person_id,
+                chat_binding_id=head.chat_binding_id))
+            return Work(tuple(rows), (), frozenset(), cards, self.ledger, self.stats,
+                        self.clock.now())
+        dests = tuple(destinations(session, platform=self.platform, row=head))
+        done: set[tuple[str, int]] = set()
+        for r in rows:
+            done |= deliveries.delivered_parts(session, outbox_id=r.id)
+        return Work(tuple(rows), dests, frozenset(done), (), self.ledger, self.stats,
+                    self.clock.now())
+
+    # ---- settling -------------------------------------------------------------------------------
+
+    def _settle(self, s: Session, rows: Sequence[Row], outcome: Outcome
+                ) -> datetime | None:
+        now = self.clock.now()
+        ids = [r.id for r in rows]
+        if isinstance(outcome, Done | Gone):
+            for chat in outcome.lost:
+                chat_gone(s, platform=self.platform, chat_id=chat, clock=self.clock,
+                          settings=self.settings, configured=self.configured)
+                self.stats.unreachable += 1
+        if isinstance(outcome, Done):
+            for rid in ids:
+                mark_sent(s, message_id=rid, now=now)
+            self.stats.rows_sent += len(ids)
+            return None
+        if isinstance(outcome, Later):
+            deliveries.defer(s, message_ids=ids, until=outcome.until, note=outcome.note)
+            self.stats.rows_deferred += len(ids)
+            return outcome.until
+        if isinstance(outcome, Moved):
+            log.info("%s chat %s moved to %s; its binding follows", self.platform,
+                     outcome.old, outcome.new)
+            deliveries.chat_moved(s, platform=self.platform, old=outcome.old, new=outcome.new)
+            deliveries.defer(s, message_ids=ids, until=now, note=f"chat moved to {outcome.new}")
+            self.stats.rows_deferred += len(ids)
+            return now
+        if isinstance(outcome, Gone):
+            for row in rows:
+                self._gone(s, row, outcome.why, now)
+            return None
+        assert isinstance(outcome, Retry)
+        until: datetime | None = None
+        for rid in ids:
+            status = mark_failed(s, message_id=rid, now=now, error=outcome.error,
+                                 permanent=outcome.permanent)
+            if status is OutboxStatus.dead:
+                self.stats.rows_dead += 1
+                log.warning("%s outbox row %s dead: %s", self.platform, rid, outcome.error)
+            else:
+                self.stats.rows_retried += 1
+                got = s.get(OutboxMessage, rid)
+                if got is not None:
+                    until = as_utc(got.next_attempt_at)
+        return until
+
+    def _gone(self, s: Session, row: Row, why: str, now: datetime) -> None:
+        if row.person_id is None:
+            mark_failed(s, message_id=row.id, now=now, error=f"undeliverable: {why}",
+                        permanent=True)
+            self.stats.rows_dead += 1
+        elif still_reachable(s, person_id=row.person_id, configured=self.configured):
+            deliveries.release(s, message_ids=[row.id])  # another platform's turn
+            self.stats.rows_released += 1
+        else:
+            # Nobody can reach them now: their next message brings the row back.
+            deliveries.give_up_unreachable(s, message_ids=[row.id], now=now, why=why)
+            self.stats.rows_dead += 1
+
+    async def _db(self, fn: Callable[[Session], T]) -> T:
+        """One short transaction in a worker thread (the event loop never waits on the DB)."""
+        def go() -> T:
+            with write_session(self.engine) as s:
+                return fn(s)
+
+        return await asyncio.to_thread(go)
+
+
+async def pass_once(engine: Engine, *, sender: Transport, clock: Clock,
+                    stats: Stats | None = None, limit: int = 50,
+                    counters: Counters | None = None, settings: Settings | None = None,
+                    configured: frozenset[str] | None = None) -> int:
+    """Claim and deliver one batch through `sender`; how many rows were claimed."""
+    d = Dispatcher(engine=engine, transport=sender, clock=clock, counters=counters,
+                   settings=settings, configured=configured)
+    if stats is not None:
+        d.stats = stats
+    return await d.pass_once(limit=limit)
 
 
 async def run(engine: Engine, *, sender: Transport, clock: Clock, stop: asyncio.Event,
-              idle: float = 0.3, counters: Counters | None = None) -> None:
+              idle: float = 0.3, counters: Counters | None = None,
+              settings: Settings | None = None, configured: frozenset[str] | None = None,
+              lease: timedelta = timedelta(minutes=5)) -> None:
     """Deliver until `stop` is set (a lifespan task)."""
-    stats = Stats()
-    while not stop.is_set():
-        try:
-            claimed = await pass_once(engine, sender=sender, clock=clock, stats=stats,
-                                      counters=counters)
-        except Exception:
-            log.exception("%s sender pass failed; retrying", sender.platform)
-            claimed = 0
-        if not claimed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle)
+    await Dispatcher(engine=engine, transport=sender, clock=clock, counters=counters,
+                     settings=settings, configured=configured, idle=idle, lease=lease
+                     ).run(stop)

@@ -10,8 +10,11 @@ from core import deliveries
 from core.outbox import OutboxMessage
 
 # Messages that present a case to its holder or its tier chat are cards whose state edits
-# follow the case, whether or not the row says `options.card`.
-CARD_KINDS = frozenset({"new_case", "mirror"})
+# follow the case, whether or not the row says `options.card` (named once, here: bot/notify
+# writes them, the dispatcher and its transports keep them current).
+HOLDER_CARD = "new_case"
+CHAT_CARD = "mirror"
+CARD_KINDS = frozenset({HOLDER_CARD, CHAT_CARD})
 
 
 @dataclass(frozen=True)
@@ -39,13 +42,14 @@ class Row:
 
     @property
     def key(self) -> str:
-        """Rows with the same key go out in order, one at a time."""
-        if self.kind == deliveries.CARD_UPDATE and self.case_id is not None:
-            return f"card:{self.case_id}"
+        """Rows with the same key go out in order, one at a time: one recipient's rows (so a
+        card's edits follow the card itself), or a case's edits of every copy."""
         if self.person_id is not None:
             return f"person:{self.person_id}"
         if self.chat_binding_id is not None:
             return f"binding:{self.chat_binding_id}"
+        if self.kind == deliveries.CARD_UPDATE and self.case_id is not None:
+            return f"card:{self.case_id}"
         return f"chat:{self.address}"
 
     @property

@@ -1,21 +1,49 @@
-"""The dispatcher in the server: one start for every transport the deployment runs, and the
-settling of rows nobody can reach (a lifespan task, like the senders)."""
+"""The dispatcher in the server: one loop (loop.py) per transport the deployment runs, each
+platform's own background work beside it (file fetchers, polling, menus), and the settling of
+rows nobody can reach (lifespan tasks)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.dispatcher.loop import Transport, run
+from bot.dispatcher.loop import Dispatcher
 from bot.dispatcher.reach import settle_unreachable
 from bot.dispatcher.recipients import configured_platforms
+from bot.dispatcher.transport import Transport
 from core.container import Container
 
 log = logging.getLogger(__name__)
 Stopper = Callable[[], Awaitable[None]]
+Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Platform:
+    """What a platform brings to the server: its transport, the background work of its own
+    (each runs until the event is set) and what to close at the end."""
+
+    transport: Transport
+    tasks: list[Task] = field(default_factory=list)
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def fetcher(c: Container, platform: str, fetch: Callable[[str], bytes]) -> Task:
+    """A media fetcher for a platform whose client downloads synchronously (wechatpy)."""
+    from bot.media_fetch import run_fetcher
+
+    async def download(ref: str, size: int | None) -> bytes:
+        return await asyncio.to_thread(fetch, ref)
+
+    async def go(stop: asyncio.Event) -> None:
+        await run_fetcher(c.engine, platform=platform, download=download,
+                          settings=c.settings, clock=c.clock, stop=stop, interval=0.5)
+
+    return go
 
 
 async def watch_unreachable(c: Container, *, configured: frozenset[str], stop: asyncio.Event,
@@ -31,60 +59,50 @@ async def watch_unreachable(c: Container, *, configured: frozenset[str], stop: a
             await asyncio.wait_for(stop.wait(), interval)
 
 
-def start_transport(c: Container, transport: Transport, fetch: Callable[[str], bytes]
-                    ) -> Stopper:
-    """Run a row-at-a-time transport (the loop in loop.py) and its platform's media fetcher."""
-    from bot.media_fetch import run_fetcher
+def platforms(c: Container, *, web_hub: Any, polling: bool) -> list[Platform]:
+    """The platforms this deployment runs (the web chat always)."""
+    from bot.handlers.web.transport import WebTransport
 
-    stop = asyncio.Event()
+    configured = configured_platforms(c.settings)
+    out: list[Platform] = []
+    if "telegram" in configured:
+        from bot.handlers.telegram.runtime import telegram_platform
 
-    async def download(ref: str, size: int | None) -> bytes:
-        return await asyncio.to_thread(fetch, ref)
+        out.append(telegram_platform(c, polling=polling))
+    if "wechat" in configured:
+        from bot.handlers.wechat.runtime import wechat_platform
 
-    tasks = [
-        asyncio.create_task(run(c.engine, sender=transport, clock=c.clock, stop=stop,
-                                counters=c.counters)),
-        asyncio.create_task(run_fetcher(c.engine, platform=transport.platform,
-                                        download=download, settings=c.settings, clock=c.clock,
-                                        stop=stop, interval=0.5)),
-    ]
+        out.append(wechat_platform(c))
+    if "wecom" in configured:
+        from bot.handlers.wecom.runtime import wecom_platform
 
-    async def shutdown() -> None:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    return shutdown
+        out.append(wecom_platform(c))
+    out.append(Platform(WebTransport(hub=web_hub)))
+    return out
 
 
 def start_dispatcher(c: Container, *, web_hub: Any, polling: bool = False) -> list[Stopper]:
-    """Start a transport for each configured platform and the unreachable watch; their
-    stoppers, in order."""
-    from bot.handlers.web import sender as web_sender
-
+    """Start one dispatcher loop per configured transport, each platform's own work and the
+    unreachable watch; their stopper."""
     configured = configured_platforms(c.settings)
-    stoppers: list[Stopper] = []
-    if "telegram" in configured:
-        from bot.handlers.telegram.runtime import start_telegram
-
-        stoppers.append(start_telegram(c, polling=polling, configured=configured))
-    if "wechat" in configured:
-        from bot.handlers.wechat.runtime import start_wechat
-
-        stoppers.append(start_wechat(c, configured=configured))
-    if "wecom" in configured:
-        from bot.handlers.wecom.runtime import start_wecom
-
-        stoppers.append(start_wecom(c, configured=configured))
     stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(web_sender.run(c.engine, clock=c.clock, hub=web_hub, stop=stop,
-                                           configured=configured)),
-        asyncio.create_task(watch_unreachable(c, configured=configured, stop=stop)),
-    ]
+    closers: list[Callable[[], Awaitable[None]]] = []
+    tasks: list[asyncio.Task[None]] = []
+    for p in platforms(c, web_hub=web_hub, polling=polling):
+        d = Dispatcher(engine=c.engine, transport=p.transport, clock=c.clock,
+                       settings=c.settings, configured=configured, counters=c.counters,
+                       lease=c.settings.outbox_lease)
+        tasks.append(asyncio.create_task(d.run(stop)))
+        tasks += [asyncio.create_task(t(stop)) for t in p.tasks]
+        if p.close is not None:
+            closers.append(p.close)
+    tasks.append(asyncio.create_task(watch_unreachable(c, configured=configured, stop=stop)))
 
     async def shutdown() -> None:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for close in closers:
+            with contextlib.suppress(Exception):
+                await close()
 
-    stoppers.append(shutdown)
-    return stoppers
+    return [shutdown]

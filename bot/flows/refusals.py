@@ -3,6 +3,7 @@ reader's language, for a chat reply, an HTTP body or a CLI line."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bot.flows.texts import TEXTS, t
@@ -61,6 +62,14 @@ def event_note(kind: str, note: str | None, detail: Any, lang: str | None = "zh"
         # The timeline names the rule that decided (its id is the event's data).
         return t(lang, "routed_note", rule=detail.get("rule", ""),
                  node=detail.get("node_name") or detail.get("node", ""))
+    if kind == "escalated" and isinstance(detail, dict) and detail.get("auto") and not note:
+        # The sweep records which deadline passed and how late it ran, not a sentence.
+        from bot.notify.render import missed, span
+
+        late = int(detail.get("late_by_s") or 0)
+        return t(lang, "ev_auto_escalated", missed=missed(lang or "zh", detail.get("stage")),
+                 late=t(lang, "n_late", span=span(lang or "zh", timedelta(seconds=late)))
+                 if late else "")
     return note
 
 

@@ -6,9 +6,10 @@ date, each in its reader's language and masking level.
 - a former holder's copy: where the case went ("已转交组长 李四 10:42"), no buttons;
 - a tier chat's copy: the same news masked (not everyone in a group is on the case), no buttons.
 
-A copy not yet sent (its outbox row still waits) is rewritten in place; a sent one gets a
-`card_update` row addressed to its recipient, whose sender edits that recipient's cards of the
-case (core/deliveries.py `cards_for`).
+A copy not yet sent (its outbox row still waits) is rewritten in place; sent ones get a
+`card_update` row addressed to their recipient per platform holding copies (a 邻长 with the
+card on Telegram and in the web chat gets two), whose transport edits that recipient's copies
+on its platform (core/deliveries.py `card_messages`).
 """
 
 from __future__ import annotations
@@ -62,10 +63,17 @@ def refresh(env: Env, e: CaseEvent, *, fresh: set[Recipient], now: datetime) -> 
             continue
         text, actions = copy_for(env, e, case, r)
         rewrite_waiting(env, case, r, text, actions, now)
-        drafts.append(Draft(
-            text=text, kind=CARD_UPDATE, person_id=r.person_id, chat_binding_id=r.binding_id,
-            case_id=case.id, actions=actions, options={"card": True},
-            dedupe_key=f"e{e.id}:card:{r.key}"))
+        # One row per platform holding copies (each platform's transport edits its own
+        # copies); none delivered yet: one row, whichever platform takes it.
+        assert case.id is not None
+        held = env.card_platforms.get((case.id, r.person_id, r.binding_id), set())
+        platforms: list[str | None] = list(sorted(held)) or [None]
+        for platform in platforms:
+            drafts.append(Draft(
+                text=text, kind=CARD_UPDATE, person_id=r.person_id,
+                chat_binding_id=r.binding_id, case_id=case.id, actions=actions,
+                options={"card": True}, platform=platform,
+                dedupe_key=f"e{e.id}:card:{r.key}" + (f":{platform}" if platform else "")))
     return drafts
 
 

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from bot.dispatcher.rows import CARD_KINDS, CHAT_CARD, HOLDER_CARD
 from core.cases import ops
 from core.cases.model import CASES, Case, CaseEvent
 from core.cases.routing import Target, chains_for, next_target
-from core.deliveries import CARD_UPDATE
+from core.deliveries import CARD_UPDATE, DEL
 from core.hierarchy.model import ChatIdentity, Person, Post, Role
 from core.hierarchy.queries import NodeRef, nodes_by_ids
 from core.outbox import OUT
@@ -22,9 +23,7 @@ PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 POSTS: sa.Table = Post.__table__  # type: ignore[attr-defined]
 CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
 # Outbox kinds that are a case's cards: the holder's (private) and the tier chats' (masked).
-HOLDER_CARD = "new_case"
-CHAT_CARD = "mirror"
-CARD_ROW_KINDS = (HOLDER_CARD, CHAT_CARD)
+CARD_ROW_KINDS = tuple(sorted(CARD_KINDS))
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,9 @@ class Env:
     mirrors: dict[int, list[int]] = field(default_factory=dict)
     superiors: dict[int, Target | None] = field(default_factory=dict)
     card_holders: dict[int, set[Recipient]] = field(default_factory=dict)
+    # (case, person, binding) → the platforms holding delivered copies of that card
+    card_platforms: dict[tuple[int, int | None, int | None], set[str]] = field(
+        default_factory=dict)
 
     def load(self, events: Sequence[CaseEvent]) -> None:
         s = self.session
@@ -95,6 +97,12 @@ class Env:
         for cid, pid, bid in found:
             self.card_holders.setdefault(cid, set()).add(
                 Recipient(pid, bid, self.lang(pid) if pid else "zh"))
+        copies = (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id,
+                            DEL.c.platform)
+                  .join(DEL, DEL.c.outbox_id == OUT.c.id)
+                  .where(DEL.c.case_id.in_(ids), DEL.c.is_card.is_(True)).distinct())
+        for cid, pid, bid, platform in s.execute(copies):
+            self.card_platforms.setdefault((cid, pid, bid), set()).add(platform)
 
     def _people(self, ids: set[int]) -> None:
         missing = [i for i in ids if i not in self.people]

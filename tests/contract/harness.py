@@ -2,7 +2,8 @@
 fake (tests/fakes/telegram_api.py, tests/fakes/wechat_api.py as the OA and as WeCom, and the
 web chat's own store), the way httpx runs one test suite over each of its transports.
 
-A harness knows how to drain the outbox through its transport and how to read, from the
+Every harness drains the outbox with the same dispatcher (bot/dispatcher/loop.py) over its
+platform's transport; a harness knows how to build that transport and how to read, from the
 fake, what arrived where; the tests know nothing of any platform.
 """
 
@@ -19,13 +20,25 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from bot.dispatcher.loop import Stats, pass_once
+from bot.dispatcher.loop import Dispatcher
+from bot.dispatcher.transport import Transport
+from core.media.store import MediaStore
 from core.settings import Settings
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.timer import VirtualTime
 from tests.fakes.wechat_api import FakeWeChatApi
 
 PLATFORMS = ["telegram", "wechat", "wecom", "web"]
+
+
+async def dispatch(engine: Engine, transport: Transport, vt: VirtualTime,
+                   settings: Settings | None) -> None:
+    """The one dispatcher, the same for every platform, until nothing due is left (rows put
+    off by a platform's limits wait on the virtual clock)."""
+    d = Dispatcher(engine=engine, transport=transport, clock=vt, settings=settings,
+                   timer=vt, idle=0.5)
+    stats = await d.drain(max_seconds=600)
+    assert stats.errors == []
 
 
 class Harness(Protocol):
@@ -69,17 +82,18 @@ class TelegramHarness:
 
     def drain(self) -> None:
         from bot.handlers.telegram.api import TelegramApi
-        from bot.handlers.telegram.sender import TelegramSender
+        from bot.handlers.telegram.transport import StoreMedia, TelegramTransport
 
         async def go() -> None:
             async with TelegramApi(token=self.fake.token, base=self.fake.base_url,
                                    timer=self.vt) as api:
                 self.vt.hold_while(lambda: api.limiter.in_flight > 0)
-                await TelegramSender(engine=self.engine, api=api, settings=self.settings,
-                                     clock=self.vt, idle=0.5).drain(max_seconds=600)
+                transport = TelegramTransport(api=api, media=StoreMedia(
+                    MediaStore.from_settings(self.settings)))
+                await dispatch(self.engine, transport, self.vt, self.settings)
 
         asyncio.run(go())
-        self.vt.advance(timedelta(seconds=2))  # the next sender's limiter starts afresh
+        self.vt.advance(timedelta(seconds=2))  # the next limiter starts afresh
 
     def texts_to(self, chat: str) -> list[str]:
         return [m.text or "" for m in self.fake.sent_to(chat)]
@@ -105,18 +119,19 @@ class WeChatHarness:
         base = {"_env_file": None, "database_url": str(engine.url),
                 "media_dir": str(tmp / "media")}
         if fake.kind == "oa":
-            from bot.handlers.wechat.sender import WeChatSender
+            from bot.handlers.wechat.transport import WeChatTransport
 
             st = Settings(**base, wechat_app_id="wx1",  # type: ignore[arg-type]
                           wechat_app_secret=SecretStr("s"), wechat_api_base=fake.base_url)
-            self.sender: Any = WeChatSender(engine=engine, settings=st, clock=vt)
+            self.transport: Transport = WeChatTransport(engine=engine, settings=st, clock=vt)
         else:
-            from bot.handlers.wecom.sender import WeComSender
+            from bot.handlers.wecom.transport import WeComTransport
 
             st = Settings(**base, wecom_corp_id="ww1",  # type: ignore[arg-type]
                           wecom_agent_id="1", wecom_secret=SecretStr("s"),
                           wecom_api_base=fake.base_url)
-            self.sender = WeComSender(engine=engine, settings=st, clock=vt)
+            self.transport = WeComTransport(engine=engine, settings=st, clock=vt)
+        self.settings = st
 
     def chat(self, n: int) -> str:
         chat = f"user{n}"
@@ -124,13 +139,7 @@ class WeChatHarness:
         return chat
 
     def drain(self) -> None:
-        stats = Stats()
-        for _ in range(50):
-            if not asyncio.run(pass_once(self.engine, sender=self.sender, clock=self.vt,
-                                         stats=stats)):
-                break
-            self.vt.advance(timedelta(seconds=1))
-        assert stats.errors == []
+        asyncio.run(dispatch(self.engine, self.transport, self.vt, self.settings))
 
     def texts_to(self, chat: str) -> list[str]:
         return [m.text for m in self.fake.sent_to(chat)]
@@ -161,10 +170,9 @@ class WebHarness:
         return f"web-{n}"
 
     def drain(self) -> None:
-        from bot.handlers.web.sender import deliver_pending
+        from bot.handlers.web.transport import WebTransport
 
-        while deliver_pending(self.engine, clock=self.vt):
-            pass
+        asyncio.run(dispatch(self.engine, WebTransport(), self.vt, None))
 
     def _lines(self, chat: str) -> list[Any]:
         with self.engine.connect() as conn:

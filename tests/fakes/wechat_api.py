@@ -2,7 +2,9 @@
 
 One instance plays one platform (`kind="oa"` or `"wecom"`). It hands out access tokens (and
 counts how often), enforces what the real servers enforce — the 48-hour customer-service
-window (45015) on the OA and its 5 customer-service messages per user message (45047), 30/min
+window on the OA as WeChat documents it (客服消息下发规则: a user's message allows 5
+customer-service messages within 48 hours, a menu tap / follow / scan 3 within a minute;
+quotas do not add up; 45015 when none is open, 45047 past it), 30/min
 and 1,000/h per member on WeCom (excess silently dropped, as WeCom does: the test asserts
 `dropped == []`), a template card's `task_id` unique on the app for ever (42014), its
 `sub_title_text` at most 112 characters, the `response_code` a button card's send answers good
@@ -25,6 +27,7 @@ from core.clock import Clock
 
 WINDOW = timedelta(hours=48)
 CS_PER_MESSAGE = 5  # customer-service messages the OA allows per message of the user
+EVENT_QUOTA, EVENT_WINDOW = 3, timedelta(minutes=1)  # per menu tap, follow or scan
 SUB_TITLE_LIMIT = 112
 CODE_LIFETIME = timedelta(hours=72)
 
@@ -66,8 +69,8 @@ class FakeWeChatApi:
     # Set: token requests are held until it is released (two refreshes overlap for sure).
     token_gate: threading.Event | None = None
     last_inbound: dict[str, datetime] = field(default_factory=dict)
-    # OA: customer-service messages the user's messages still allow (5 more per message).
-    cs_credit: dict[str, int] = field(default_factory=dict)
+    # OA: the open quotas per user, {"message" | "event": [limit, until, used]}.
+    quotas: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     refused: list[tuple[str, int]] = field(default_factory=list)  # (to, errcode)
     task_ids: set[str] = field(default_factory=set)
     used_codes: set[str] = field(default_factory=set)
@@ -86,10 +89,25 @@ class FakeWeChatApi:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def user_wrote(self, openid: str) -> None:
-        """The resident wrote to the account: the 48-hour window opens (OA)."""
+        """The resident wrote to the account: 5 messages within 48 hours (OA); a new message
+        renews the quota, it does not add to it."""
         with self._lock:
-            self.last_inbound[openid] = self.clock.now()
-            self.cs_credit[openid] = self.cs_credit.get(openid, 0) + CS_PER_MESSAGE
+            now = self.clock.now()
+            self.last_inbound[openid] = now
+            self.quotas.setdefault(openid, {})["message"] = [CS_PER_MESSAGE, now + WINDOW, 0]
+
+    def user_tapped(self, openid: str) -> None:
+        """The user tapped a click menu (or followed, or scanned): 3 messages within a minute,
+        and no 48-hour quota."""
+        with self._lock:
+            now = self.clock.now()
+            self.quotas.setdefault(openid, {})["event"] = [EVENT_QUOTA, now + EVENT_WINDOW, 0]
+
+    def cs_left(self, openid: str) -> int | None:
+        """What the open quotas still allow (the larger counts); None: none is open."""
+        now = self.clock.now()
+        open_ = [q for q in self.quotas.get(openid, {}).values() if q[1] > now]
+        return max(q[0] - q[2] for q in open_) if open_ else None
 
     def leave(self, who: str) -> None:
         """The follower unfollowed the OA (43004), or the member left the company (81013)."""
@@ -207,14 +225,16 @@ class FakeWeChatApi:
                 to = body["touser"]
                 if to in self.gone:
                     return {"errcode": 43004, "errmsg": "require subscribe"}
-                seen = self.last_inbound.get(to)
-                if seen is None or seen + WINDOW <= now:
+                left = self.cs_left(to)
+                if left is None:
                     self.refused.append((to, 45015))
                     return {"errcode": 45015, "errmsg": "response out of time limit"}
-                if self.cs_credit.get(to, 0) <= 0:
+                if left <= 0:
                     self.refused.append((to, 45047))
                     return {"errcode": 45047, "errmsg": "out of response count limit"}
-                self.cs_credit[to] -= 1
+                for q in self.quotas[to].values():
+                    if q[1] > now:
+                        q[2] += 1  # one message counts against every open quota
                 self.sent.append(Sent(to, body["msgtype"], body, now))
                 return {"errcode": 0, "errmsg": "ok"}
             if path == "/cgi-bin/message/template/send":

@@ -14,9 +14,9 @@ from bot.dispatcher.rows import Row
 from bot.handlers.button_keys import decode
 from bot.handlers.telegram import callback
 from bot.handlers.telegram.parts import buttons_from_actions, keyboard_rows
-from bot.handlers.web import sender as web_sender
-from bot.handlers.wechat.sender import WeChatSender
-from bot.handlers.wecom.sender import card
+from bot.handlers.web import transport as web_sender
+from bot.handlers.wechat.transport import WeChatTransport
+from bot.handlers.wecom.transport import card
 from core.clock import FakeClock
 from core.db import make_engine, migrate, write_session
 from core.outbox import Action, Draft, enqueue_many
@@ -70,7 +70,7 @@ def test_wecom_template_card_key(action: str, arg: str | None,
 
 
 class MenuClient:
-    """Records the customer-service menus the WeChat sender sends (WeChatSender's `client`)."""
+    """Records the customer-service menus the WeChat sender sends (WeChatTransport's `client`)."""
 
     def __init__(self) -> None:
         self.menus: list[dict[str, Any]] = []
@@ -85,7 +85,7 @@ class MenuClient:
 def test_wechat_menu_id(tmp_path: Path, clock: FakeClock, action: str, arg: str | None,
                         extra: tuple[tuple[str, Any], ...]) -> None:
     client = MenuClient()
-    sender = WeChatSender(engine=make_engine(f"sqlite:///{tmp_path / 'x.db'}"),
+    sender = WeChatTransport(engine=make_engine(f"sqlite:///{tmp_path / 'x.db'}"),
                           settings=Settings(_env_file=None),  # type: ignore[call-arg]
                           clock=clock, client=client)  # type: ignore[arg-type]
     sender._custom("o_resident", _row([_json(action, extra)]))

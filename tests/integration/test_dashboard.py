@@ -257,6 +257,19 @@ def test_map_turns_the_village_red_once_its_cases_go_overdue(world: dict[str, An
                                                        "34160200100101"]
 
 
+def test_timeline_says_why_the_sweep_escalated(world: dict[str, Any]) -> None:
+    """The sweep records which deadline passed, not a sentence; the dashboard words it."""
+    w, city, clock = world, world["city"], world["clock"]
+    case_id = open_case(w["engine"], clock, city, text="楼道灯不亮")
+    advance_and_sweep(w["engine"], clock, 30 * HOUR, step=HOUR)
+    town = client_for(w, city["town_admin"])
+    page = town.get(f"/dashboard/cases/{case_id}").text
+    assert "转交上级：超时未答复，自动转上级" in page, page
+    notes = [e["note"] for e in town.get(f"/api/cases/{case_id}").json()["events"]
+             if e["kind"] == "escalated"]
+    assert notes and all(n and n.startswith("超时未答复，自动转上级") for n in notes), notes
+
+
 def test_cases_list_filters_paginates_and_acts_with_versions(world: dict[str, Any]) -> None:
     w, city, clock = world, world["city"], world["clock"]
     ids = []

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from telegram.error import RetryAfter
 
 from bot.dispatch import process, record_unparsed
-from bot.dispatcher.loop import Done, Later, Outcome, Row, Stats, pass_once
+from bot.dispatcher.loop import Done, Later, Outcome, Stats, Work, pass_once
 from bot.flows.types import Inbound
 from bot.handlers.telegram.api import TelegramApi
 from core import deliveries, outbox
@@ -114,7 +114,9 @@ class ScriptedDeliverer:
     def __init__(self, outcomes: list[Outcome]) -> None:
         self.outcomes = outcomes
 
-    def deliver(self, row: Row) -> Outcome:
+    counts_rows = True
+
+    async def deliver(self, work: Work) -> Outcome:
         return self.outcomes.pop(0)
 
 

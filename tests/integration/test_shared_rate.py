@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from bot.dispatcher.transport import Stats as SenderStats
 from bot.handlers.telegram.api import TelegramApi
-from bot.handlers.telegram.sender import SenderStats, TelegramSender
+from bot.handlers.telegram.transport import telegram_dispatcher
 from core.clock import SystemClock
 from core.db import make_engine, migrate, session_scope
 from core.outbox import Draft, enqueue_many
@@ -51,7 +52,7 @@ def two_senders(engines: list[Engine], tg: FakeTelegram, tmp_path: Path,
         async with TelegramApi(token=tg.token, base=tg.base_url) as api:
             if store is not None:
                 api.limiter.share(store(engine), key=token_key(tg.token, "global"))
-            sender = TelegramSender(engine=engine, api=api, settings=st, clock=SystemClock(),
+            sender = telegram_dispatcher(engine=engine, api=api, settings=st, clock=SystemClock(),
                                     batch=20, idle=0.05)
             return await sender.drain(max_seconds=60)
 

@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from bot.dispatcher.transport import Stats as SenderStats
 from bot.handlers.telegram.api import TelegramApi
-from bot.handlers.telegram.sender import SenderStats, TelegramSender
+from bot.handlers.telegram.transport import telegram_dispatcher
 from core.clock import SystemClock
 from core.db import make_engine, migrate, session_scope
 from core.outbox import Draft, enqueue_many
@@ -104,7 +105,7 @@ def test_two_workers_writing_into_one_chat_share_its_limit(pg_url: str,
             async with TelegramApi(token=fake.token, base=fake.base_url) as api:
                 api.limiter.share(PostgresRateStore(engine),
                                   key=token_key(fake.token, "global"))
-                sender = TelegramSender(engine=engine, api=api, settings=st,
+                sender = telegram_dispatcher(engine=engine, api=api, settings=st,
                                         clock=SystemClock(), batch=1, idle=0.05)
                 return await sender.drain(max_seconds=60)
 

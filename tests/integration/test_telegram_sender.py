@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.dispatcher.transport import Stats as SenderStats
 from bot.handlers.telegram.api import TelegramApi
-from bot.handlers.telegram.sender import SenderStats, StoreMedia, TelegramSender
+from bot.handlers.telegram.transport import StoreMedia, telegram_dispatcher
 from core import deliveries
 from core.db import session_scope
 from core.hierarchy.model import ChatIdentity
@@ -79,7 +80,7 @@ def drain(engine: Engine, tg: FakeTelegram, vt: VirtualTime, st: Settings,
     async def go() -> SenderStats:
         async with TelegramApi(token=tg.token, base=tg.base_url, timer=vt) as api:
             vt.hold_while(lambda: api.limiter.in_flight > 0)
-            sender = TelegramSender(engine=engine, api=api, settings=st, clock=vt,
+            sender = telegram_dispatcher(engine=engine, api=api, settings=st, clock=vt,
                                     media=StoreMedia(MediaStore.from_settings(st)), idle=0.5)
             return await sender.drain(max_seconds=max_seconds)
 
@@ -357,7 +358,7 @@ def test_stopping_gives_rows_back_and_the_next_run_sends_each_once(
         async with TelegramApi(token=tg.token, base=tg.base_url, timer=vt) as api:
             vt.hold_while(lambda: api.limiter.in_flight > 0)
             stop = asyncio.Event()
-            sender = TelegramSender(engine=sqlite_engine, api=api, settings=st, clock=vt)
+            sender = telegram_dispatcher(engine=sqlite_engine, api=api, settings=st, clock=vt)
             task = asyncio.create_task(sender.run(stop))
             await apoll(lambda: len(tg.sent) >= n, timeout=20,
                         what="the sender's first messages")

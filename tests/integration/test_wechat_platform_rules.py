@@ -16,13 +16,15 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from bot.dispatcher.loop import Stats, pass_once
-from bot.handlers.wechat.sender import WeChatSender
-from bot.handlers.wecom.sender import SUB_TITLE_LIMIT, WeComSender
+from bot.handlers.wechat.transport import WeChatTransport
+from bot.handlers.wecom.transport import SUB_TITLE_LIMIT, WeComTransport
 from core.clock import FakeClock
 from core.db import make_engine, migrate, session_scope
 from core.hierarchy.model import ChatIdentity
+from core.inbound import record
 from core.outbox import Action, Draft, enqueue_many
 from core.settings import Settings
+from core.wecom_limits import touch_identity
 from tests.casehelpers import open_case, outbox
 from tests.cityfactory import City, build_city
 from tests.fakes.wechat_api import FakeWeChatApi
@@ -43,20 +45,20 @@ def wecom(clock: FakeClock) -> Iterator[FakeWeChatApi]:
 
 
 def oa_sender(engine: Engine, clock: FakeClock, api: FakeWeChatApi, tmp: Path,
-              **templates: str) -> WeChatSender:
+              **templates: str) -> WeChatTransport:
     settings = Settings(_env_file=None, database_url=str(engine.url),  # type: ignore[call-arg]
                         media_dir=str(tmp / "media"), wechat_app_id="wx1",
                         wechat_app_secret=SecretStr("s"), wechat_api_base=api.base_url,
                         **templates)
-    return WeChatSender(engine=engine, settings=settings, clock=clock)
+    return WeChatTransport(engine=engine, settings=settings, clock=clock)
 
 
 def wecom_sender(engine: Engine, clock: FakeClock, api: FakeWeChatApi, tmp: Path
-                 ) -> WeComSender:
+                 ) -> WeComTransport:
     settings = Settings(_env_file=None, database_url=str(engine.url),  # type: ignore[call-arg]
                         media_dir=str(tmp / "media"), wecom_corp_id="ww1", wecom_agent_id="1",
                         wecom_secret=SecretStr("s"), wecom_api_base=api.base_url)
-    return WeComSender(engine=engine, settings=settings, clock=clock)
+    return WeComTransport(engine=engine, settings=settings, clock=clock)
 
 
 def put(engine: Engine, clock: FakeClock, drafts: list[Draft]) -> None:
@@ -111,6 +113,48 @@ def test_many_hops_leave_room_for_the_answer_and_the_fixed_question(
     assert sum("转交" in t for t in texts) == 1
     answer = [r for r in outbox(engine) if r.dedupe_key in ("answer", "fixed")]
     assert [r.status for r in answer] == ["sent", "sent"]
+
+
+def test_a_new_message_renews_the_quota_of_five_it_does_not_add_to_it(
+        engine: Engine, clock: FakeClock, oa: FakeWeChatApi, tmp_path: Path) -> None:
+    """WeChat's 客服消息下发规则: a user's message allows 5 within 48 h; quotas do not add up."""
+    _city, person = resident_who_wrote(engine, clock, oa)
+    oa.user_wrote(OPENID)  # a second message at once: still 5, not 10
+    with session_scope(engine) as s:
+        touch_identity(s, platform="wechat", external_id=OPENID, now=clock.now())
+    clock.advance(timedelta(seconds=1))
+    put(engine, clock, [Draft(text=f"答复{k}", kind="reply", dedupe_key=f"n{k}",
+                              person_id=person) for k in range(7)])
+    drain(engine, clock, oa_sender(engine, clock, oa, tmp_path), passes=3)
+    assert [m.text for m in oa.sent_to(OPENID)] == [f"答复{k}" for k in range(5)]
+    assert (OPENID, 45047) in oa.refused
+    left = [r for r in outbox(engine) if r.dedupe_key in ("n5", "n6")]
+    assert [(r.status, r.attempts) for r in left] == [("pending", 0), ("pending", 0)]
+
+
+def test_a_menu_tap_allows_three_messages_within_a_minute_and_no_more(
+        engine: Engine, clock: FakeClock, oa: FakeWeChatApi, tmp_path: Path) -> None:
+    """A tap on a click menu opens 3 messages for 1 minute, not the 48-hour quota of 5."""
+    city = build_city(engine)
+    person = city["resident1"]
+    with session_scope(engine) as s:  # they last wrote three days ago: no quota is open
+        s.add(ChatIdentity(person_id=person, platform="wechat", external_id=OPENID,
+                           last_seen_at=clock.now() - timedelta(days=3)))
+        record(s, platform="wechat", update_id=f"{OPENID}:1700000000:CLICK",
+               payload={"MsgType": "event", "Event": "CLICK"}, now=clock.now(),
+               sender_id=OPENID)
+    oa.user_tapped(OPENID)
+    put(engine, clock, [Draft(text=f"菜单答复{k}", kind="reply", dedupe_key=f"m{k}",
+                              person_id=person) for k in range(4)])
+    drain(engine, clock, oa_sender(engine, clock, oa, tmp_path), passes=1)
+    assert [m.text for m in oa.sent_to(OPENID)] == [f"菜单答复{k}" for k in range(3)]
+    assert oa.refused == [(OPENID, 45047)]
+    # The minute is over and no template is set: the row is dead without asking WeChat.
+    clock.advance(timedelta(minutes=31))
+    drain(engine, clock, oa_sender(engine, clock, oa, tmp_path))
+    [last] = outbox(engine, dedupe_key="m3")
+    assert last.status == "dead" and "48-hour window" in (last.last_error or "")
+    assert oa.refused == [(OPENID, 45047)]
 
 
 def test_an_answer_past_the_quota_goes_as_a_template(

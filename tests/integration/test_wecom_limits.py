@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from bot.dispatcher.loop import Stats, pass_once
-from bot.handlers.wecom.sender import WeComSender
+from bot.handlers.wecom.transport import WeComTransport
 from core.clock import FakeClock
 from core.db import session_scope
 from core.outbox import Draft, enqueue_many
@@ -36,11 +36,11 @@ def wecom(clock: FakeClock) -> Iterator[FakeWeChatApi]:
         yield api
 
 
-def sender(engine: Engine, clock: FakeClock, api: FakeWeChatApi, tmp: Path) -> WeComSender:
+def sender(engine: Engine, clock: FakeClock, api: FakeWeChatApi, tmp: Path) -> WeComTransport:
     settings = Settings(_env_file=None, database_url=str(engine.url),
                         media_dir=str(tmp / "media"), wecom_corp_id="ww1", wecom_agent_id="1",
                         wecom_secret=SecretStr("s"), wecom_api_base=api.base_url)
-    return WeComSender(engine=engine, settings=settings, clock=clock)
+    return WeComTransport(engine=engine, settings=settings, clock=clock)
 
 
 def burst(engine: Engine, clock: FakeClock, n: int) -> None:
@@ -56,7 +56,7 @@ def pending(engine: Engine) -> int:
                    .scalar_one())
 
 
-def drain(engine: Engine, clock: FakeClock, s: WeComSender, *, passes: int) -> None:
+def drain(engine: Engine, clock: FakeClock, s: WeComTransport, *, passes: int) -> None:
     stats = Stats()
     for _ in range(passes):
         asyncio.run(pass_once(engine, sender=s, clock=clock, stats=stats))

@@ -1,4 +1,5 @@
-"""Telegram's background work for the composition root: sender, file fetcher, polling, menus."""
+"""Telegram's background work for the composition root: its transport (run by the one
+dispatcher, bot/dispatcher/runtime.py), file fetcher, polling, menus."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
+from bot.dispatcher.runtime import Platform, Task
 from bot.handlers.telegram.api import TelegramApi
 from bot.handlers.telegram.inbound import handle_body
-from bot.handlers.telegram.sender import run_sender
 from bot.media_fetch import run_fetcher
 from core.container import Container
 
@@ -81,17 +81,19 @@ def share_rate_limit(api: TelegramApi, c: Container) -> None:
         api.limiter.share(store, key=token_key(token.get_secret_value(), "global"))
 
 
-def start_telegram(c: Container, *, polling: bool, configured: frozenset[str] | None = None
-                   ) -> Callable[[], Awaitable[None]]:
-    """Start Telegram's tasks; returns the coroutine function that stops them."""
-    stop = asyncio.Event()
+def telegram_platform(c: Container, *, polling: bool) -> Platform:
+    """Telegram's transport for the dispatcher, and its own background work: checking the
+    token and setting the menus, fetching files, polling when there is no webhook."""
+    from bot.handlers.telegram.transport import StoreMedia, TelegramTransport
+    from core.media.store import MediaStore
+
     api = TelegramApi.from_settings(c.settings, counters=c.counters)
     share_rate_limit(api, c)
 
     async def download(file_ref: str, size: int | None) -> bytes:
         return await api.download(file_ref, known_size=size)
 
-    async def boot() -> None:
+    async def boot(stop: asyncio.Event) -> None:
         try:
             await api.start()
             if c.leader is None or c.leader.is_leader:  # once per deployment, not per worker
@@ -99,19 +101,15 @@ def start_telegram(c: Container, *, polling: bool, configured: frozenset[str] | 
         except Exception as exc:
             log.warning("Telegram setup incomplete: %s", exc)
 
-    tasks = [
-        asyncio.create_task(boot()),
-        asyncio.create_task(run_sender(engine=c.engine, settings=c.settings, stop=stop,
-                                       clock=c.clock, api=api, configured=configured)),
-        asyncio.create_task(run_fetcher(c.engine, platform="telegram", download=download,
-                                        settings=c.settings, clock=c.clock, stop=stop)),
-    ]
-    if polling:
-        tasks.append(asyncio.create_task(poll(api, c, stop)))
+    async def fetch(stop: asyncio.Event) -> None:
+        await run_fetcher(c.engine, platform="telegram", download=download,
+                          settings=c.settings, clock=c.clock, stop=stop)
 
-    async def shutdown() -> None:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await api.close()
+    async def polls(stop: asyncio.Event) -> None:
+        await poll(api, c, stop)
 
-    return shutdown
+    tasks: list[Task] = [boot, fetch, polls] if polling else [boot, fetch]
+    return Platform(
+        transport=TelegramTransport(api=api, media=StoreMedia(MediaStore.from_settings(
+            c.settings))),
+        tasks=tasks, close=api.close)

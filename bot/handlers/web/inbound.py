@@ -11,7 +11,7 @@ from bot import dispatch
 from bot.flows.refusals import sentence
 from bot.flows.texts import t
 from bot.flows.types import Inbound, Media, Press
-from bot.handlers.web.sender import PLATFORM, deliver_pending
+from bot.handlers.web.transport import PLATFORM, deliver_pending
 from core import web_sessions
 from core.container import Container
 from core.db import write_session

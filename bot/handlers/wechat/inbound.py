@@ -103,9 +103,11 @@ def handle(c: Container, query: dict[str, str], body: bytes) -> Answer:
     # A typed phone number is not a proof on WeChat: the flows treat it as typed (join.py).
     fresh = process(c.engine, inbound=inbound, payload=got, clock=c.clock, settings=c.settings,
                     counters=c.counters)
-    if fresh:
+    if fresh and inbound.raw_event is None:
+        # Only a message opens the 48-hour quota of 5; an event's 3-in-a-minute is read from
+        # the update log (core.wecom_limits.last_event).
         with write_session(c.engine) as s:
             touch_identity(s, platform=PLATFORM, external_id=inbound.sender_id, now=now)
-    else:
+    elif not fresh:
         log.info("wechat: retry of %s ignored", uid)
     return Answer(200)

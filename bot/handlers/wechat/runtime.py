@@ -1,18 +1,14 @@
-"""Background work of the WeChat Official Account for the composition root."""
+"""The WeChat Official Account for the composition root: its transport and media fetcher."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
+from bot.dispatcher.runtime import Platform, fetcher
 from core.container import Container
 
 
-def start_wechat(c: Container, *, configured: frozenset[str] | None = None
-                 ) -> Callable[[], Awaitable[None]]:
-    """Start the Official Account's transport and media fetcher; returns their stopper."""
-    from bot.dispatcher.runtime import start_transport
-    from bot.handlers.wechat.sender import WeChatSender
+def wechat_platform(c: Container) -> Platform:
+    """The Official Account's transport for the dispatcher, and its media fetcher."""
+    from bot.handlers.wechat.transport import WeChatTransport
 
-    sender = WeChatSender(engine=c.engine, settings=c.settings, clock=c.clock,
-                          configured=configured)
-    return start_transport(c, sender, sender.client.download)
+    transport = WeChatTransport(engine=c.engine, settings=c.settings, clock=c.clock)
+    return Platform(transport, tasks=[fetcher(c, "wechat", transport.client.download)])

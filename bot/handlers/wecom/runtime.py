@@ -1,18 +1,14 @@
-"""Background work of the WeCom app for the composition root."""
+"""The WeCom app for the composition root: its transport and media fetcher."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
+from bot.dispatcher.runtime import Platform, fetcher
 from core.container import Container
 
 
-def start_wecom(c: Container, *, configured: frozenset[str] | None = None
-                ) -> Callable[[], Awaitable[None]]:
-    """Start the WeCom app's transport and media fetcher; returns their stopper."""
-    from bot.dispatcher.runtime import start_transport
-    from bot.handlers.wecom.sender import WeComSender
+def wecom_platform(c: Container) -> Platform:
+    """The WeCom app's transport for the dispatcher, and its media fetcher."""
+    from bot.handlers.wecom.transport import WeComTransport
 
-    sender = WeComSender(engine=c.engine, settings=c.settings, clock=c.clock,
-                         configured=configured)
-    return start_transport(c, sender, sender.client.download)
+    transport = WeComTransport(engine=c.engine, settings=c.settings, clock=c.clock)
+    return Platform(transport, tasks=[fetcher(c, "wecom", transport.client.download)])

@@ -1,5 +1,5 @@
-"""Outbox → WeCom: case cards as interactive template cards, text to leaders, posts to tier
-group chats (appchat), and the clicked card's update after a button press.
+"""WeCom's transport for the one dispatcher: case cards as interactive template cards, text
+to leaders, posts to tier group chats (appchat), and the clicked card's update after a press.
 
 WeCom drops messages beyond 30 a minute / 1,000 an hour per member per app without an error,
 so every message to a member first takes a slot in core.wecom_limits (shared by all workers,
@@ -17,6 +17,7 @@ bring that copy of the card up to date (`message/update_template_card`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -24,10 +25,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
-from bot.dispatcher.loop import Done, Gone, Later, Outcome, Retry
-from bot.dispatcher.reach import gone
-from bot.dispatcher.recipients import destinations
 from bot.dispatcher.rows import Row
+from bot.dispatcher.transport import Done, Gone, Later, Outcome, Retry, Work
 from bot.handlers.button_keys import encode
 from bot.handlers.buttons import press_arg
 from bot.handlers.wecom.client import WeComClient
@@ -78,14 +77,17 @@ def card(row: Row, *, task_id: str) -> dict[str, Any]:
     }
 
 
-class WeComSender:
+class WeComTransport:
+    """The WeCom app behind the dispatcher's Transport protocol (wechatpy is synchronous:
+    one delivery at a time, in a worker thread)."""
+
     platform = PLATFORM
+    parallel = 1
+    counts_rows = True
 
     def __init__(self, *, engine: Engine, settings: Settings, clock: Clock,
-                 client: WeComClient | None = None,
-                 configured: frozenset[str] | None = None) -> None:
+                 client: WeComClient | None = None) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
-        self.configured = configured
         self._tag: str | None = None
         self.client = client or WeComClient(settings=settings, engine=engine, clock=clock)
         self.store = MediaStore.from_settings(settings)
@@ -96,25 +98,29 @@ class WeComSender:
                 "duplicate_check_interval": DUPLICATE_CHECK}
         return dict(self.client.post("message/send", data=data))
 
-    def deliver(self, row: Row) -> Outcome:
+    async def deliver(self, work: Work) -> Outcome:
+        return await asyncio.to_thread(self.deliver_now, work)
+
+    def deliver_now(self, work: Work) -> Outcome:
+        """Deliver one row (sync)."""
+        row = work.row
         code = row.options.get("answer_press")
         if code:
             return self._update_card(row, str(code))
         if row.kind == deliveries.CARD_UPDATE:
-            return self._update_copies(row)
-        with write_session(self.engine) as s:
-            found = destinations(s, platform=PLATFORM, row=row)
-            done = {c for c, _ in deliveries.delivered_parts(s, outbox_id=row.id)}
-            if self._tag is None:
+            return self._update_copies(work)
+        if self._tag is None:
+            with write_session(self.engine) as s:
                 self._tag = deliveries.deployment_tag(s, now=self.clock.now())
-        dests = [d.chat_id for d in found]
-        personal = any(d.identity for d in found)
+        dests = [d.chat_id for d in work.dests]
+        done = {c for c, _ in work.done}
+        personal = any(d.identity for d in work.dests)
         if not dests:
             return Gone("no reachable WeCom account or chat")
         if row.chat_binding_id is not None:
-            return self._appchat(row, dests[0], done)
+            return self._appchat(work, dests[0], done)
         now = self.clock.now()
-        lost = 0  # chats that said their person is gone
+        lost: list[str] = []  # chats that said their person is gone
         for n, userid in enumerate(dests):
             if userid in done:
                 continue
@@ -152,34 +158,28 @@ class WeComSender:
                              throttled=True)
             except WeChatClientException as exc:
                 if exc.errcode in GONE and personal:
-                    gone(self.engine, platform=PLATFORM, chat_id=userid, clock=self.clock,
-                         settings=self.settings, configured=self.configured)
-                    lost += 1
+                    lost.append(userid)
                     continue
                 return Retry(f"WeCom {exc.errcode}: {exc.errmsg}")
-            with write_session(self.engine) as s:
-                deliveries.record_delivery(s, outbox_id=row.id, platform=PLATFORM,
-                                           chat_id=userid, message_id=msg_id or f"r{row.id}",
-                                           kind=row.kind, now=self.clock.now(),
-                                           case_id=row.case_id, is_card=is_card,
-                                           response_code=code)
-        if lost == len(dests):
-            return Gone("every chat of the person is gone")
-        return Done()
+            work.ledger.record(row, chat_id=userid, message_id=msg_id or f"r{row.id}",
+                               is_card=is_card, response_code=code)
+            work.stats.messages += 1
+        if len(lost) == len(dests):
+            return Gone("every chat of the person is gone", lost=tuple(lost))
+        return Done(lost=tuple(lost))
 
     def _task_id(self, row: Row, n: int) -> str:
         """Unique on the app: this deployment's tag, the case, the row, the attempt, the copy."""
         return f"{self._tag}-c{row.case_id or 0}-r{row.id}-a{row.attempts + 1}-{n}"
 
-    def _update_copies(self, row: Row) -> Outcome:
+    def _update_copies(self, work: Work) -> Outcome:
         """Bring every WeCom copy of the case's card up to date whose code is still good."""
-        assert row.case_id is not None
+        row = work.row
+        if self._tag is None:
+            with write_session(self.engine) as s:
+                self._tag = deliveries.deployment_tag(s, now=self.clock.now())
         now = self.clock.now()
-        with write_session(self.engine) as s:
-            cards = deliveries.card_messages(s, row.case_id, platform=PLATFORM,
-                                             person_id=row.person_id,
-                                             chat_binding_id=row.chat_binding_id)
-        for n, c in enumerate(cards):
+        for n, c in enumerate(work.cards):
             if not c.response_code or c.sent_at is None or \
                     as_utc(c.sent_at) + CODE_LIFETIME <= now:
                 continue
@@ -188,14 +188,15 @@ class WeComSender:
                 self.client.post("message/update_template_card", data={
                     "userids": [c.chat_id], "agentid": self.client.agent_id,
                     "response_code": c.response_code, "template_card": fresh})
+                work.stats.edits += 1
             except WeChatClientException as exc:
                 log.info("card %s of case %s not updated (%s): %s", c.chat_id, row.case_id,
                          exc.errcode, exc.errmsg)
-            with write_session(self.engine) as s:
-                deliveries.use_response_code(s, delivery_id=c.delivery_id)  # good once
+            work.ledger.spend_code(c.delivery_id)  # good once
         return Done()
 
-    def _appchat(self, row: Row, chat_id: str, done: set[str]) -> Outcome:
+    def _appchat(self, work: Work, chat_id: str, done: set[str]) -> Outcome:
+        row = work.row
         if chat_id in done:
             return Done()
         text = row.text
@@ -205,10 +206,8 @@ class WeComSender:
             self.client.appchat.send_text(chat_id, text)
         except WeChatClientException as exc:
             return Retry(f"WeCom appchat {exc.errcode}: {exc.errmsg}")
-        with write_session(self.engine) as s:
-            deliveries.record_delivery(s, outbox_id=row.id, platform=PLATFORM, chat_id=chat_id,
-                                       message_id=f"r{row.id}", kind=row.kind,
-                                       now=self.clock.now(), case_id=row.case_id)
+        work.ledger.record(row, chat_id=chat_id, message_id=f"r{row.id}", is_card=False)
+        work.stats.messages += 1
         return Done()
 
     def _update_card(self, row: Row, response_code: str) -> Outcome:
