@@ -104,6 +104,7 @@ def router(c: Container) -> APIRouter:
                 s, who=v.who, node=node, audience=body.audience, text=body.text,
                 confirm=body.confirm, deadline=deadline, now=c.clock.now(),
                 reping=c.settings.notice_reping, policy=CasePolicy.from_settings(c.settings),
+                relay_window=c.settings.notice_relay_window,
                 photo=body.photo, document=body.document)
 
     def read(v: SignedIn, notice_id: int) -> NoticeOut:
