@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     nags_per_tier: int = Field(default=3, ge=0)
     # A notice's recipients who have not said 收到 are reminded once after this long.
     notice_reping: Duration = Field(default=timedelta(hours=4), gt=timedelta(0))
+    # A relay (residents without a chat, told by their 邻长) is due at the notice's deadline,
+    # or this long after sending when it has none (NOTICE_RELAY_WINDOW).
+    notice_relay_window: Duration = Field(default=timedelta(days=3), gt=timedelta(0))
     quiet_start: ClockTime = time(22, 0)
     quiet_end: ClockTime = time(7, 0)
     pause_deadlines_in_quiet_hours: bool = False

@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from bot.flows.campaign import shown_title
+from bot.flows.texts import t
 from core.campaigns import progress
 from core.campaigns.model import CAMPAIGNS, Campaign
 from core.campaigns.progress import Board, Row
@@ -55,6 +57,7 @@ class CampaignOut(BaseModel):
     state: str
     deadline: datetime
     outcomes: list[str]
+    notice_id: int | None = Field(None, description="set when it is a notice's relay")
 
 
 class RowOut(BaseModel):
@@ -87,7 +90,19 @@ class ProgressOut(BaseModel):
 def _campaign_out(s: Session, c: Campaign) -> CampaignOut:
     assert c.id is not None
     return CampaignOut(id=c.id, title=c.title, node=NodeOut.of(node_by_id(s, c.node_id)),
-                       state=c.state, deadline=as_utc(c.deadline_at), outcomes=c.outcomes)
+                       state=c.state, deadline=as_utc(c.deadline_at), outcomes=c.outcomes,
+                       notice_id=c.notice_id)
+
+
+def _title(x: CampaignOut) -> str:
+    return t("zh", "cmp_relay_title", title=x.title) if x.notice_id is not None else x.title
+
+
+def _relay_line(x: CampaignOut) -> str:
+    if x.notice_id is None:
+        return ""
+    return (f'<p class="relay">{e(t("zh", "cmp_relay_board"))}：'
+            f'<a href="/dashboard/notices/{x.notice_id}">通知 #{x.notice_id}</a></p>')
 
 
 def _row_out(b: Board, r: Row) -> RowOut:
@@ -185,7 +200,7 @@ def router(c: Container) -> APIRouter:
             found = _visible(s, v)
             names = {x.node_id: node_by_id(s, x.node_id).name for x in found}
         rows = "".join(
-            f'<tr><td><a href="/dashboard/campaigns/{x.id}">{e(x.title)}</a></td>'
+            f'<tr><td><a href="/dashboard/campaigns/{x.id}">{e(shown_title("zh", x))}</a></td>'
             f'<td>{e(names[x.node_id])}</td><td>{_local(c, x.deadline_at)}</td>'
             f'<td>{"进行中" if x.state == "open" else "已结束"}</td></tr>' for x in found)
         note = f'<p class="banner">{e(msg)}</p>' if msg else ""
@@ -220,7 +235,7 @@ def router(c: Container) -> APIRouter:
             b, path = board_for(c, s, v, campaign_id, node)
             data = _progress(c, b, path, s)
         every = max(1000, int(c.settings.campaign_board_refresh.total_seconds() * 1000))
-        return page(c, v, f"摸排进度 · {b.campaign.title}", _board_html(data, every),
+        return page(c, v, f"摸排进度 · {shown_title('zh', b.campaign)}", _board_html(data, every),
                     active="campaigns",
                     head='<script src="/dashboard/static/campaign.js" defer></script>')
 
@@ -296,7 +311,7 @@ def _board_html(p: ProgressOut, every_ms: int = 15000) -> str:
     xlsx_url = f"/dashboard/campaigns/{p.campaign.id}/export.xlsx?{_qs(node=p.node.node.code)}"
     return (f'<div id="campaign-board" data-api="{e(api)}" data-every="{every_ms}">'
             f'<nav class="crumbs">{crumbs}</nav>'
-            f'<h1>{e(p.campaign.title)}</h1>'
+            f'<h1>{e(_title(p.campaign))}</h1>{_relay_line(p.campaign)}'
             f'<p>{state} · 截止 {p.deadline_local} · '
             f'<b>截至 <span id="as-of">{p.as_of}</span></b> · '
             f'<a href="{e(xlsx_url)}">导出 XLSX</a></p>'

@@ -68,6 +68,17 @@ class ChildCountsOut(CountsOut):
     node: NodeOut
 
 
+class RelayOut(BaseModel):
+    """The notice's relay: households of residents without a chat, told by their 邻长."""
+
+    campaign_id: int
+    households: int
+    done: int
+    by_outcome: dict[str, int]
+    not_yet: int
+    state: str
+
+
 class NoticeOut(BaseModel):
     id: int
     node: NodeOut
@@ -79,10 +90,23 @@ class NoticeOut(BaseModel):
     created_at: datetime
     totals: CountsOut
     children: list[ChildCountsOut]
+    relay: RelayOut | None = None
 
 
 def _counts(c: services.Counts) -> dict[str, int]:
     return dict(c.__dict__)
+
+
+def _relay_html(x: RelayOut | None) -> str:
+    if x is None:
+        return ""
+    cells = "".join(f"<td>{n}</td>" for n in x.by_outcome.values())
+    heads = "".join(f"<th>{e(o)}</th>" for o in x.by_outcome)
+    pct = f"{x.done * 100 // x.households}%" if x.households else "—"
+    return ('<section class="card"><h2>邻长转达进度</h2><table id="relay"><tr><th>户数</th>'
+            f"{heads}<th>未转达</th><th>完成</th></tr><tr><td>{x.households}</td>{cells}"
+            f"<td>{x.not_yet}</td><td>{pct}</td></tr></table>"
+            f'<p><a href="/dashboard/campaigns/{x.campaign_id}">查看转达清单</a></p></section>')
 
 
 def router(c: Container) -> APIRouter:
@@ -104,6 +128,7 @@ def router(c: Container) -> APIRouter:
                 s, who=v.who, node=node, audience=body.audience, text=body.text,
                 confirm=body.confirm, deadline=deadline, now=c.clock.now(),
                 reping=c.settings.notice_reping, policy=CasePolicy.from_settings(c.settings),
+                relay_window=c.settings.notice_relay_window,
                 photo=body.photo, document=body.document)
 
     def read(v: SignedIn, notice_id: int) -> NoticeOut:
@@ -116,7 +141,11 @@ def router(c: Container) -> APIRouter:
             confirm=n.confirm, deadline=as_utc(n.deadline) if n.deadline else None,
             state=n.state, created_at=as_utc(n.created_at),
             totals=CountsOut(**_counts(st.totals)),
-            children=[ChildCountsOut(node=NodeOut.of(k), **_counts(x)) for k, x in st.children])
+            children=[ChildCountsOut(node=NodeOut.of(k), **_counts(x)) for k, x in st.children],
+            relay=RelayOut(campaign_id=st.relay.campaign_id, households=st.relay.total,
+                           done=st.relay.done, by_outcome=dict(st.relay.by_outcome),
+                           not_yet=max(0, st.relay.total - st.relay.done),
+                           state=st.relay.state) if st.relay else None)
 
     @r.post("/api/notices", response_model=NoticeSentOut, tags=["notices"], responses={
         403: {"description": "the node is outside the sender's subtree"},
@@ -129,7 +158,8 @@ def router(c: Container) -> APIRouter:
 
     @r.get("/api/notices/{notice_id}", response_model=NoticeOut, tags=["notices"])
     def get_notice(notice_id: DbId, v: ApiViewer) -> NoticeOut:
-        """Totals and per-child-node counts of recipients, delivered, confirmed, unreachable."""
+        """Totals and per-child-node counts of recipients, delivered, confirmed, unreachable;
+        `relay`: the progress of the households its 邻长 pass it on to (null without one)."""
         return read(v, notice_id)
 
     def when(at: datetime | None) -> str:
@@ -213,7 +243,7 @@ def router(c: Container) -> APIRouter:
                 '<section class="card"><h2>回执</h2><table id="receipts"><tr><th>范围</th>'
                 "<th>接收人</th><th>已送达</th><th>已确认</th><th>确认率</th><th>联系不上</th>"
                 "<th>请邻长转达(户)</th></tr>"
-                f"{row('合计', out.totals)}{rows}</table></section>")
+                f"{row('合计', out.totals)}{rows}</table></section>" + _relay_html(out.relay))
         return page(c, v, f"通知 #{out.id}", body, active="notices")
 
     return r

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.flows.context import Ctx
+from bot.flows.texts import t
 from bot.flows.types import Button, Press
 from core import conversations
 from core.campaigns import marking, registry
@@ -38,6 +39,11 @@ def _mine(ctx: Ctx) -> list[int]:
     return [n.id for r, n in ctx.actor.posts if r is Role.neighbor_leader]
 
 
+def shown_title(lang: str | None, c: Campaign) -> str:
+    """A campaign's title as people read it: a notice's relay says 转达."""
+    return t(lang, "cmp_relay_title", title=c.title) if c.notice_id is not None else c.title
+
+
 def _deadline(ctx: Ctx, c: Campaign) -> str:
     return as_utc(c.deadline_at).astimezone(ctx.tz).strftime("%m-%d %H:%M")
 
@@ -53,7 +59,8 @@ def checklist_cmd(ctx: Ctx) -> None:
         show_page(ctx, found[0], 0)
     else:
         ctx.say(ctx.t("cmp_pick", n=len(found)), buttons=tuple(
-            Button(c.title[:LABEL_MAX], "cmp_list", c.id or 0, 0) for c in found[:10]))
+            Button(shown_title(ctx.lang, c)[:LABEL_MAX], "cmp_list", c.id or 0, 0)
+            for c in found[:10]))
 
 
 def show_page(ctx: Ctx, c: Campaign, page: int) -> None:
@@ -72,9 +79,10 @@ def show_page(ctx: Ctx, c: Campaign, page: int) -> None:
     page = min(page, pages)
     done = sum(1 for it in items if it.outcome is not None)
     if done == len(items):
-        head = ctx.t("cmp_head_done", title=c.title, total=len(items))
+        head = ctx.t("cmp_head_done", title=shown_title(ctx.lang, c), total=len(items))
     else:
-        head = ctx.t("cmp_head", title=c.title, deadline=_deadline(ctx, c), done=done,
+        head = ctx.t("cmp_head", title=shown_title(ctx.lang, c), deadline=_deadline(ctx, c),
+                     done=done,
                      total=len(items), page=page, pages=pages)
     shown = items[(page - 1) * size: page * size]
     width = LABEL_ON.get(ctx.via, LABEL_MAX)

@@ -286,6 +286,7 @@ def _send(ctx: Ctx, data: dict[str, Any]) -> None:
         audience=[r.value for r in CHOICES[data["aud"]][0]], text=str(data.get("text") or ""),
         confirm=bool(data.get("confirm")), deadline=datetime.fromisoformat(dl) if dl else None,
         now=ctx.clock.now(), reping=ctx.settings.notice_reping,
+        relay_window=ctx.settings.notice_relay_window,
         policy=CasePolicy.from_settings(ctx.settings))
     ctx.ack(ctx.t("notice_sent", total=sent.recipients))
     ctx.say(ctx.t("notice_sent", total=sent.recipients))

@@ -32,6 +32,11 @@ ZH: dict[str, str] = {
     "campaign_node_outside": "“{name}”不在这次摸排的范围内",
     # chat
     "cmp_none": "您现在没有进行中的摸排任务。",
+    # a notice's relay (core/notices/relay.py): residents without a chat, told by their 邻长
+    "cmp_relay_title": "转达：{title}",
+    "cmp_relay_started": ("📋 转达通知：{title}\n您负责的{n}户居民没有用手机接收通知，"
+                          "请当面或打电话转达，每转达一户点一下登记（截止{deadline}）。"),
+    "cmp_relay_board": "这是通知的转达任务",
     "cmp_started": "📋 摸排任务：{title}\n{instructions}您负责的{n}户，请在{deadline}前逐户登记。",
     "cmp_open": "开始登记",
     "cmp_head": ("📋 {title}（截止{deadline}）\n已登记 {done}/{total} 户，第{page}/{pages}页。"
@@ -97,6 +102,11 @@ EN: dict[str, str] = {
     "campaign_note_long": "a note may have at most {most} characters",
     "campaign_node_outside": "{name} is outside this campaign",
     "cmp_none": "You have no campaign under way.",
+    "cmp_relay_title": "Relay: {title}",
+    "cmp_relay_started": ("📋 Pass on a notice: {title}\nYour {n} households have no phone "
+                          "chat to receive it; please tell them in person or by phone and tap "
+                          "each one when told (due {deadline})."),
+    "cmp_relay_board": "This is the relay of a notice",
     "cmp_started": "📋 Campaign: {title}\n{instructions}Your {n} households: please record "
                    "each before {deadline}.",
     "cmp_open": "Start",

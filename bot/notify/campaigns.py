@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from bot.flows.campaign import shown_title
 from bot.flows.texts import t
 from core.campaigns.model import TOTAL, Campaign, CampaignEvent, Newcomer
 from core.clock import as_utc
@@ -77,8 +78,11 @@ def _started(s: Session, e: CampaignEvent, c: Campaign) -> list[Said]:
     out = []
     for pid, lang, n in s.execute(_PER_LEADER, {"c": c.id, "t": TOTAL}):
         lang = lang or "zh"
-        text = t(lang, "cmp_started", title=c.title, n=n, deadline=_when(c),
-                 instructions=f"{c.instructions}\n" if c.instructions else "")
+        if c.notice_id is not None:  # the notice itself came just before: no repeat of it
+            text = t(lang, "cmp_relay_started", title=c.title[:40], n=n, deadline=_when(c))
+        else:
+            text = t(lang, "cmp_started", title=c.title, n=n, deadline=_when(c),
+                     instructions=f"{c.instructions}\n" if c.instructions else "")
         out.append(Said(pid, text, text, (open_button(lang, e.campaign_id),)))
     return out
 
@@ -92,8 +96,9 @@ def _nagged(s: Session, e: CampaignEvent, c: Campaign) -> list[Said]:
         for pid, _, lang in people:
             left[pid] += behind[node_id]
             langs[pid] = lang
-    return [Said(pid, t(langs[pid], "cmp_nag", title=c.title, left=n, deadline=_when(c)),
-                 t(langs[pid], "cmp_nag_line", title=c.title, left=n),
+    return [Said(pid, t(langs[pid], "cmp_nag", title=shown_title(langs[pid], c), left=n,
+                        deadline=_when(c)),
+                 t(langs[pid], "cmp_nag_line", title=shown_title(langs[pid], c), left=n),
                  (open_button(langs[pid], e.campaign_id),)) for pid, n in sorted(left.items())]
 
 
@@ -112,7 +117,8 @@ def _deadline(s: Session, e: CampaignEvent, c: Campaign) -> list[Said]:
     for pid, items in sorted(lines.items()):
         name, lang = who[pid]
         body = "\n".join(t(lang, "cmp_deadline_line", name=a, node=b, left=n) for a, b, n in items)
-        text = t(lang, "cmp_deadline", title=c.title, name=name, n=len(items), lines=body)
+        text = t(lang, "cmp_deadline", title=shown_title(lang, c), name=name, n=len(items),
+                 lines=body)
         out.append(Said(pid, text, text))
     return out
 

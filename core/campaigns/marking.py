@@ -83,9 +83,11 @@ def _set(s: Session, item: CampaignItem, c: Campaign, node: NodeRef, outcome: in
                   old=old, new=outcome)
     was_moved = old is not None and c.outcomes[old] == MOVED
     if c.outcomes[outcome] == MOVED and not was_moved:
-        registry.mark_moved(s, node_id=item.node_id, address=item.address, now=now)
+        registry.mark_moved(s, node_id=item.node_id, address=item.address, now=now,
+                            person_id=item.person_id)
     elif was_moved and c.outcomes[outcome] != MOVED:
-        registry.unmark_moved(s, node_id=item.node_id, address=item.address)
+        registry.unmark_moved(s, node_id=item.node_id, address=item.address,
+                              person_id=item.person_id)
     item.outcome, item.marked_by, item.marked_at = outcome, person_id, now
 
 

@@ -18,6 +18,9 @@ NEWCOMER = "有新增人员"
 # The counter row of a node's household total (the other rows count one outcome index each).
 TOTAL = -1
 MAX_OUTCOMES = 12
+# The outcomes of a notice's relay (core/notices/relay.py): told, not at home, moved away. The
+# last one is MOVED, so a relay feeds the registry back like any campaign.
+RELAY_OUTCOMES = ("已转达", "不在家", MOVED)
 
 
 class CampaignState(StrEnum):
@@ -50,6 +53,9 @@ class Campaign(SQLModel, table=True):
     nags_sent: int = Field(default=0, nullable=False)
     # When the sweep must look next (a nag, the deadline); None once the 组长 were told.
     next_due_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    # Set when the campaign is a notice's relay: its households are the residents without a
+    # chat, told by their 邻长 (the notice's page shows its progress; its board says 转达).
+    notice_id: int | None = Field(default=None, foreign_key="notice.id", index=True)
 
 
 class CampaignItem(SQLModel, table=True):
@@ -71,6 +77,9 @@ class CampaignItem(SQLModel, table=True):
     marked_by: int | None = Field(default=None, foreign_key="person.id")
     marked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     added_by: int | None = Field(default=None, foreign_key="person.id")  # a 邻长's new one
+    # A relay's resident imported without an address is an item alone; `address` then holds a
+    # label (masked name) and 已搬离 marks this person's post, not an address's.
+    person_id: int | None = Field(default=None, foreign_key="person.id")
 
 
 class CampaignCount(SQLModel, table=True):

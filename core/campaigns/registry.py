@@ -24,19 +24,26 @@ from core.hierarchy.services import create_person
 POST = Post.__table__  # type: ignore[attr-defined]
 
 
-def mark_moved(s: Session, *, node_id: int, address: str, now: datetime) -> int:
+def _household(node_id: int, address: str, person_id: int | None) -> sa.ColumnElement[bool]:
+    # An item of a person without an address (a notice's relay) is that person's post alone.
+    where = POST.c.person_id == person_id if person_id is not None else POST.c.address == address
+    return sa.and_(POST.c.node_id == node_id, where, POST.c.role == Role.resident.value)
+
+
+def mark_moved(s: Session, *, node_id: int, address: str, now: datetime,
+               person_id: int | None = None) -> int:
     """The household's residents moved away: kept, no longer routed to or listed."""
     res = s.execute(sa.update(POST).where(
-        POST.c.node_id == node_id, POST.c.address == address,
-        POST.c.role == Role.resident.value, POST.c.moved_at.is_(None)).values(moved_at=now))
+        _household(node_id, address, person_id), POST.c.moved_at.is_(None)).values(moved_at=now))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def unmark_moved(s: Session, *, node_id: int, address: str) -> None:
+def unmark_moved(s: Session, *, node_id: int, address: str,
+                 person_id: int | None = None) -> None:
     """A 已搬离 corrected to another outcome: the residents are back."""
     s.execute(sa.update(POST).where(
-        POST.c.node_id == node_id, POST.c.address == address,
-        POST.c.role == Role.resident.value, POST.c.moved_at.is_not(None)).values(moved_at=None))
+        _household(node_id, address, person_id), POST.c.moved_at.is_not(None)
+    ).values(moved_at=None))
 
 
 def decide_newcomer(s: Session, *, newcomer_id: int, person_id: int, accept: bool,

@@ -60,9 +60,11 @@ def _outcomes(outcomes: Sequence[str] | None) -> list[str]:
 def start_campaign(s: Session, *, node_id: int, title: str, instructions: str,
                    outcomes: Sequence[str] | None, deadline: datetime, started_by: int | None,
                    clock: Clock, households: Iterable[tuple[int, str]] | None = None,
-                   policy: CasePolicy | None = None) -> Campaign:
+                   policy: CasePolicy | None = None, notice_id: int | None = None,
+                   persons: Iterable[tuple[int, str, int]] = ()) -> Campaign:
     """Start a campaign on a node: one item per household under each of its 邻 (or only the
-    given (邻 node id, address) pairs), counters for the board, and every 邻长 told."""
+    given (邻 node id, address) pairs, and (邻, label, person id) items of people without an
+    address), counters for the board, and every 邻长 told; `notice_id` makes it a relay."""
     now = clock.now()
     title = (title or "").strip()
     if not title:
@@ -83,7 +85,7 @@ def start_campaign(s: Session, *, node_id: int, title: str, instructions: str,
     pol = policy or CasePolicy()
     c = Campaign(node_id=node.id, title=title, instructions=(instructions or "").strip(),
                  outcomes=names, started_by=started_by, started_at=now, deadline_at=deadline,
-                 policy=pol.to_json())
+                 policy=pol.to_json(), notice_id=notice_id)
     c.next_due_at = first_due(pol, now, deadline)
     s.add(c)
     s.flush()
@@ -91,7 +93,7 @@ def start_campaign(s: Session, *, node_id: int, title: str, instructions: str,
     if households is None:
         _all_households(s, c.id, node)
     else:
-        _given_households(s, c.id, node, households)
+        _given_households(s, c.id, node, households, persons)
     if not s.execute(sa.select(ITEMS.c.id).where(ITEMS.c.campaign_id == c.id).limit(1)).first():
         raise InvalidInput("campaign_no_households", name=node.name)
     counters.build(s, campaign_id=c.id, root_id=node.id)
@@ -120,15 +122,24 @@ def _all_households(s: Session, campaign_id: int, node: NodeRef) -> None:
 
 
 def _given_households(s: Session, campaign_id: int, node: NodeRef,
-                      households: Iterable[tuple[int, str]]) -> None:
+                      households: Iterable[tuple[int, str]],
+                      persons: Iterable[tuple[int, str, int]] = ()) -> None:
     pairs = {(int(n), (a or "").strip()[:ADDRESS_MAX]) for n, a in households}
     pairs = {(n, a) for n, a in pairs if a}
-    found = nodes_by_ids(s, {n for n, _ in pairs})
-    bad = [n for n, _ in pairs if n not in found or found[n].level is not Level.neighborhood
+    alone = {(int(n), (a or "").strip()[:ADDRESS_MAX], int(p)) for n, a, p in persons}
+    if any(not a for _, a, _ in alone):
+        raise InvalidInput("campaign_address_empty")
+    wanted = {n for n, _ in pairs} | {n for n, _, _ in alone}
+    found = nodes_by_ids(s, wanted)
+    bad = [n for n in wanted if n not in found or found[n].level is not Level.neighborhood
            or not node.contains(found[n])]
     if bad:
         raise InvalidInput("campaign_household_outside", node=sorted(bad)[0])
-    rows = [{"campaign_id": campaign_id, "node_id": n, "address": a} for n, a in sorted(pairs)]
+    rows: list[dict[str, object]] = [
+        {"campaign_id": campaign_id, "node_id": n, "address": a, "person_id": None}
+        for n, a in sorted(pairs)]
+    rows += [{"campaign_id": campaign_id, "node_id": n, "address": a, "person_id": p}
+             for n, a, p in sorted(alone)]
     for i in range(0, len(rows), 5000):
         s.execute(sa.insert(ITEMS), rows[i:i + 5000])
 

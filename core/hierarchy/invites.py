@@ -161,6 +161,8 @@ def redeem(session: Session, *, code: str, person_id: int) -> NodeRef:
     )).first()
     if held is None:
         session.add(Post(person_id=person_id, node_id=node.id, role=Role.resident.value))
+    elif held.moved_at is not None:
+        held.moved_at = None  # marked 已搬离 by a campaign, and joining again: back in routing
     invite.uses += 1
     session.flush()
     return node

@@ -344,7 +344,8 @@ def find_people(session: Session, text: str, *, within: NodeRef | None = None,
         low, high = subtree_bounds(within.path)
         inside = (
             sa.select(POST.c.person_id).join(N, N.c.id == POST.c.node_id)
-            .where(N.c.path >= low, N.c.path < high)
+            # A resident found moved away is no longer among a subtree's people.
+            .where(N.c.path >= low, N.c.path < high, POST.c.moved_at.is_(None))
         )
         q = q.where(P.c.id.in_(inside))
     ids = [r[0] for r in session.execute(q.order_by(P.c.id).limit(limit))]

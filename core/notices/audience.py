@@ -66,6 +66,11 @@ def _in_subtree(node: NodeRef) -> sa.ColumnElement[bool]:
     return sa.and_(N.c.path >= low, N.c.path < high)
 
 
+def _living() -> sa.ColumnElement[bool]:
+    """A resident post still in the registry: 已搬离 (a campaign's outcome) hides it."""
+    return POST.c.moved_at.is_(None)
+
+
 def _has_chat() -> sa.Exists:
     return sa.exists().where(CI.c.person_id == POST.c.person_id, CI.c.unreachable.is_(False))
 
@@ -88,7 +93,8 @@ def targets(session: Session, *, node: NodeRef, audience: tuple[Role, ...],
     if Role.resident in audience:
         q = (sa.select(POST.c.person_id, POST.c.node_id)
              .join(N, N.c.id == POST.c.node_id)
-             .where(_in_subtree(node), POST.c.role == Role.resident.value, _has_chat()))
+             .where(_in_subtree(node), POST.c.role == Role.resident.value, _living(),
+                    _has_chat()))
         for pid, nid in session.execute(q):
             found.setdefault(pid, Target(pid, Role.resident.value, nid))
         relay = _households_by_leader(session, node=node)
@@ -104,17 +110,26 @@ def targets(session: Session, *, node: NodeRef, audience: tuple[Role, ...],
     return list(found.values())
 
 
-def relay_households(session: Session, *, node: NodeRef) -> dict[int, list[Household]]:
-    """Per 邻长 (person id), the households of their 邻 in `node`'s subtree whose residents
-    have no chat of their own: what the 邻长 passes on by word of mouth (a campaign's items)."""
+def homes_without_chat(session: Session, *, node: NodeRef) -> dict[int, list[Household]]:
+    """Per 邻 (node id) in `node`'s subtree, the households of residents (not moved) of whom
+    none has a chat of their own: the items of a notice's relay, 邻长 or not."""
     q = (sa.select(POST.c.node_id, POST.c.address, POST.c.person_id)
          .join(N, N.c.id == POST.c.node_id)
-         .where(_in_subtree(node), POST.c.role == Role.resident.value, sa.not_(_has_chat()))
+         .where(_in_subtree(node), POST.c.role == Role.resident.value, _living(),
+                sa.not_(_has_chat()))
          .order_by(POST.c.node_id, POST.c.address, POST.c.person_id))
     by_node: dict[int, dict[str | int, list[int]]] = {}
     for nid, address, pid in session.execute(q):
         key: str | int = address.strip() if address and address.strip() else -pid
         by_node.setdefault(nid, {}).setdefault(key, []).append(pid)
+    return {nid: [Household(nid, k if isinstance(k, str) else None, tuple(v))
+                  for k, v in homes.items()] for nid, homes in by_node.items()}
+
+
+def relay_households(session: Session, *, node: NodeRef) -> dict[int, list[Household]]:
+    """Per 邻长 (person id), the households of their 邻 in `node`'s subtree whose residents
+    have no chat of their own: what the 邻长 passes on by word of mouth (a campaign's items)."""
+    by_node = homes_without_chat(session, node=node)
     if not by_node:
         return {}
     leaders = session.execute(
@@ -123,9 +138,7 @@ def relay_households(session: Session, *, node: NodeRef) -> dict[int, list[House
         .order_by(POST.c.id)).all()
     out: dict[int, list[Household]] = {}
     for nid, leader_id in leaders:
-        homes = by_node[nid]
-        out.setdefault(leader_id, []).extend(
-            Household(nid, k if isinstance(k, str) else None, tuple(v)) for k, v in homes.items())
+        out.setdefault(leader_id, []).extend(by_node[nid])
     return out
 
 
@@ -166,8 +179,8 @@ def write_recipients(session: Session, *, notice_id: int, node: NodeRef,
             sa.literal(notice_id), POST.c.person_id, sa.literal(Role.resident.value),
             sa.func.min(POST.c.node_id), sa.literal(0))
             .join(N, N.c.id == POST.c.node_id)
-            .where(_in_subtree(node), POST.c.role == Role.resident.value, _has_chat(),
-                   not_sender, ~taken)
+            .where(_in_subtree(node), POST.c.role == Role.resident.value, _living(),
+                   _has_chat(), not_sender, ~taken)
             .group_by(POST.c.person_id)))
         relay = {k: v for k, v in _households_by_leader(session, node=node).items()
                  if k != exclude}

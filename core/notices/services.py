@@ -21,6 +21,7 @@ from core.hierarchy.queries import Actor, NodeRef, children, node_by_id
 from core.hierarchy.scope import notice_refusal
 from core.hierarchy.tree import subtree_bounds
 from core.notices import events
+from core.notices import relay as relays
 from core.notices.audience import Target, parse_audience, targets, write_recipients
 from core.notices.model import (
     NOTICE,
@@ -83,9 +84,10 @@ def _summary(notice_id: int, found: list[Target]) -> Sent:
 def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterable[str],
          text: str, confirm: bool, deadline: datetime | None, now: datetime,
          reping: timedelta, policy: CasePolicy, photo: str | None = None,
-         document: str | None = None) -> Sent:
+         document: str | None = None, relay_window: timedelta = timedelta(days=3)) -> Sent:
     """Send a notice to the chosen tiers of `node`'s subtree; refused whole (nothing written)
-    for an empty text, a past deadline, or an audience with nobody in it."""
+    for an empty text, a past deadline, or an audience with nobody in it. Residents without a
+    chat get a relay campaign (core/notices/relay.py), due at the deadline or `relay_window`."""
     may_send(who=who, node=node)
     roles = parse_audience(audience)
     words, deadline = _checked(text=text, confirm=confirm, deadline=deadline, now=now)
@@ -107,12 +109,15 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
     if not total:
         raise InvalidInput("notice_nobody")  # the caller's transaction drops the notice row
     notice.recipients = total
-    relay = int(session.execute(sa.select(sa.func.coalesce(sa.func.sum(
+    relay_n = int(session.execute(sa.select(sa.func.coalesce(sa.func.sum(
         RECIPIENT.c.relay_households), 0)).where(RECIPIENT.c.notice_id == notice.id))
         .scalar_one())
     events.record(session, notice_id=notice.id, kind=NoticeEventKind.sent, at=now,
                   actor_id=notice.author_id)
-    return Sent(notice.id, total, by_role, relay)
+    if Role.resident in roles:
+        relays.start_relay(session, notice=notice, node=node, now=now, window=relay_window,
+                          policy=policy)
+    return Sent(notice.id, total, by_role, relay_n)
 
 
 def confirm(session: Session, *, notice_id: int, person_id: int, via: str,
@@ -167,6 +172,7 @@ class Status:
     node: NodeRef
     totals: Counts
     children: list[tuple[NodeRef, Counts]] = field(default_factory=list)
+    relay: relays.Progress | None = None  # the households its 邻长 tell, when it has a relay
 
 
 def status(session: Session, *, notice_id: int, viewer_scopes: list[NodeRef] | None
@@ -204,7 +210,8 @@ def status(session: Session, *, notice_id: int, viewer_scopes: list[NodeRef] | N
         by_child[int(child)] = c
         for f in ("recipients", "delivered", "confirmed", "unreachable", "relay_households"):
             setattr(totals, f, getattr(totals, f) + getattr(c, f))
-    return Status(notice, node, totals, [(k, by_child.get(k.id, Counts())) for k in kids])
+    return Status(notice, node, totals, [(k, by_child.get(k.id, Counts())) for k in kids],
+                  relays.progress(session, notice_id=notice_id))
 
 
 def names_of(session: Session, person_ids: Iterable[int]) -> dict[int, str]:

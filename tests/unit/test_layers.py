@@ -42,8 +42,10 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
     "core/cases/model.py": frozenset({"STATE_LABEL_ZH"}),
     "core/cases/ops.py": frozenset({"EVENT_VERB_ZH"}),
     # Data: a campaign's default outcomes (stored with each campaign, its starter may name
-    # others, like categories), and the two whose wording feeds the registry back.
-    "core/campaigns/model.py": frozenset({"DEFAULT_OUTCOMES", "MOVED", "NEWCOMER"}),
+    # others, like categories), a notice relay's (已转达/不在家/已搬离), and the two whose
+    # wording feeds the registry back.
+    "core/campaigns/model.py": frozenset({"DEFAULT_OUTCOMES", "RELAY_OUTCOMES", "MOVED",
+                                          "NEWCOMER"}),
     # Data: the stored text of a report that had only a photo, voice or place.
     "core/cases/services.py": frozenset({"NO_WORDS"}),
     # Data, not wording: what purge writes over a resident's words, and the full-width
