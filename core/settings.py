@@ -213,6 +213,7 @@ class Settings(BaseSettings):
     # Template messages for residents outside WeChat's 48-hour customer-service window.
     wechat_template_answer: str | None = None  # "your case was answered"
     wechat_template_confirm: str | None = None  # "is it fixed?"
+    wechat_template_notice: str | None = None  # a notice (通知) to confirm with 收到
     # A WeCom smart bot (智能机器人) in tier group chats: its own callback token and key.
     wecom_bot_token: SecretStr | None = None
     wecom_bot_encoding_aes_key: SecretStr | None = None

@@ -178,6 +178,34 @@ def test_an_answer_past_the_quota_goes_as_a_template(
     assert row.status == "sent"
 
 
+def test_a_notice_outside_the_window_goes_as_a_template(
+        engine: Engine, clock: FakeClock, oa: FakeWeChatApi, tmp_path: Path) -> None:
+    person = resident_who_wrote(engine, clock, oa)[1]
+    clock.advance(timedelta(hours=49))  # the 48-hour window closed
+    put(engine, clock, [Draft(text="【通知】周六上午大扫除，请回复“收到”", kind="notice",
+                              dedupe_key="n1", person_id=person),
+                        Draft(text="【提醒】请回复“收到”", kind="notice_reping",
+                              dedupe_key="n2", person_id=person)])
+    drain(engine, clock, oa_sender(engine, clock, oa, tmp_path,
+                                   wechat_template_notice="TPL_N"))
+    sent = [m for m in oa.sent_to(OPENID) if m.msgtype == "template"]
+    assert [m.body["template_id"] for m in sent] == ["TPL_N", "TPL_N"]
+    assert "大扫除" in sent[0].text
+    assert [r.status for r in outbox(engine)] == ["sent", "sent"]
+
+
+def test_without_a_notice_template_the_notice_waits_for_the_person(
+        engine: Engine, clock: FakeClock, oa: FakeWeChatApi, tmp_path: Path) -> None:
+    person = resident_who_wrote(engine, clock, oa)[1]
+    clock.advance(timedelta(hours=49))
+    put(engine, clock, [Draft(text="【通知】周六大扫除", kind="notice", dedupe_key="n1",
+                              person_id=person)])
+    drain(engine, clock, oa_sender(engine, clock, oa, tmp_path))
+    assert not [m for m in oa.sent_to(OPENID) if m.msgtype == "template"]
+    [row] = outbox(engine)
+    assert row.status == "dead" and "48-hour window" in (row.last_error or "")
+
+
 # ---- WeCom: task ids, card limits, response codes ------------------------------------------
 
 

@@ -65,6 +65,8 @@ def template_for(settings: Settings, kind: str) -> str | None:
         return settings.wechat_template_answer
     if kind in ("resolved", "confirm_reminder"):
         return settings.wechat_template_confirm
+    if kind in ("notice", "notice_reping"):  # a notice down the tree (core/notices)
+        return settings.wechat_template_notice
     return None
 
 
@@ -199,7 +201,8 @@ class WeChatTransport:
 
     def _template(self, openid: str, template: str, row: Row) -> str:
         data = {"first": {"value": row.text[:200]},
-                "keyword1": {"value": f"工单#{row.case_id}" if row.case_id else "—"},
+                "keyword1": {"value": f"工单#{row.case_id}" if row.case_id
+                             else "通知" if row.kind.startswith("notice") else "—"},
                 "remark": {"value": "回复本公众号任意消息即可继续沟通。"}}
         res = self.client.message.send_template(openid, template, data)
         return str((res or {}).get("msgid", "template"))
