@@ -15,7 +15,7 @@ from core.campaigns import marking
 from core.campaigns.services import start_campaign
 from core.clock import FakeClock
 from core.container import build_container
-from core.db import session_scope
+from core.db import write_session
 from core.hierarchy.queries import node_by_code
 from core.settings import Settings
 from tests.e2e.test_dashboard_browser import ARTIFACTS, browser_page  # noqa: F401
@@ -26,7 +26,7 @@ from webhooks.app import create_app
 
 def _mark(engine: Engine, clock: FakeClock, cid: int, code: str, n: int, outcome: int) -> None:
     leader = holder_of(engine, "neighbor_leader", code)
-    with session_scope(engine) as s:
+    with write_session(engine) as s:
         items = marking.items_of(s, campaign_id=cid, node_ids=[node_by_code(s, code).id])
         for it in [i for i in items if i.outcome is None][:n]:
             marking.mark(s, item_id=it.id, outcome=outcome, person_id=leader.person_id,
@@ -41,7 +41,7 @@ def test_board_counts_refresh_and_drill_down(sqlite_engine: Engine, sqlite_url: 
     st = Settings(_env_file=None, database_url=sqlite_url,  # type: ignore[call-arg]
                   media_dir=str(tmp_path / "media"), campaign_board_refresh="1s")
     admin = holder_of(engine, "admin", TOWN)
-    with session_scope(engine) as s:
+    with write_session(engine) as s:
         c = start_campaign(s, node_id=node_by_code(s, TOWN).id, title="敲门行动·人口核查",
                            instructions="", outcomes=None,
                            deadline=clock.now() + timedelta(hours=8),
@@ -55,7 +55,7 @@ def test_board_counts_refresh_and_drill_down(sqlite_engine: Engine, sqlite_url: 
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser_page
     with serve(app) as url:
-        with session_scope(engine) as s:
+        with write_session(engine) as s:
             token = accounts.issue_login_token(s, person_id=admin.person_id, now=clock.now(),
                                                ttl=timedelta(minutes=15))
         page.goto(f"{url}/login/{token}")
@@ -94,5 +94,5 @@ def test_board_counts_refresh_and_drill_down(sqlite_engine: Engine, sqlite_url: 
 
 
 def node_by_code_id(engine: Engine, code: str) -> int:
-    with session_scope(engine) as s:
+    with write_session(engine) as s:
         return node_by_code(s, code).id

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from core.campaigns.services import close_campaign, start_campaign
 from core.clock import FakeClock
 from core.container import build_container
-from core.db import make_engine, migrate, session_scope
+from core.db import make_engine, migrate, write_session
 from core.hierarchy.queries import node_by_code
 from core.settings import Settings
 from tests.e2e.test_webchat import Browser, _close_clients  # noqa: F401  (closes clients)
@@ -86,7 +86,7 @@ def test_web_chat_checklist(web: tuple[str, Any, FakeClock]) -> None:
     gl = Chat(base, engine, holder_of(engine, "group_leader", GROUP1).person_id)
     a.say("摸排")
     a.last("没有进行中的摸排任务")
-    with session_scope(engine) as s:
+    with write_session(engine) as s:
         c = start_campaign(s, node_id=node_by_code(s, GROUP1).id, title="人口核查",
                            instructions="", outcomes=None,
                            deadline=clock.now() + timedelta(hours=6), started_by=None,
@@ -138,7 +138,7 @@ def test_web_chat_checklist(web: tuple[str, Any, FakeClock]) -> None:
                                     " AND address = '幸福社区3号楼101室'"), {"c": cid}).scalar()
     assert note == "老人独居，需关注"
 
-    with session_scope(engine) as s:
+    with write_session(engine) as s:
         close_campaign(s, campaign_id=cid or 0, person_id=None, clock=clock)
     mid, _, page_b = b.last("已登记 0/3")
     b.press(next(x for x in page_b if "202室" in x["label"]), mid)

@@ -17,7 +17,7 @@ from core import accounts
 from core.campaigns import marking
 from core.clock import FakeClock
 from core.container import build_container
-from core.db import session_scope
+from core.db import write_session
 from core.hierarchy.queries import node_by_code
 from core.settings import Settings
 from tests.e2e.test_dashboard_browser import ARTIFACTS, browser_page  # noqa: F401
@@ -40,7 +40,7 @@ def test_the_notice_page_shows_its_relay(sqlite_engine: Engine, sqlite_url: str,
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser_page
     with serve(app) as url:
-        with session_scope(engine) as s:
+        with write_session(engine) as s:
             token = accounts.issue_login_token(s, person_id=sec.person_id, now=clock.now(),
                                                ttl=timedelta(minutes=15))
         page.goto(f"{url}/login/{token}")
@@ -63,7 +63,7 @@ def test_the_notice_page_shows_its_relay(sqlite_engine: Engine, sqlite_url: str,
         # The 邻长 marks one household in chat (the same service the buttons call).
         with Session(engine) as s:
             item = marking.items_of(s, campaign_id=cid, node_ids=[node_by_code(s, LIN1).id])[0]
-        with session_scope(engine) as s:
+        with write_session(engine) as s:
             marking.mark(s, item_id=item.id, outcome=0, person_id=lz.person_id, clock=clock)
         page.reload()
         cells = page.locator("#relay tr").nth(1).locator("td").all_inner_texts()

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from core import accounts
 from core.clock import FakeClock
 from core.container import build_container
-from core.db import session_scope
+from core.db import write_session
 from core.settings import Settings
 from tests.e2e.test_dashboard_browser import ARTIFACTS, browser_page  # noqa: F401
 from tests.support.demo_city import VILLAGE1, holder_of, load_demo
@@ -35,7 +35,7 @@ def test_a_secretary_sends_a_notice_from_the_dashboard(sqlite_engine: Engine, sq
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser_page
     with serve(app) as url:
-        with session_scope(engine) as s:
+        with write_session(engine) as s:
             token = accounts.issue_login_token(s, person_id=sec.person_id, now=clock.now(),
                                                ttl=timedelta(minutes=15))
         page.goto(f"{url}/login/{token}")

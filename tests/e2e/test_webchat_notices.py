@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from core import accounts
 from core.clock import FakeClock
 from core.container import build_container
-from core.db import make_engine, migrate, session_scope
+from core.db import make_engine, migrate, write_session
 from core.settings import Settings
 from tests.e2e.test_webchat import Browser, _close_clients  # noqa: F401  (closes clients)
 from tests.support.demo_city import VILLAGE1, holder_of, load_demo
@@ -124,7 +124,7 @@ def test_web_chat_notice_with_receipts(web: dict[str, Any]) -> None:
     other.press(copied)
     other.wait("不是发给您的")
 
-    with session_scope(engine) as s:
+    with write_session(engine) as s:
         token = accounts.issue_login_token(s, person_id=sec.id, now=clock.now(),
                                            ttl=timedelta(minutes=15))
     with engine.connect() as conn:
