@@ -11,6 +11,7 @@ The lookup is bounded by indexes, never a table scan: the same 组's open cases 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +80,13 @@ def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def tokens(text: str) -> list[str]:
+    """The words of a report, cut once per text: a 组's open cases are compared with every
+    new report there, so their cuts are kept (bounded; the list is never changed by callers)."""
+    return _cut(text)
+
+
+@functools.lru_cache(maxsize=50_000)
+def _cut(text: str) -> list[str]:
     """The words of a report as jieba cuts them for search (下水道 also gives 下水, 水道),
     without punctuation and filler, sorted and once each."""
     import jieba  # loads its dictionary on first use, never at import time
@@ -89,12 +97,13 @@ def tokens(text: str) -> list[str]:
 
 def similarity(a: str, b: str) -> float:
     """How alike two reports read, 0–100 (rapidfuzz's ratio over their jieba token lists)."""
+    return _score(tokens(a), tokens(b))
+
+
+def _score(ta: list[str], tb: list[str]) -> float:
     from rapidfuzz import fuzz
 
-    ta, tb = tokens(a), tokens(b)
-    if not ta or not tb:
-        return 0.0
-    return float(fuzz.ratio(ta, tb))
+    return float(fuzz.ratio(ta, tb)) if ta and tb else 0.0
 
 
 def locate(case: Case, attachments: Sequence[object]) -> None:
@@ -173,10 +182,11 @@ def candidates(session: Session, *, case_id: int, limit: int = MAX_CANDIDATES) -
         FOLLOWERS.c.person_id == case.resident_id,
         FOLLOWERS.c.case_id.in_(list(rows)))).scalars()) if rows else set()
     found: list[Candidate] = []
+    own = tokens(case.text)
     for cid, (row, dist) in rows.items():
         if cid == case_id or cid in mine:
             continue
-        score = similarity(case.text, row[1])
+        score = _score(own, tokens(row[1]))
         if score >= (NEARBY_SCORE if dist is not None else SAME_GROUP_SCORE):
             found.append(Candidate(cid, row[1], score, dist, 0))
     found.sort(key=lambda c: (-c.score, c.distance_m or 0.0, -c.id))
