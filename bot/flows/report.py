@@ -193,5 +193,6 @@ def my_cases(ctx: Ctx) -> None:
         v = view(ctx.session, case_id=c.id or 0, now=now)
         holder = f"，{v.holder_name}承办" if v.holder_name and v.state in (
             State.open, State.accepted) else ""
-        lines.append(f"#{v.id} {STATE_LABEL_ZH[v.state]}{holder}：{clip(v.text, 30)}")
+        many = ctx.t("n_supporters", n=v.supporters) if v.supporters > 1 else ""
+        lines.append(f"#{v.id} {STATE_LABEL_ZH[v.state]}{holder}：{clip(v.text, 30)}{many}")
     ctx.say("\n".join(lines))

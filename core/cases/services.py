@@ -248,6 +248,7 @@ class CaseView:
     rating: int | None
     merged_into_id: int | None
     attachments: int
+    supporters: int = 1  # residents who reported it (N 人反映): the reporter and "me too"s
 
 
 def view(session: Session, *, case_id: int, now: datetime) -> CaseView:
@@ -271,6 +272,7 @@ def view(session: Session, *, case_id: int, now: datetime) -> CaseView:
             or bool(deadline and deadline < now and case.stage != Stage.confirm.value)),
         opened_at=as_utc(case.opened_at), rating=case.rating,
         merged_into_id=case.merged_into_id, attachments=int(n_att),
+        supporters=len(ops.followers(session, case_id)),
     )
 
 

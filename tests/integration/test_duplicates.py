@@ -208,3 +208,42 @@ def test_a_leader_merges_from_the_card(city: Engine, clock: FakeClock,
     assert any(f"工单#{second}合并" in r["text"] for r in out)
     assert case_row(city, second)[:2] == ("merged", first)
     assert followers(city, first) == {a, b}
+
+
+def test_the_map_and_figures_count_a_joined_report_once(city: Engine, clock: FakeClock,
+                                                        settings: Settings) -> None:
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from core.cases.lists import count_open_below
+    from core.cases.stats import figures
+    from core.hierarchy.queries import node_by_code
+
+    two_neighbours(city)
+    send(city, clock, settings, sender="7001", text="3号楼前面的垃圾好几天没人清理了",
+         media=where(HERE))
+    first = newest_case(city)
+    rows = send(city, clock, settings, sender="7002", text="3号楼垃圾没人清理，很臭",
+                media=where(NEAR))
+    second = newest_case(city)
+    pick = next(x for x in offer(rows)["actions"] if x["action"] == "dupe_pick")  # type: ignore[index]
+    send(city, clock, settings, sender="7002",
+         press=Press("dupe_pick", second, pick["version"], arg=str(first)))
+    with Session(city) as session:
+        group = node_by_code(session, GROUP1)
+        assert count_open_below(session, node=group, now=clock.now()) == (1, 0)
+        f = figures(session, node=group, start=clock.now() - timedelta(days=1),
+                    end=clock.now() + timedelta(days=1))
+    assert (f.received, f.merged) == (2, 1), "both reports were received, one is a duplicate"
+    assert f.received - f.merged == 1
+
+    # Lists say how many reported it (N 人反映): the case view and the dashboard's list.
+    from core import reports
+    from core.cases.services import view
+
+    with Session(city) as session:
+        assert view(session, case_id=first, now=clock.now()).supporters == 2
+        page, _ = reports.case_list(session, f=reports.CaseFilter(node=group, limit=10),
+                                    now=clock.now())
+    assert {r.id: r.supporters for r in page} == {first: 2, second: 1}
