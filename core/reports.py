@@ -3,7 +3,7 @@ a case when. Everything is limited to one node's subtree by the materialized pat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -54,6 +54,7 @@ class CaseRow:
     deadline_at: datetime | None
     overdue: bool
     rating: int | None
+    supporters: int = 1  # N 人反映
 
 
 def case_list(session: Session, *, f: CaseFilter,
@@ -101,6 +102,10 @@ def case_list(session: Session, *, f: CaseFilter,
                          and r.stage != Stage.confirm.value),
             rating=r.rating,
         ))
+    from core.cases.duplicates import supporters
+
+    many = supporters(session, [r.id for r in out])  # one query for the page
+    out = [replace(r, supporters=many.get(r.id, 1)) for r in out]
     return out, (out[-1].id if len(rows) > f.limit and out else None)
 
 

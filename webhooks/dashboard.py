@@ -128,7 +128,8 @@ def router(c: Container) -> APIRouter:
             f'<td data-label="状态"><span class="st {row.state}">'
             f'{STATE_LABEL_ZH[State(row.state)]}</span>'
             f'{" <b class=warn>超时</b>" if row.overdue else ""}'
-            f'</td><td class="txt" data-label="内容">{e(row.text[:60])}</td>'
+            f'</td><td class="txt" data-label="内容">{e(row.text[:60])}'
+            f'{f" <b>{row.supporters}人反映</b>" if row.supporters > 1 else ""}</td>'
             f'<td data-label="类别">{e(row.category or "—")}</td>'
             f'<td data-label="承办人">{e(role_zh(row.holder_role))}{e(row.holder_name or "")}</td>'
             f'<td data-label="提交时间">{_fmt(row.opened_at, tz)}</td>'
@@ -234,7 +235,8 @@ def router(c: Container) -> APIRouter:
 <dl><dt>类别</dt><dd>{e(cv.category or "未分类")}</dd>
 <dt>承办人</dt><dd>{e(role_zh(cv.holder_role))}{e(cv.holder_name or "—")}</dd>
 <dt>提交</dt><dd>{_fmt(cv.opened_at, tz)}</dd><dt>期限</dt><dd>{_fmt(cv.deadline_at, tz)}</dd>
-<dt>满意度</dt><dd>{cv.rating or "—"}</dd></dl></section>
+<dt>满意度</dt><dd>{cv.rating or "—"}</dd>
+<dt>反映人数</dt><dd>{cv.supporters} 人反映</dd></dl></section>
 <section class="card"><h2>照片与语音</h2><div class="media">{media_html}</div></section>
 {actions_html}</div><div>
 <section class="card"><h2>承办经过</h2><ul class="holders">{holders}</ul></section>

@@ -53,8 +53,9 @@ def _case_lines(ctx: Ctx, cases: list[object]) -> list[str]:
         v = view(ctx.session, case_id=c.id, now=now)  # type: ignore[attr-defined]
         due = v.deadline_at.astimezone(ctx.tz).strftime("%m-%d %H:%M") if v.deadline_at else "—"
         late = "【超时】" if v.overdue else ""
+        many = ctx.t("n_supporters", n=v.supporters) if v.supporters > 1 else ""
         lines.append(f"{late}#{v.id} {STATE_LABEL_ZH[v.state]} {v.holder_name or ''} "
-                     f"限{due}：{clip(v.text, 24)}")
+                     f"限{due}：{clip(v.text, 24)}{many}")
     return lines
 
 

@@ -64,6 +64,10 @@ def press(ctx: Ctx, p: Press) -> None:
         choose_category(ctx, cid, p.arg)
     elif p.action == "new_case":
         split_off(ctx)
+    elif p.action == "merge":
+        into = int(p.arg) if p.arg and p.arg.isdigit() else 0
+        actions.merge(ctx.session, into_case_id=into, **common)
+        _done(ctx, "merged_done", cid)
     else:
         ctx.ack(ctx.t("invalid", detail="这个按钮已失效"))
 

@@ -76,7 +76,10 @@ def report(ctx: Ctx) -> None:
     category = suggest_category(text)
     case = open_case(ctx.session, clock=ctx.clock, settings=ctx.settings, resident_id=resident,
                      text=text, attachments=attachments, category=category, via=i.platform)
-    if category is None:
+    # "是不是这件事？" first: joining a case needs no category; else the category question.
+    from bot.flows import duplicates
+
+    if not duplicates.offer(ctx, case) and category is None:
         ask_category(ctx, case.id or 0, case.version)
     forward_photos(ctx, case_id=case.id or 0, holder_id=case.holder_id)
 
@@ -190,5 +193,6 @@ def my_cases(ctx: Ctx) -> None:
         v = view(ctx.session, case_id=c.id or 0, now=now)
         holder = f"，{v.holder_name}承办" if v.holder_name and v.state in (
             State.open, State.accepted) else ""
-        lines.append(f"#{v.id} {STATE_LABEL_ZH[v.state]}{holder}：{clip(v.text, 30)}")
+        many = ctx.t("n_supporters", n=v.supporters) if v.supporters > 1 else ""
+        lines.append(f"#{v.id} {STATE_LABEL_ZH[v.state]}{holder}：{clip(v.text, 30)}{many}")
     ctx.say("\n".join(lines))

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bot.flows.texts import t
 from bot.notify import render as R
 from bot.notify.context import CARD_ROW_KINDS, Env, Recipient
-from bot.notify.messages import gone_note
+from bot.notify.messages import gone_note, supporters_note
 from core.cases.model import ACTIVE_STATES, Case, CaseEvent, State
 from core.deliveries import CARD_UPDATE
 from core.outbox import OUT, RETRYABLE, Action, Draft
@@ -46,6 +46,7 @@ def copy_for(env: Env, e: CaseEvent, case: Case, r: Recipient) -> tuple[str, tup
     address = env.addresses.get(case.id)
     if address and holder:
         text += t(lang, "n_card_where", address=address)
+    text += supporters_note(env, case, r)
     if not r.private:
         return mask_text(text), ()
     return text + gone_note(env, case, r), R.holder_actions(lang, case) if holder else ()

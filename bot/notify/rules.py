@@ -78,6 +78,7 @@ LIVE = frozenset({
     K.reassigned, K.rerouted, K.verify_requested, K.verified, K.sent_back,
     K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
     K.resident_unreachable,
+    K.merged_in,  # N 人反映 went up
 })
 
 # Notices (core/notices): who hears of each notice event, rendered by bot/notify/notices.py.

@@ -94,6 +94,8 @@ class Case(SQLModel, table=True):
         # The dashboard map counts unfinished and overdue cases per subtree from this index alone.
         sa.Index("ix_cases_state_path_deadline", "state", "node_path", "deadline_at",
                  "missed_deadlines"),
+        # Duplicate suggestion: open cases within 100 m by their coarse cell (duplicates.py).
+        sa.Index("ix_cases_cell_state", "geo_cell", "state"),
         sa.CheckConstraint("rating IS NULL OR (rating BETWEEN 1 AND 5)", name="ck_cases_rating"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -145,6 +147,10 @@ class Case(SQLModel, table=True):
     rating_comment: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     reject_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     merged_into_id: int | None = Field(default=None, foreign_key="cases.id")
+    # Where the resident said it is (their first location), and its coarse cell of 0.002°.
+    latitude: float | None = None
+    longitude: float | None = None
+    geo_cell: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
     # The deadline policy in force when the case opened (policy.CasePolicy.to_json()).
     policy: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
 

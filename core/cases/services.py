@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.cases import events, ops, route_rules
+from core.cases import duplicates, events, ops, route_rules
 from core.cases.model import (
     ACTIVE_STATES,
     ATTACHMENTS,
@@ -138,6 +138,7 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
         first_holder_id=target.person.id, first_holder_role=target.role.value,
     )
     ops.assign(case, target)
+    duplicates.locate(case, attachments)
     session.add(case)
     session.flush()
     assert case.id is not None
@@ -189,6 +190,7 @@ def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
     for a in attachments:
         _check_attachment(a)
     case.updated_at = now
+    duplicates.locate(case, attachments)
     event = ops.record(session, case, kind=EventKind.added, at=now, actor_id=person_id,
                        via=via, note=body or None,
                        # The flood rule: the timeline keeps it, nobody is told (bot/notify).
@@ -246,6 +248,7 @@ class CaseView:
     rating: int | None
     merged_into_id: int | None
     attachments: int
+    supporters: int = 1  # residents who reported it (N 人反映): the reporter and "me too"s
 
 
 def view(session: Session, *, case_id: int, now: datetime) -> CaseView:
@@ -269,6 +272,7 @@ def view(session: Session, *, case_id: int, now: datetime) -> CaseView:
             or bool(deadline and deadline < now and case.stage != Stage.confirm.value)),
         opened_at=as_utc(case.opened_at), rating=case.rating,
         merged_into_id=case.merged_into_id, attachments=int(n_att),
+        supporters=len(ops.followers(session, case_id)),
     )
 
 

@@ -46,6 +46,8 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
     # wording feeds the registry back.
     "core/campaigns/model.py": frozenset({"DEFAULT_OUTCOMES", "RELAY_OUTCOMES", "MOVED",
                                           "NEWCOMER"}),
+    # Data, not wording: the filler words duplicate suggestion drops before comparing.
+    "core/cases/duplicates.py": frozenset({"_STOP_WORDS"}),
     # Data: the stored text of a report that had only a photo, voice or place.
     "core/cases/services.py": frozenset({"NO_WORDS"}),
     # Data, not wording: what purge writes over a resident's words, and the full-width

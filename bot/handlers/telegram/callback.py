@@ -18,6 +18,8 @@ CODES = {
     "cmp_list": "cl", "cmp_item": "ci", "cmp_mark": "cm", "cmp_note": "cn", "cmp_add": "ca",
     "cmp_ok": "co", "cmp_no": "cr",
     "verify_ok": "vo", "send_back": "sb",
+    # "是不是这件事？": a candidate (arg: its case), or 不是，新问题
+    "dupe_pick": "dp", "dupe_none": "dn",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
