@@ -144,6 +144,16 @@ def run_sweep(engine: Engine, *, clock: Clock, batch: int = 2000,
             if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
                 session.execute(sa.text("UPDATE campaign SET id = id WHERE 0 = 1"))
             total.campaigns = sweep_campaigns(session, now=clock.now())
+    from core.cases import away
+
+    with Session(engine) as peek:
+        returns = away.any_due(peek, now=clock.now())
+    if returns:
+        # Absences that have run out end here (/back by itself), before deadlines are looked at.
+        with session_scope(engine) as session:
+            if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+                session.execute(sa.text("UPDATE away SET id = id WHERE 0 = 1"))
+            away.end_due(session, clock=clock)
     for _ in range(max_rounds):
         with Session(engine) as peek:
             if not anything_due(peek, now=clock.now()):
