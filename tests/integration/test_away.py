@@ -61,7 +61,7 @@ def _setup(engine: Engine) -> tuple[Any, Any, Any]:
 
 def test_away_three_days_routes_to_the_group_leader_and_back_restores(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st = world
-    resident, leader, group = _setup(engine)
+    _resident, leader, group = _setup(engine)
     send(engine, clock, st, sender="5100", text="楼道灯坏了")
     assert cases(engine)[0].holder_id == leader.person_id
 
@@ -110,7 +110,7 @@ def test_away_three_days_routes_to_the_group_leader_and_back_restores(world) -> 
 
 def test_back_hands_back_what_the_stand_in_still_holds(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st = world
-    resident, leader, group = _setup(engine)
+    _resident, leader, group = _setup(engine)
     send(engine, clock, st, sender="9100", command="away", args=("2026-11-25",))
     send(engine, clock, st, sender="5100", text="楼下水管漏水")
     assert cases(engine)[0].holder_id == group.person_id
@@ -123,7 +123,7 @@ def test_back_hands_back_what_the_stand_in_still_holds(world) -> None:  # type: 
 
 def test_the_sweep_ends_an_absence_at_its_end(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st = world
-    resident, leader, group = _setup(engine)
+    _resident, leader, group = _setup(engine)
     # Away through Tuesday: back at midnight before Wednesday (Shanghai).
     out = send(engine, clock, st, sender="9100", command="away", args=("11-24",))
     assert "11月25日 00:00" in texts(out), texts(out)
@@ -144,7 +144,7 @@ def test_the_sweep_ends_an_absence_at_its_end(world) -> None:  # type: ignore[no
 
 def test_a_named_stand_in_and_an_admin_setting_it_for_someone(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st = world
-    resident, leader, group = _setup(engine)
+    _resident, leader, _group = _setup(engine)
     peer = holder_of(engine, "neighbor_leader", PEER_LIN)
     admin = holder_of(engine, "admin", TOWN)
     link(engine, admin.person_id, "9900")
@@ -186,7 +186,7 @@ def test_a_stand_in_who_is_away_is_refused(world) -> None:  # type: ignore[no-un
 
 def test_an_admin_outside_the_scope_and_a_resident_are_refused(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st = world
-    resident, leader, group = _setup(engine)
+    _resident, leader, _group = _setup(engine)
     other = holder_of(engine, "neighbor_leader", OTHER_VILLAGE_LIN)
     link(engine, other.person_id, "9300")
     # A 邻长 cannot set an absence for somebody else.

@@ -54,7 +54,7 @@ def _open(world: Any) -> tuple[Any, Any, dict[str, Any]]:
 
 def test_canned_buttons_on_the_card_send_the_chosen_text(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st, _ = world
-    resident, leader, card = _open(world)
+    resident, _leader, card = _open(world)
     canned = [a for a in card["actions"] if a["action"] == "canned"]
     assert [a["arg"] for a in canned] == ["0", "1"]
     assert canned[0]["label"].startswith("💬已安排维修人员")
@@ -78,7 +78,7 @@ def test_canned_buttons_on_the_card_send_the_chosen_text(world) -> None:  # type
 
 def test_a_canned_answer_can_be_replaced_by_typing(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st, _ = world
-    resident, leader, card = _open(world)
+    resident, _leader, card = _open(world)
     send(engine, clock, st, sender="9100",
          press=Press("canned", card["case_id"], card["actions"][0]["version"], arg="1",
                      query_id="q"))
@@ -89,7 +89,7 @@ def test_a_canned_answer_can_be_replaced_by_typing(world) -> None:  # type: igno
 
 def test_a_press_for_an_answer_that_is_gone_is_refused(world) -> None:  # type: ignore[no-untyped-def]
     engine, clock, st, _ = world
-    resident, leader, card = _open(world)
+    _resident, _leader, card = _open(world)
     out = send(engine, clock, st, sender="9100",
                press=Press("canned_send", card["case_id"], card["actions"][0]["version"],
                            arg="7", query_id="q"))
@@ -117,7 +117,7 @@ def test_an_uncategorised_case_has_no_canned_buttons(world) -> None:  # type: ig
     ("长" * 301, r"longer than 300"),
 ])
 def test_a_bad_canned_cell_is_file_row_reason(world, cell: str, want: str) -> None:  # type: ignore[no-untyped-def]
-    engine, clock, st, tmp = world
+    engine, _clock, _st, tmp = world
     f = tmp / "categories.csv"
     f.write_text(f"category,canned\n环境卫生,好的\n公共设施,{cell}\n", encoding="utf-8")
     with pytest.raises(ImportRejected) as exc:
@@ -133,7 +133,7 @@ def test_a_bad_canned_cell_is_file_row_reason(world, cell: str, want: str) -> No
 
 
 def test_the_export_writes_the_canned_column_back(world) -> None:  # type: ignore[no-untyped-def]
-    engine, clock, st, tmp = world
+    engine, _clock, _st, tmp = world
     export_files(engine, tmp / "out")
     text = (tmp / "out" / "categories.csv").read_text(encoding="utf-8-sig")
     assert text.splitlines()[0].endswith(",canned")
