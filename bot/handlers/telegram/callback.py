@@ -18,6 +18,8 @@ CODES = {
     "cmp_list": "cl", "cmp_item": "ci", "cmp_mark": "cm", "cmp_note": "cn", "cmp_add": "ca",
     "cmp_ok": "co", "cmp_no": "cr",
     "verify_ok": "vo", "send_back": "sb",
+    # 常用答复 (bot/flows/leader.py): the answer's number on the card, and 按此发送
+    "canned": "cd", "canned_send": "cs",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
