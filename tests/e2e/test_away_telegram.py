@@ -108,7 +108,7 @@ def test_a_leader_away_for_three_days(world) -> None:  # type: ignore[no-untyped
 
 
 def test_canned_reply_buttons_send_the_chosen_text(world) -> None:  # type: ignore[no-untyped-def]
-    tg, engine, clock = world
+    tg, _, _ = world
     msg(tg, RESIDENT_TG, text="小区门口的路灯坏了")
     card = wait_for(lambda: [m for m in tg.sent_to(LEADER_TG) if "路灯" in (m.text or "")
                              and m.reply_markup], why="the card at the 邻长")[0]
