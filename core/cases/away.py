@@ -83,10 +83,30 @@ def active(session: Session, *, person_id: int, now: datetime) -> Away | None:
     return session.execute(q).scalar_one_or_none()
 
 
+_CACHE = "away_now"
+
+
+def _away_now(session: Session, now: datetime) -> dict[int, Away]:
+    """Everyone away at `now`, read once per session and moment: the sweep hands over
+    thousands of cases a batch and asks for each (the table holds a handful of rows)."""
+    cached = session.info.get(_CACHE)
+    if cached is not None and cached[0] == now:
+        return cached[1]
+    q = sa.select(Away).where(AWAY.c.ended_at.is_(None), AWAY.c.starts_at <= now,
+                              AWAY.c.ends_at > now)
+    found = {a.person_id: a for a in session.execute(q).scalars()}
+    session.info[_CACHE] = (now, found)
+    return found
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_CACHE, None)
+
+
 def cover(session: Session, target: Target, *, now: datetime) -> tuple[Target, int | None]:
     """Where a case routed to `target` really goes: the stand-in while the target is away
     (and whom they cover for), else the target itself."""
-    away = active(session, person_id=target.person.id, now=now)
+    away = _away_now(session, now).get(target.person.id)
     if away is None:
         return target, None
     stand_in = session.get(Person, away.stand_in_id)
@@ -181,6 +201,7 @@ def set_away(session: Session, *, clock: Clock, tz: ZoneInfo, setter_id: int, pe
                set_by_id=setter_id, starts_at=now, ends_at=ends)
     session.add(row)
     session.flush()
+    _forget(session)
     handed = _hand(session, _held_by(session, person_id), target, now=now,
                    covering_for=person_id, actor_id=setter_id, detail={"away": row.id})
     events.publish(session)
@@ -232,6 +253,8 @@ def end_away(session: Session, *, clock: Clock, setter_id: int | None, person_id
         _check_setter(actor(session, setter_id), who, role, node)
     row.ended_at = now
     row.end_reason = reason
+    session.flush()
+    _forget(session)
     covered = list(session.execute(
         sa.select(Case).where(CASES.c.covering_for_id == person_id)).scalars())
     back = [c for c in covered if c.holder_id == row.stand_in_id and c.state in HANDED_STATES
