@@ -13,7 +13,7 @@ from bot.flows.types import Button, Press
 from core import conversations
 from core.cases import actions, closing, verify
 from core.cases.services import add_to_case, view
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 
 CASE_REF = re.compile(r"(?:工单)?#(\d{1,9})(?!\d)")  # nine digits fit an INTEGER id
 # Presses that need words first: the prompt to show and the state to wait in.
@@ -60,6 +60,15 @@ def press(ctx: Ctx, p: Press) -> None:
     elif p.action == "not_fixed":
         closing.not_fixed(ctx.session, **common)
         _done(ctx, "reopened", cid)
+    elif p.action == "canned":
+        _canned_prompt(ctx, p)
+    elif p.action == "canned_send":
+        text = _canned_text(ctx, p)
+        i = ctx.inbound
+        conversations.clear_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                                  user_id=i.sender_id)
+        actions.reply(ctx.session, text=text, **common)
+        _done(ctx, "replied", cid)
     elif p.action == "category":
         choose_category(ctx, cid, p.arg)
     elif p.action == "new_case":
@@ -70,6 +79,36 @@ def press(ctx: Ctx, p: Press) -> None:
         _done(ctx, "merged_done", cid)
     else:
         ctx.ack(ctx.t("invalid", detail="这个按钮已失效"))
+
+
+def _canned_text(ctx: Ctx, p: Press) -> str:
+    """The 常用答复 a button stands for: its category's answer number `arg`."""
+    from core.cases.model import Case
+    from core.hierarchy.import_categories import split_canned
+    from core.hierarchy.model import Category
+
+    case = ctx.session.get(Case, p.case_id)
+    cat = ctx.session.get(Category, case.category_id) if case and case.category_id else None
+    answers = split_canned(cat.canned if cat else None)
+    k = int(p.arg) if p.arg is not None and p.arg.isdigit() else -1
+    if not 0 <= k < len(answers):
+        raise InvalidInput("canned_gone")
+    return answers[k]
+
+
+def _canned_prompt(ctx: Ctx, p: Press) -> None:
+    """A 常用答复 pressed: the reply prompt with its text, to send as is or to replace by
+    typing (the prompt waits as for 答复居民)."""
+    _check_current(ctx, p)
+    text = _canned_text(ctx, p)
+    i = ctx.inbound
+    conversations.set_state(ctx.session, platform=i.platform, chat_id=i.chat_id,
+                            user_id=i.sender_id, state="await_reply",
+                            data={"case_id": p.case_id, "version": p.version},
+                            now=ctx.clock.now())
+    ctx.ack(ctx.t("canned_btn_send"))
+    ctx.say(ctx.t("canned_prompt", text=text), case_id=p.case_id, buttons=(
+        Button(ctx.t("canned_btn_send"), "canned_send", p.case_id, p.version, arg=p.arg),))
 
 
 def _check_current(ctx: Ctx, p: Press) -> None:

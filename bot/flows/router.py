@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.flows import campaign, commands, duplicates, flood, join, leader, notices, report
+from bot.flows import away, campaign, commands, duplicates, flood, join, leader, notices, report
 from bot.flows.context import Ctx
 from core import conversations
 from core.hierarchy.invites import typed_code
@@ -28,6 +28,8 @@ LEADER_COMMANDS = {
     "revoke": commands.revoke_cmd,
     "notice": notices.start,
     "campaign": campaign.checklist_cmd,
+    "away": away.away_cmd,
+    "back": away.back_cmd,
 }
 # `绑定 K3M9-X2AB`: a person invite typed where no link can be opened (WeChat, WeCom).
 BIND_TEXT = re.compile(r"^\s*(?:绑定\s*|bind\s+)([A-Za-z0-9][A-Za-z0-9\s\-]{0,14})\s*$", re.I)

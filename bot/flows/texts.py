@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from bot.flows import (
+    texts_away,
     texts_campaigns,
     texts_dupes,
     texts_en,
@@ -22,7 +23,7 @@ from bot.flows import (
 
 # Further areas add their module here: (module with ZH and EN dicts).
 AREAS: tuple[ModuleType, ...] = (texts_notify, texts_notices, texts_campaigns,
-                                  texts_policies, texts_dupes)
+                                  texts_policies, texts_dupes, texts_away)
 
 
 def _join(lang: str, base: dict[str, str]) -> dict[str, str]:

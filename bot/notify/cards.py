@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bot.flows.texts import t
 from bot.notify import render as R
 from bot.notify.context import CARD_ROW_KINDS, Env, Recipient
-from bot.notify.messages import gone_note, supporters_note
+from bot.notify.messages import covering_note, gone_note, supporters_note
 from core.cases.model import ACTIVE_STATES, Case, CaseEvent, State
 from core.deliveries import CARD_UPDATE
 from core.outbox import OUT, RETRYABLE, Action, Draft
@@ -49,7 +49,8 @@ def copy_for(env: Env, e: CaseEvent, case: Case, r: Recipient) -> tuple[str, tup
     text += supporters_note(env, case, r)
     if not r.private:
         return mask_text(text), ()
-    return text + gone_note(env, case, r), R.holder_actions(lang, case) if holder else ()
+    return (text + covering_note(env, case, r) + gone_note(env, case, r),
+            env.holder_actions(lang, case) if holder else ())
 
 
 def refresh(env: Env, e: CaseEvent, *, fresh: set[Recipient], now: datetime) -> list[Draft]:

@@ -11,13 +11,15 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot.dispatcher.rows import CARD_KINDS, CHAT_CARD, HOLDER_CARD
+from bot.notify import render as R
 from core.cases import ops
 from core.cases.model import CASES, Case, CaseEvent
 from core.cases.routing import Target, chains_for, next_target
 from core.deliveries import CARD_UPDATE, DEL
-from core.hierarchy.model import ChatIdentity, Person, Post, Role
+from core.hierarchy.import_categories import split_canned
+from core.hierarchy.model import Category, ChatIdentity, Person, Post, Role
 from core.hierarchy.queries import NodeRef, nodes_by_ids
-from core.outbox import OUT
+from core.outbox import OUT, Action
 
 PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 POSTS: sa.Table = Post.__table__  # type: ignore[attr-defined]
@@ -57,6 +59,7 @@ class Env:
     # (case, person, binding) → the platforms holding delivered copies of that card
     card_platforms: dict[tuple[int, int | None, int | None], set[str]] = field(
         default_factory=dict)
+    canned: dict[int, tuple[str, ...]] = field(default_factory=dict)  # 常用答复 per case
 
     def load(self, events: Sequence[CaseEvent]) -> None:
         s = self.session
@@ -66,7 +69,8 @@ class Env:
             if case is not None:
                 self.cases[cid] = case
         self.followers = ops.followers_of(s, ids)
-        people = {p for c in self.cases.values() for p in (c.holder_id, c.resident_id) if p}
+        people = {p for c in self.cases.values()
+                  for p in (c.holder_id, c.resident_id, c.covering_for_id) if p}
         people |= {p for f in self.followers.values() for p in f}
         for e in events:
             people |= {v for k, v in (e.detail or {}).items()
@@ -90,6 +94,11 @@ class Env:
                          .where(CASES.c.id.in_(ids)))
         for cid, address in rows:
             self.addresses.setdefault(cid, address)
+        cats: sa.Table = Category.__table__  # type: ignore[attr-defined]
+        for cid, canned in s.execute(sa.select(CASES.c.id, cats.c.canned)
+                                     .join(cats, cats.c.id == CASES.c.category_id)
+                                     .where(CASES.c.id.in_(ids), cats.c.canned.is_not(None))):
+            self.canned[cid] = tuple(split_canned(canned))
         q = (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id)
              .where(OUT.c.case_id.in_(ids), OUT.c.kind.in_(CARD_ROW_KINDS)).distinct())
         found = list(s.execute(q))
@@ -123,6 +132,11 @@ class Env:
             return []
         self._people({person_id})
         return [Recipient(person_id=person_id, lang=self.lang(person_id))]
+
+    def holder_actions(self, lang: str, case: Case) -> tuple[Action, ...]:
+        """The holder's buttons, with the category's 常用答复 when it has some."""
+        assert case.id is not None
+        return R.holder_actions(lang, case, canned=self.canned.get(case.id, ()))
 
     def tz(self, case: Case) -> ZoneInfo:
         return ops.policy_of(case).tz

@@ -67,6 +67,10 @@ def card_text(env: Env, e: CaseEvent, case: Case, r: Recipient) -> str:
              EventKind.reassigned: "n_intro_reassigned",
              EventKind.verify_requested: "n_intro_verify"}.get(EventKind(e.kind), "n_intro_opened")
     detail = e.detail or {}
+    if detail.get("away"):
+        intro = "n_intro_covering"
+    elif detail.get("back"):
+        intro = "n_intro_back"
     why = t(lang, "n_card_why", reason=e.note) if e.note else ""
     if detail.get("auto"):
         intro = "n_intro_auto"
@@ -78,7 +82,8 @@ def card_text(env: Env, e: CaseEvent, case: Case, r: Recipient) -> str:
              where=t(lang, "n_card_where", address=address) if address else "",
              role=R.role_label(lang, case.holder_role), name=env.name(case.holder_id),
              deadline=R.deadline_phrase(lang, case, tz), why=why)
-    return text + dupes_note(env, case, r) + gone_note(env, case, r)
+    return (text + covering_note(env, case, r) + dupes_note(env, case, r)
+            + gone_note(env, case, r))
 
 
 def dupes_note(env: Env, case: Case, r: Recipient) -> str:
@@ -116,6 +121,13 @@ def merge_actions(env: Env, case: Case, r: Recipient) -> tuple[Action, ...]:
                         (("arg", str(c)),)) for c in _maybe_dupes(env, case))
 
 
+def covering_note(env: Env, case: Case, r: Recipient) -> str:
+    """A stand-in's card says whose case it is (代张三)."""
+    if case.covering_for_id is None:
+        return ""
+    return t(r.lang, "n_card_covering", name=env.name(case.covering_for_id))
+
+
 def gone_note(env: Env, case: Case, r: Recipient) -> str:
     """The holder's card says when the resident cannot be reached by chat."""
     if r.person_id is not None and r.person_id == case.holder_id \
@@ -126,7 +138,7 @@ def gone_note(env: Env, case: Case, r: Recipient) -> str:
 
 @message
 def m_card(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
-    actions = R.holder_actions(r.lang, case) if r.private else ()
+    actions = env.holder_actions(r.lang, case) if r.private else ()
     if actions:
         actions = (*actions, *merge_actions(env, case, r))
     if e.kind == EventKind.verify_requested and r.private:
@@ -162,7 +174,7 @@ def m_sent_back(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     who = detail.get("from")
     return Out(t(r.lang, "n_sent_back", title=R.title(r.lang, case),
                  name=env.name(who if isinstance(who, int) else None), n=detail.get("n", 1),
-                 reason=e.note or ""), actions=R.holder_actions(r.lang, case))
+                 reason=e.note or ""), actions=env.holder_actions(r.lang, case))
 
 
 @message
@@ -196,7 +208,7 @@ def m_added(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
     n = int((e.detail or {}).get("attachments") or 0)
     extra = t(r.lang, "n_added_extra", n=n) if n else ""
     return Out(t(r.lang, "n_added", title=R.title(r.lang, case), body=e.note or "", extra=extra),
-               actions=R.holder_actions(r.lang, case))
+               actions=env.holder_actions(r.lang, case))
 
 
 @message
@@ -260,7 +272,11 @@ def m_moved_away(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     lang, detail = r.lang, e.detail or {}
     fields = {"title": R.title(lang, case), "role": R.role_label(lang, case.holder_role),
               "name": env.name(case.holder_id)}
-    if e.kind == EventKind.reassigned:
+    if e.kind == EventKind.reassigned and detail.get("away"):
+        text = t(lang, "n_moved_to_stand_in", **fields)
+    elif e.kind == EventKind.reassigned and detail.get("back"):
+        text = t(lang, "n_moved_back", **fields)
+    elif e.kind == EventKind.reassigned:
         text = t(lang, "n_reassigned_away", reason=e.note or "", **fields)
     elif detail.get("auto"):
         text = t(lang, "n_moved_away_auto", missed=R.missed(lang, str(detail.get("stage"))),
@@ -281,7 +297,7 @@ def m_nag(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
     return Out(t(lang, "n_nag", title=title, left=left, deadline=R.deadline_phrase(lang, case, tz)),
                line=t(lang, "n_nag_line", title=title, left=left,
                       stage=t(lang, f"n_stage_{stage}")),
-               actions=R.holder_actions(lang, case))
+               actions=env.holder_actions(lang, case))
 
 
 @message
@@ -301,7 +317,7 @@ def m_overdue(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     return Out(t(lang, "n_overdue", title=title, missed=miss,
                  deadline=R.deadline_phrase(lang, case, env.tz(case))),
                line=t(lang, "n_overdue_line", title=title, missed=miss),
-               actions=R.holder_actions(lang, case))
+               actions=env.holder_actions(lang, case))
 
 
 @message
@@ -348,7 +364,7 @@ def m_reopened(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
     return Out(t(lang, "n_reopened", title=R.title(lang, case),
                  said=_said(lang, "n_reopened_said", e.note),
                  deadline=R.deadline_phrase(lang, case, env.tz(case))),
-               actions=R.holder_actions(lang, case))
+               actions=env.holder_actions(lang, case))
 
 
 @message

@@ -12,6 +12,7 @@ from core.outbox import Action
 from core.privacy import clip
 
 SNIPPET = 40
+CANNED_LABEL = 12  # a 常用答复 button shows its start; the prompt shows it whole
 
 
 def title(lang: str, case: Case) -> str:
@@ -72,9 +73,11 @@ def _a(lang: str, case: Case, action: str, key: str, **extra: object) -> Action:
     return Action(action, t(lang, key), case.id, case.version, tuple(extra.items()))
 
 
-def holder_actions(lang: str, case: Case) -> tuple[Action, ...]:
+def holder_actions(lang: str, case: Case, *, canned: tuple[str, ...] = ()) -> \
+        tuple[Action, ...]:
     """The live buttons of the holder's card in the case's current state: everything the
-    holder may do next (a resolve from open accepts it too), made for its current version."""
+    holder may do next (a resolve from open accepts it too), made for its current version;
+    `canned`: the category's 常用答复, one button each (pressed: a reply prompt with it)."""
     out: list[Action] = []
     state = State(case.state)
     if case.stage == Stage.verify.value:  # 核查: the verifier's two buttons, nothing else
@@ -89,6 +92,9 @@ def holder_actions(lang: str, case: Case) -> tuple[Action, ...]:
                 _a(lang, case, "reply", "n_btn_reply"),
                 _a(lang, case, "ask_more", "n_btn_ask_more")]
     if state in (State.open, State.accepted):
+        assert case.id is not None
+        out += [Action("canned", "💬" + clip(text, CANNED_LABEL), case.id, case.version,
+                       (("arg", str(i)),)) for i, text in enumerate(canned)]
         out.append(_a(lang, case, "escalate", "n_btn_escalate"))
         if case.holder_role in (Role.secretary.value, Role.admin.value):
             out.append(_a(lang, case, "whistle", "n_btn_whistle"))

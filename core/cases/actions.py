@@ -198,8 +198,15 @@ def hand_over(session: Session, case: Case, target: Target, *, now: datetime, st
               detail: dict[str, object]) -> None:
     """Give the case to a new holder with a fresh deadline; the event names the former holder
     (`from`), so that the notifier tells everyone concerned."""
+    from core.cases.away import cover
+
     before_state, before_role = case.state, case.holder_role
     previous = case.holder_id
+    # A holder who is away (/away): their stand-in takes it and the card says whom for.
+    target, covering = cover(session, target, now=now)
+    case.covering_for_id = covering
+    if covering is not None:
+        detail = {**detail, "covering_for": covering}
     ops.assign(case, target)
     case.state = State.open.value
     ops.start_stage(case, stage, now)

@@ -151,6 +151,9 @@ class Case(SQLModel, table=True):
     latitude: float | None = None
     longitude: float | None = None
     geo_cell: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    # The away 邻长 (or other leader) whose case the holder covers as stand-in (代张三);
+    # /back hands the case back to them while the stand-in still holds it.
+    covering_for_id: int | None = Field(default=None, foreign_key="person.id")
     # The deadline policy in force when the case opened (policy.CasePolicy.to_json()).
     policy: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
 
@@ -219,6 +222,25 @@ class CaseFollower(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id", primary_key=True, index=True)
 
 
+class Away(SQLModel, table=True):
+    """A leader's absence (/away): while it runs, cases routed to them go to the stand-in."""
+
+    __tablename__ = "away"
+    __table_args__ = (sa.Index("ix_away_person_ended", "person_id", "ended_at"),
+                      sa.Index("ix_away_ended_ends", "ended_at", "ends_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id")
+    # The stand-in's post, kept so that routing to it needs no lookup.
+    stand_in_id: int = Field(foreign_key="person.id")
+    stand_in_role: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    stand_in_node_id: int = Field(foreign_key="node.id")
+    set_by_id: int = Field(foreign_key="person.id")
+    starts_at: datetime = Field(sa_type=_TS, nullable=False)
+    ends_at: datetime = Field(sa_type=_TS, nullable=False)
+    ended_at: datetime | None = Field(default=None, sa_type=_TS)
+    end_reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(8)))  # back/auto
+
+
 class NodeWarning(SQLModel, table=True):
     """The last warning colour shown for a node, kept so the colour does not flicker."""
 
@@ -233,4 +255,5 @@ CASES: sa.Table = Case.__table__  # type: ignore[attr-defined]
 EVENTS: sa.Table = CaseEvent.__table__  # type: ignore[attr-defined]
 ATTACHMENTS: sa.Table = Attachment.__table__  # type: ignore[attr-defined]
 FOLLOWERS: sa.Table = CaseFollower.__table__  # type: ignore[attr-defined]
+AWAY: sa.Table = Away.__table__  # type: ignore[attr-defined]
 WARNINGS: sa.Table = NodeWarning.__table__  # type: ignore[attr-defined]

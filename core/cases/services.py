@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.cases import duplicates, events, ops, route_rules
+from core.cases.away import cover
 from core.cases.model import (
     ACTIVE_STATES,
     ATTACHMENTS,
@@ -131,11 +132,14 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     target = routing.target if routing is not None else first_target(chain)
     if target is None:
         raise Conflict("nobody_to_take", home=home.name)
+    routed_to = target
+    target, covering = cover(session, target, now=now)  # the holder is away: their stand-in
     case = Case(
         resident_id=resident_id, opened_by_id=opener, home_node_id=home.id, node_path=home.path,
         category_id=cat.id if cat else None, text=text, state=State.open.value, version=1,
         opened_at=now, updated_at=now, policy=policy.to_json(),
         first_holder_id=target.person.id, first_holder_role=target.role.value,
+        covering_for_id=covering,
     )
     ops.assign(case, target)
     duplicates.locate(case, attachments)
@@ -147,13 +151,14 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
         case.department_node_id = target.node.id
     ops.start_stage(case, Stage.department if route_rules.is_department(target) else
                     Stage.reply, now)
-    skipped = [f"{s.role.value}@{s.node.code}" for s in chain.steps[: _index(chain, target)]
+    skipped = [f"{s.role.value}@{s.node.code}" for s in chain.steps[: _index(chain, routed_to)]
                if s.vacant]
     event = ops.record(
         session, case, kind=EventKind.opened, at=now, actor_id=opener, from_state="",
         via=via, note=text,
         detail={"category": cat.name if cat else None, "skipped_vacant": skipped,
-                "routed_to": target.role.value},
+                "routed_to": target.role.value,
+                **({"covering_for": covering} if covering is not None else {})},
     )
     if routing is not None:
         route_rules.record_routing(session, case, routing, at=now, kind=EventKind.routed)

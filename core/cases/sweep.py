@@ -134,16 +134,24 @@ def run_sweep(engine: Engine, *, clock: Clock, batch: int = 2000,
     """Sweep until nothing is due (one transaction per batch); what the scheduler calls."""
     from core.campaigns.deadlines import earliest_due as campaign_due
     from core.campaigns.deadlines import sweep_campaigns
+    from core.cases import away
 
     total = SweepResult()
     with Session(engine) as peek:
         due = campaign_due(peek)
+        returns = away.any_due(peek, now=clock.now())  # absences that have run out
     if due is not None and due <= clock.now():
         # Campaign deadlines ride on the same sweep (core/campaigns/deadlines.py).
         with session_scope(engine) as session:
             if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
                 session.execute(sa.text("UPDATE campaign SET id = id WHERE 0 = 1"))
             total.campaigns = sweep_campaigns(session, now=clock.now())
+    if returns:
+        # Absences that have run out end here (/back by itself), before deadlines are looked at.
+        with session_scope(engine) as session:
+            if is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+                session.execute(sa.text("UPDATE away SET id = id WHERE 0 = 1"))
+            away.end_due(session, clock=clock)
     for _ in range(max_rounds):
         with Session(engine) as peek:
             if not anything_due(peek, now=clock.now()):

@@ -101,10 +101,10 @@ def _members(conn: sa.Connection, root_path: str | None,
 def _categories(conn: sa.Connection) -> Iterator[tuple[str, ...]]:
     rows = conn.execute(sa.text(
         "SELECT name, department_suffix, parent_name, answer_limit, handle_limit, verify,"
-        " route_to FROM category ORDER BY id"))
-    for name, suffix, parent, answer, handle, verify, route in rows:
+        " route_to, canned FROM category ORDER BY id"))
+    for name, suffix, parent, answer, handle, verify, route, canned in rows:
         yield (name, suffix or "", parent or "", answer or "", handle or "",
-               "yes" if verify else "", route or "")
+               "yes" if verify else "", route or "", canned or "")
 
 
 def export_files(engine: Engine | sa.Connection, out: Path, *, fmt: str = "csv",

@@ -24,7 +24,9 @@ NO = {"", "no", "n", "false", "0", "否", "不", "不需要"}
 ROUTE_ROLES = ("group_leader", "area_leader", "secretary")
 ROUTE_ROLES_ZH = {"组长": "group_leader", "片长": "area_leader", "书记": "secretary"}
 STORED_COLUMNS = "name, department_suffix, parent_name, answer_limit, handle_limit, verify," \
-                 " route_to"
+                 " route_to, canned"
+# 常用答复: a few ready answers per category, "|" between them (README).
+CANNED_MOST, CANNED_LONGEST = 5, 300
 
 
 @dataclass(frozen=True)
@@ -38,17 +40,18 @@ class CategoryRow:
     handle_limit: str | None = None
     verify: bool = False
     route_to: str | None = None
+    canned: str | None = None  # the ready answers joined by "|"
     # Where the row came from (file, row), for the errors of check_references.
     where: tuple[str, int] = field(default=("", 0), compare=False)
 
     def values(self) -> dict[str, object]:
         return {"n": self.name, "s": self.department_suffix, "p": self.parent_name,
                 "a": self.answer_limit, "h": self.handle_limit, "v": self.verify,
-                "r": self.route_to}
+                "r": self.route_to, "c": self.canned}
 
 
 def stored_categories(conn: sa.Connection) -> dict[str, CategoryRow]:
-    return {r[0]: CategoryRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+    return {r[0]: CategoryRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
             for r in conn.execute(sa.text(f"SELECT {STORED_COLUMNS} FROM category"))}
 
 
@@ -75,6 +78,26 @@ def _route(text: str) -> str | None:
                      f"{', '.join(ROUTE_ROLES)}")
 
 
+def split_canned(text: str | None) -> list[str]:
+    """The ready answers of a stored `canned` cell, in file order."""
+    return [a.strip() for a in (text or "").split("|") if a.strip()]
+
+
+def _canned(text: str) -> str | None:
+    if not text:
+        return None
+    parts = [a.strip() for a in text.split("|")]
+    if any(not a for a in parts):
+        raise ValueError("canned has an empty answer (two | in a row, or one at an end)")
+    if len(parts) > CANNED_MOST:
+        raise ValueError(f"canned has {len(parts)} answers; at most {CANNED_MOST}")
+    long = [a for a in parts if len(a) > CANNED_LONGEST]
+    if long:
+        raise ValueError(f"canned answer {long[0][:20]!r}… is longer than {CANNED_LONGEST} "
+                         "characters")
+    return "|".join(parts)
+
+
 def category_row(t: Table, row: list[str]) -> CategoryRow:
     """One row checked on its own; a ValueError says what is wrong."""
     col = t.columns.get
@@ -97,6 +120,7 @@ def category_row(t: Table, row: list[str]) -> CategoryRow:
         answer_limit=_limit(_cell(row, col("answer_limit")), "answer_limit"),
         handle_limit=_limit(_cell(row, col("handle_limit")), "handle_limit"),
         verify=verify in YES, route_to=_route(_cell(row, col("route_to"))),
+        canned=_canned(_cell(row, col("canned"))),
     )
 
 
@@ -158,11 +182,13 @@ def write_categories(conn: sa.Connection, categories: dict[str, CategoryRow],
         if name not in stored:
             conn.execute(sa.text(
                 "INSERT INTO category (name, department_suffix, parent_name, answer_limit,"
-                " handle_limit, verify, route_to) VALUES (:n, :s, :p, :a, :h, :v, :r)"), values)
+                " handle_limit, verify, route_to, canned)"
+                " VALUES (:n, :s, :p, :a, :h, :v, :r, :c)"), values)
             report.categories_added += 1
         elif stored[name] != cat:
             conn.execute(sa.text(
                 "UPDATE category SET department_suffix = :s, parent_name = :p,"
-                " answer_limit = :a, handle_limit = :h, verify = :v, route_to = :r"
+                " answer_limit = :a, handle_limit = :h, verify = :v, route_to = :r,"
+                " canned = :c"
                 " WHERE name = :n"), values)
             report.categories_updated += 1

@@ -173,6 +173,8 @@ class Category(SQLModel, table=True):
     verify: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
                                                             server_default=sa.false()))
     route_to: str | None = Field(default=None, sa_column=sa.Column(sa.String(20)))
+    # 常用答复: the holder's ready answers, separated by "|" (README, categories file).
+    canned: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 def carries_messages(identity: sa.Table) -> sa.ColumnElement[bool]:

@@ -58,6 +58,7 @@ COLUMNS: dict[Kind, dict[str, tuple[str, ...]]] = {
         "handle_limit": ("handle_limit", "办结时限"),
         "verify": ("verify", "需核查"),
         "route_to": ("route_to", "直派"),
+        "canned": ("canned", "常用答复"),
     },
     Kind.routing: {
         "rule": ("rule", "规则编号", "规则"),
@@ -80,7 +81,7 @@ HEADERS: dict[Kind, tuple[str, ...]] = {
     Kind.members: ("name", "phone", "role", "node_code", "address", "telegram_user_id",
                    "wechat_openid", "wecom_userid"),
     Kind.categories: ("category", "department_suffix", "parent_category", "answer_limit",
-                      "handle_limit", "verify", "route_to"),
+                      "handle_limit", "verify", "route_to", "canned"),
     Kind.routing: ("rule", "category", "route_to", "within", "hours", "inform"),
 }
 

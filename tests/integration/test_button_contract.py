@@ -31,6 +31,8 @@ KINDS: list[tuple[str, str | None, tuple[tuple[str, Any], ...]]] = [
     *[("confirm", str(n), (("rating", n),)) for n in range(1, 6)],
     ("not_fixed", None, ()), ("add", None, ()), ("category", "3", (("arg", "3"),)),
     ("new_case", None, ()),
+    # 常用答复: the answer's number on the holder's card and on the prompt's 按此发送.
+    ("canned", "1", (("arg", "1"),)), ("canned_send", "4", (("arg", "4"),)),
     # Notices: 收到 on a copy (notice id in `case_id`), and the steps of /notice.
     ("notice_ok", None, ()), ("notice_node", "0", (("arg", "0"),)),
     ("notice_aud", "nr", (("arg", "nr"),)), ("notice_cf", "y", (("arg", "y"),)),

@@ -60,7 +60,7 @@ def test_policy_columns_are_read_in_chinese_and_exported_back(city: Engine,
     out = tmp_path / "out"
     export_files(city, out)
     exported = (out / "categories.csv").read_text(encoding="utf-8-sig")
-    assert exported.splitlines()[0] == EN.strip()
+    assert exported.splitlines()[0] == EN.strip() + ",canned"  # 常用答复 (README)
     assert "暴露垃圾,D01,市容环境,4wh,1wd,yes," in exported
     # The export imports again as it is, changing nothing.
     assert import_files(city, [out / "categories.csv"]).categories_updated == 0

@@ -660,3 +660,46 @@ def test_the_policies_page_is_read_only_for_dashboard_users(world: World, role: 
         assert client.post("/dashboard/policies", data={}).status_code == 405
     finally:
         client.close()
+
+
+# Stand-ins (README "Stand-ins"): a leader records their own absence (/away 3d) and ends it
+# (/back); an admin does it for a leader whose post they could give (core/hierarchy/scope.py),
+# i.e. admins of the leader's subtree; nobody else sets it for somebody else.
+AWAY_SELF_RULES = LEADERS
+AWAY_OTHER_RULES = ADMINS
+
+
+def _absences(w: World) -> int:
+    with w.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM away WHERE ended_at IS NULL"))
+                   .scalar_one())
+
+
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_away_for_oneself_in_chat(world: World, role: str, inside: bool) -> None:
+    w, who = world, people(role, inside)
+    fresh_case(w)
+    replies = chat(w, who, command="away", args=("3d",))
+    if role in AWAY_SELF_RULES:
+        assert not refused(replies), replies
+        assert _absences(w) == 1
+        assert not refused(chat(w, who, command="back"))
+    else:
+        assert refused(replies), replies
+    assert _absences(w) == 0
+
+
+@pytest.mark.parametrize(("role", "inside"), MATRIX, ids=[_ids_of(*m) for m in MATRIX])
+def test_away_for_someone_else_in_chat(world: World, role: str, inside: bool) -> None:
+    w, who = world, people(role, inside)
+    case_id = fresh_case(w)
+    before = case_state(w, case_id)
+    replies = chat(w, who, command="away", args=("13900000007", "3d"))  # 邻长小赵 (leader1)
+    if (inside and role in AWAY_OTHER_RULES) or who == "leader1":  # leader1: their own
+        assert not refused(replies), replies
+        assert _absences(w) == 1
+        assert not refused(chat(w, who, command="back", args=("13900000007",)))
+    else:
+        assert refused(replies), replies
+        assert case_state(w, case_id) == before
+    assert _absences(w) == 0

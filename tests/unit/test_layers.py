@@ -41,6 +41,8 @@ CJK_ALLOWED: dict[str, frozenset[str] | None] = {
     # Glossary: a case's states and events as the dashboard and /case name them.
     "core/cases/model.py": frozenset({"STATE_LABEL_ZH"}),
     "core/cases/ops.py": frozenset({"EVENT_VERB_ZH"}),
+    # Glossary: the words /away may use for days and dates (3天, 12月5日).
+    "core/cases/away.py": frozenset({"DAYS_RE", "DATE_RE"}),
     # Data: a campaign's default outcomes (stored with each campaign, its starter may name
     # others, like categories), a notice relay's (已转达/不在家/已搬离), and the two whose
     # wording feeds the registry back.

@@ -20,6 +20,8 @@ CODES = {
     "verify_ok": "vo", "send_back": "sb",
     # "是不是这件事？": a candidate (arg: its case), or 不是，新问题
     "dupe_pick": "dp", "dupe_none": "dn",
+    # 常用答复 (bot/flows/leader.py): the answer's number on the card, and 按此发送
+    "canned": "cd", "canned_send": "cs",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 
