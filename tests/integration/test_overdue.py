@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core.cases import actions
+from core.cases import actions, verify
 from core.cases.lists import count_open_below, open_cases_below
 from core.cases.services import open_case, view
 from core.cases.stats import Thresholds, node_status
@@ -55,5 +55,14 @@ def test_missed_deadlines_keep_a_case_overdue_until_resolved(engine: Engine,
         v = view(s, case_id=case_id or 0, now=clock.now())
         actions.resolve(s, clock=clock, case_id=case_id or 0,
                         person_id=group_leader.person_id, version=v.version)
+    # An escalated case's 已解决 waits for the tier above's 核查 (core/cases/verify.py): it is
+    # not done until the 片长 approves, and then it no longer counts as open or overdue.
+    with Session(engine) as s:
+        assert count_open_below(s, node=village, now=clock.now())[0] == 1
+        v = view(s, case_id=case_id or 0, now=clock.now())
+        assert v.holder_role == "area_leader" and v.stage == "verify"
+    with Session(engine) as s, s.begin():
+        verify.approve(s, clock=clock, case_id=case_id or 0, person_id=v.holder_id or 0,
+                       version=v.version)
     with Session(engine) as s:
         assert count_open_below(s, node=village, now=clock.now()) == (0, 0)
