@@ -42,12 +42,17 @@ from sqlmodel import Session  # noqa: E402
 
 from bot import notify  # noqa: E402
 from bot.notify.notifier import notify as notifier  # noqa: E402
-from core.cases import actions, closing, events, services, verify  # noqa: E402
+from core.cases import actions, closing, events, services  # noqa: E402
 from core.cases.model import Case, CaseEvent  # noqa: E402
 from core.clock import FakeClock  # noqa: E402
 from core.db import make_engine, migrate, session_scope  # noqa: E402
 from core.outbox import OUT, Action, Draft, enqueue_many  # noqa: E402
 from core.settings import Settings  # noqa: E402
+
+try:  # 核查 came after the baseline; there an escalated case's 已解决 asks the resident at once
+    from core.cases import verify
+except ImportError:
+    verify = None  # type: ignore[assignment]
 
 
 def _city(engine: sa.Engine) -> list[tuple[int, int, int, int, str]]:
@@ -197,7 +202,8 @@ def _story(engine: sa.Engine, homes: list[tuple[int, int, int, int, str]], cases
         act(actions.reply, cid, text="灯泡已订，下午到")
         act(actions.escalate, cid, reason="需要物业协调")
         act(actions.resolve, cid)
-        act(verify.approve, cid)  # an escalated case is checked (核查) before the resident
+        if verify is not None:  # an escalated case is checked (核查) before the resident
+            act(verify.approve, cid)
         act(closing.confirm, cid, person_id=resident, rating=4)
 
 

@@ -12,6 +12,7 @@ The lookup is bounded by indexes, never a table scan: the same 组's open cases 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,6 +92,8 @@ def _cut(text: str) -> list[str]:
     without punctuation and filler, sorted and once each."""
     import jieba  # loads its dictionary on first use, never at import time
 
+    # jieba reports its dictionary loading on its own stderr handler, past our log format.
+    jieba.setLogLevel(logging.WARNING)
     return sorted({w for w in jieba.lcut_for_search(text.lower())
                    if w.strip() and any(ch.isalnum() for ch in w) and w not in _STOP})
 
