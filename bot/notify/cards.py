@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from bot.flows.texts import t
 from bot.notify import render as R
 from bot.notify.context import CARD_ROW_KINDS, Env, Recipient
-from bot.notify.messages import covering_note, gone_note, supporters_note
+from bot.notify.dupes import supporters_note
+from bot.notify.messages import covering_note, gone_note
 from core.cases.model import ACTIVE_STATES, Case, CaseEvent, State
 from core.deliveries import CARD_UPDATE
 from core.outbox import OUT, RETRYABLE, Action, Draft

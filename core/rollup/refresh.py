@@ -10,10 +10,8 @@ while the job runs leaves a new row behind instead of folding into one the job t
 from __future__ import annotations
 
 import math
-import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -27,6 +25,7 @@ from core.clock import Clock, as_utc
 from core.db import write_transaction
 from core.hierarchy.model import Level, Node, Role
 from core.hierarchy.tree import path_ids, subtree_bounds
+from core.rollup.lock import refresher as _refresher
 from core.rollup.model import CATEGORY, DAY, DIRTY, HIST, RATING, STATE, TIER
 
 TABLES = (DAY, TIER, HIST, RATING, CATEGORY)
@@ -37,11 +36,8 @@ N: sa.Table = Node.__table__  # type: ignore[attr-defined]
 # Histogram buckets grow by 4 %: a median read from them is within 2 % of the exact one.
 BUCKET_RATIO = 1.04
 _LOG_RATIO = math.log(BUCKET_RATIO)
-_ADVISORY_KEY = 0x6C7A_726F  # "lzro": one refresher at a time on PostgreSQL
 _QUARTER = 900
 _STORE_BATCH = 20  # villages swapped in per write transaction
-_LOCAL: dict[Engine, threading.Lock] = {}
-_LOCAL_GUARD = threading.Lock()
 
 
 def bucket_of(seconds: float) -> int:
@@ -251,33 +247,6 @@ def store(conn: sa.Connection, computed: VillageDays) -> None:
         rows = computed.rows[table.name]
         if rows:
             conn.execute(sa.insert(table), rows)
-
-
-@contextmanager
-def _refresher(engine: Engine) -> Iterator[bool]:
-    """Whether this process may refresh now: one refresher at a time (PostgreSQL: a session
-    advisory lock, held across the short transactions of one refresh)."""
-    if engine.dialect.name != "postgresql":
-        with _LOCAL_GUARD:
-            lock = _LOCAL.setdefault(engine, threading.Lock())
-        if not lock.acquire(blocking=False):
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            lock.release()
-        return
-    with engine.connect() as conn:
-        mine = bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(_ADVISORY_KEY)))
-                    .scalar())
-        conn.commit()
-        try:
-            yield mine
-        finally:
-            if mine:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(_ADVISORY_KEY)))
-                conn.commit()
 
 
 def _state(conn: sa.Connection) -> sa.Row[Any]:
