@@ -41,6 +41,19 @@ def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
     return []
 
 
+def chat_owners(session: Session, *, platform: str, rows: list[Row]) -> dict[str, int]:
+    """Of the raw chats these rows address on `platform`, the ones that are a person's own
+    chat: address → person."""
+    addresses = {r.address for r in rows if r.address and r.person_id is None
+                 and r.chat_binding_id is None and r.platform in (platform, None)}
+    if not addresses:
+        return {}
+    return {str(a): int(p) for a, p in session.execute(sa.select(
+        CI.c.external_id, CI.c.person_id).where(
+        CI.c.platform == platform, CI.c.external_id.in_(sorted(addresses)),
+        CI.c.person_id.is_not(None)))}
+
+
 def configured_platforms(settings: Settings) -> frozenset[str]:
     """The platforms this deployment sends on (the web chat always runs)."""
     on = {"web"}

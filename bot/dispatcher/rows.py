@@ -32,13 +32,17 @@ class Row:
     actions: tuple[dict[str, Any], ...]
     options: dict[str, Any]
     attempts: int = 0  # failed attempts so far (a transport may make each attempt's id unique)
+    # Whose own chat a raw address is (a flow's reply to the chat it came from): their rows
+    # then share one queue, so a receipt written for the person and the question the flow
+    # asked in that chat arrive in the order they were written.
+    chat_owner: int | None = None
 
     @classmethod
-    def of(cls, row: OutboxMessage) -> Row:
+    def of(cls, row: OutboxMessage, *, chat_owner: int | None = None) -> Row:
         assert row.id is not None
         return cls(row.id, row.kind, row.text, row.person_id, row.chat_binding_id, row.platform,
                    row.address, row.case_id, tuple(row.actions or ()), dict(row.options or {}),
-                   row.attempts)
+                   row.attempts, chat_owner)
 
     @property
     def key(self) -> str:
@@ -46,6 +50,8 @@ class Row:
         card's edits follow the card itself), or a case's edits of every copy."""
         if self.person_id is not None:
             return f"person:{self.person_id}"
+        if self.chat_owner is not None and self.kind != deliveries.CARD_UPDATE:
+            return f"person:{self.chat_owner}"
         if self.chat_binding_id is not None:
             return f"binding:{self.chat_binding_id}"
         if self.kind == deliveries.CARD_UPDATE and self.case_id is not None:
