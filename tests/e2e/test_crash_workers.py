@@ -279,7 +279,8 @@ def _silent(engine: Engine, due: dict[int, int], restarted: datetime) -> list[in
             "SELECT DISTINCT case_id FROM case_event WHERE actor_id IS NULL AND kind IN"
             " ('escalated', 'nagged', 'overdue', 'auto_closed') AND at >= :t"),
             {"t": restarted}).scalars())
-        renewals = dict(conn.execute(sa.text("SELECT id, stage_renewals FROM cases")).all())
+        renewals: dict[int, int] = dict(conn.execute(sa.text(
+            "SELECT id, stage_renewals FROM cases")).all())
     return [c for c in due if c not in fired and renewals.get(c, 0) <= due[c]]
 
 
