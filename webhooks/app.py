@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from bot import notify
+from core.cases import duplicates
 from core.clock import Clock
 from core.container import Container, build_container
 from core.db import migrate
@@ -33,6 +35,18 @@ from webhooks.body_limits import BodyLimitMiddleware, limits_of
 from webhooks.security_headers import install as install_security_headers
 
 log = logging.getLogger(__name__)
+
+
+def _warm_up() -> None:
+    try:
+        duplicates.warm_up()
+    except Exception:  # the first report then loads it itself; say why it could not now
+        log.exception("loading the word-cutting dictionary at start failed")
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    """Wait out a start-up task at shutdown (a worker thread cannot be cancelled)."""
+    await task
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -64,6 +78,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
             # One dispatcher: a transport per configured platform, and unreachable people.
             stoppers += start_dispatcher(c, web_hub=webchat.hub_of(app), polling=polling)
+            # The duplicate check cuts words with jieba, whose dictionary takes a second or
+            # more to load: loaded beside the start, not inside the first resident's report.
+            warming = asyncio.create_task(asyncio.to_thread(_warm_up))
+            stoppers.append(lambda: _settle(warming))
         log.info("linzhang ready on %s", c.engine.url.render_as_string(hide_password=True))
         try:
             yield

@@ -116,6 +116,24 @@ def cover(session: Session, target: Target, *, now: datetime) -> tuple[Target, i
         target.person.id
 
 
+def cover_holder(session: Session, case: Case, *, now: datetime) -> int | None:
+    """A case coming back to its holder (reopened, sent back) while they are away goes to
+    their stand-in instead; whom the stand-in covers for (None: the holder is here)."""
+    if case.holder_id is None or case.holder_id not in _away_now(session, now):
+        return None
+    person = session.get(Person, case.holder_id)
+    assert person is not None and case.holder_role is not None
+    assert case.holder_node_id is not None
+    holder = Target(PersonRef(case.holder_id, person.name), Role(case.holder_role),
+                    node_by_id(session, case.holder_node_id))
+    stand_in, covering = cover(session, holder, now=now)
+    case.holder_id = stand_in.person.id
+    case.holder_role = stand_in.role.value
+    case.holder_node_id = stand_in.node.id
+    case.covering_for_id = covering
+    return covering
+
+
 @dataclass(frozen=True)
 class AwayResult:
     """What /away or /back did: the absence, and how many cases changed hands."""

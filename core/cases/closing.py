@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from core.cases import events, ops
+from core.cases import away, events, ops
 from core.cases.model import Case, EventKind, Stage, State
 from core.cases.permissions import refuse
 from core.cases.services import _clean_text
@@ -60,9 +60,11 @@ def not_fixed(session: Session, *, clock: Clock, case_id: int, person_id: int, v
     words = _clean_text(reason, required=False) or None
     case.state = State.accepted.value
     case.resolved_at = None
+    covering = away.cover_holder(session, case, now=now)  # its holder is away: the stand-in
     ops.start_stage(case, Stage.handle, now)
     ops.touch(case, now)
     ops.record(session, case, kind=EventKind.reopened, at=now, actor_id=person_id,
-               from_state=State.resolved.value, role=case.holder_role, via=via, note=words)
+               from_state=State.resolved.value, role=case.holder_role, via=via, note=words,
+               detail={"covering_for": covering} if covering is not None else None)
     events.publish(session)
     return case

@@ -98,6 +98,14 @@ def _cut(text: str) -> list[str]:
                    if w.strip() and any(ch.isalnum() for ch in w) and w not in _STOP})
 
 
+def warm_up() -> None:
+    """Load jieba's dictionary now (about a second), so the first report does not wait."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+
+
 def similarity(a: str, b: str) -> float:
     """How alike two reports read, 0–100 (rapidfuzz's ratio over their jieba token lists)."""
     return _score(tokens(a), tokens(b))

@@ -15,7 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.cases import events, ops
+from core.cases import away, events, ops
 from core.cases.model import EVENTS, Case, EventKind, Stage, State
 from core.cases.permissions import may_act, refuse
 from core.cases.routing import Target, next_target
@@ -153,16 +153,19 @@ def send_back(session: Session, *, clock: Clock, case_id: int, person_id: int, v
     verifier = case.holder_id
     ops.assign(case, resolver)
     case.state = State.accepted.value
+    covering = away.cover_holder(session, case, now=now)  # the solver is away: the stand-in
     ops.start_stage(case, Stage.handle, now)
     ops.touch(case, now)
     ops.record(session, case, kind=EventKind.sent_back, at=now, actor_id=person_id,
-               from_state=State.accepted.value, role=resolver.role.value, via=via, note=why,
-               detail={"n": n, "from": verifier})
+               from_state=State.accepted.value, role=case.holder_role, via=via, note=why,
+               detail={"n": n, "from": verifier,
+                       **({"covering_for": covering} if covering is not None else {})})
     if n >= SEND_BACKS_TO_CLIMB:
         target = next_target(chain_for_node(session, home), role=resolver.role.value,
                              node=resolver.node, holder_id=resolver.person.id)
         if target is not None:
             case.escalations += 1
+            case.covering_for_id = None  # up a tier: nobody covers for anyone any more
             hand_over(session, case, target, now=now, stage=Stage.reply,
                       kind=EventKind.escalated, actor_id=None, via=None, note=why,
                       detail={"auto": True, "stage": Stage.verify.value, "sent_back": n})

@@ -194,3 +194,101 @@ def test_an_admin_outside_the_scope_and_a_resident_are_refused(world) -> None:  
     assert "不在您管理的范围内" in texts(out), texts(out)
     out = send(engine, clock, st, sender="5100", command="away", args=("3d",))
     assert away_rows(engine) == [] and texts(out)
+
+
+def _resolved_by_the_leader(engine: Engine, clock: FakeClock, leader: Any) -> int:
+    """The 邻长 fixes the only case and says so; its id (waiting for the resident)."""
+    from core.cases import actions
+    from core.db import session_scope
+
+    c = cases(engine)[0]
+    with session_scope(engine) as s:
+        case = actions.resolve(s, clock=clock, case_id=c.id, person_id=leader.person_id,
+                               version=_version(engine, c.id), note="修好了")
+        assert case.state == "resolved"
+    return int(c.id)
+
+
+def _version(engine: Engine, case_id: int) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT version FROM cases WHERE id = :i"),
+                                {"i": case_id}).scalar_one())
+
+
+def test_a_case_reopened_while_its_solver_is_away_goes_to_the_stand_in(world) -> None:  # type: ignore[no-untyped-def]
+    from core.cases import closing
+    from core.db import session_scope
+
+    engine, clock, st = world
+    resident, leader, group = _setup(engine)
+    send(engine, clock, st, sender="5100", text="楼道灯坏了")
+    case_id = _resolved_by_the_leader(engine, clock, leader)
+    # Resolved cases stay with their solver; the 邻长 then goes away for three days.
+    send(engine, clock, st, sender="9100", command="away", args=("3d",))
+    assert cases(engine)[0].holder_id == leader.person_id
+    clock.advance(timedelta(hours=1))
+    with session_scope(engine) as s:
+        closing.not_fixed(s, clock=clock, case_id=case_id, person_id=resident.person_id,
+                          version=_version(engine, case_id), reason="还是不亮")
+    c = cases(engine)[0]
+    assert (c.state, c.holder_id, c.covering_for_id) == ("accepted", group.person_id,
+                                                         leader.person_id)
+    with engine.connect() as conn:
+        detail = conn.execute(sa.text(
+            "SELECT detail FROM case_event WHERE case_id = :i AND kind = 'reopened'"),
+            {"i": case_id}).scalar_one()
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail["covering_for"] == leader.person_id
+    # The 组长 hears of the reopened case; /back hands it to the 邻长 again.
+    assert any("还是不亮" in r["text"] or "楼道灯" in r["text"]
+               for r in outbox_for(engine, group.person_id))
+    send(engine, clock, st, sender="9100", command="back")
+    c = cases(engine)[0]
+    assert (c.holder_id, c.covering_for_id) == (leader.person_id, None)
+
+
+def test_a_case_reopened_while_its_solver_is_here_stays_with_them(world) -> None:  # type: ignore[no-untyped-def]
+    from core.cases import closing
+    from core.db import session_scope
+
+    engine, clock, st = world
+    resident, leader, _group = _setup(engine)
+    send(engine, clock, st, sender="5100", text="楼道灯坏了")
+    case_id = _resolved_by_the_leader(engine, clock, leader)
+    with session_scope(engine) as s:
+        closing.not_fixed(s, clock=clock, case_id=case_id, person_id=resident.person_id,
+                          version=_version(engine, case_id))
+    c = cases(engine)[0]
+    assert (c.holder_id, c.covering_for_id) == (leader.person_id, None)
+
+
+def test_a_check_sent_back_while_the_solver_is_away_goes_to_the_stand_in(world) -> None:  # type: ignore[no-untyped-def]
+    from core.cases import actions, verify
+    from core.db import session_scope
+
+    engine, clock, st = world
+    _resident, _leader, group = _setup(engine)
+    area = holder_of(engine, "area_leader", LIN1[:-5])
+    link(engine, area.person_id, "9300")
+    send(engine, clock, st, sender="5100", text="楼道灯坏了")
+    clock.advance(timedelta(hours=5))  # the 邻长 let the answer deadline pass: up to the 组长
+    run_sweep(engine, clock=clock)
+    case_id = int(cases(engine)[0].id)
+    assert cases(engine)[0].holder_id == group.person_id
+    with session_scope(engine) as s:
+        actions.resolve(s, clock=clock, case_id=case_id, person_id=group.person_id,
+                        version=_version(engine, case_id), note="换了灯泡")
+    # An escalated case's resolution waits for the 片长's 核查; the 组长 goes away meanwhile.
+    row = cases(engine)[0]
+    assert row.holder_id == area.person_id, row
+    out = send(engine, clock, st, sender="9200", command="away", args=("3d",))
+    assert "请假至" in texts(out), texts(out)
+    with session_scope(engine) as s:
+        verify.send_back(s, clock=clock, case_id=case_id, person_id=area.person_id,
+                         version=_version(engine, case_id), reason="灯还是不亮")
+    c = cases(engine)[0]
+    assert c.state == "accepted" and c.covering_for_id == group.person_id, c
+    assert c.holder_id != group.person_id
+    send(engine, clock, st, sender="9200", command="back")
+    c = cases(engine)[0]
+    assert (c.holder_id, c.covering_for_id) == (group.person_id, None)
