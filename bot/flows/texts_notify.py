@@ -40,6 +40,7 @@ ZH: dict[str, str] = {
     "n_verb_confirmed": "居民已评价", "n_verb_reopened": "居民反馈未解决",
     "n_verb_auto_closed": "已自动办结", "n_verb_merged": "已合并", "n_verb_rejected": "已驳回",
     "n_verb_resident_unreachable": "居民无法联系", "n_verb_added": "居民补充",
+    "n_verb_categorized": "已定类别",
     "n_system": "系统",
     "n_receipt": "已收到您反映的问题，编号{title}。已转{role}{name}，将在{span}内答复您。",
     "n_added": "【居民补充】{title}\n{body}{extra}",
@@ -136,6 +137,7 @@ EN: dict[str, str] = {
     "n_verb_auto_closed": "Closed automatically", "n_verb_merged": "Merged",
     "n_verb_rejected": "Rejected", "n_verb_resident_unreachable": "Resident unreachable",
     "n_verb_added": "Resident added", "n_system": "system",
+    "n_verb_categorized": "Category set",
     "n_receipt": ("We received your report, {title}. It went to {role} {name}, who answers "
                   "within {span}."),
     "n_added": "[Resident added] {title}\n{body}{extra}",

@@ -69,7 +69,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     K.rejected:      (r("residents", "rejected"),),
     K.holder_unreachable:   (r("superior", "holder_unreachable", digest=True),),
     K.resident_unreachable: (r("holder", "resident_unreachable"),),
-    # merged_in, categorized, refused, purged: the timeline only.
+    # merged_in, categorized, refused, purged: the timeline only (categorized and merged_in
+    # still refresh the cards: LIVE).
 }
 
 # Events after which every copy of the case's card is brought up to date.
@@ -79,6 +80,7 @@ LIVE = frozenset({
     K.confirmed, K.reopened, K.auto_closed, K.merged, K.rejected,
     K.resident_unreachable,
     K.merged_in,  # N 人反映 went up
+    K.categorized,  # the category's 常用答复 buttons, and a deadline it may have moved
 })
 
 # Notices (core/notices): who hears of each notice event, rendered by bot/notify/notices.py.

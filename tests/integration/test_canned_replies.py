@@ -138,3 +138,27 @@ def test_the_export_writes_the_canned_column_back(world) -> None:  # type: ignor
     text = (tmp / "out" / "categories.csv").read_text(encoding="utf-8-sig")
     assert text.splitlines()[0].endswith(",canned")
     assert f"{FIRST}|{SECOND}" in text
+
+
+def test_naming_the_category_later_brings_its_buttons_onto_the_live_card(world) -> None:  # type: ignore[no-untyped-def]
+    from core.cases.lists import set_category
+    from core.db import session_scope
+
+    engine, clock, st, _ = world
+    resident = resident_of(engine, LIN1)
+    leader = holder_of(engine, "neighbor_leader", LIN1)
+    link(engine, resident.person_id, "5100")
+    link(engine, leader.person_id, "9100")
+    send(engine, clock, st, sender="5100", text="楼上天天半夜很吵")  # no category yet
+    first = _card(engine, leader.person_id)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT category_id FROM cases WHERE id = :c"),
+                            {"c": first["case_id"]}).scalar_one() is None
+    assert not [a for a in first["actions"] if a["action"] == "canned"]
+    with session_scope(engine) as s:
+        set_category(s, clock=clock, case_id=first["case_id"], person_id=resident.person_id,
+                     category="公共设施")
+    edits = [r for r in outbox_for(engine, leader.person_id)
+             if r["kind"] == "card_update" and r["case_id"] == first["case_id"]]
+    assert edits, "the card was not brought up to date"
+    assert [a["arg"] for a in edits[-1]["actions"] if a["action"] == "canned"] == ["0", "1"]
