@@ -7,6 +7,7 @@ the flow wants said is in the outbox of the same transaction, or neither is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -54,20 +55,30 @@ def to_drafts(outs: list[Outbound], *, inbound: Inbound) -> list[Draft]:
     return drafts
 
 
-def run_flow(session: Session, *, inbound: Inbound, clock: Clock, settings: Any) -> list[Outbound]:
-    """Run the flow for one inbound message inside the caller's transaction."""
+def run_flow(session: Session, *, inbound: Inbound, clock: Clock, settings: Any,
+             drafts_of: Callable[[list[Outbound]], list[Draft]]) -> None:
+    """Run the flow for one inbound message inside the caller's transaction and write what it
+    says; a refusal undoes the flow's work and writes the refusal instead."""
     who = actor_by_identity(session, inbound.platform, inbound.sender_id)
     ctx = Ctx(session=session, clock=clock, settings=settings, inbound=inbound, actor=who)
+    # One savepoint holds the flow and its messages: a refusal or a crash undoes both.
+    savepoint = session.begin_nested()
     try:
-        with session.begin_nested():
-            router.handle(ctx)
+        router.handle(ctx)
+        enqueue_many(session, drafts=drafts_of(ctx.out), now=clock.now())
     except DomainError as exc:
+        savepoint.rollback()
         # The savepoint undid the flow's partial work; the person still gets an answer.
         ctx.out = []
         ctx.ack(error_reply(exc, ctx.lang))
         ctx.say(error_reply(exc, ctx.lang))
         _close_prompt(ctx)
-    return ctx.out
+        enqueue_many(session, drafts=drafts_of(ctx.out), now=clock.now())
+        return
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
 
 
 def _close_prompt(ctx: Ctx) -> None:
@@ -92,16 +103,14 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
     with write_session(engine) as session:
         rid = inbound_log.record(session, platform=inbound.platform,
                                  update_id=inbound.update_id, payload=payload, now=now,
-                                 sender_id=inbound.sender_id)
+                                 sender_id=inbound.sender_id, handled=True)
         if rid is None:
             if counters is not None:
                 counters.update_in(inbound.platform, "duplicate")
             return False
         try:
-            with session.begin_nested():
-                outs = run_flow(session, inbound=inbound, clock=clock, settings=settings)
-                enqueue_many(session, drafts=to_drafts(outs, inbound=inbound), now=clock.now())
-            inbound_log.finish(session, inbound_id=rid, now=now)
+            run_flow(session, inbound=inbound, clock=clock, settings=settings,
+                     drafts_of=lambda outs: to_drafts(outs, inbound=inbound))
         except Exception as exc:
             # Not understood or a bug: keep the update (for replay) and answer the platform 200,
             # so it is never retried forever; the person is told we are on it.

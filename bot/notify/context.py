@@ -60,6 +60,9 @@ class Env:
     card_platforms: dict[tuple[int, int | None, int | None], set[str]] = field(
         default_factory=dict)
     canned: dict[int, tuple[str, ...]] = field(default_factory=dict)  # 常用答复 per case
+    # Found once per case and batch, however many cards show them (holder, tier chats).
+    maybe_dupes: dict[int, list[int]] = field(default_factory=dict)
+    supporters: dict[int, int] = field(default_factory=dict)
 
     def load(self, events: Sequence[CaseEvent]) -> None:
         s = self.session

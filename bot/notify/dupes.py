@@ -25,7 +25,9 @@ def supporters_note(env: Env, case: Case, r: Recipient) -> str:
     from core.cases import duplicates
 
     assert case.id is not None
-    n = duplicates.supporters(env.session, [case.id]).get(case.id, 1)
+    if case.id not in env.supporters:
+        env.supporters[case.id] = duplicates.supporters(env.session, [case.id]).get(case.id, 1)
+    n = env.supporters[case.id]
     return t(r.lang, "n_supporters", n=n) if n > 1 else ""
 
 
@@ -34,7 +36,10 @@ def _maybe_dupes(env: Env, case: Case) -> list[int]:
 
     if case.state not in duplicates.UNRESOLVED or case.id is None:
         return []
-    return [c.id for c in duplicates.candidates(env.session, case_id=case.id)]
+    if case.id not in env.maybe_dupes:
+        env.maybe_dupes[case.id] = [
+            c.id for c in duplicates.candidates(env.session, case_id=case.id)]
+    return env.maybe_dupes[case.id]
 
 
 def merge_actions(env: Env, case: Case, r: Recipient) -> tuple[Action, ...]:
