@@ -36,6 +36,7 @@ from webhooks.api import ApiViewer, ApiWriter, DbId
 from webhooks.api_models import NodeOut
 from webhooks.dashboard_auth import SignedIn, check_csrf, e
 from webhooks.dashboard_views import page
+from webhooks.dashboard_xlsx import xlsx
 
 
 class NoticeIn(BaseModel):
@@ -91,6 +92,12 @@ class NoticeOut(BaseModel):
     totals: CountsOut
     children: list[ChildCountsOut]
     relay: RelayOut | None = None
+
+
+ROSTER_STATE = {"confirmed": "已确认", "waiting": "未确认", "unreachable": "联系不上",
+                "undelivered": "发送中"}
+VIA = {"telegram": "Telegram", "wechat": "微信", "wecom": "政务微信", "web": "网页",
+       "dashboard": "后台"}
 
 
 def _counts(c: services.Counts) -> dict[str, int]:
@@ -239,12 +246,35 @@ def router(c: Container) -> APIRouter:
                 f'<p class="notice-text">{e(out.text)}</p>'
                 f"<p>发出 {e(when(out.created_at))}"
                 f"{'，截止 ' + e(when(out.deadline)) if out.deadline else ''}"
-                f"，{'进行中' if out.state == 'open' else '已截止'}</p></section>"
+                f"，{'进行中' if out.state == 'open' else '已截止'}"
+                f' <a class="btn small" href="/dashboard/notices/{out.id}/export.xlsx">'
+                "导出名单</a></p></section>"
                 '<section class="card"><h2>回执</h2><table id="receipts"><tr><th>范围</th>'
                 "<th>接收人</th><th>已送达</th><th>已确认</th><th>确认率</th><th>联系不上</th>"
                 "<th>请邻长转达(户)</th></tr>"
                 f"{row('合计', out.totals)}{rows}</table></section>" + _relay_html(out.relay))
         return page(c, v, f"通知 #{out.id}", body, active="notices")
+
+    @r.get("/dashboard/notices/{notice_id}/export.xlsx", include_in_schema=False)
+    def notice_export(notice_id: DbId, v: SignedIn) -> Response:
+        """The receipts (per child node) and the roster of every recipient, for chasing."""
+        out = read(v, notice_id)
+        with session_scope(c.engine) as s:
+            people = services.roster(s, notice_id=notice_id, viewer_scopes=v.scopes)
+        head = ["范围", "接收人", "已送达", "已确认", "联系不上", "请邻长转达(户)"]
+        summary = [head] + [[name, x.recipients, x.delivered, x.confirmed, x.unreachable,
+                             x.relay_households]
+                            for name, x in [("合计", out.totals)]
+                            + [(k.node.name, k) for k in out.children if k.recipients]]
+        roster = [["姓名", "岗位", "所在", "状态", "确认时间", "方式", "请转达(户)"]] + [
+            [p.name, t("zh", "notice_role_" + p.role), p.node, ROSTER_STATE[p.state],
+             as_utc(p.confirmed_at).astimezone(tz).replace(tzinfo=None)
+             if p.confirmed_at else None, VIA.get(p.via or "", p.via or ""),
+             p.relay_households] for p in people]
+        resp = xlsx([("回执", summary), ("名单", roster)])
+        resp.headers["Content-Disposition"] = (
+            f'attachment; filename="notice-{notice_id}.xlsx"')
+        return resp
 
     return r
 

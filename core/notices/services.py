@@ -214,6 +214,50 @@ def status(session: Session, *, notice_id: int, viewer_scopes: list[NodeRef] | N
                   relays.progress(session, notice_id=notice_id))
 
 
+@dataclass(frozen=True)
+class RosterRow:
+    """One recipient of a notice, as the sender chases the missing ones."""
+
+    name: str
+    role: str
+    node: str  # the name of the node of the post it was sent for
+    state: str  # confirmed | waiting | unreachable | undelivered (not yet sent)
+    confirmed_at: datetime | None
+    via: str | None
+    relay_households: int
+
+
+def roster(session: Session, *, notice_id: int, viewer_scopes: list[NodeRef] | None
+           ) -> list[RosterRow]:
+    """Every recipient of a notice with where they stand, by node and name; the same scope
+    rule as `status` (someone else's notice is unknown, not forbidden)."""
+    notice = session.get(Notice, notice_id)
+    if notice is None:
+        raise NotFound("notice_unknown", notice=notice_id)
+    node = node_by_id(session, notice.node_id)
+    if viewer_scopes is not None and not any(s.contains(node) for s in viewer_scopes):
+        raise NotFound("notice_unknown", notice=notice_id)
+    n: sa.Table = Node.__table__  # type: ignore[attr-defined]
+    p: sa.Table = Person.__table__  # type: ignore[attr-defined]
+    key = sa.literal(f"notice{notice_id}:p") + sa.cast(RECIPIENT.c.person_id, sa.String)
+    q = (sa.select(p.c.name, RECIPIENT.c.role, n.c.name, n.c.path, OUT.c.status,
+                   RECIPIENT.c.confirmed_at, RECIPIENT.c.confirmed_via,
+                   RECIPIENT.c.relay_households)
+         .select_from(RECIPIENT)
+         .join(p, p.c.id == RECIPIENT.c.person_id)
+         .join(n, n.c.id == RECIPIENT.c.node_id)
+         .outerjoin(OUT, OUT.c.dedupe_key == key)
+         .where(RECIPIENT.c.notice_id == notice_id)
+         .order_by(n.c.path, p.c.name, RECIPIENT.c.id))
+    out = []
+    for name, role, node_name, _path, sent, at, via, relay in session.execute(q):
+        state = ("confirmed" if at is not None else "unreachable" if sent in ("dead", None)
+                 else "waiting" if sent == "sent" else "undelivered")
+        out.append(RosterRow(str(name), str(role), str(node_name), state,
+                             as_utc(at) if at is not None else None, via, int(relay or 0)))
+    return out
+
+
 def names_of(session: Session, person_ids: Iterable[int]) -> dict[int, str]:
     ids = list(set(person_ids))
     p: sa.Table = Person.__table__  # type: ignore[attr-defined]
@@ -224,5 +268,5 @@ def names_of(session: Session, person_ids: Iterable[int]) -> dict[int, str]:
     return out
 
 
-__all__ = ["Counts", "Role", "Sent", "Status", "awaiting", "confirm", "may_send", "notice_key",
-           "preview", "send", "status"]
+__all__ = ["Counts", "Role", "RosterRow", "Sent", "Status", "awaiting", "confirm", "may_send",
+           "notice_key", "preview", "roster", "send", "status"]

@@ -282,3 +282,77 @@ def test_the_api_refuses_bad_input_whole(city: Engine, clock: FakeClock, db_url:
         assert got["totals"]["recipients"] == r.json()["recipients"] > 0
         assert got["state"] == "open" and got["confirm"] is True
         assert b.get("/api/notices/999999").status_code == 404
+
+
+def test_the_roster_names_each_recipient_and_the_export_lists_them(
+        city: Engine, clock: FakeClock, db_url: str, tmp_path: Any) -> None:
+    import io
+
+    import httpx
+    from openpyxl import load_workbook
+
+    from core import accounts
+    from core.container import build_container
+    from tests.support.server import serve
+    from webhooks.app import create_app
+
+    sec = holder_of(city, "secretary", VILLAGE1).person_id
+    sent = send(city, clock, who=sec)
+    with city.connect() as conn:
+        ids = [r[0] for r in conn.execute(sa.text(
+            "SELECT id FROM outbox WHERE dedupe_key LIKE :k ORDER BY id"),
+            {"k": f"notice{sent.notice_id}:p%"})]
+        first = conn.execute(sa.text(
+            "SELECT r.person_id, p.name FROM notice_recipient r JOIN person p"
+            " ON p.id = r.person_id WHERE r.notice_id = :n ORDER BY r.id LIMIT 1"),
+            {"n": sent.notice_id}).one()
+    with write_session(city) as s:
+        for i in ids[:-1]:
+            outbox.mark_sent(s, message_id=i, now=clock.now())
+        outbox.mark_failed(s, message_id=ids[-1], now=clock.now(), error="403",
+                           permanent=True)
+        services.confirm(s, notice_id=sent.notice_id, person_id=first.person_id,
+                         via="telegram", now=clock.now())
+    with session_scope(city) as s:
+        people = services.roster(s, notice_id=sent.notice_id, viewer_scopes=None)
+        with pytest.raises(NotFound):
+            services.roster(s, notice_id=sent.notice_id, viewer_scopes=[node_by_code(s, GROUP1)])
+    states = [p.state for p in people]
+    assert len(people) == sent.recipients
+    assert (states.count("confirmed"), states.count("unreachable"),
+            states.count("waiting")) == (1, 1, sent.recipients - 2)
+    assert next(p for p in people if p.state == "confirmed").name == first.name
+
+    st = Settings(_env_file=None, database_url=db_url,  # type: ignore[call-arg]
+                  media_dir=str(tmp_path / "media"))
+    app = create_app(st, clock=clock, container=build_container(st, clock=clock, engine=city),
+                     run_jobs=False)
+    with session_scope(city) as s:
+        token = accounts.issue_login_token(s, person_id=sec, now=clock.now(),
+                                           ttl=timedelta(minutes=15))
+        # The other community's 书记: a dashboard of their own, not this notice.
+        neighbour = holder_of(city, "secretary", "341602001002").person_id
+        other = accounts.issue_login_token(s, person_id=neighbour, now=clock.now(),
+                                           ttl=timedelta(minutes=15))
+    path = f"/dashboard/notices/{sent.notice_id}/export.xlsx"
+    with serve(app) as url:
+        with httpx.Client(base_url=url, timeout=30) as anonymous:
+            assert anonymous.get(path).status_code in (303, 401)
+        with httpx.Client(base_url=url, timeout=30) as b:
+            assert b.get(f"/login/{token}").status_code == 303
+            assert "导出名单" in b.get(f"/dashboard/notices/{sent.notice_id}").text
+            r = b.get(path)
+            assert r.status_code == 200, r.text
+            assert "attachment" in r.headers["content-disposition"]
+        with httpx.Client(base_url=url, timeout=30) as g:
+            assert g.get(f"/login/{other}").status_code == 303
+            assert g.get(path).status_code == 404
+    book = load_workbook(io.BytesIO(r.content), read_only=True)
+    summary = [list(x) for x in book["回执"].iter_rows(values_only=True)]
+    names = [list(x) for x in book["名单"].iter_rows(values_only=True)]
+    assert summary[1][:5] == ["合计", sent.recipients, sent.recipients - 1, 1, 1]
+    assert names[0][:4] == ["姓名", "岗位", "所在", "状态"]
+    assert len(names) == sent.recipients + 1
+    confirmed = [x for x in names if x[3] == "已确认"]
+    assert [x[0] for x in confirmed] == [first.name] and confirmed[0][5] == "Telegram"
+    assert sum(x[3] == "联系不上" for x in names) == 1
