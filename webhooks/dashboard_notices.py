@@ -94,6 +94,7 @@ class NoticeOut(BaseModel):
     relay: RelayOut | None = None
 
 
+REFRESH_S = 30
 ROSTER_STATE = {"confirmed": "已确认", "waiting": "未确认", "unreachable": "联系不上",
                 "undelivered": "发送中"}
 VIA = {"telegram": "Telegram", "wechat": "微信", "wecom": "政务微信", "web": "网页",
@@ -253,7 +254,10 @@ def router(c: Container) -> APIRouter:
                 "<th>接收人</th><th>已送达</th><th>已确认</th><th>确认率</th><th>联系不上</th>"
                 "<th>请邻长转达(户)</th></tr>"
                 f"{row('合计', out.totals)}{rows}</table></section>" + _relay_html(out.relay))
-        return page(c, v, f"通知 #{out.id}", body, active="notices")
+        # While receipts still come in, the page reloads itself (a plain refresh: no script).
+        head = (f'<meta http-equiv="refresh" content="{REFRESH_S}">'
+                if out.state == "open" else "")
+        return page(c, v, f"通知 #{out.id}", body, active="notices", head=head)
 
     @r.get("/dashboard/notices/{notice_id}/export.xlsx", include_in_schema=False)
     def notice_export(notice_id: DbId, v: SignedIn) -> Response:

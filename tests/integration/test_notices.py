@@ -340,7 +340,8 @@ def test_the_roster_names_each_recipient_and_the_export_lists_them(
             assert anonymous.get(path).status_code in (303, 401)
         with httpx.Client(base_url=url, timeout=30) as b:
             assert b.get(f"/login/{token}").status_code == 303
-            assert "导出名单" in b.get(f"/dashboard/notices/{sent.notice_id}").text
+            html = b.get(f"/dashboard/notices/{sent.notice_id}").text
+            assert "导出名单" in html and 'http-equiv="refresh"' in html  # open: reloads
             r = b.get(path)
             assert r.status_code == 200, r.text
             assert "attachment" in r.headers["content-disposition"]
