@@ -4,6 +4,7 @@ refusal on the Telegram and WeCom bot webhooks (real HTTP on loopback, raw socke
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,8 @@ BOT_TOKEN, BOT_AES = "bot-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 DEADLINE = 0.3  # seconds: HTTP_BODY_TIMEOUT where a test trickles a body past it
 # Elsewhere a deadline that a loaded machine (parallel test workers) never misses by accident.
 EASY_DEADLINE = 10.0
+# A 60,000-deep body on a loaded 2-core machine can take longer than httpx's 5 s default.
+post = functools.partial(httpx.post, timeout=60)
 TG = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
 # Every route that takes a body, and its cap.
 UPLOAD = 20 * 2**20 + 20 * 2**20 + 2**20  # photo + voice + the form's fields
@@ -152,7 +155,7 @@ def nested(depth: int) -> str:
 @pytest.mark.parametrize("depth", [990, 5000, 60_000])
 def test_deeply_nested_json_to_telegram_is_dropped_with_200(site: Site, depth: int) -> None:
     body = '{"update_id": 5, "message": ' + nested(depth) + "}"
-    r = httpx.post(f"{site.url}/webhooks/telegram", content=body, headers=TG)
+    r = post(f"{site.url}/webhooks/telegram", content=body, headers=TG)
     assert r.status_code == 200  # Telegram would redeliver anything else for a day
     assert stored(site.engine) == 0
 
@@ -161,18 +164,18 @@ def test_deeply_nested_json_to_telegram_is_dropped_with_200(site: Site, depth: i
 def test_deeply_nested_json_to_the_wecom_bot(site: Site, depth: int) -> None:
     bot = f"{site.url}/webhooks/wecom/bot"
     # Unsigned: refused before the body is parsed at all.
-    assert httpx.post(bot, content='{"encrypt": ' + nested(depth) + "}").status_code == 403
-    assert httpx.post(bot, content=nested(depth)).status_code == 403
+    assert post(bot, content='{"encrypt": ' + nested(depth) + "}").status_code == 403
+    assert post(bot, content=nested(depth)).status_code == 403
     # Signed (the signature covers the encrypted field, so the envelope is read first).
     query = {"msg_signature": "0" * 40, "timestamp": stamp(site.clock),
              "nonce": fresh_nonce()}
-    r = httpx.post(bot, params=query, content='{"encrypt": ' + nested(depth) + "}")
+    r = post(bot, params=query, content='{"encrypt": ' + nested(depth) + "}")
     assert r.status_code == 400
     # A validly signed message whose decrypted JSON nests too deep.
     nonce, ts = fresh_nonce(), stamp(site.clock)
     fields = xml_fields(site.bot.encrypt_message('{"msgid": "m2", "x": ' + nested(depth) + "}",
                                                  nonce, ts))
-    r = httpx.post(bot, params={"msg_signature": fields["MsgSignature"], "timestamp": ts,
+    r = post(bot, params={"msg_signature": fields["MsgSignature"], "timestamp": ts,
                                 "nonce": nonce}, content=json.dumps({"encrypt": fields["Encrypt"]}))
     assert r.status_code == 400
     assert stored(site.engine) == 0
