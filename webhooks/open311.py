@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 PREFIX = "/open311/v2"
 TAGS: list[str | Any] = ["open311"]
 Opt = str | None
+# The documented formats; any other suffix still reaches the route, which answers the spec's
+# 400 error array (FastAPI's own 422 would not be the spec's).
+Fmt = Annotated[str, Path(description="response format",
+                          json_schema_extra={"enum": list(r.FORMATS)})]
 
 
 def _lang(request: Request) -> str:
@@ -124,13 +128,13 @@ def router(c: Container) -> APIRouter:
         return o311.narrowed(s, keys.authenticate(s, api_key=api_key), jurisdiction_id)
 
     @api.get("/services.{fmt}", responses=r.SERVICES, response_class=Response)
-    def services(request: Request, fmt: str, jurisdiction_id: Opt = None) -> Response:
+    def services(request: Request, fmt: Fmt, jurisdiction_id: Opt = None) -> Response:
         """GET Service List: every category as a service."""
         return run(request, fmt, lambda s: r.answer(
             fmt, "services", "service", [_service(x) for x in o311.services_list(s)]))
 
     @api.get("/services/{service_code}.{fmt}", responses=r.DEFINITION, response_class=Response)
-    def definition(request: Request, service_code: str, fmt: str,
+    def definition(request: Request, service_code: str, fmt: Fmt,
                    jurisdiction_id: Opt = None) -> Response:
         """GET Service Definition: a category has no attributes to ask for."""
         return run(request, fmt, lambda s: r.answer(
@@ -139,7 +143,7 @@ def router(c: Container) -> APIRouter:
 
     @api.post("/requests.{fmt}", responses=r.POSTED, response_class=Response,
               openapi_extra=r.POST_BODY)
-    async def post_request(request: Request, fmt: str) -> Response:
+    async def post_request(request: Request, fmt: Fmt) -> Response:
         """POST Service Request: filed and routed at once (type realtime)."""
         lang = _lang(request)
         try:
@@ -171,7 +175,7 @@ def router(c: Container) -> APIRouter:
         return await run_in_threadpool(file)
 
     @api.get("/requests.{fmt}", responses=r.REQUESTS, response_class=Response)
-    def get_requests(request: Request, fmt: str, api_key: Opt = None, jurisdiction_id: Opt = None,
+    def get_requests(request: Request, fmt: Fmt, api_key: Opt = None, jurisdiction_id: Opt = None,
                      service_request_id: Opt = None, service_code: Opt = None,
                      start_date: Opt = None, end_date: Opt = None,
                      status: Opt = None) -> Response:
@@ -189,7 +193,7 @@ def router(c: Container) -> APIRouter:
 
     @api.get("/requests/{service_request_id}.{fmt}", responses=r.REQUESTS,
              response_class=Response)
-    def get_request(request: Request, service_request_id: str, fmt: str, api_key: Opt = None,
+    def get_request(request: Request, service_request_id: str, fmt: Fmt, api_key: Opt = None,
                     jurisdiction_id: Opt = None) -> Response:
         """GET Service Request: one the key may read."""
         def work(s: Session) -> Response:
@@ -202,14 +206,14 @@ def router(c: Container) -> APIRouter:
         return run(request, fmt, work)
 
     @api.get("/tokens/{token}.{fmt}", responses=r.TOKENS, response_class=Response)
-    def get_token(request: Request, token: str, fmt: str,
+    def get_token(request: Request, token: str, fmt: Fmt,
                   jurisdiction_id: Opt = None) -> Response:
         """GET service_request_id from a token."""
         return run(request, fmt, lambda s: r.answer(fmt, "service_requests", "request", [
             {"service_request_id": str(o311.token_request(s, token=token)), "token": token}]))
 
     @api.get("/servicerequestupdates.{fmt}", responses=r.UPDATES, response_class=Response)
-    def get_updates(request: Request, fmt: str, api_key: Opt = None,
+    def get_updates(request: Request, fmt: Fmt, api_key: Opt = None,
                     jurisdiction_id: Opt = None, start_date: Opt = None,
                     end_date: Opt = None) -> Response:
         """GET Service Request Updates (FixMyStreet): what happened to the key's requests."""
