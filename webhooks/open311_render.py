@@ -5,6 +5,7 @@ with the deployment's offset, and their descriptions in /openapi.json."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,12 +28,17 @@ def w3(at: datetime | None, tz: ZoneInfo) -> str | None:
     return at.astimezone(tz).isoformat(timespec="seconds") if at is not None else None
 
 
+# Characters XML 1.0 cannot carry at all: a client's words lose them rather than break the
+# document for every parser.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _NOT_XML.sub("", str(value))
 
 
 def _fill(parent: ET.Element, row: Row, item_names: Mapping[str, str]) -> None:

@@ -109,6 +109,11 @@ class UpdateView:
     description: str
 
 
+def _is_id(text: str) -> bool:
+    """ASCII digits that fit an INTEGER column ("١" is a digit to str.isdigit, not an id)."""
+    return text.isascii() and text.isdigit() and len(text) < 10
+
+
 def _number(value: str | None, *, field: str, low: float, high: float) -> float | None:
     if value is None or not value.strip():
         return None
@@ -133,7 +138,7 @@ def service(session: Session, code: str | None) -> Category:
     if code is None or not code.strip():
         raise InvalidInput("open311_service_code_missing")
     code = code.strip()
-    cat = (session.get(Category, int(code)) if code.isdigit() and len(code) < 10 else None)
+    cat = session.get(Category, int(code)) if _is_id(code) else None
     if cat is None:
         raise NotFound("open311_service_unknown", code=code[:40])
     return cat
@@ -204,7 +209,7 @@ def _ids(text: str | None) -> tuple[list[int], bool]:
     """The numbers of a comma-separated list, and whether any item was given at all (an item
     that is no id of ours matches nothing)."""
     parts = [p.strip() for p in (text or "").split(",") if p.strip()]
-    return [int(p) for p in parts if p.isdigit() and len(p) < 10], bool(parts)
+    return [int(p) for p in parts if _is_id(p)], bool(parts)
 
 
 def _window(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime,
@@ -294,7 +299,7 @@ def one_request(session: Session, *, scope: NodeRef, case_id: str, now: datetime
 
 def token_request(session: Session, *, token: str) -> int:
     """GET tokens/{token}: every request is filed at once, so its token is its own id."""
-    cid = int(token) if token.isdigit() and len(token) < 10 else None
+    cid = int(token) if _is_id(token) else None
     if cid is None or session.get(Open311Request, cid) is None:
         raise NotFound("open311_token_unknown", token=token[:20])
     return cid

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from defusedxml import ElementTree as SafeET
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core.cases import actions
-from core.cases.model import Case
+from core.cases.model import Case, CaseEvent
 from core.clock import FakeClock
 from core.open311.model import Open311Request
 from tests.casehelpers import do, get, kinds
@@ -136,6 +136,9 @@ def test_a_spec_client_files_a_request_and_reads_the_answers_back(
         row = s.get(Open311Request, int(sid))
         assert row is not None and row.placed_by == "coordinates" and row.phone == "13700000000"
     assert kinds(engine, int(sid))[0] == "opened"
+    with Session(engine) as s:
+        opened = s.exec(select(CaseEvent).where(CaseEvent.case_id == int(sid))).first()
+        assert opened is not None and opened.via == "open311:12345热线"
     clock.advance(timedelta(minutes=30))
     do(engine, actions.reply, clock=clock, case_id=int(sid), person_id=site.city["leader1"],
        version=case.version, text="明天上午来修")
@@ -180,6 +183,12 @@ def test_a_request_is_placed_by_address_by_grid_code_and_by_boundary(
     with pytest.raises(GeoReportError) as err:
         GeoReport(site.base, site.v2_key, fmt="json").request(outside["service_request_id"])
     assert err.value.status == 404
+
+
+def test_xml_answers_stay_parseable_whatever_a_client_wrote(site: Site) -> None:
+    client = GeoReport(site.base, site.town_key, fmt="xml")
+    posted = client.post_request(service_code="1", description="灯\x01坏了\x0b <b>&amp;")
+    assert client.request(posted["service_request_id"])["description"] == "灯坏了 <b>&amp;"
 
 
 def test_a_point_inside_a_boundary_goes_to_that_node(site: Site, engine: Engine) -> None:
