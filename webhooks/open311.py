@@ -29,7 +29,7 @@ reads only its own subtree.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from bot.flows.texts import t
+from core.cases.model import UNRESOLVED_STATES
 from core.container import Container
 from core.db import write_session
 from core.errors import DomainError, InvalidInput, NotFound
@@ -67,10 +68,12 @@ def _date(value: str | None, field: str) -> datetime | None:
         return None
     try:
         at = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # The spec: time zone information must be included. Years far out would overflow
+        # the 90-day window arithmetic (and no request of ours is dated there).
+        if at.tzinfo is None or not 1900 <= at.astimezone(UTC).year <= 9000:
+            raise ValueError(value)
+    except (ValueError, OverflowError):
         raise InvalidInput("open311_bad_date", field=field) from None
-    if at.tzinfo is None:  # the spec: time zone information must be included
-        raise InvalidInput("open311_bad_date", field=field)
     return at
 
 
@@ -105,7 +108,9 @@ def _request_row(v: o311.RequestView, tz: ZoneInfo) -> dict[str, Any]:
         "service_code": v.service_code, "description": v.description,
         "agency_responsible": v.agency, "service_notice": None,
         "requested_datetime": r.w3(v.requested, tz), "updated_datetime": r.w3(v.updated, tz),
-        "expected_datetime": r.w3(v.expected, tz), "address": v.address or v.office,
+        # The running deadline says when to expect it only while the case is being worked on.
+        "expected_datetime": r.w3(v.expected, tz) if v.state in UNRESOLVED_STATES else None,
+        "address": v.address or v.office,
         "address_id": v.address_id, "zipcode": None, "lat": v.lat, "long": v.long,
         "media_url": v.media_url,
     }

@@ -156,6 +156,8 @@ def test_bad_formats_dates_and_statuses_are_400(site: Site) -> None:
     key = {"api_key": site.town_key}
     for params in ({"start_date": "2026-11-01"}, {"start_date": "2026-11-01T00:00:00"},
                    {"end_date": "yesterday"}, {"status": "pending"},
+                   {"start_date": "0001-01-01T00:00:00+01:00"},
+                   {"end_date": "9999-12-31T23:59:59-01:00"},
                    {"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"},
                    {"start_date": "2026-06-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"}):
         r = httpx.get(f"{site.base}/requests.xml", params={**key, **params})
