@@ -18,13 +18,14 @@ from core.hierarchy import boundaries as boundaries_model
 from core.hierarchy import invites as invites_model
 from core.hierarchy import model as hierarchy_model
 from core.notices import model as notices_model
+from core.open311 import model as open311_model
 from core.rollup import model as rollup_model
 
 __all__ = ["accounts_model", "boundaries_model", "callback_nonces_model", "campaigns_model",
            "cases_model",
            "conversations_model",
            "deliveries_model", "hierarchy_model", "inbound_model", "invites_model",
-           "notices_model", "ops_model",
+           "notices_model", "open311_model", "ops_model",
            "outbox_model",
            "ratebucket_model", "rollup_model", "route_rules_model", "tokens_model",
            "web_sessions_model",

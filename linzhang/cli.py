@@ -1,5 +1,5 @@
 """`linzhang serve | demo | migrate | import FILE... | export | purge | set-password |
-wechat-menu`."""
+wechat-menu | open311 key create|revoke|list`."""
 
 from __future__ import annotations
 
@@ -362,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     wm = sub.add_parser("wechat-menu", help="create the Official Account menu (我要反映, 我的诉求)")
     wm.set_defaults(func=cmd_wechat_menu)
+
+    from linzhang import cli_open311
+
+    cli_open311.add_parser(sub)
     return p
 
 

@@ -25,6 +25,7 @@ from webhooks import (
     dashboard_policies,
     http_errors,
     metrics,
+    open311,
     telegram,
     webchat,
     webhook_docs,
@@ -106,6 +107,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(dashboard_notices.router(c))
     app.include_router(dashboard_policies.router(c))
     app.include_router(metrics.router(c))
+    app.include_router(open311.router(c))  # GeoReport v2 for 12345 and other client systems
     if c.settings.wechat_token is not None:
         app.include_router(wechat.router(c))
     if c.settings.wecom_token is not None:

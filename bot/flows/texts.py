@@ -17,13 +17,14 @@ from bot.flows import (
     texts_en,
     texts_notices,
     texts_notify,
+    texts_open311,
     texts_policies,
     texts_zh,
 )
 
 # Further areas add their module here: (module with ZH and EN dicts).
 AREAS: tuple[ModuleType, ...] = (texts_notify, texts_notices, texts_campaigns,
-                                  texts_policies, texts_dupes, texts_away)
+                                  texts_policies, texts_dupes, texts_away, texts_open311)
 
 
 def _join(lang: str, base: dict[str, str]) -> dict[str, str]:

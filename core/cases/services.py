@@ -31,7 +31,14 @@ from core.cases.routing import Target, category_by_name, first_target
 from core.clock import Clock, as_utc
 from core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
 from core.hierarchy.model import Person, Post, Role
-from core.hierarchy.queries import Chain, actor, chain_for_node, node_by_id, residence_of
+from core.hierarchy.queries import (
+    Chain,
+    NodeRef,
+    actor,
+    chain_for_node,
+    node_by_id,
+    residence_of,
+)
 from core.media.store import is_unsaved
 from core.settings import Settings
 
@@ -110,13 +117,16 @@ def resident_address(session: Session, case: Case) -> str | None:
 
 def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id: int,
               text: str, opened_by: int | None = None, category: str | None = None,
-              attachments: Sequence[NewAttachment] = (), via: str | None = None) -> Case:
-    """Open a case for a resident and route it at once to the lowest filled tier above them."""
+              attachments: Sequence[NewAttachment] = (), via: str | None = None,
+              home: NodeRef | None = None) -> Case:
+    """Open a case for a resident and route it at once to the lowest filled tier above them
+    (`home`: the node a client system placed the report on, for a reporter who lives nowhere
+    in the tree — an Open311 request)."""
     now = clock.now()
     text = _clean_text(text, required=not attachments) or NO_WORDS
     for a in attachments:
         _check_attachment(a)
-    home = residence_of(session, resident_id)
+    home = home if home is not None else residence_of(session, resident_id)
     opener = opened_by if opened_by is not None else resident_id
     if opener != resident_id:
         who = actor(session, opener)

@@ -37,3 +37,9 @@ def test_bench_notify_toy(capsys: pytest.CaptureFixture[str]) -> None:
     assert load("bench_notify").main(["--cases", "5"]) == 0
     out = capsys.readouterr().out
     assert "rows/event" in out and "replied" in out and "baseline" in out
+
+
+def test_bench_open311_toy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load("bench_open311").main(["--posts", "40", "--concurrency", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "40 filed, 40 routed" in out and "Open311 POST" in out and "Telegram webhook" in out
