@@ -33,6 +33,7 @@ ZH: dict[str, str] = {
     "open311_notice_no_place": "未提供位置，已转{office}办理，由其分派。",
     "open311_given_coordinates": "坐标",
     "open311_given_address": "地址",
+    "n_card_from_system": "\n来自{name}（系统转办）：答复将由该系统读取后转告居民。",
 }
 
 EN: dict[str, str] = {
@@ -64,4 +65,6 @@ EN: dict[str, str] = {
     "open311_notice_no_place": "No location given: filed to {office}, who will assign it.",
     "open311_given_coordinates": "coordinates",
     "open311_given_address": "address",
+    "n_card_from_system": ("\nFiled by {name} (a client system): it reads the answers back "
+                           "and passes them on to the resident."),
 }

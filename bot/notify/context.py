@@ -52,6 +52,9 @@ class Env:
     followers: dict[int, list[int]] = field(default_factory=dict)
     addresses: dict[int, str | None] = field(default_factory=dict)
     unreachable: set[int] = field(default_factory=set)  # residents no chat reaches
+    # Reporters that are client systems (Open311: a 12345 hotline): they read answers back
+    # through the API, so they get no chat message and are never "unreachable".
+    systems: set[int] = field(default_factory=set)
     nodes: dict[int, NodeRef] = field(default_factory=dict)
     mirrors: dict[int, list[int]] = field(default_factory=dict)
     superiors: dict[int, Target | None] = field(default_factory=dict)
@@ -90,6 +93,13 @@ class Env:
         reachable = set(s.execute(sa.select(CI.c.person_id).where(
             CI.c.person_id.in_(residents), CI.c.unreachable.is_(False))).scalars())
         self.unreachable = set(residents) - reachable
+        if self.unreachable:  # only then can one be a system (no extra read for a chat report)
+            from core.open311.model import Open311Client
+
+            clients: sa.Table = Open311Client.__table__  # type: ignore[attr-defined]
+            self.systems = set(s.execute(sa.select(clients.c.person_id).where(
+                clients.c.person_id.in_(sorted(self.unreachable)))).scalars())
+            self.unreachable -= self.systems
         rows = s.execute(sa.select(CASES.c.id, POSTS.c.address)
                          .join(POSTS, sa.and_(POSTS.c.person_id == CASES.c.resident_id,
                                               POSTS.c.node_id == CASES.c.home_node_id,

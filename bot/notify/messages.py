@@ -96,8 +96,11 @@ def covering_note(env: Env, case: Case, r: Recipient) -> str:
 
 def gone_note(env: Env, case: Case, r: Recipient) -> str:
     """The holder's card says when the resident cannot be reached by chat."""
-    if r.person_id is not None and r.person_id == case.holder_id \
-            and case.resident_id in env.unreachable:
+    if r.person_id is None or r.person_id != case.holder_id:
+        return ""
+    if case.resident_id in env.systems:
+        return t(r.lang, "n_card_from_system", name=env.name(case.resident_id))
+    if case.resident_id in env.unreachable:
         return t(r.lang, "n_card_resident_gone")
     return ""
 

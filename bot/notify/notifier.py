@@ -30,7 +30,8 @@ def audience(env: Env, rule: Rule, e: CaseEvent, case: Case) -> list[Recipient]:
     detail = e.detail or {}
     match rule.audience:
         case "residents":
-            return [r for p in env.followers.get(case.id, []) for r in env.person(p)]
+            return [r for p in env.followers.get(case.id, []) if p not in env.systems
+                    for r in env.person(p)]
         case "holder":
             return env.person(case.holder_id)
         case "previous":

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from defusedxml import ElementTree as SafeET
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -210,3 +211,23 @@ def test_a_point_inside_a_boundary_goes_to_that_node(site: Site, engine: Engine)
     case: Case = get(engine, int(posted["service_request_id"]))
     assert case.holder_id == site.city["leader3"]
     assert (case.latitude, case.longitude) == (34.05, 116.05)
+
+
+def test_a_filed_request_tells_its_holder_who_filed_it_and_writes_nothing_to_the_system(
+        site: Site, engine: Engine) -> None:
+    client = GeoReport(site.base, site.town_key, fmt="json")
+    posted = client.post_request(service_code="3", address_string=ADDRESS,
+                                 description="楼道堆物挡路")
+    case_id = int(posted["service_request_id"])
+    leader = site.city["leader1"]
+    with engine.connect() as conn:
+        system = conn.execute(sa.text("SELECT resident_id FROM cases WHERE id = :c"),
+                              {"c": case_id}).scalar_one()
+        to_system = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE person_id = :p"),
+                                 {"p": system}).scalar_one()
+        card = conn.execute(sa.text(
+            "SELECT text FROM outbox WHERE person_id = :p AND case_id = :c ORDER BY id"),
+            {"p": leader, "c": case_id}).scalars().first()
+    assert to_system == 0  # the system reads answers back; no chat message for it
+    assert card is not None and "楼道堆物挡路" in card
+    assert "来自12345热线" in card and "无法通过聊天联系" not in card, card
