@@ -130,6 +130,7 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
                                    external_id=inbound.sender_id, now=now)
     if counters is not None:
         counters.update_in(inbound.platform, result)
+        counters.beat("in", inbound.platform, now)
     return True
 
 
@@ -138,6 +139,7 @@ def record_unparsed(engine: Engine, *, platform: str, update_id: str, payload: d
     """Keep an update we could not understand, so that nothing sent to us is lost."""
     if counters is not None:
         counters.update_in(platform, "ignored" if error.startswith("ignored") else "unparsed")
+        counters.beat("in", platform, now)  # the platform reached us, whatever it sent
     with write_session(engine) as session:
         rid = inbound_log.record(session, platform=platform, update_id=update_id,
                                  payload=payload, now=now)

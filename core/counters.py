@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from datetime import datetime
 
 # (platform, result) of an inbound update: handled, duplicate (a platform's retry), unparsed,
 # failed (the flow raised; the person was told we are on it).
@@ -25,6 +26,9 @@ class Counters:
         self._updates: defaultdict[UpdateKey, int] = defaultdict(int)
         self._sent: defaultdict[str, int] = defaultdict(int)
         self._throttled: defaultdict[str, int] = defaultdict(int)
+        # ("in" | "out", platform) → the latest moment, and what core/heartbeats last shared.
+        self._beats: dict[tuple[str, str], datetime] = {}
+        self._flushed: dict[tuple[str, str], datetime] = {}
 
     def update_in(self, platform: str, result: str = "handled") -> None:
         """One update arrived from a platform."""
@@ -41,6 +45,27 @@ class Counters:
         """The platform answered "too many requests" (Telegram's 429, WeChat's 45009)."""
         with self._lock:
             self._throttled[platform] += 1
+
+    def beat(self, direction: str, platform: str, at: datetime) -> None:
+        """A platform gave us an update ("in") or took a message ("out") at `at`."""
+        key = (direction, platform)
+        with self._lock:
+            if key not in self._beats or self._beats[key] < at:
+                self._beats[key] = at
+
+    def beats(self) -> dict[tuple[str, str], datetime]:
+        with self._lock:
+            return dict(self._beats)
+
+    def beats_to_flush(self) -> dict[tuple[str, str], datetime]:
+        """The moments that moved since they were last shared (core/heartbeats writes them,
+        then calls `flushed`)."""
+        with self._lock:
+            return {k: v for k, v in self._beats.items() if self._flushed.get(k) != v}
+
+    def flushed(self, moments: dict[tuple[str, str], datetime]) -> None:
+        with self._lock:
+            self._flushed.update(moments)
 
     def snapshot(self) -> tuple[dict[UpdateKey, int], dict[str, int], dict[str, int]]:
         """(updates, sent, throttled), copied under the lock."""

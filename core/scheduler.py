@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from core.cases.sweep import SweepResult, earliest_due, run_sweep
 from core.clock import Clock
+from core.counters import Counters
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ WAKE_JOB_ID = "linzhang.deadline_wake"
 STALL_JOB_ID = "linzhang.stall_watch"
 ROLLUP_JOB_ID = "linzhang.rollup_refresh"
 TIDY_JOB_ID = "linzhang.housekeeping"
+CHANNEL_JOB_ID = "linzhang.channel_watch"
 
 
 @dataclass
@@ -223,3 +225,36 @@ def sweep_job(scheduler: BaseScheduler) -> SweepJob:
     func = job.func
     assert isinstance(func, SweepJob)
     return func
+
+
+@dataclass
+class ChannelWatch:
+    """Heartbeats: share this worker's last receive and send per platform, and alert the root
+    admins when a platform has been silent while messages wait (core/heartbeats.py)."""
+
+    engine: Engine
+    clock: Clock
+    counters: Counters
+    platforms: list[str]
+    silence: timedelta
+
+    def __call__(self) -> None:
+        from core.heartbeats import watch
+
+        try:
+            watch(self.engine, clock=self.clock, counters=self.counters,
+                  platforms=self.platforms, silence=self.silence)
+        except Exception:
+            log.exception("channel watch failed")  # the next run retries; /healthz tells
+
+
+def add_channel_watch(scheduler: BaseScheduler, *, engine: Engine, clock: Clock,
+                      settings: Settings, counters: Counters, platforms: list[str]) -> None:
+    """Add the heartbeat job for the chat platforms this deployment runs."""
+    scheduler.add_job(
+        ChannelWatch(engine=engine, clock=clock, counters=counters, platforms=platforms,
+                     silence=settings.channel_silence),
+        IntervalTrigger(seconds=settings.heartbeat_interval.total_seconds(), timezone="UTC"),
+        id=CHANNEL_JOB_ID, name="channel heartbeats", max_instances=1, coalesce=True,
+        misfire_grace_time=None, replace_existing=True,
+    )

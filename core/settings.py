@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     rollup_interval: Duration = Field(default=timedelta(minutes=1), gt=timedelta(0))
     # How often a separate job checks that the sweep keeps up (core/ops.py: the stall alert).
     stall_check_interval: Duration = timedelta(seconds=60)
+    # Channel heartbeats (core/heartbeats.py): how often each worker shares when its platforms
+    # last received and sent, and how long a platform may send nothing while messages wait
+    # before the root admins are alerted.
+    heartbeat_interval: Duration = Field(default=timedelta(seconds=60), gt=timedelta(0))
+    channel_silence: Duration = Field(default=timedelta(minutes=15), gt=timedelta(0))
     append_window: Duration = timedelta(minutes=10)
     # Flood control (bot/flows/flood.py): past this many messages a minute from one person the
     # bot stops answering each one, says so once, and keeps every word on their open case.

@@ -45,6 +45,14 @@ def _warm_up() -> None:
         log.exception("loading the word-cutting dictionary at start failed")
 
 
+def watched_platforms(settings: Settings) -> list[str]:
+    """The chat platforms whose heartbeats are watched: the configured ones but the web chat
+    (our own page: nothing outside can go silent)."""
+    from bot.dispatcher.recipients import configured_platforms
+
+    return sorted(configured_platforms(settings) - {"web"})
+
+
 async def _settle(task: asyncio.Task[None]) -> None:
     """Wait out a start-up task at shutdown (a worker thread cannot be cancelled)."""
     await task
@@ -63,10 +71,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from core.scheduler import build_scheduler
+        from core.scheduler import add_channel_watch, build_scheduler
 
         migrate(c.engine)
         scheduler = build_scheduler(engine=c.engine, clock=c.clock, settings=c.settings)
+        add_channel_watch(scheduler, engine=c.engine, clock=c.clock, settings=c.settings,
+                          counters=c.counters, platforms=watched_platforms(c.settings))
         stoppers = []
         if run_jobs:
             scheduler.start()
@@ -119,6 +129,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         `"status": "degraded"` while the media store cannot take files (reports still work)."""
         from sqlmodel import Session
 
+        from core.heartbeats import channels
         from core.media.store import MediaStore
         from core.ops import stall_limit, stalled_since, sweep_lag
 
@@ -126,6 +137,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             with Session(c.engine) as session:
                 lag = sweep_lag(session, now=c.clock.now()).total_seconds()
                 since = stalled_since(session)  # an episode the stall watch alerted about
+                chans = {ch.platform: ch.as_json() for ch in channels(
+                    session, platforms=watched_platforms(c.settings), now=c.clock.now(),
+                    silence=c.settings.channel_silence)}
         except sa.exc.SQLAlchemyError as exc:
             log.error("health check: database unreachable: %s", exc)
             return JSONResponse({"status": "down", "database": "unreachable"}, status_code=503)
@@ -140,12 +154,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         if run_jobs and lag > limit:
             log.error("health check: the sweep is %.0f s behind", lag)
             return JSONResponse({"status": "behind", "sweep_lag_seconds": round(lag, 1),
-                                 **stall, **media}, status_code=503)
+                                 **stall, **media, "channels": chans}, status_code=503)
         # Not a 503: every worker shares MEDIA_DIR, so a balancer would take them all out and
         # stop the reports too, which still become cases (their files marked failed).
         status = "ok" if media_problem is None else "degraded"
+        # A silent channel is told to the admins and shown here, not a 503: the other
+        # platforms and the web chat still work.
         return JSONResponse({"status": status, "sweep_lag_seconds": round(lag, 1), **stall,
-                             **media})
+                             **media, "channels": chans})
 
     install_security_headers(app, c.settings)  # keep last: the outermost middleware
     return app

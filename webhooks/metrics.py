@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from core.cases.lists import CASES, overdue_clause
 from core.container import Container
+from core.heartbeats import Channel
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class LinzhangCollector(Collector):
 
     def _database(self) -> Iterable[Metric]:
         from core import deliveries, outbox
+        from core.heartbeats import channels
         from core.ops import stalled_since, sweep_lag
 
         up = GaugeMetricFamily("linzhang_database_up", "1 when the database answered the scrape")
@@ -91,6 +93,8 @@ class LinzhangCollector(Collector):
                     sa.select(sa.func.count()).select_from(CASES).where(overdue_clause(now))
                 ).scalar_one())
                 stalled = stalled_since(session) is not None
+                chans = channels(session, platforms=[p for p in platforms(self.c) if p != "web"],
+                                 now=now, silence=self.c.settings.channel_silence)
         except sa.exc.SQLAlchemyError as exc:
             log.error("metrics: database unreachable: %s", exc)
             up.add_metric([], 0)
@@ -111,6 +115,28 @@ class LinzhangCollector(Collector):
                                 "deadline or are past their running one", value=overdue)
         yield GaugeMetricFamily("linzhang_sweep_stalled", "1 while a stalled-sweep alert "
                                 "episode is open", value=int(stalled))
+        yield from _channel_gauges(chans)
+
+
+def _channel_gauges(chans: list[Channel]) -> Iterable[Metric]:
+    """Heartbeats (core/heartbeats.py), shared by every worker: take `max`."""
+    rx = GaugeMetricFamily("linzhang_channel_last_receive_timestamp_seconds", "When the "
+                           "platform last gave us an update (any worker; absent: never)",
+                           labels=["platform"])
+    tx = GaugeMetricFamily("linzhang_channel_last_send_timestamp_seconds", "When the platform "
+                           "last took a message (any worker; absent: never)", labels=["platform"])
+    silent = GaugeMetricFamily("linzhang_channel_silent", "1 while a silent-channel alert "
+                               "episode is open (nothing sent while messages wait)",
+                               labels=["platform"])
+    for ch in chans:
+        if ch.last_receive is not None:
+            rx.add_metric([ch.platform], ch.last_receive.timestamp())
+        if ch.last_send is not None:
+            tx.add_metric([ch.platform], ch.last_send.timestamp())
+        silent.add_metric([ch.platform], int(ch.silent_since is not None))
+    yield rx
+    yield tx
+    yield silent
 
 
 def build_registry(c: Container) -> CollectorRegistry:

@@ -31,7 +31,6 @@ it (Ledger), and a retry is handed the parts already delivered to skip them; a t
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot.dispatcher.reach import chat_gone, still_reachable
-from bot.dispatcher.recipients import chat_owners, destinations
+from bot.dispatcher.recipients import claim, destinations
 from bot.dispatcher.rows import Row
 from bot.dispatcher.transport import (
     Done,
@@ -87,6 +86,7 @@ class Dispatcher:
         self.settings = settings or Settings(_env_file=None)
         self.configured = configured  # the platforms the deployment runs (None: any)
         self.counters = counters if getattr(transport, "counts_rows", False) else None
+        self.beats = counters  # every transport's sends are heartbeats (core/heartbeats.py)
         self.batch, self.max_held, self.lease, self.idle = batch, max_held, lease, idle
         self.timer: Timer = timer or getattr(transport, "timer", None) or RealTimer()
         self.ledger = Ledger(engine, clock, self.platform)
@@ -176,7 +176,8 @@ class Dispatcher:
         if room <= 0:
             return 0
         now = self.clock.now()
-        rows = await self._db(lambda s: self._claim(s, now=now, limit=room))
+        rows = await self._db(lambda s: claim(s, platform=self.platform, now=now, limit=room,
+                                              lease=self.lease))
         # In the order they were written: a case's receipt before the question that follows
         # it (a flow's rows can carry an earlier time than the ones its services wrote).
         for row in sorted(rows, key=lambda r: r.id):
@@ -185,13 +186,6 @@ class Dispatcher:
             if row.key not in self._workers:
                 self._workers[row.key] = asyncio.create_task(self._work(row.key))
         return len(rows)
-
-    def _claim(self, session: Session, *, now: datetime, limit: int) -> list[Row]:
-        rows = [Row.of(r) for r in deliveries.claim_for_platform(
-            session, platform=self.platform, now=now, limit=limit, lease=self.lease)]
-        owners = chat_owners(session, platform=self.platform, rows=rows)
-        return [dataclasses.replace(r, chat_owner=owners[r.address])
-                if r.address in owners else r for r in rows]
 
     async def _heartbeat(self) -> None:
         now = self.timer.monotonic()
@@ -276,6 +270,8 @@ class Dispatcher:
                         self.stats.rows_deferred += len(rest)
                         return until
                 return None
+        if self.beats is not None and isinstance(outcome, Done):
+            self.beats.beat("out", self.platform, self.clock.now())
         if self.counters is not None:
             # Rows, not API calls: a row reaches each of a person's accounts at most once.
             if isinstance(outcome, Done):

@@ -6,12 +6,15 @@ binding names on it, or the raw chat the row addresses on it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot.dispatcher.rows import Row
+from core import deliveries
 from core.hierarchy.model import ChatBinding, ChatIdentity, carries_messages
 from core.settings import Settings
 
@@ -39,6 +42,16 @@ def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
     if row.address and row.platform in (platform, None):
         return [Dest(str(row.address), identity=False)]
     return []
+
+
+def claim(session: Session, *, platform: str, now: datetime, limit: int,
+          lease: timedelta) -> list[Row]:
+    """Claim due rows for `platform`, each knowing whose own chat a raw address is."""
+    rows = [Row.of(r) for r in deliveries.claim_for_platform(
+        session, platform=platform, now=now, limit=limit, lease=lease)]
+    owners = chat_owners(session, platform=platform, rows=rows)
+    return [dataclasses.replace(r, chat_owner=owners[r.address])
+            if r.address in owners else r for r in rows]
 
 
 def chat_owners(session: Session, *, platform: str, rows: list[Row]) -> dict[str, int]:

@@ -18,6 +18,11 @@ ZH: dict[str, str] = {
     "n_under_minute": "不到1分钟",
     "ops_stalled": "【警报】期限检查已停滞：最早到期的事项已超时 {n} 分钟未处理，请检查服务。",
     "ops_recovered": "【恢复】期限检查已恢复（停滞约 {n} 分钟）。",
+    "ops_channel_silent": ("【警报】{platform}已有 {n} 分钟没有发出任何消息，另有 {waiting} 条"
+                           "在等待发送：请检查其密钥、配额和网络。"),
+    "ops_channel_back": "【恢复】{platform}已恢复发送（中断约 {n} 分钟）。",
+    "ops_platform_telegram": "Telegram", "ops_platform_wechat": "微信公众号",
+    "ops_platform_wecom": "政务微信",
     "n_minutes": "{m}分钟", "n_hours": "{h}小时", "n_hours_minutes": "{h}小时{m}分钟",
     "n_days": "{d}天", "n_days_hours": "{d}天{h}小时",
     "n_missed_reply": "未答复", "n_missed_handle": "未办结",
@@ -111,6 +116,11 @@ EN: dict[str, str] = {
                     "overdue. Please check the service."),
     "ops_recovered": ("RECOVERED: the deadline sweep is running again "
                       "(stalled for about {n} min)."),
+    "ops_channel_silent": ("ALERT: {platform} has sent nothing for {n} min while {waiting} "
+                           "messages wait: check its credentials, quota and network."),
+    "ops_channel_back": "RECOVERED: {platform} is sending again (down about {n} min).",
+    "ops_platform_telegram": "Telegram", "ops_platform_wechat": "the WeChat account",
+    "ops_platform_wecom": "WeCom",
     "n_minutes": "{m} min", "n_hours": "{h} h", "n_hours_minutes": "{h} h {m} min",
     "n_days": "{d} days", "n_days_hours": "{d} days {h} h",
     "n_missed_reply": "not answered", "n_missed_handle": "not finished",

@@ -12,8 +12,8 @@ def install() -> None:
     from bot.notify import campaigns
     from bot.notify.notices import notify_notices
     from bot.notify.notifier import notify
-    from bot.notify.ops_texts import StallAlerts
-    from core import ops
+    from bot.notify.ops_texts import ChannelAlerts, StallAlerts
+    from core import heartbeats, ops
     from core.campaigns import events as campaign_events
     from core.rollup.refresh import on_events
 
@@ -22,6 +22,7 @@ def install() -> None:
     notice_events.subscribe("notify", notify_notices)
     campaign_events.subscribe("notify", campaigns.notify)
     ops.use_texts(StallAlerts())
+    heartbeats.use_texts(ChannelAlerts())
 
 
 __all__ = ["install"]

@@ -1,4 +1,5 @@
-"""The words of the stalled-sweep alerts that core/ops.py sends to the root admins."""
+"""The words of the operational alerts core/ops.py (a stalled sweep) and core/heartbeats.py
+(a silent chat platform) send to the root admins."""
 
 from __future__ import annotations
 
@@ -13,3 +14,22 @@ class StallAlerts:
 
     def recovered(self, *, lang: str, minutes: int) -> str:
         return t(lang, "ops_recovered", n=minutes)
+
+
+PLATFORM_KEY = {"telegram": "ops_platform_telegram", "wechat": "ops_platform_wechat",
+                "wecom": "ops_platform_wecom"}
+
+
+class ChannelAlerts:
+    """core.heartbeats.ChannelTexts in the reader's language."""
+
+    def _name(self, lang: str, platform: str) -> str:
+        key = PLATFORM_KEY.get(platform)
+        return t(lang, key) if key else platform
+
+    def silent(self, *, lang: str, platform: str, minutes: int, waiting: int) -> str:
+        return t(lang, "ops_channel_silent", platform=self._name(lang, platform), n=minutes,
+                 waiting=waiting)
+
+    def back(self, *, lang: str, platform: str, minutes: int) -> str:
+        return t(lang, "ops_channel_back", platform=self._name(lang, platform), n=minutes)
