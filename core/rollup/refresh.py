@@ -25,10 +25,11 @@ from core.clock import Clock, as_utc
 from core.db import write_transaction
 from core.hierarchy.model import Level, Node, Role
 from core.hierarchy.tree import path_ids, subtree_bounds
+from core.rollup.kaohe import kaohe_rows
 from core.rollup.lock import refresher as _refresher
-from core.rollup.model import CATEGORY, DAY, DIRTY, HIST, RATING, STATE, TIER
+from core.rollup.model import CATEGORY, DAY, DIRTY, HIST, KAOHE, RATING, STATE, TIER
 
-TABLES = (DAY, TIER, HIST, RATING, CATEGORY)
+TABLES = (DAY, TIER, HIST, RATING, CATEGORY, KAOHE)
 
 C = CASES
 E = EVENTS
@@ -235,7 +236,9 @@ def compute(conn: sa.Connection, *, village_id: int, village_path: str, first: d
                      for k, v in a.category.items()]
     return VillageDays(village_id, first, last, {
         DAY.name: day_rows, TIER.name: tier_rows, HIST.name: hist_rows,
-        RATING.name: rating_rows, CATEGORY.name: cat_rows}, len(acc))
+        RATING.name: rating_rows, CATEGORY.name: cat_rows,
+        KAOHE.name: kaohe_rows(conn, village_id=village_id, village_path=village_path, t0=t0,
+                               t1=t1, tz=tz)}, len(acc))
 
 
 def store(conn: sa.Connection, computed: VillageDays) -> None:

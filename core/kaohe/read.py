@@ -1,0 +1,257 @@
+"""The monthly 考核 and the yearly 最美邻长 shortlist, read from the rollups (rollup_kaohe).
+
+Every read is limited to one node's subtree by the villages' paths; a whole month (or year)
+is whole local days, so the rollups answer for every level. As fresh as the last refresh."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.errors import InvalidInput
+from core.hierarchy.model import Level, Node, Person, Role
+from core.hierarchy.queries import NodeRef, subtree
+from core.hierarchy.tree import path_ids, subtree_bounds
+from core.kaohe.measures import COUNTERS, Kaohe
+from core.rollup.model import KAOHE
+from core.rollup.refresh import refreshed_at
+
+K = KAOHE
+N: sa.Table = Node.__table__  # type: ignore[attr-defined]
+P: sa.Table = Person.__table__  # type: ignore[attr-defined]
+LEADER = Role.neighbor_leader.value
+TIER_ORDER = ("neighbor_leader", "group_leader", "area_leader", "secretary", "department",
+              "admin")
+
+
+def month_span(month: str) -> tuple[date, date]:
+    """`2026-03` → the local days [2026-03-01, 2026-04-01); InvalidInput for anything else."""
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        first = date(y, m, 1)
+    except ValueError:
+        raise InvalidInput("kaohe_bad_month", month=month) from None
+    if len(month) != 7:
+        raise InvalidInput("kaohe_bad_month", month=month)
+    return first, date(y + m // 12, m % 12 + 1, 1)
+
+
+def year_span(year: int) -> tuple[date, date]:
+    if not 2000 <= year <= 2100:
+        raise InvalidInput("kaohe_bad_year", year=year)
+    return date(year, 1, 1), date(year + 1, 1, 1)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a 考核 row is about: a node (town, village, department) or a person."""
+
+    kind: str  # "node" | "dept" | "person"
+    id: int
+    name: str
+    code: str = ""
+    place: str = ""  # a person's village (the one with most of their cases)
+    town: NodeRef | None = None
+
+
+@dataclass
+class Row:
+    unit: Unit
+    k: Kaohe
+    rank: int | None = None
+
+
+@dataclass
+class Ranking:
+    """Ranked rows best first; `too_few`: fewer than the minimum cases, listed, not ranked."""
+
+    ranked: list[Row] = field(default_factory=list)
+    too_few: list[Row] = field(default_factory=list)
+
+
+def rank_rows(rows: Iterable[Row], min_cases: int) -> Ranking:
+    out = Ranking()
+    for r in rows:
+        (out.ranked if r.k.received >= max(min_cases, 1) else out.too_few).append(r)
+    out.ranked.sort(key=lambda r: (-r.k.score, -r.k.received, r.unit.code, r.unit.id))
+    out.too_few.sort(key=lambda r: (-r.k.received, r.unit.code, r.unit.id))
+    for i, r in enumerate(out.ranked, 1):
+        r.rank = i
+    return out
+
+
+def _where(kind: str, scope: NodeRef, first: date, stop: date) -> sa.ColumnElement[bool]:
+    low, high = subtree_bounds(scope.path)
+    return sa.and_(K.c.kind == kind, K.c.day >= first, K.c.day < stop,
+                   K.c.village_path >= low, K.c.village_path < high)
+
+
+_SUMS = [sa.func.sum(K.c[k]).label(k) for k in COUNTERS]
+
+
+def _kaohe(r: Any) -> Kaohe:
+    k = Kaohe()
+    k.add(r)
+    return k
+
+
+@dataclass
+class MonthReport:
+    scope: NodeRef
+    first: date
+    stop: date
+    total: Kaohe
+    tiers: list[tuple[str, Kaohe]]
+    towns: Ranking
+    villages: Ranking
+    departments: Ranking
+    leaders: Ranking
+    as_of: datetime | None
+
+
+def owner_of(vpath: str, paths: dict[str, NodeRef]) -> NodeRef | None:
+    ids = path_ids(vpath)
+    for n in range(len(ids), 0, -1):
+        found = paths.get("/" + "/".join(map(str, ids[:n])) + "/")
+        if found is not None:
+            return found
+    return None
+
+
+def nodes(session: Session, *, scope: NodeRef, level: Level, first: date, stop: date,
+          min_cases: int) -> Ranking:
+    """Towns or villages in the scope, ranked; nodes without a case are listed too."""
+    at_level = {n.path: n for n in subtree(session, scope, levels=[level])}
+    sums: dict[str, Kaohe] = defaultdict(Kaohe)
+    for r in session.execute(sa.select(K.c.village_path, *_SUMS)
+                             .where(_where("node", scope, first, stop))
+                             .group_by(K.c.village_path)):
+        owner = owner_of(r.village_path, at_level)
+        if owner is not None:
+            sums[owner.path].add(r)
+    return rank_rows((Row(Unit("node", n.id, n.name, n.code), sums.get(p, Kaohe()))
+                  for p, n in at_level.items()), min_cases)
+
+
+def departments(session: Session, *, scope: NodeRef, first: date, stop: date,
+                min_cases: int) -> Ranking:
+    """The departments that took whistled cases of the scope, ranked on those cases."""
+    rows = session.execute(sa.select(K.c.unit_id, N.c.code, N.c.name, *_SUMS)
+                           .join(N, N.c.id == K.c.unit_id)
+                           .where(_where("dept", scope, first, stop))
+                           .group_by(K.c.unit_id, N.c.code, N.c.name)).all()
+    return rank_rows((Row(Unit("dept", int(r.unit_id), r.name, r.code), _kaohe(r)) for r in rows),
+                 min_cases)
+
+
+def leaders(session: Session, *, scope: NodeRef, first: date, stop: date, min_cases: int,
+            ranked_only: bool = False) -> Ranking:
+    """The 邻长 scorecard: every 邻长 with cases first routed to them, ranked
+    (`ranked_only`: those under the minimum stay on the database, only counted)."""
+    q = (sa.select(K.c.unit_id, sa.func.min(K.c.village_path).label("vpath"), *_SUMS)
+         .where(_where("person", scope, first, stop), K.c.role == LEADER)
+         .group_by(K.c.unit_id))
+    few = 0
+    if ranked_only:
+        enough = sa.func.sum(K.c.received) >= max(min_cases, 1)
+        few = int(session.execute(sa.select(sa.func.count()).select_from(
+            q.having(sa.not_(enough)).subquery())).scalar_one())
+        q = q.having(enough)
+    rows = session.execute(q).all()
+    out = rank_rows(people_rows(session, rows), min_cases)
+    if ranked_only:
+        out.too_few = [Row(Unit("person", 0, ""), Kaohe())] * few
+    return out
+
+
+def people_rows(session: Session, rows: Sequence[Any]) -> list[Row]:
+    """Rows of persons with their names and villages (and towns), looked up in chunks."""
+    pids = [int(r.unit_id) for r in rows]
+    names: dict[int, str] = {}
+    for i in range(0, len(pids), 900):
+        names.update((int(x.id), str(x.name)) for x in session.execute(
+            sa.select(P.c.id, P.c.name).where(P.c.id.in_(pids[i:i + 900]))))
+    vpaths = {str(r.vpath) for r in rows}
+    ids = sorted({i for p in vpaths for i in path_ids(p)})
+    found: dict[int, Any] = {}
+    for i in range(0, len(ids), 900):
+        found.update((int(x.id), x) for x in session.execute(
+            sa.select(N.c.id, N.c.code, N.c.name, N.c.level, N.c.path, N.c.parent_id)
+            .where(N.c.id.in_(ids[i:i + 900]),
+                   N.c.level.in_([Level.town.value, Level.village.value]))))
+    out = []
+    for r in rows:
+        chain = [found[i] for i in path_ids(str(r.vpath)) if i in found]
+        village = next((x for x in chain if x.level == Level.village.value), None)
+        town = next((x for x in chain if x.level == Level.town.value), None)
+        town_ref = (NodeRef(int(town.id), town.code, Level.town, town.name, town.path,
+                            town.parent_id) if town is not None else None)
+        pid = int(r.unit_id)
+        out.append(Row(Unit("person", pid, names.get(pid, ""), "",
+                            village.name if village is not None else "", town_ref),
+                       _kaohe(r)))
+    return out
+
+
+def tiers(session: Session, *, scope: NodeRef, first: date, stop: date
+          ) -> list[tuple[str, Kaohe]]:
+    """Per post the cases were first routed to, bottom of the chain first."""
+    rows = session.execute(sa.select(K.c.role, *_SUMS).where(_where("tier", scope, first, stop))
+                           .group_by(K.c.role)).all()
+    out = [(str(r.role), _kaohe(r)) for r in rows]
+    return sorted(out, key=lambda x: (TIER_ORDER.index(x[0]) if x[0] in TIER_ORDER else 99,
+                                      x[0]))
+
+
+def month_report(session: Session, *, scope: NodeRef, month: str, min_cases: int,
+                 all_leaders: bool = False) -> MonthReport:
+    """The month's 考核 of the scope: totals, tiers, rankings of towns, villages and
+    departments, and the 邻长 scorecard (`all_leaders`: also those under the minimum)."""
+    first, stop = month_span(month)
+    tier_rows = tiers(session, scope=scope, first=first, stop=stop)
+    total = Kaohe()
+    for _, k in tier_rows:
+        total.add(k.__dict__)
+    big = scope.level in (Level.district, Level.town)
+    towns = (nodes(session, scope=scope, level=Level.town, first=first, stop=stop,
+                   min_cases=min_cases) if scope.level is Level.district else Ranking())
+    villages = (nodes(session, scope=scope, level=Level.village, first=first, stop=stop,
+                      min_cases=min_cases) if big else Ranking())
+    return MonthReport(
+        scope=scope, first=first, stop=stop, total=total, tiers=tier_rows, towns=towns,
+        villages=villages,
+        departments=departments(session, scope=scope, first=first, stop=stop,
+                                min_cases=min_cases),
+        leaders=leaders(session, scope=scope, first=first, stop=stop, min_cases=min_cases,
+                        ranked_only=not all_leaders),
+        as_of=refreshed_at(session.connection()))
+
+
+@dataclass
+class Shortlist:
+    year: int
+    towns: list[tuple[NodeRef, list[Row]]]  # per town: its best 邻长, best first
+    min_cases: int
+
+
+def shortlist(session: Session, *, scope: NodeRef, year: int, min_cases: int,
+              per_town: int = 3) -> Shortlist:
+    """最美邻长: per town in the scope, the `per_town` 邻长 with the best score over the year
+    among those with at least `min_cases` cases."""
+    first, stop = year_span(year)
+    ranked = leaders(session, scope=scope, first=first, stop=stop, min_cases=min_cases,
+                     ranked_only=True).ranked
+    by_town: dict[int, list[Row]] = defaultdict(list)
+    towns: dict[int, NodeRef] = {}
+    for r in ranked:
+        if r.unit.town is not None and len(by_town[r.unit.town.id]) < per_town:
+            by_town[r.unit.town.id].append(r)
+            towns[r.unit.town.id] = r.unit.town
+    order = sorted(towns.values(), key=lambda n: n.code)
+    return Shortlist(year, [(t, by_town[t.id]) for t in order], min_cases)
