@@ -19,6 +19,7 @@ from webhooks import (
     campaigns,
     dashboard,
     dashboard_invites,
+    dashboard_kaohe,
     dashboard_notices,
     dashboard_policies,
     http_errors,
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(dashboard_invites.router(c))
     app.include_router(dashboard_notices.router(c))
     app.include_router(dashboard_policies.router(c))
+    app.include_router(dashboard_kaohe.router(c))
     app.include_router(metrics.router(c))
     if c.settings.wechat_token is not None:
         app.include_router(wechat.router(c))

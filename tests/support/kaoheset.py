@@ -7,8 +7,8 @@ March 2026 (Asia/Shanghai), from Monday 03-02 10:00:
 - C (居民吴 → 邻长小钱): answered on time, resolved; the resident says not fixed (重办);
   resolved again, confirmed 4 stars.
 - G (居民吴 → 邻长小钱): a duplicate of C, merged into it (counted nowhere but 收到/合并).
-- D (居民陈 → 邻长小冯, 西关社区), Tuesday 03-10 10:00: answered 5 h late (before the sweep ran), resolved; the
-  resident never answers: closed by itself after the confirm window, unrated.
+- D (居民陈 → 邻长小冯, 西关社区), Tuesday 03-10 10:00: answered 5 h late (before the sweep
+  ran), resolved; the resident never answers: closed by itself after the confirm window.
 - F (居民周 → 邻长小赵, 环境保护): accepted on time; 书记老王 whistles it to 生态环境所,
   whose liaison reports in and resolves; 书记老王 sends it back once (重办), the liaison
   resolves again, 书记 approves; 5 stars.
