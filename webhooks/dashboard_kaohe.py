@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from bot.flows.texts import TEXTS, t
+from core.cases.policy import CasePolicy
 from core.container import Container
-from core.db import session_scope
-from core.errors import InvalidInput
+from core.db import session_scope, write_session
+from core.errors import DomainError, InvalidInput
 from core.hierarchy.queries import NodeRef
 from core.kaohe import read
 from core.kaohe.measures import Kaohe
-from webhooks.dashboard_auth import SignedIn, e
+from core.notices import survey
+from webhooks.dashboard_auth import SignedIn, check_csrf, e
 from webhooks.dashboard_views import _crumb_html, _qs, crumbs, page, pct, role_zh
 from webhooks.dashboard_xlsx import pct_cell, xlsx
 from webhooks.http_errors import as_http
@@ -62,13 +65,51 @@ def _cells(k: Kaohe) -> str:
 _HEAD = "".join(f"<th>{h}</th>" for h in ("收到", *MEASURES, "得分"))
 
 
-def _ranking_table(cls: str, first: str, rows: list[read.Row], link: Any) -> str:
-    body = "".join(f'<tr>{_td("名次", r.rank)}{_td(first, link(r))}{_cells(r.k)}</tr>'
-                   for r in rows[:ON_PAGE])
+def _ranking_table(cls: str, first: str, rows: list[read.Row], link: Any,
+                   extra: Any = None) -> str:
+    """A ranking; `extra(row)` adds the 测评 cell (the 邻长 scorecard)."""
+    body = "".join(f'<tr>{_td("名次", r.rank)}{_td(first, link(r))}{_cells(r.k)}'
+                   f'{extra(r) if extra else ""}</tr>' for r in rows[:ON_PAGE])
     more = (f'<p class="muted">共 {len(rows)} 个，页面显示前 {ON_PAGE} 个；完整名单请导出。</p>'
             if len(rows) > ON_PAGE else "")
-    return (f'<table class="{cls} cards"><thead><tr><th>名次</th><th>{first}</th>{_HEAD}</tr>'
+    head = _HEAD + ("<th>测评</th>" if extra else "")
+    return (f'<table class="{cls} cards"><thead><tr><th>名次</th><th>{first}</th>{head}</tr>'
             f'</thead><tbody>{body or _EMPTY}</tbody></table>{more}')
+
+
+def _survey_cell(rep: read.MonthReport, flagged: set[int]) -> Any:
+    def cell(r: read.Row) -> str:
+        x = rep.survey.get(r.unit.id)
+        shown = "—" if x is None else f"{x.mean:.2f}（{x.answers}人）"
+        warn = ' <b class="warn">需调整</b>' if r.unit.id in flagged else ""
+        return _td("测评", shown + warn, "num")
+    return cell
+
+
+def _survey_section(c: Container, rep: read.MonthReport, csrf: str, month: str,
+                    msg: str | None) -> str:
+    """满意度测评: start one for this subtree, and the 邻长 flagged 需调整 this month."""
+    s = c.settings
+    at = rep.scope
+    flagged = "".join(
+        f'<tr>{_td("邻长", e(r.unit.name))}{_td("村(社区)", e(r.unit.place))}'
+        f'{_td("测评均分", f"{rep.survey[r.unit.id].mean:.2f}", "num")}'
+        f'{_td("答卷数", rep.survey[r.unit.id].answers, "num")}</tr>' for r in rep.adjust)
+    note = f'<p class="error">{e(msg)}</p>' if msg else ""
+    none = '<tr><td colspan="4" class="empty">本月没有需调整的邻长</td></tr>'
+    return f"""<section class="card" id="survey"><h2>满意度测评 <small>本月发起的测评；均分低于
+{s.survey_adjust_below:g}分且不少于{s.survey_adjust_min_answers}人作答的邻长标为需调整</small>
+</h2>{note}<form class="filters" method="post" action="/dashboard/kaohe/survey">
+<input type="hidden" name="csrf" value="{e(csrf)}">
+<input type="hidden" name="month" value="{e(month)}">
+<label>范围编码<input name="node_code" value="{e(at.code)}" required></label>
+<label>说明（可不填）<input name="text" maxlength="500"
+placeholder="满意度测评：您对本邻邻长的工作满意吗？"></label>
+<button>向居民发起测评</button></form>
+<p class="muted">每位有聊天账号的居民收到一条消息和1–5分五个按钮；再按一次即改分，不重复计数。</p>
+<table class="kadjust cards"><thead><tr><th>邻长</th><th>村(社区)</th><th>测评均分</th>
+<th>答卷数</th></tr></thead><tbody>{flagged or none}
+</tbody></table></section>"""
 
 
 _EMPTY = '<tr><td colspan="10" class="empty">没有达到样本量的单位</td></tr>'
@@ -83,7 +124,8 @@ def _few(rows: list[read.Row]) -> str:
     return f'<p class="muted">样本不足未排名：{names}{"等" if len(rows) > 30 else ""}</p>'
 
 
-def kaohe_body(c: Container, rep: read.MonthReport, path: list[NodeRef], month: str) -> str:
+def kaohe_body(c: Container, rep: read.MonthReport, path: list[NodeRef], month: str,
+               csrf: str = "", msg: str | None = None) -> str:
     """The 考核 page's HTML below the frame."""
     at = rep.scope
     t = rep.total
@@ -132,8 +174,9 @@ def kaohe_body(c: Container, rep: read.MonthReport, path: list[NodeRef], month: 
 {"".join(sections)}
 <section class="card"><h2>邻长考核 <small>工单记在首先分派到的邻长名下；{SCORE_NOTE}；
 少于{min_cases}件不参与排名</small></h2>
-{_ranking_table("kleaders", "邻长", rep.leaders.ranked, leader)}{_few(rep.leaders.too_few)}
-</section>"""
+{_ranking_table("kleaders", "邻长", rep.leaders.ranked, leader,
+                _survey_cell(rep, {r.unit.id for r in rep.adjust}))}{_few(rep.leaders.too_few)}
+</section>{_survey_section(c, rep, csrf, month, msg)}"""
 
 
 def _row(rank: int | None, unit: read.Unit, k: Kaohe, *extra: Any) -> list[Any]:
@@ -164,9 +207,20 @@ def kaohe_sheets(rep: read.MonthReport, month: str) -> list[tuple[str, list[list
         if rk.ranked or rk.too_few:
             sheets.append((title, [["名次", "编码", "单位", *_XHEAD]] + [
                 _row(r.rank, r.unit, r.k, r.unit.code) for r in rk.ranked + rk.too_few]))
-    sheets.append(("邻长考核", [["名次", "乡镇(街道)", "村(社区)", "邻长", *_XHEAD]] + [
+    flagged = {r.unit.id for r in rep.adjust}
+
+    def tested(pid: int) -> list[Any]:
+        x = rep.survey.get(pid)
+        return [None if x is None else round(x.mean, 2), None if x is None else x.answers,
+                "需调整" if pid in flagged else ""]
+
+    seen = {r.unit.id for r in rep.leaders.ranked + rep.leaders.too_few}
+    sheets.append(("邻长考核", [["名次", "乡镇(街道)", "村(社区)", "邻长", *_XHEAD, "测评均分",
+                                 "测评人数", "测评结论"]] + [
         _row(r.rank, r.unit, r.k, r.unit.town.name if r.unit.town else "", r.unit.place)
-        for r in rep.leaders.ranked + rep.leaders.too_few]))
+        + tested(r.unit.id)
+        for r in rep.leaders.ranked + rep.leaders.too_few + [
+            x for x in rep.adjust if x.unit.id not in seen]]))
     return sheets
 
 
@@ -190,19 +244,51 @@ def shortlist_body(c: Container, sl: read.Shortlist, at: NodeRef, path: list[Nod
 {"".join(blocks) or '<section class="card"><p class="empty">没有达到样本量的邻长</p></section>'}"""
 
 
+def _said(key: str | None) -> str | None:
+    """The sentence of a refusal key from the survey form (a notice's or a survey's only)."""
+    if not key or not key.startswith(("notice_", "survey_", "person_")) or key not in TEXTS["zh"]:
+        return None
+    try:
+        return t("zh", key)
+    except (KeyError, IndexError):
+        return "没能发起测评，请检查范围编码后重试。"
+
+
 def router(c: Container) -> APIRouter:
     r = APIRouter()
     min_cases = c.settings.dashboard_min_cases
 
+    adjust = read.Adjust(c.settings.survey_adjust_below, c.settings.survey_adjust_min_answers)
+
     @r.get("/dashboard/kaohe", response_class=HTMLResponse, include_in_schema=False)
-    def kaohe_page(v: SignedIn, node: str | None = None, month: str | None = None
-                   ) -> HTMLResponse:
+    def kaohe_page(v: SignedIn, node: str | None = None, month: str | None = None,
+                   msg: str | None = None) -> HTMLResponse:
         chosen = _month(c, month)
         with session_scope(c.engine) as s:
             at = v.node(s, node)
-            rep = read.month_report(s, scope=at, month=chosen, min_cases=min_cases)
+            rep = read.month_report(s, scope=at, month=chosen, min_cases=min_cases, tz=c.tz,
+                                    adjust=adjust)
             path = crumbs(s, v, at)
-        return page(c, v, f"考核 · {at.name}", kaohe_body(c, rep, path, chosen), active="kaohe")
+        body = kaohe_body(c, rep, path, chosen, v.csrf, _said(msg))
+        return page(c, v, f"考核 · {at.name}", body, active="kaohe")
+
+    @r.post("/dashboard/kaohe/survey", include_in_schema=False)
+    def survey_post(v: SignedIn, csrf: str = Form(""), node_code: str = Form(""),
+                    text: str = Form(""), month: str = Form("")) -> Response:
+        """Start a 满意度测评 for a subtree the official holds; its receipts page follows."""
+        check_csrf(v, csrf)
+        back = {"node": node_code[:40] or None, "month": month[:7] or None}
+        try:
+            with write_session(c.engine) as s:
+                at = v.node(s, node_code[:40] or None)
+                sent = survey.start(s, who=v.who, node=at, now=c.clock.now(),
+                                    text=text[:500].strip() or t("zh", "survey_default_text"),
+                                    policy=CasePolicy.from_settings(c.settings))
+        except DomainError as exc:
+            # A key, never the words: a link of someone else's making shows none of theirs.
+            return RedirectResponse(f"/dashboard/kaohe?{_qs(**back, msg=exc.key)}#survey",
+                                    status_code=303)
+        return RedirectResponse(f"/dashboard/notices/{sent.notice_id}", status_code=303)
 
     @r.get("/dashboard/kaohe/export.xlsx", include_in_schema=False)
     def kaohe_export(v: SignedIn, node: str | None = None, month: str | None = None
@@ -211,7 +297,7 @@ def router(c: Container) -> APIRouter:
         with session_scope(c.engine) as s:
             at = v.node(s, node)
             rep = read.month_report(s, scope=at, month=chosen, min_cases=min_cases,
-                                    all_leaders=True)
+                                    all_leaders=True, tz=c.tz, adjust=adjust)
         resp = xlsx(kaohe_sheets(rep, chosen))
         name = f"kaohe-{at.code}-{chosen}.xlsx"
         resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'

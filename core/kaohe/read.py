@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, tzinfo
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,8 @@ from core.hierarchy.model import Level, Node, Person, Role
 from core.hierarchy.queries import NodeRef, subtree
 from core.hierarchy.tree import path_ids, subtree_bounds
 from core.kaohe.measures import COUNTERS, Kaohe
+from core.notices import survey
+from core.notices.survey import Result
 from core.rollup.model import KAOHE
 from core.rollup.refresh import refreshed_at
 
@@ -88,7 +91,7 @@ def rank_rows(rows: Iterable[Row], min_cases: int) -> Ranking:
 
 def _where(kind: str, scope: NodeRef, first: date, stop: date) -> sa.ColumnElement[bool]:
     low, high = subtree_bounds(scope.path)
-    return sa.and_(K.c.kind == kind, K.c.day >= first, K.c.day < stop,
+    return sa.and_(K.c.kind == kind, K.c.month >= first, K.c.month < stop,
                    K.c.village_path >= low, K.c.village_path < high)
 
 
@@ -113,6 +116,9 @@ class MonthReport:
     departments: Ranking
     leaders: Ranking
     as_of: datetime | None
+    # 满意度测评 of surveys started in the month: per 邻长, and those flagged 需调整.
+    survey: dict[int, Result] = field(default_factory=dict)
+    adjust: list[Row] = field(default_factory=list)
 
 
 def owner_of(vpath: str, paths: dict[str, NodeRef]) -> NodeRef | None:
@@ -154,19 +160,27 @@ def leaders(session: Session, *, scope: NodeRef, first: date, stop: date, min_ca
             ranked_only: bool = False) -> Ranking:
     """The 邻长 scorecard: every 邻长 with cases first routed to them, ranked
     (`ranked_only`: those under the minimum stay on the database, only counted)."""
-    q = (sa.select(K.c.unit_id, sa.func.min(K.c.village_path).label("vpath"), *_SUMS)
-         .where(_where("person", scope, first, stop), K.c.role == LEADER)
-         .group_by(K.c.unit_id))
-    few = 0
-    if ranked_only:
-        enough = sa.func.sum(K.c.received) >= max(min_cases, 1)
-        few = int(session.execute(sa.select(sa.func.count()).select_from(
-            q.having(sa.not_(enough)).subquery())).scalar_one())
-        q = q.having(enough)
-    rows = session.execute(q).all()
+    where = sa.and_(_where("person", scope, first, stop), K.c.role == LEADER)
+    full = (sa.select(K.c.unit_id, sa.func.min(K.c.village_path).label("vpath"), *_SUMS)
+            .where(where).group_by(K.c.unit_id))
+    if not ranked_only:
+        return rank_rows(people_rows(session, session.execute(full).all()), min_cases)
+    # A city's month has tens of thousands of 邻长 with a case or two: one light pass counts
+    # them all and picks those with enough cases; only those are summed in full.
+    received = sa.func.sum(K.c.received)
+    light = (sa.select(K.c.unit_id, received.label("n"),
+                       sa.func.count().over().label("everyone"),
+                       sa.func.row_number().over(order_by=K.c.unit_id).label("rn"))
+             .where(where).group_by(K.c.unit_id).subquery())
+    picked = session.execute(sa.select(light.c.unit_id, light.c.n, light.c.everyone).where(
+        sa.or_(light.c.n >= max(min_cases, 1), light.c.rn == 1))).all()
+    everyone = int(picked[0].everyone) if picked else 0
+    ids = [int(r.unit_id) for r in picked if int(r.n) >= max(min_cases, 1)]
+    rows: list[Any] = []
+    for i in range(0, len(ids), 900):
+        rows += session.execute(full.where(K.c.unit_id.in_(ids[i:i + 900]))).all()
     out = rank_rows(people_rows(session, rows), min_cases)
-    if ranked_only:
-        out.too_few = [Row(Unit("person", 0, ""), Kaohe())] * few
+    out.too_few = [Row(Unit("person", 0, ""), Kaohe())] * (everyone - len(ids))
     return out
 
 
@@ -209,10 +223,20 @@ def tiers(session: Session, *, scope: NodeRef, first: date, stop: date
                                       x[0]))
 
 
+@dataclass(frozen=True)
+class Adjust:
+    """When a 邻长's 测评 says 需调整: a mean under `below` over at least `min_answers`."""
+
+    below: float = 3.0
+    min_answers: int = 5
+
+
 def month_report(session: Session, *, scope: NodeRef, month: str, min_cases: int,
-                 all_leaders: bool = False) -> MonthReport:
+                 all_leaders: bool = False, tz: tzinfo | None = None,
+                 adjust: Adjust | None = None) -> MonthReport:
     """The month's 考核 of the scope: totals, tiers, rankings of towns, villages and
-    departments, and the 邻长 scorecard (`all_leaders`: also those under the minimum)."""
+    departments, and the 邻长 scorecard (`all_leaders`: also those under the minimum) with
+    the 测评 of surveys started in the month (`tz`: the local month; UTC when None)."""
     first, stop = month_span(month)
     tier_rows = tiers(session, scope=scope, first=first, stop=stop)
     total = Kaohe()
@@ -223,7 +247,7 @@ def month_report(session: Session, *, scope: NodeRef, month: str, min_cases: int
                    min_cases=min_cases) if scope.level is Level.district else Ranking())
     villages = (nodes(session, scope=scope, level=Level.village, first=first, stop=stop,
                       min_cases=min_cases) if big else Ranking())
-    return MonthReport(
+    rep = MonthReport(
         scope=scope, first=first, stop=stop, total=total, tiers=tier_rows, towns=towns,
         villages=villages,
         departments=departments(session, scope=scope, first=first, stop=stop,
@@ -231,6 +255,23 @@ def month_report(session: Session, *, scope: NodeRef, month: str, min_cases: int
         leaders=leaders(session, scope=scope, first=first, stop=stop, min_cases=min_cases,
                         ranked_only=not all_leaders),
         as_of=refreshed_at(session.connection()))
+    _with_survey(session, rep, tz or UTC, adjust or Adjust())
+    return rep
+
+
+def _with_survey(session: Session, rep: MonthReport, tz: tzinfo, adjust: Adjust) -> None:
+    zone_start = datetime.combine(rep.first, time(0), tzinfo=tz)
+    zone_end = datetime.combine(rep.stop, time(0), tzinfo=tz)
+    rep.survey = survey.results(session, scope=rep.scope, start=zone_start, end=zone_end)
+    flagged = {pid: r for pid, r in rep.survey.items()
+               if r.needs_adjusting(below=adjust.below, min_answers=adjust.min_answers)}
+    if not flagged:
+        return
+    known = {r.unit.id: r for r in rep.leaders.ranked + rep.leaders.too_few if r.unit.id}
+    missing = [SimpleNamespace(unit_id=pid, vpath=r.node_path, **Kaohe().__dict__)
+               for pid, r in flagged.items() if pid not in known]
+    rows = [known[pid] for pid in flagged if pid in known] + people_rows(session, missing)
+    rep.adjust = sorted(rows, key=lambda r: (flagged[r.unit.id].mean, r.unit.id))
 
 
 @dataclass

@@ -1,11 +1,12 @@
-"""The 考核 rollup of one village over some local days: core/kaohe/measures.classify summed
-per day and per unit (the village, the first holder's post, the first holder, the
-department). Called by core.rollup.refresh.compute with the rest of a village-day."""
+"""The 考核 rollup of one village over the local months that some days touch:
+core/kaohe/measures.classify summed per month and per unit (the village, the first holder's
+post, the first holder, the department). Called by core.rollup.refresh.compute with the rest
+of a village's days: the months those days fall in are recomputed whole."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,21 +53,31 @@ def units_of(r: Any) -> list[tuple[str, int, str]]:
     return out
 
 
-def kaohe_rows(conn: sa.Connection, *, village_id: int, village_path: str, t0: datetime,
-               t1: datetime, tz: tzinfo) -> list[dict[str, Any]]:
-    """The village's rollup_kaohe rows for the cases opened in [t0, t1)."""
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def kaohe_rows(conn: sa.Connection, *, village_id: int, village_path: str, first: date,
+               last: date, tz: tzinfo) -> list[dict[str, Any]]:
+    """The village's rollup_kaohe rows of the months the local days first..last touch."""
+    t0 = datetime.combine(month_of(first), time(0), tzinfo=tz).astimezone(UTC)
+    t1 = datetime.combine(next_month(last), time(0), tzinfo=tz).astimezone(UTC)
     low, high = subtree_bounds(village_path)
     acc: dict[tuple[date, str, int, str], dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(COUNTERS, 0))
     for r in conn.execute(sa.select(*case_columns()).where(
             C.c.node_path >= low, C.c.node_path < high, C.c.opened_at >= t0,
             C.c.opened_at < t1)):
-        day = as_utc(r.opened_at).astimezone(tz).date()
+        month = month_of(as_utc(r.opened_at).astimezone(tz).date())
         counts = counts_of(r)
         for kind, unit, role in units_of(r):
-            a = acc[day, kind, unit, role]
+            a = acc[month, kind, unit, role]
             for k, v in counts.items():
                 a[k] += v
-    return [{"village_id": village_id, "village_path": village_path, "day": day, "kind": kind,
-             "unit_id": unit, "role": role, **a}
-            for (day, kind, unit, role), a in acc.items()]
+    return [{"village_id": village_id, "village_path": village_path, "month": month,
+             "kind": kind, "unit_id": unit, "role": role, **a}
+            for (month, kind, unit, role), a in acc.items()]

@@ -95,18 +95,20 @@ class RollupCategory(SQLModel, table=True):
 
 
 class RollupKaohe(SQLModel, table=True):
-    """考核 counts of the cases a village received on one day, per unit they are credited to:
-    `node` (the village itself), `tier` (the first holder's post), `person` (the first
-    holder) and `dept` (the department whistled to). Measures in core/kaohe/measures.py."""
+    """考核 counts of the cases a village received in one local month, per unit they are
+    credited to: `node` (the village itself), `tier` (the first holder's post), `person` (the
+    first holder) and `dept` (the department whistled to). Measures in core/kaohe/measures.py.
+    By month, not day: 考核 reads whole months, and a city's month is then a few tens of
+    thousands of rows; a dirty village-day recomputes its village-month whole."""
 
     __tablename__ = "rollup_kaohe"
     # Covering: a month's rows of one kind are read from the index alone.
-    __table_args__ = (sa.Index("ix_rollup_kaohe_kind_day_path", "kind", "day", "village_path",
-                               "unit_id", "role", "received", "merged", "judged", "signed",
-                               "closed", "closed_on_time", "resolved", "redone", "rated",
-                               "satisfied", "rating_sum", "overdue"),)
+    __table_args__ = (sa.Index("ix_rollup_kaohe_kind_month_path", "kind", "month",
+                               "village_path", "unit_id", "role", "received", "merged",
+                               "judged", "signed", "closed", "closed_on_time", "resolved",
+                               "redone", "rated", "satisfied", "rating_sum", "overdue"),)
     village_id: int = Field(primary_key=True, foreign_key="node.id")
-    day: date = Field(primary_key=True)
+    month: date = Field(primary_key=True)  # its first day
     kind: str = Field(primary_key=True, max_length=8)
     unit_id: int = Field(primary_key=True)  # person or department id; 0 for node and tier
     role: str = Field(primary_key=True, max_length=20)  # the post ("" for node and dept)

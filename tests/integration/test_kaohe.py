@@ -113,6 +113,22 @@ def test_the_rollups_say_what_counting_the_cases_says(engine: Engine,
                 [(r.unit.name, r.rank, _counts(r.k)) for r in b.ranked], (code, part)
 
 
+def test_a_later_answer_reaches_the_month_on_the_next_refresh(engine: Engine, clock: FakeClock,
+                                                             month: dict[str, Any]) -> None:
+    from core.cases import actions
+    from tests.casehelpers import do, get
+
+    e = month["ids"]["E"]  # opened 03-31 20:00 local, still waiting: not judged yet
+    clock.set(clock.now().replace(hour=13))  # 21:00 local on 03-31, inside its 4 h limit
+    do(engine, actions.reply, clock=clock, case_id=e, person_id=month["city"]["leader1"],
+       version=get(engine, e).version, text="明早来看")
+    assert refresh(engine, clock=clock, tz=TZ).marks > 0  # marks only, no rebuild
+    total = _report(engine, DISTRICT, 1).total
+    assert (total.judged, total.signed) == (EXPECTED["total"]["judged"] + 1,
+                                            EXPECTED["total"]["signed"] + 1)
+    assert total.accept_rate == pytest.approx(4 / 6)
+
+
 def test_rankings_put_the_best_score_first_and_leave_small_units_out(
         engine: Engine, month: dict[str, Any]) -> None:
     rep = _report(engine, DISTRICT, 2)
