@@ -246,7 +246,8 @@ def shortlist_body(c: Container, sl: read.Shortlist, at: NodeRef, path: list[Nod
 
 def _said(key: str | None) -> str | None:
     """The sentence of a refusal key from the survey form (a notice's or a survey's only)."""
-    if not key or not key.startswith(("notice_", "survey_", "person_")) or key not in TEXTS["zh"]:
+    if not key or not key.startswith(("notice_", "survey_", "person_", "node_")) \
+            or key not in TEXTS["zh"]:
         return None
     try:
         return t("zh", key)

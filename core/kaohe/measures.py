@@ -9,6 +9,7 @@ call `classify`, so they cannot disagree on what a measure means.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from core.cases.model import State
@@ -48,6 +49,9 @@ def classify(*, state: str, first_reply_at: Any, first_reply_on_time: bool | Non
     return out
 
 
+_COUNTS = attrgetter(*COUNTERS)
+
+
 def _share(n: int, base: int) -> float | None:
     return n / base if base else None
 
@@ -68,6 +72,11 @@ class Kaohe:
     satisfied: int = 0
     rating_sum: int = 0
     overdue: int = 0
+
+    @classmethod
+    def of(cls, row: Any) -> Kaohe:
+        """From a row with the counters as attributes (a city's XLSX builds 100,000)."""
+        return cls(*(int(v or 0) for v in _COUNTS(row)))
 
     def add(self, counts: dict[str, int] | Any) -> None:
         get = counts.get if isinstance(counts, dict) else lambda k: getattr(counts, k)

@@ -22,6 +22,7 @@ from core.hierarchy.tree import path_ids, subtree_bounds
 from core.kaohe.measures import COUNTERS, Kaohe
 from core.notices import survey
 from core.notices.survey import Result
+from core.rollup.kaohe import next_month
 from core.rollup.model import KAOHE
 from core.rollup.refresh import refreshed_at
 
@@ -89,9 +90,18 @@ def rank_rows(rows: Iterable[Row], min_cases: int) -> Ranking:
     return out
 
 
+def _months(first: date, stop: date) -> list[date]:
+    out = [first.replace(day=1)]
+    while next_month(out[-1]) < stop:
+        out.append(next_month(out[-1]))
+    return out
+
+
 def _where(kind: str, scope: NodeRef, first: date, stop: date) -> sa.ColumnElement[bool]:
+    # The months as equalities, not a range: the index then narrows on the subtree's paths
+    # too, and a district reads only its own villages' rows.
     low, high = subtree_bounds(scope.path)
-    return sa.and_(K.c.kind == kind, K.c.month >= first, K.c.month < stop,
+    return sa.and_(K.c.kind == kind, K.c.month.in_(_months(first, stop)),
                    K.c.village_path >= low, K.c.village_path < high)
 
 
@@ -99,9 +109,7 @@ _SUMS = [sa.func.sum(K.c[k]).label(k) for k in COUNTERS]
 
 
 def _kaohe(r: Any) -> Kaohe:
-    k = Kaohe()
-    k.add(r)
-    return k
+    return Kaohe.of(r)
 
 
 @dataclass
@@ -130,19 +138,27 @@ def owner_of(vpath: str, paths: dict[str, NodeRef]) -> NodeRef | None:
     return None
 
 
+def village_sums(session: Session, *, scope: NodeRef, first: date, stop: date
+                 ) -> dict[str, Kaohe]:
+    """Each village's sums (by path) in the scope: the base of the town and village rankings."""
+    return {str(r.village_path): _kaohe(r) for r in session.execute(
+        sa.select(K.c.village_path, *_SUMS).where(_where("node", scope, first, stop))
+        .group_by(K.c.village_path))}
+
+
 def nodes(session: Session, *, scope: NodeRef, level: Level, first: date, stop: date,
-          min_cases: int) -> Ranking:
+          min_cases: int, sums: dict[str, Kaohe] | None = None) -> Ranking:
     """Towns or villages in the scope, ranked; nodes without a case are listed too."""
     at_level = {n.path: n for n in subtree(session, scope, levels=[level])}
-    sums: dict[str, Kaohe] = defaultdict(Kaohe)
-    for r in session.execute(sa.select(K.c.village_path, *_SUMS)
-                             .where(_where("node", scope, first, stop))
-                             .group_by(K.c.village_path)):
-        owner = owner_of(r.village_path, at_level)
+    by_village = sums if sums is not None else village_sums(
+        session, scope=scope, first=first, stop=stop)
+    acc: dict[str, Kaohe] = defaultdict(Kaohe)
+    for vpath, k in by_village.items():
+        owner = owner_of(vpath, at_level)
         if owner is not None:
-            sums[owner.path].add(r)
-    return rank_rows((Row(Unit("node", n.id, n.name, n.code), sums.get(p, Kaohe()))
-                  for p, n in at_level.items()), min_cases)
+            acc[owner.path].add(k.__dict__)
+    return rank_rows((Row(Unit("node", n.id, n.name, n.code), acc.get(p, Kaohe()))
+                      for p, n in at_level.items()), min_cases)
 
 
 def departments(session: Session, *, scope: NodeRef, first: date, stop: date,
@@ -165,17 +181,14 @@ def leaders(session: Session, *, scope: NodeRef, first: date, stop: date, min_ca
             .where(where).group_by(K.c.unit_id))
     if not ranked_only:
         return rank_rows(people_rows(session, session.execute(full).all()), min_cases)
-    # A city's month has tens of thousands of 邻长 with a case or two: one light pass counts
-    # them all and picks those with enough cases; only those are summed in full.
-    received = sa.func.sum(K.c.received)
-    light = (sa.select(K.c.unit_id, received.label("n"),
-                       sa.func.count().over().label("everyone"),
-                       sa.func.row_number().over(order_by=K.c.unit_id).label("rn"))
-             .where(where).group_by(K.c.unit_id).subquery())
-    picked = session.execute(sa.select(light.c.unit_id, light.c.n, light.c.everyone).where(
-        sa.or_(light.c.n >= max(min_cases, 1), light.c.rn == 1))).all()
-    everyone = int(picked[0].everyone) if picked else 0
-    ids = [int(r.unit_id) for r in picked if int(r.n) >= max(min_cases, 1)]
+    # A city's month has tens of thousands of 邻长 with a case or two: they are only counted,
+    # and only those with enough cases are summed in full.
+    enough = max(min_cases, 1)
+    everyone = int(session.execute(sa.select(sa.func.count(sa.distinct(K.c.unit_id)))
+                                   .where(where)).scalar_one())
+    ids = [int(x) for x in session.execute(
+        sa.select(K.c.unit_id).where(where).group_by(K.c.unit_id)
+        .having(sa.func.sum(K.c.received) >= enough)).scalars()]
     rows: list[Any] = []
     for i in range(0, len(ids), 900):
         rows += session.execute(full.where(K.c.unit_id.in_(ids[i:i + 900]))).all()
@@ -185,12 +198,13 @@ def leaders(session: Session, *, scope: NodeRef, first: date, stop: date, min_ca
 
 
 def people_rows(session: Session, rows: Sequence[Any]) -> list[Row]:
-    """Rows of persons with their names and villages (and towns), looked up in chunks."""
+    """Rows of persons with their names and villages (and towns), looked up in chunks (a
+    city's XLSX has every 邻长: each village's place is worked out once, not per person)."""
     pids = [int(r.unit_id) for r in rows]
     names: dict[int, str] = {}
-    for i in range(0, len(pids), 900):
+    for i in range(0, len(pids), 5000):
         names.update((int(x.id), str(x.name)) for x in session.execute(
-            sa.select(P.c.id, P.c.name).where(P.c.id.in_(pids[i:i + 900]))))
+            sa.select(P.c.id, P.c.name).where(P.c.id.in_(pids[i:i + 5000]))))
     vpaths = {str(r.vpath) for r in rows}
     ids = sorted({i for p in vpaths for i in path_ids(p)})
     found: dict[int, Any] = {}
@@ -199,16 +213,19 @@ def people_rows(session: Session, rows: Sequence[Any]) -> list[Row]:
             sa.select(N.c.id, N.c.code, N.c.name, N.c.level, N.c.path, N.c.parent_id)
             .where(N.c.id.in_(ids[i:i + 900]),
                    N.c.level.in_([Level.town.value, Level.village.value]))))
-    out = []
-    for r in rows:
-        chain = [found[i] for i in path_ids(str(r.vpath)) if i in found]
+    places: dict[str, tuple[str, NodeRef | None]] = {}
+    for vpath in vpaths:
+        chain = [found[i] for i in path_ids(vpath) if i in found]
         village = next((x for x in chain if x.level == Level.village.value), None)
         town = next((x for x in chain if x.level == Level.town.value), None)
-        town_ref = (NodeRef(int(town.id), town.code, Level.town, town.name, town.path,
-                            town.parent_id) if town is not None else None)
+        places[vpath] = (village.name if village is not None else "",
+                         NodeRef(int(town.id), town.code, Level.town, town.name, town.path,
+                                 town.parent_id) if town is not None else None)
+    out = []
+    for r in rows:
         pid = int(r.unit_id)
-        out.append(Row(Unit("person", pid, names.get(pid, ""), "",
-                            village.name if village is not None else "", town_ref),
+        place, town_ref = places[str(r.vpath)]
+        out.append(Row(Unit("person", pid, names.get(pid, ""), "", place, town_ref),
                        _kaohe(r)))
     return out
 
@@ -243,10 +260,12 @@ def month_report(session: Session, *, scope: NodeRef, month: str, min_cases: int
     for _, k in tier_rows:
         total.add(k.__dict__)
     big = scope.level in (Level.district, Level.town)
+    sums = village_sums(session, scope=scope, first=first, stop=stop) if big else {}
     towns = (nodes(session, scope=scope, level=Level.town, first=first, stop=stop,
-                   min_cases=min_cases) if scope.level is Level.district else Ranking())
+                   min_cases=min_cases, sums=sums) if scope.level is Level.district
+             else Ranking())
     villages = (nodes(session, scope=scope, level=Level.village, first=first, stop=stop,
-                      min_cases=min_cases) if big else Ranking())
+                      min_cases=min_cases, sums=sums) if big else Ranking())
     rep = MonthReport(
         scope=scope, first=first, stop=stop, total=total, tiers=tier_rows, towns=towns,
         villages=villages,

@@ -1,6 +1,7 @@
 """考核: rollup_kaohe, the monthly measures per village-month and unit (village, tier, first
 holder, department); the next refresh rebuilds every rollup from the cases to fill it.
 满意度测评: notice.survey and survey_answer (one resident's 1–5 for their 邻长 per survey).
+ix_node_level_path: the towns or villages of a subtree for the rankings.
 
 Revision ID: 0016_kaohe
 Revises: 0015_away
@@ -40,6 +41,7 @@ def upgrade() -> None:
     # Covering: a month's rows of one kind are read from the index alone.
     op.create_index("ix_rollup_kaohe_kind_month_path", "rollup_kaohe",
                     ["kind", "month", "village_path", "unit_id", "role", *COUNTERS])
+    op.create_index("ix_node_level_path", "node", ["level", "path"])
     op.add_column("notice", sa.Column("survey", sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
     op.create_table(
@@ -61,6 +63,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_node_level_path", table_name="node")
     op.drop_index("ix_survey_answer_leader", table_name="survey_answer")
     op.drop_table("survey_answer")
     with op.batch_alter_table("notice") as batch:
