@@ -130,8 +130,9 @@ def kaohe_body(c: Container, rep: read.MonthReport, path: list[NodeRef], month: 
     at = rep.scope
     t = rep.total
     q = _qs(node=at.code, month=month)
-    fresh = ('<p class="muted">按日汇总，尚未汇总</p>' if rep.as_of is None else
-             f'<p class="muted">按日汇总，数据截至 {rep.as_of.astimezone(c.tz):%m-%d %H:%M}</p>')
+    fresh = ('<p class="muted">考核按月汇总，尚未汇总</p>' if rep.as_of is None else
+             f'<p class="muted">考核按月汇总，数据截至 '
+             f'{rep.as_of.astimezone(c.tz):%m-%d %H:%M}</p>')
     kpis = "".join(f'<div><b id="k-{k}">{v}</b>{label}</div>' for k, v, label in (
         ("accept", pct(t.accept_rate), "签收率"), ("ontime", pct(t.on_time_close_rate),
                                                    "按时办结率"),
