@@ -170,6 +170,10 @@ class Settings(BaseSettings):
     bind_request_ttl: Duration = timedelta(days=2)
     dashboard_session_ttl: Duration = timedelta(hours=12)
     dashboard_min_cases: int = Field(default=10, ge=0)  # fewer cases: left out of the ranking
+    # 满意度测评: a 邻长 whose residents' mean is under this, over at least that many answers,
+    # is flagged 需调整 on the 考核 scorecard.
+    survey_adjust_below: float = Field(default=3.0, ge=1, le=5)
+    survey_adjust_min_answers: int = Field(default=5, ge=1)
     dashboard_page_size: int = Field(default=50, ge=1, le=500)
     dashboard_cookie_secure: bool = False
     session_secret: SecretStr | None = None  # signs form tokens; random per process if unset

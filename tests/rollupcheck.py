@@ -74,3 +74,30 @@ def assert_rollups_match(engine: Engine, clock: FakeClock, nodes: list[NodeRef])
                     for r in live_rows], node.code
                 assert all(close(a.mean_rating, b.mean_rating, 1e-9, 1e-9)
                            for a, b in zip(got_rows, live_rows, strict=True))
+    _kaohe_matches(engine, nodes, first, stop)
+
+
+def _kaohe_matches(engine: Engine, nodes: list[NodeRef], first: date, stop: date) -> None:
+    """考核 from rollup_kaohe equals 考核 counted from the cases, month by month."""
+    from core.kaohe import live
+    from core.kaohe import read as kaohe
+
+    def counts(rows: list[kaohe.Row]) -> list[tuple[str, dict[str, int]]]:
+        return [(r.unit.name, r.k.__dict__) for r in rows]
+
+    months = sorted({date(d.year, d.month, 1) for d in (first, stop - timedelta(days=1))})
+    with Session(engine) as s:
+        for node in nodes:
+            for m in months:
+                month = f"{m:%Y-%m}"
+                got = kaohe.month_report(s, scope=node, month=month, min_cases=2,
+                                         all_leaders=True, tz=TZ)
+                want = live.live_report(s, scope=node, month=month, tz=TZ, min_cases=2)
+                assert got.total == want.total, (node.code, month, got.total, want.total)
+                assert got.tiers == want.tiers, (node.code, month)
+                for part in ("towns", "villages", "departments", "leaders"):
+                    a, b = getattr(got, part), getattr(want, part)
+                    assert counts(a.ranked) == counts(b.ranked), (node.code, month, part)
+                    assert sorted(counts(a.too_few), key=str) == sorted(
+                        counts(b.too_few), key=str), (node.code, month, part)
+

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import re
 
-from bot.flows import away, campaign, commands, duplicates, flood, join, leader, notices, report
+from bot.flows import (
+    away,
+    campaign,
+    commands,
+    duplicates,
+    flood,
+    join,
+    leader,
+    notices,
+    report,
+    survey,
+)
 from bot.flows.context import Ctx
 from core import conversations
 from core.hierarchy.invites import typed_code
@@ -35,7 +46,7 @@ LEADER_COMMANDS = {
 BIND_TEXT = re.compile(r"^\s*(?:绑定\s*|bind\s+)([A-Za-z0-9][A-Za-z0-9\s\-]{0,14})\s*$", re.I)
 # Buttons a resident may press; an account bound by a typed number presses only these.
 RESIDENT_PRESSES = {"confirm", "not_fixed", "new_case", "category", "add", "rate", "notice_ok",
-                    "dupe_pick", "dupe_none"}
+                    "dupe_pick", "dupe_none", "survey_rate"}
 BIND_PRESSES = {"bind_yes", "bind_no"}
 # Typed words that ask for /mylz (WeChat has no slash habit).
 MYLZ_WORDS = {"我的邻长", "邻长是谁", "我的邻长是谁"}
@@ -102,6 +113,8 @@ def handle(ctx: Ctx) -> None:
             campaign.press(ctx, i.press)
         elif i.press.action in duplicates.PRESSES:
             duplicates.press(ctx, i.press)
+        elif i.press.action in survey.PRESSES:
+            survey.press(ctx, i.press)
         elif resident_only and i.press.action not in RESIDENT_PRESSES:
             ctx.ack(ctx.t("leader_needs_invite"))
             ctx.say(ctx.t("leader_needs_invite"))

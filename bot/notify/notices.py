@@ -56,7 +56,9 @@ class _Words:
             n = self.notice
             text = t(lang, "notice_head", node=self.node.name,
                      author=self.author or t(lang, "notice_author_unknown"), text=n.text)
-            if n.confirm:
+            if n.survey:
+                text += t(lang, "survey_ask")
+            elif n.confirm:
                 dl = self.deadline()
                 text += t(lang, "notice_confirm_by", deadline=dl) if dl else t(
                     lang, "notice_confirm")
@@ -68,9 +70,13 @@ class _Words:
         return text + t(lang, "notice_relay", n=relay) if relay else text
 
     def actions(self, lang: str) -> tuple[Action, ...]:
+        assert self.notice.id is not None
+        if self.notice.survey:
+            # 满意度测评: five buttons, the score in the press (bot/flows/survey.py).
+            return tuple(Action("survey_rate", t(lang, f"survey_btn_{n}"), self.notice.id, 0,
+                                (("arg", str(n)),)) for n in range(1, 6))
         if not self.notice.confirm:
             return ()
-        assert self.notice.id is not None
         return (Action("notice_ok", t(lang, "notice_ok_label"), self.notice.id, 0),)
 
     def options(self) -> dict[str, Any] | None:

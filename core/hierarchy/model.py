@@ -73,6 +73,8 @@ PathType = sa.String(400).with_variant(sa.String(400, collation="C"), "postgresq
 
 
 class Node(SQLModel, table=True):
+    # The towns or villages of a subtree without reading the rest of it (考核's rankings).
+    __table_args__ = (sa.Index("ix_node_level_path", "level", "path"),)
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=sa.Column(sa.String(40), nullable=False, unique=True))
     parent_id: int | None = Field(default=None, foreign_key="node.id", index=True)

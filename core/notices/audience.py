@@ -152,10 +152,12 @@ def _households_by_leader(session: Session, *, node: NodeRef) -> dict[int, tuple
 
 
 def write_recipients(session: Session, *, notice_id: int, node: NodeRef,
-                     audience: tuple[Role, ...], exclude: int | None) -> dict[str, int]:
+                     audience: tuple[Role, ...], exclude: int | None,
+                     with_relay: bool = True) -> dict[str, int]:
     """The recipient rows of a notice, written by the database from the tree (INSERT …
     SELECT: a city's 100,000 邻长 never pass through Python); the same people as `targets`.
-    Returns how many per role."""
+    `with_relay` False: residents without a chat are not passed on to their 邻长 (a survey about
+    the 邻长 cannot go through them). Returns how many per role."""
     r = RECIPIENT
     leaders = [x.value for x in audience if x is not Role.resident]
     rank = sa.case(*[(POST.c.role == x.value, i) for i, x in enumerate(AUDIENCE_ROLES)],
@@ -183,7 +185,7 @@ def write_recipients(session: Session, *, notice_id: int, node: NodeRef,
                    _has_chat(), not_sender, ~taken)
             .group_by(POST.c.person_id)))
         relay = {k: v for k, v in _households_by_leader(session, node=node).items()
-                 if k != exclude}
+                 if k != exclude} if with_relay else {}
         have = set(session.execute(sa.select(r.c.person_id).where(
             r.c.notice_id == notice_id, r.c.person_id.in_(list(relay)))).scalars()) \
             if relay else set()

@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.hierarchy.model import PathType
+
 
 class NoticeState(StrEnum):
     open = "open"  # recipients may still confirm
@@ -48,6 +50,9 @@ class Notice(SQLModel, table=True):
     # The earlier of the re-ping and the deadline still to come: what the sweep asks for.
     next_due_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     recipients: int = Field(default=0, nullable=False)
+    # 满意度测评: residents rate their own 邻长 with 1–5 buttons (core/notices/survey.py).
+    survey: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
+                                                             server_default=sa.false()))
     # Quiet hours and time zone as the cases keep them (core/cases/policy.py), fixed at sending.
     policy: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON,
                                                                             nullable=False))
@@ -80,9 +85,28 @@ class NoticeEvent(SQLModel, table=True):
     detail: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
 
 
+class SurveyAnswer(SQLModel, table=True):
+    """One resident's answer to a 满意度测评 about their 邻长: one row per resident and survey,
+    so a second press changes the score and never counts twice."""
+
+    __tablename__ = "survey_answer"
+    __table_args__ = (
+        sa.CheckConstraint("score BETWEEN 1 AND 5", name="ck_survey_answer_score"),
+        sa.Index("ix_survey_answer_leader", "leader_id", "notice_id"),
+    )
+    notice_id: int = Field(foreign_key="notice.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    leader_id: int = Field(foreign_key="person.id")  # the 邻长 of the resident's 邻
+    node_path: str = Field(sa_column=sa.Column(PathType, nullable=False))  # that 邻's path
+    score: int = Field(nullable=False)
+    answered_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    changed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
 NOTICE: sa.Table = Notice.__table__  # type: ignore[attr-defined]
 RECIPIENT: sa.Table = NoticeRecipient.__table__  # type: ignore[attr-defined]
 EVENT: sa.Table = NoticeEvent.__table__  # type: ignore[attr-defined]
+ANSWER: sa.Table = SurveyAnswer.__table__  # type: ignore[attr-defined]
 
 
 def notice_key(notice_id: int, person_id: int) -> str:

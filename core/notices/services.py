@@ -84,7 +84,8 @@ def _summary(notice_id: int, found: list[Target]) -> Sent:
 def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterable[str],
          text: str, confirm: bool, deadline: datetime | None, now: datetime,
          reping: timedelta, policy: CasePolicy, photo: str | None = None,
-         document: str | None = None, relay_window: timedelta = timedelta(days=3)) -> Sent:
+         document: str | None = None, relay_window: timedelta = timedelta(days=3),
+         survey: bool = False) -> Sent:
     """Send a notice to the chosen tiers of `node`'s subtree; refused whole (nothing written)
     for an empty text, a past deadline, or an audience with nobody in it. Residents without a
     chat get a relay campaign (core/notices/relay.py), due at the deadline or `relay_window`."""
@@ -99,12 +100,12 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
                     audience=[r.value for r in roles], text=words, photo=photo,
                     document=document, confirm=confirm, deadline=deadline, created_at=now,
                     reping_at=reping_at, next_due_at=min(dues) if dues else None,
-                    recipients=0, policy=policy.to_json())
+                    recipients=0, policy=policy.to_json(), survey=survey)
     session.add(notice)
     session.flush()
     assert notice.id is not None
     by_role = write_recipients(session, notice_id=notice.id, node=node, audience=roles,
-                               exclude=who.person.id if who else None)
+                               exclude=who.person.id if who else None, with_relay=not survey)
     total = sum(by_role.values())
     if not total:
         raise InvalidInput("notice_nobody")  # the caller's transaction drops the notice row
@@ -114,7 +115,7 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
         .scalar_one())
     events.record(session, notice_id=notice.id, kind=NoticeEventKind.sent, at=now,
                   actor_id=notice.author_id)
-    if Role.resident in roles:
+    if Role.resident in roles and not survey:
         relays.start_relay(session, notice=notice, node=node, now=now, window=relay_window,
                           policy=policy)
     return Sent(notice.id, total, by_role, relay_n)

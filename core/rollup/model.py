@@ -94,6 +94,39 @@ class RollupCategory(SQLModel, table=True):
     closed: int = 0
 
 
+class RollupKaohe(SQLModel, table=True):
+    """考核 counts of the cases a village received in one local month, per unit they are
+    credited to: `node` (the village itself), `tier` (the first holder's post), `person` (the
+    first holder) and `dept` (the department whistled to). Measures in core/kaohe/measures.py.
+    By month, not day: 考核 reads whole months, and a city's month is then a few tens of
+    thousands of rows; a dirty village-day recomputes its village-month whole."""
+
+    __tablename__ = "rollup_kaohe"
+    # Covering: a month's rows of one kind are read from the index alone.
+    __table_args__ = (sa.Index("ix_rollup_kaohe_kind_month_path", "kind", "month",
+                               "village_path", "unit_id", "role", "received", "merged",
+                               "judged", "signed", "closed", "closed_on_time", "resolved",
+                               "redone", "rated", "satisfied", "rating_sum", "overdue"),)
+    village_id: int = Field(primary_key=True, foreign_key="node.id")
+    month: date = Field(primary_key=True)  # its first day
+    kind: str = Field(primary_key=True, max_length=8)
+    unit_id: int = Field(primary_key=True)  # person or department id; 0 for node and tier
+    role: str = Field(primary_key=True, max_length=20)  # the post ("" for node and dept)
+    village_path: str = Field(sa_column=sa.Column(PathType, nullable=False))
+    received: int = 0
+    merged: int = 0
+    judged: int = 0  # the first answer came, or a deadline passed without one
+    signed: int = 0  # the first holder itself answered within its answer limit (签收)
+    closed: int = 0
+    closed_on_time: int = 0  # closed, and never missed a deadline
+    resolved: int = 0  # reached 已解决 at least once
+    redone: int = 0  # reopened by the resident or sent back by 核查
+    rated: int = 0
+    satisfied: int = 0  # rated 4 or 5
+    rating_sum: int = 0
+    overdue: int = 0  # missed a deadline (超期)
+
+
 class RollupDirty(SQLModel, table=True):
     """A case of this 邻 opened, or an event on it happened, in this quarter hour (UTC): the
     village-day it falls on must be recomputed. Written in the same transaction as the change."""
@@ -119,5 +152,6 @@ TIER = RollupTier.__table__  # type: ignore[attr-defined]
 HIST = RollupHist.__table__  # type: ignore[attr-defined]
 RATING = RollupRating.__table__  # type: ignore[attr-defined]
 CATEGORY = RollupCategory.__table__  # type: ignore[attr-defined]
+KAOHE = RollupKaohe.__table__  # type: ignore[attr-defined]
 DIRTY = RollupDirty.__table__  # type: ignore[attr-defined]
 STATE = RollupState.__table__  # type: ignore[attr-defined]

@@ -25,10 +25,11 @@ from core.clock import Clock, as_utc
 from core.db import write_transaction
 from core.hierarchy.model import Level, Node, Role
 from core.hierarchy.tree import path_ids, subtree_bounds
+from core.rollup.kaohe import kaohe_rows, month_of
 from core.rollup.lock import refresher as _refresher
-from core.rollup.model import CATEGORY, DAY, DIRTY, HIST, RATING, STATE, TIER
+from core.rollup.model import CATEGORY, DAY, DIRTY, HIST, KAOHE, RATING, STATE, TIER
 
-TABLES = (DAY, TIER, HIST, RATING, CATEGORY)
+TABLES = (DAY, TIER, HIST, RATING, CATEGORY, KAOHE)
 
 C = CASES
 E = EVENTS
@@ -235,15 +236,19 @@ def compute(conn: sa.Connection, *, village_id: int, village_path: str, first: d
                      for k, v in a.category.items()]
     return VillageDays(village_id, first, last, {
         DAY.name: day_rows, TIER.name: tier_rows, HIST.name: hist_rows,
-        RATING.name: rating_rows, CATEGORY.name: cat_rows}, len(acc))
+        RATING.name: rating_rows, CATEGORY.name: cat_rows,
+        KAOHE.name: kaohe_rows(conn, village_id=village_id, village_path=village_path,
+                               first=first, last=last, tz=tz)}, len(acc))
 
 
 def store(conn: sa.Connection, computed: VillageDays) -> None:
     """Replace the village's rollup rows for those days with the computed ones."""
     for table in TABLES:
+        # rollup_kaohe is kept by month: the months the days touch were recomputed whole.
+        col, first = ((table.c.month, month_of(computed.first)) if table is KAOHE
+                      else (table.c.day, computed.first))
         conn.execute(sa.delete(table).where(
-            table.c.village_id == computed.village_id, table.c.day >= computed.first,
-            table.c.day <= computed.last))
+            table.c.village_id == computed.village_id, col >= first, col <= computed.last))
         rows = computed.rows[table.name]
         if rows:
             conn.execute(sa.insert(table), rows)

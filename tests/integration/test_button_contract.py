@@ -37,6 +37,8 @@ KINDS: list[tuple[str, str | None, tuple[tuple[str, Any], ...]]] = [
     ("notice_ok", None, ()), ("notice_node", "0", (("arg", "0"),)),
     ("notice_aud", "nr", (("arg", "nr"),)), ("notice_cf", "y", (("arg", "y"),)),
     ("notice_dl", "h24", (("arg", "h24"),)), ("notice_go", None, ()), ("notice_x", None, ()),
+    # 满意度测评: the score on each of the survey's five buttons.
+    *[("survey_rate", str(n), (("arg", str(n)),)) for n in range(1, 6)],
 ]
 IDS = [f"{a}-{arg}" if arg else a for a, arg, _ in KINDS]
 

@@ -22,6 +22,8 @@ CODES = {
     "dupe_pick": "dp", "dupe_none": "dn",
     # 常用答复 (bot/flows/leader.py): the answer's number on the card, and 按此发送
     "canned": "cd", "canned_send": "cs",
+    # 满意度测评 (bot/flows/survey.py): the survey in the id field, the score as the argument
+    "survey_rate": "sv",
 }
 ACTIONS = {v: k for k, v in CODES.items()}
 

@@ -1,14 +1,14 @@
 """Open311 client systems (hashed api_keys scoped to a subtree) and the requests they filed.
 
 Revision ID: 0016_open311
-Revises: 0015_away
+Revises: 0016_kaohe
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_open311"
-down_revision = "0015_away"
+down_revision = "0016_kaohe"
 branch_labels = None
 depends_on = None
 
