@@ -53,7 +53,7 @@ def _chain_html(caller: hotline.Caller) -> str:
                     f'<td data-label="姓名">{e(ld.name) if ld.name else "（空缺）"}</td>'
                     f'<td data-label="电话">{phone}</td>'
                     f'<td data-label="网格">{e(ld.node.name)}</td></tr>')
-    return ('<h3>包联干部（邻长 → 组长 → 片长 → 书记）</h3><table class="cards hl-chain">'
+    return ('<h3>包联干部（邻长 → 组长 → 片长 → 书记）</h3><table class="hl-chain">'
             '<thead><tr><th>层级</th><th>姓名</th><th>电话</th><th>网格</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
@@ -83,7 +83,7 @@ def _who_html(c: Container, caller: hotline.Caller) -> str:
         known = ("此号码以前来电登记过，但没有登记住址。" if caller.person_id is not None
                  else "此号码没有登记。")
         return (f'<section class="card hl-who"><h2>未登记住址的来电 <small>{e(caller.phone)}'
-                f'</small></h2><p>{known}仍可代为登记：在左侧选择问题发生的邻（输入网格编码或'
+                f'</small></h2><p>{known}仍可代为登记：在号码下方选择问题发生的邻（输入网格编码或'
                 f'地址查找），或登记到本辖区办公室；工单照常分派并记录为电话来源。</p>'
                 f'{_cases_html(c, caller)}</section>')
     level = LEVEL_LABEL_ZH.get(caller.home.level, "")
