@@ -80,7 +80,7 @@ def _who_html(c: Container, caller: hotline.Caller) -> str:
         return ('<section class="card hl-who"><p class="error">这个号码的登记住址不在您的辖区内。'
                 '不能在这里查看或代为登记，请转给来电人所在街道或12345。</p></section>')
     if caller.home is None:
-        known = ("此号码以前来电登记过，但没有登记住址。" if caller.person_id is not None
+        known = ("此号码已登记，但没有住户住址。" if caller.person_id is not None
                  else "此号码没有登记。")
         return (f'<section class="card hl-who"><h2>未登记住址的来电 <small>{e(caller.phone)}'
                 f'</small></h2><p>{known}仍可代为登记：在号码下方选择问题发生的邻（输入网格编码或'
