@@ -20,6 +20,7 @@ from core.settings import Settings
 from webhooks import (
     campaigns,
     dashboard,
+    dashboard_hotline,
     dashboard_invites,
     dashboard_kaohe,
     dashboard_notices,
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(dashboard_notices.router(c))
     app.include_router(dashboard_policies.router(c))
     app.include_router(dashboard_kaohe.router(c))
+    app.include_router(dashboard_hotline.router(c))  # the 12345 / town operator's console
     app.include_router(metrics.router(c))
     app.include_router(open311.router(c))  # GeoReport v2 for 12345 and other client systems
     if c.settings.wechat_token is not None:

@@ -78,7 +78,7 @@ def router(c: Container) -> APIRouter:
     @r.get("/dashboard/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         kinds = {"dashboard.css": "text/css", "geo.js": "text/javascript",
-                 "campaign.js": "text/javascript"}
+                 "campaign.js": "text/javascript", "hotline.js": "text/javascript"}
         if name not in kinds:
             raise HTTPException(404)
         return Response(_asset(name), media_type=kinds[name],

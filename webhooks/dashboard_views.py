@@ -220,11 +220,11 @@ def page(c: Container, viewer: Viewer | None, title: str, body: str, *,
     nav = ""
     if viewer is not None:
         links = [("map", "/dashboard", "预警地图"), ("cases", "/dashboard/cases", "工单"),
+                 ("hotline", "/dashboard/hotline", "热线受理"),
                  ("figures", "/dashboard/figures", "统计考核"),
                  ("kaohe", "/dashboard/kaohe", "考核"),
                  ("notices", "/dashboard/notices", "通知"),
                  ("campaigns", "/dashboard/campaigns", "摸排"),
-
                  ("policies", "/dashboard/policies", "类别规则")]
         # A phone folds the links behind a menu button: a checkbox and its label, CSS only.
         nav = ('<input type="checkbox" id="nav-toggle" class="nav-toggle" aria-label="菜单">'

@@ -15,6 +15,7 @@ from bot.flows import (
     texts_campaigns,
     texts_dupes,
     texts_en,
+    texts_hotline,
     texts_kaohe,
     texts_notices,
     texts_notify,
@@ -26,7 +27,7 @@ from bot.flows import (
 # Further areas add their module here: (module with ZH and EN dicts).
 AREAS: tuple[ModuleType, ...] = (texts_notify, texts_notices, texts_campaigns,
                                   texts_policies, texts_dupes, texts_away, texts_open311,
-                                  texts_kaohe)
+                                  texts_kaohe, texts_hotline)
 
 
 def _join(lang: str, base: dict[str, str]) -> dict[str, str]:

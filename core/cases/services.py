@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -118,10 +119,11 @@ def resident_address(session: Session, case: Case) -> str | None:
 def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id: int,
               text: str, opened_by: int | None = None, category: str | None = None,
               attachments: Sequence[NewAttachment] = (), via: str | None = None,
-              home: NodeRef | None = None) -> Case:
+              home: NodeRef | None = None, detail: Mapping[str, Any] | None = None) -> Case:
     """Open a case for a resident and route it at once to the lowest filled tier above them
     (`home`: the node a client system placed the report on, for a reporter who lives nowhere
-    in the tree — an Open311 request)."""
+    in the tree — an Open311 request; `detail`: more for the opening event, e.g. the hotline
+    operator who took the call)."""
     now = clock.now()
     text = _clean_text(text, required=not attachments) or NO_WORDS
     for a in attachments:
@@ -168,7 +170,8 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
         via=via, note=text,
         detail={"category": cat.name if cat else None, "skipped_vacant": skipped,
                 "routed_to": target.role.value,
-                **({"covering_for": covering} if covering is not None else {})},
+                **({"covering_for": covering} if covering is not None else {}),
+                **(detail or {})},
     )
     if routing is not None:
         route_rules.record_routing(session, case, routing, at=now, kind=EventKind.routed)
@@ -187,9 +190,11 @@ def _index(chain: Chain, target: Target) -> int:
 
 def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
                 text: str | None = None, attachments: Sequence[NewAttachment] = (),
-                version: int | None = None, via: str | None = None, notify: bool = True) -> Case:
+                version: int | None = None, via: str | None = None, notify: bool = True,
+                detail: Mapping[str, Any] | None = None) -> Case:
     """Append a resident's later words, photos or location to their case for the holder
-    (`notify=False`: only the case's timeline gets it, for a resident sending a flood)."""
+    (`notify=False`: only the case's timeline gets it, for a resident sending a flood;
+    `detail`: more for the event, e.g. the hotline operator who typed the words)."""
     now = clock.now()
     case = ops.load(session, case_id)
     if person_id not in ops.followers(session, case_id):
@@ -210,7 +215,8 @@ def add_to_case(session: Session, *, clock: Clock, case_id: int, person_id: int,
                        via=via, note=body or None,
                        # The flood rule: the timeline keeps it, nobody is told (bot/notify).
                        detail={"attachments": len(attachments), **({} if notify else
-                                                                   {"quiet": True})})
+                                                                   {"quiet": True}),
+                               **(detail or {})})
     session.flush()
     attach(session, case, event, attachments, purpose="addition", by=person_id, now=now)
     events.publish(session)

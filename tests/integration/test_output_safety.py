@@ -117,7 +117,10 @@ def _pages(site: dict[str, Any]) -> list[tuple[str, str]]:
             ("GET", "/chat/static/demo.js"), ("GET", "/demo"), ("GET", "/poster/jposter1234"),
             ("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/no/such/page"),
             ("GET", f"/chat/media/{photo}"), ("POST", "/chat/send"),
-            ("GET", "/dashboard/export/figures.xlsx")]
+            ("GET", "/dashboard/export/figures.xlsx"), ("GET", "/dashboard/hotline"),
+            ("GET", "/dashboard/hotline?phone=13900000009"),
+            ("GET", "/dashboard/hotline?phone=13812345678&place_q=1"),
+            ("GET", "/dashboard/static/hotline.js")]
 
 
 def test_every_answer_carries_the_security_headers(site: dict[str, Any]) -> None:
