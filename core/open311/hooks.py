@@ -267,6 +267,17 @@ def target(session: Session, *, hook_id: int) -> Target | None:
     return Target(row.id, row.name, row.url, row.secret) if row else None
 
 
+def waiting_before(session: Session, *, row_id: int, hook_id: int, case_id: int | None
+                   ) -> datetime | None:
+    """When an earlier row of the same hook and case, still undelivered, is next tried (None:
+    none is): a change recorded while an older one backs off waits behind it."""
+    q = sa.select(sa.func.min(OUT.c.next_attempt_at)).where(
+        OUT.c.platform == WEBHOOK, OUT.c.address == str(hook_id), OUT.c.case_id == case_id,
+        OUT.c.id < row_id, OUT.c.status.in_(RETRYABLE))
+    at = session.execute(q).scalar_one_or_none()
+    return None if at is None else as_utc(at)
+
+
 def delivered(session: Session, *, hook_id: int) -> None:
     """A POST got through: a failing episode, if any, is over."""
     session.execute(sa.update(HOOKS).where(HOOKS.c.id == hook_id,
@@ -318,4 +329,4 @@ def _give_up(session: Session, *, hook_id: int, why: str) -> None:
 
 __all__ = ["KIND", "MAX_AGE", "SIGNATURE", "TIMESTAMP", "HookRow", "Target", "body",
            "check_url", "delivered", "gone", "list_hooks", "on_events", "remove_hook",
-           "row_dead", "set_hook", "sign", "target", "use_texts", "verify"]
+           "row_dead", "set_hook", "sign", "target", "use_texts", "verify", "waiting_before"]

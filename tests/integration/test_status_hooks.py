@@ -194,6 +194,23 @@ def test_a_receiver_that_was_down_gets_everything_when_it_is_up(
     assert [x[1] for x in order(r.accepted)] == [1, 2, 3, 4]
 
 
+def test_a_change_recorded_while_an_older_one_backs_off_waits_behind_it(
+        engine: Engine, vt: VirtualTime, city: tuple[City, dict[str, str]]) -> None:
+    c, api = city
+    r = Receiver(500)
+    with receiving(r) as url:
+        hook(engine, vt, "东关APP", url)
+        case_id = file(engine, vt, api["东关APP"])
+        pass_once(engine, vt)  # the opening failed: tried again in 5 s
+        do(engine, actions.accept, clock=vt, case_id=case_id, person_id=c["leader1"],
+           version=get(engine, case_id).version)  # due now, before the opening's retry
+        pass_once(engine, vt)
+        assert r.accepted == []
+        drain(engine, vt)
+    assert order(r.accepted) == [(str(case_id), 1, "open"), (str(case_id), 2, "in_progress")]
+    assert [row.attempts for row in hook_rows(engine)] == [2, 1]
+
+
 def test_rows_a_killed_dispatcher_held_go_out_after_its_lease(
         engine: Engine, vt: VirtualTime, city: tuple[City, dict[str, str]]) -> None:
     c, api = city

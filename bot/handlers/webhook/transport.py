@@ -21,12 +21,13 @@ import httpx
 from sqlmodel import Session
 
 from bot.dispatcher.rows import Row
-from bot.dispatcher.transport import Done, Gone, Outcome, Retry, Work
+from bot.dispatcher.transport import Done, Gone, Later, Outcome, Retry, Work
 from core.deliveries import WEBHOOK
 from core.open311 import hooks
 
 CLIENT_ERRORS = 4  # attempts for a 4xx other than 408, 410, 429
 RETRYABLE = frozenset({408, 429})
+AFTER = timedelta(seconds=1)  # the least a row waits behind an older one of its case
 
 
 class WebhookTransport:
@@ -66,9 +67,12 @@ class WebhookTransport:
         hook_id = int(row.address)
         if (row.address, 0) in work.done:
             return Done()  # an earlier attempt got through and was recorded
-        target = await asyncio.to_thread(self._target, work, hook_id)
+        target, before = await asyncio.to_thread(self._target, work, hook_id)
         if target is None:
             return Retry("hook removed or disabled", permanent=True)
+        if before is not None:
+            # An older change of this case is backing off: this one goes after it.
+            return Later(max(before, work.now + AFTER), "an earlier update of the case waits")
         body = row.text.encode()
         stamp = str(int(work.now.timestamp()))
         headers = {"Content-Type": "application/json; charset=utf-8",
@@ -92,9 +96,10 @@ class WebhookTransport:
             return Retry(f"HTTP {code}")
         return Retry(f"HTTP {code}", max_attempts=CLIENT_ERRORS)
 
-    def _target(self, work: Work, hook_id: int) -> hooks.Target | None:
+    def _target(self, work: Work, hook_id: int) -> tuple[hooks.Target | None, datetime | None]:
         with work.ledger.transaction() as s:
-            return hooks.target(s, hook_id=hook_id)
+            return hooks.target(s, hook_id=hook_id), hooks.waiting_before(
+                s, row_id=work.row.id, hook_id=hook_id, case_id=work.row.case_id)
 
     def _done(self, work: Work, hook_id: int) -> None:
         row = work.row
