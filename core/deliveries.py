@@ -34,6 +34,8 @@ from core.hierarchy.model import ChatBinding, ChatIdentity, carries_messages
 from core.outbox import OUT, RETRYABLE, OutboxMessage
 
 CARD_UPDATE = "card_update"
+# The platform of rows a client system's status webhook carries (core/open311/hooks.py).
+WEBHOOK = "webhook"
 
 
 class Delivery(SQLModel, table=True):

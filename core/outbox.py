@@ -208,13 +208,16 @@ def mark_sent(session: Session, *, message_id: int, now: datetime) -> None:
 
 def mark_failed(session: Session, *, message_id: int, now: datetime, error: str,
                 retry_after: timedelta | None = None, permanent: bool = False,
-                max_attempts: int = 8) -> OutboxStatus:
-    """Record a failed delivery; retry with exponential backoff or give up."""
+                max_attempts: int | None = 8, max_age: timedelta | None = None
+                ) -> OutboxStatus:
+    """Record a failed delivery; retry with exponential backoff or give up (after
+    `max_attempts`, or once the row is `max_age` old: a webhook retries for a day)."""
     row = _get(session, message_id)
     row.attempts += 1
     row.last_error = error[:2000]
     row.claimed_until = None
-    if permanent or row.attempts >= max_attempts:
+    too_old = max_age is not None and now - as_utc(row.created_at) >= max_age
+    if permanent or too_old or (max_attempts is not None and row.attempts >= max_attempts):
         row.status = OutboxStatus.dead.value
     else:
         row.status = OutboxStatus.failed.value

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     # How long a sender holds the outbox rows it claimed (renewed while it runs): the rows of a
     # sender that died go to another worker this long after.
     outbox_lease: Duration = timedelta(minutes=1)
+    # Open311 status webhooks (bot/handlers/webhook): how long one POST may take before it is
+    # retried, and how long a change is retried before it is given up and the admins told.
+    webhook_timeout: Duration = Field(default=timedelta(seconds=10), gt=timedelta(0))
+    webhook_max_age: Duration = Field(default=timedelta(days=1), gt=timedelta(0))
 
     # Media (core/media): where files are kept, and what is accepted.
     media_dir: str = "./media"

@@ -341,12 +341,18 @@ class Dispatcher:
             return None
         assert isinstance(outcome, Retry)
         until: datetime | None = None
-        for rid in ids:
+        most: int | None = getattr(self.transport, "max_attempts", 8)
+        if outcome.max_attempts is not None:
+            most = min(most, outcome.max_attempts) if most is not None else outcome.max_attempts
+        for row in rows:
+            rid = row.id
             status = mark_failed(s, message_id=rid, now=now, error=outcome.error,
-                                 permanent=outcome.permanent)
+                                 permanent=outcome.permanent, max_attempts=most,
+                                 max_age=getattr(self.transport, "max_age", None))
             if status is OutboxStatus.dead:
                 self.stats.rows_dead += 1
                 log.warning("%s outbox row %s dead: %s", self.platform, rid, outcome.error)
+                self._dead(s, row, outcome.error)
             else:
                 self.stats.rows_retried += 1
                 got = s.get(OutboxMessage, rid)
@@ -359,6 +365,7 @@ class Dispatcher:
             mark_failed(s, message_id=row.id, now=now, error=f"undeliverable: {why}",
                         permanent=True)
             self.stats.rows_dead += 1
+            self._dead(s, row, f"undeliverable: {why}")
         elif still_reachable(s, person_id=row.person_id, configured=self.configured):
             deliveries.release(s, message_ids=[row.id])  # another platform's turn
             self.stats.rows_released += 1
@@ -366,6 +373,12 @@ class Dispatcher:
             # Nobody can reach them now: their next message brings the row back.
             deliveries.give_up_unreachable(s, message_ids=[row.id], now=now, why=why)
             self.stats.rows_dead += 1
+
+    def _dead(self, s: Session, row: Row, error: str) -> None:
+        """Tell the transport a row was given up, in the settling transaction."""
+        dead = getattr(self.transport, "dead", None)
+        if dead is not None:
+            dead(s, row, error=error, now=self.clock.now())
 
     async def _db(self, fn: Callable[[Session], T]) -> T:
         """One short transaction in a worker thread (the event loop never waits on the DB)."""

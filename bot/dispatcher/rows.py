@@ -50,6 +50,9 @@ class Row:
         card's edits follow the card itself), or a case's edits of every copy."""
         if self.person_id is not None:
             return f"person:{self.person_id}"
+        if self.platform == deliveries.WEBHOOK:
+            # One hook's updates of one case in order; its other cases go side by side.
+            return f"hook:{self.address}:{self.case_id}"
         if self.chat_owner is not None and self.kind != deliveries.CARD_UPDATE:
             return f"person:{self.chat_owner}"
         if self.chat_binding_id is not None:

@@ -60,8 +60,9 @@ async def watch_unreachable(c: Container, *, configured: frozenset[str], stop: a
 
 
 def platforms(c: Container, *, web_hub: Any, polling: bool) -> list[Platform]:
-    """The platforms this deployment runs (the web chat always)."""
+    """The platforms this deployment runs (the web chat and the status webhooks always)."""
     from bot.handlers.web.transport import WebTransport
+    from bot.handlers.webhook.transport import WebhookTransport
 
     configured = configured_platforms(c.settings)
     out: list[Platform] = []
@@ -78,6 +79,10 @@ def platforms(c: Container, *, web_hub: Any, polling: bool) -> list[Platform]:
 
         out.append(wecom_platform(c))
     out.append(Platform(WebTransport(hub=web_hub)))
+    # Client systems' status webhooks: always on, since a hook may be set while we run.
+    hooks = WebhookTransport(timeout=c.settings.webhook_timeout.total_seconds(),
+                             max_age=c.settings.webhook_max_age)
+    out.append(Platform(hooks, close=hooks.close))
     return out
 
 

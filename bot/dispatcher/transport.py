@@ -48,6 +48,9 @@ class Retry:
 
     error: str
     permanent: bool = False
+    # At most this many attempts for this kind of failure (a webhook's 4xx), whatever the
+    # transport's `max_attempts` and `max_age` allow.
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,11 @@ class Transport(Protocol):
       API client counts its own calls];
     - `async settle_calls()`: finish calls under way before the dispatcher gives rows back;
     - `async idle(seconds)`: wait for new work (the web chat's hub wakes it early);
-    - `delivered()`: called on the event loop after rows were settled (the web hub).
+    - `delivered()`: called on the event loop after rows were settled (the web hub);
+    - `max_attempts: int | None` [8] and `max_age: timedelta | None` [None]: when a retried
+      row is dead (a webhook: no count, a day);
+    - `dead(session, row, *, error, now)`: a row of this platform was given up, in the settling
+      transaction (a webhook's alert to the admins).
     """
 
     platform: str

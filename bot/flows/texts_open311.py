@@ -33,6 +33,14 @@ ZH: dict[str, str] = {
     "open311_notice_no_place": "未提供位置，已转{office}办理，由其分派。",
     "open311_given_coordinates": "坐标",
     "open311_given_address": "地址",
+    # Status webhooks (linzhang open311 hook …) and their alerts to the root admins
+    "open311_hook_url_invalid": ("webhook 地址须以 http:// 或 https:// 开头并带主机名"
+                                 "（最多{most}个字符）。"),
+    "open311_hook_unknown": "客户端“{name}”没有 webhook。",
+    "open311_hook_dead": ("【警报】{name} 的状态 webhook 一天内未能送达（{url}：{error}），"
+                          "该条更新已放弃；请检查对方系统。"),
+    "open311_hook_gone": ("【警报】{name} 的状态 webhook 已停用：对方回答 410 Gone（{url}）。"
+                          "恢复请重新运行 linzhang open311 hook set。"),
     "n_card_from_system": "\n来自{name}（系统转办）：答复将由该系统读取后转告居民。",
 }
 
@@ -65,6 +73,13 @@ EN: dict[str, str] = {
     "open311_notice_no_place": "No location given: filed to {office}, who will assign it.",
     "open311_given_coordinates": "coordinates",
     "open311_given_address": "address",
+    "open311_hook_url_invalid": ("A webhook URL must start with http:// or https:// and name a "
+                                 "host (at most {most} characters)."),
+    "open311_hook_unknown": "The client \"{name}\" has no webhook.",
+    "open311_hook_dead": ("ALERT: the status webhook of {name} could not deliver for a day "
+                          "({url}: {error}); that update was given up. Check their system."),
+    "open311_hook_gone": ("ALERT: the status webhook of {name} is disabled: it answered 410 "
+                          "Gone ({url}). Run linzhang open311 hook set to resume."),
     "n_card_from_system": ("\nFiled by {name} (a client system): it reads the answers back "
                            "and passes them on to the resident."),
 }

@@ -1,5 +1,6 @@
-"""The words of the operational alerts core/ops.py (a stalled sweep) and core/heartbeats.py
-(a silent chat platform) send to the root admins."""
+"""The words of the operational alerts core/ops.py (a stalled sweep), core/heartbeats.py
+(a silent chat platform) and core/open311/hooks.py (a failing status webhook) send to the root
+admins."""
 
 from __future__ import annotations
 
@@ -33,3 +34,13 @@ class ChannelAlerts:
 
     def back(self, *, lang: str, platform: str, minutes: int) -> str:
         return t(lang, "ops_channel_back", platform=self._name(lang, platform), n=minutes)
+
+
+class HookAlerts:
+    """core.open311.hooks.HookTexts in the reader's language."""
+
+    def dead(self, *, lang: str, name: str, url: str, error: str) -> str:
+        return t(lang, "open311_hook_dead", name=name, url=url, error=error)
+
+    def gone(self, *, lang: str, name: str, url: str) -> str:
+        return t(lang, "open311_hook_gone", name=name, url=url)

@@ -54,3 +54,29 @@ class Open311Request(SQLModel, table=True):
 
 CLIENTS: sa.Table = Open311Client.__table__  # type: ignore[attr-defined]
 REQUESTS: sa.Table = Open311Request.__table__  # type: ignore[attr-defined]
+
+
+class Open311Hook(SQLModel, table=True):
+    """A client system's status webhook: where the state changes of its cases (of every case
+    in its subtree when `scope_wide`) are POSTed, and the secret they are signed with.
+
+    The secret is kept as it was handed out: signing needs it back, and whoever reads this
+    table already reads the cases the hook carries (README, "Status webhooks")."""
+
+    __tablename__ = "open311_hook"
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("open311_client.id"),
+                                               nullable=False, unique=True))
+    url: str = Field(sa_column=sa.Column(sa.String(500), nullable=False))
+    secret: str = Field(sa_column=sa.Column(sa.String(80), nullable=False))
+    scope_wide: bool = Field(default=False, nullable=False)
+    created_at: datetime = Field(sa_type=_TS, nullable=False)
+    # A receiver that answered 410 Gone: nothing more is written for it until `hook set`.
+    disabled_at: datetime | None = Field(default=None, sa_type=_TS)
+    disabled_why: str | None = Field(default=None, sa_column=sa.Column(sa.String(200)))
+    # The start of a run of dead rows the admins were told about (one alert per episode); a
+    # delivery that gets through ends it.
+    failing_since: datetime | None = Field(default=None, sa_type=_TS)
+
+
+HOOKS: sa.Table = Open311Hook.__table__  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.timer import VirtualTime
 from tests.fakes.wechat_api import FakeWeChatApi
 
-PLATFORMS = ["telegram", "wechat", "wecom", "web"]
+PLATFORMS = ["telegram", "wechat", "wecom", "web", "webhook"]
 
 
 async def dispatch(engine: Engine, transport: Transport, vt: VirtualTime,
@@ -207,6 +207,44 @@ class WebHarness:
                 "SELECT count(*) FROM web_message WHERE direction = 'edit'")).scalar_one())
 
 
+class WebhookHarness:
+    """Client systems' status webhooks: raw rows to a hook, POSTed to a receiver on loopback.
+    A hook is no person's chat: the tests of people's chats, buttons and cards do not apply."""
+
+    platform = "webhook"
+    people = False
+
+    def __init__(self, engine: Engine, vt: VirtualTime, receiver: Any) -> None:
+        self.engine, self.vt, self.receiver = engine, vt, receiver
+
+    def chat(self, n: int) -> str:
+        return f"hook-{n}"
+
+    def drain(self) -> None:
+        from bot.handlers.webhook.transport import WebhookTransport
+
+        async def go() -> None:
+            transport = WebhookTransport(timeout=5)
+            try:
+                await dispatch(self.engine, transport, self.vt, None)
+            finally:
+                await transport.close()
+
+        asyncio.run(go())
+
+    def texts_to(self, chat: str) -> list[str]:
+        return [p.body.decode() for p in self.receiver.accepted]
+
+    def labels_to(self, chat: str) -> list[str]:
+        return []
+
+    def leave(self, chat: str) -> None:
+        """A receiver that is gone answers 410 (tests/integration/test_status_hooks.py)."""
+
+    def updated_copies(self) -> int:
+        return 0
+
+
 @contextmanager
 def harness(platform: str, engine: Engine, vt: VirtualTime, tmp: Path) -> Iterator[Harness]:
     """The harness for one platform, its fake server running."""
@@ -218,5 +256,11 @@ def harness(platform: str, engine: Engine, vt: VirtualTime, tmp: Path) -> Iterat
         with FakeWeChatApi("oa" if platform == "wechat" else "wecom", vt) as wx:
             yield WeChatHarness(engine, vt, tmp, wx)
             assert wx.dropped == []
+    elif platform == "webhook":
+        from tests.support.hook_receiver import Receiver, receiving
+
+        receiver = Receiver()
+        with receiving(receiver):
+            yield WebhookHarness(engine, vt, receiver)
     else:
         yield WebHarness(engine, vt)

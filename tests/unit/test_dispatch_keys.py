@@ -28,3 +28,12 @@ def test_a_chat_nobody_owns_has_its_own_queue() -> None:
 def test_card_edits_stay_on_the_cases_queue_even_in_an_owned_chat() -> None:
     edit = row(kind=deliveries.CARD_UPDATE, address="w1", case_id=3, chat_owner=7)
     assert edit.key == "card:3"
+
+
+def test_a_hooks_updates_of_one_case_share_a_queue_and_its_other_cases_do_not() -> None:
+    def update(rid: int, case_id: int) -> Row:
+        return row(id=rid, kind="status_hook", platform=deliveries.WEBHOOK, address="4",
+                   case_id=case_id)
+
+    assert update(1, 3).key == update(2, 3).key == "hook:4:3"
+    assert update(3, 5).key != update(1, 3).key
