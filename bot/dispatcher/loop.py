@@ -67,7 +67,7 @@ from core.outbox import OutboxMessage, OutboxStatus, mark_failed, mark_sent
 from core.settings import Settings
 
 __all__ = ["Dispatcher", "Done", "Gone", "Later", "Moved", "OneByOne", "Outcome", "Retry",
-           "Row", "Stats", "Transport", "Work", "pass_once", "run"]
+           "Row", "Stats", "Transport", "Work"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -388,24 +388,3 @@ class Dispatcher:
 
         return await asyncio.to_thread(go)
 
-
-async def pass_once(engine: Engine, *, sender: Transport, clock: Clock,
-                    stats: Stats | None = None, limit: int = 50,
-                    counters: Counters | None = None, settings: Settings | None = None,
-                    configured: frozenset[str] | None = None) -> int:
-    """Claim and deliver one batch through `sender`; how many rows were claimed."""
-    d = Dispatcher(engine=engine, transport=sender, clock=clock, counters=counters,
-                   settings=settings, configured=configured)
-    if stats is not None:
-        d.stats = stats
-    return await d.pass_once(limit=limit)
-
-
-async def run(engine: Engine, *, sender: Transport, clock: Clock, stop: asyncio.Event,
-              idle: float = 0.3, counters: Counters | None = None,
-              settings: Settings | None = None, configured: frozenset[str] | None = None,
-              lease: timedelta = timedelta(minutes=5)) -> None:
-    """Deliver until `stop` is set (a lifespan task)."""
-    await Dispatcher(engine=engine, transport=sender, clock=clock, counters=counters,
-                     settings=settings, configured=configured, idle=idle, lease=lease
-                     ).run(stop)

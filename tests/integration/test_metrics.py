@@ -15,7 +15,8 @@ from sqlmodel import Session
 from telegram.error import RetryAfter
 
 from bot.dispatch import process, record_unparsed
-from bot.dispatcher.loop import Done, Later, Outcome, Stats, Work, pass_once
+from bot.dispatcher.loop import Done, Later, Outcome, Stats, Work
+from bot.dispatcher.once import pass_once
 from bot.flows.types import Inbound
 from bot.handlers.telegram.api import TelegramApi
 from core import deliveries, outbox

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from bot.dispatcher.loop import Stats, pass_once
+from bot.dispatcher.loop import Stats
+from bot.dispatcher.once import pass_once
 from bot.handlers.wechat.transport import WeChatTransport
 from bot.handlers.wecom.transport import SUB_TITLE_LIMIT, WeComTransport
 from core.clock import FakeClock

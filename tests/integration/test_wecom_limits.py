@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from bot.dispatcher.loop import Stats, pass_once
+from bot.dispatcher.loop import Stats
+from bot.dispatcher.once import pass_once
 from bot.handlers.wecom.transport import WeComTransport
 from core.clock import FakeClock
 from core.db import session_scope
