@@ -39,6 +39,7 @@ ZH: dict[str, str] = {
     "n_card_moved": "{title}\n已转交{role} {name} {hm}\n状态：{state}（您已不是承办人）",
     "n_card_resident_gone": "\n⚠️ 居民目前无法通过聊天联系（可能屏蔽了机器人）：答复已记录，"
                             "可在工作台查看，请电话联系居民。",
+    "n_card_resident_no_chat": "\n☎️ 居民没有聊天账号（电话反映）：答复已记录，请电话告知居民。",
     "n_verb_accepted": "已受理", "n_verb_reported_in": "已报到受理", "n_verb_replied": "已答复",
     "n_verb_asked_more": "已请居民补充", "n_verb_resolved": "已解决",
     "n_verb_escalated": "已转上级", "n_verb_whistled": "已吹哨", "n_verb_reassigned": "已改派",
@@ -139,6 +140,8 @@ EN: dict[str, str] = {
                     "(you no longer hold it)",
     "n_card_resident_gone": "\n⚠️ The resident cannot be reached by chat (the bot may be "
                             "blocked): answers are recorded on the dashboard; please phone.",
+    "n_card_resident_no_chat": ("\n☎️ The resident has no chat account (reported by phone): "
+                                "answers are recorded; please tell them by phone."),
     "n_verb_accepted": "Accepted", "n_verb_reported_in": "Reported in",
     "n_verb_replied": "Answered", "n_verb_asked_more": "Asked for more",
     "n_verb_resolved": "Resolved", "n_verb_escalated": "Escalated",

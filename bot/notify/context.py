@@ -55,6 +55,7 @@ class Env:
     # Reporters that are client systems (Open311: a 12345 hotline): they read answers back
     # through the API, so they get no chat message and are never "unreachable".
     systems: set[int] = field(default_factory=set)
+    no_chat: set[int] = field(default_factory=set)  # residents with no chat account at all
     nodes: dict[int, NodeRef] = field(default_factory=dict)
     mirrors: dict[int, list[int]] = field(default_factory=dict)
     superiors: dict[int, Target | None] = field(default_factory=dict)
@@ -90,9 +91,12 @@ class Env:
         self.nodes = nodes_by_ids(s, {n for c in self.cases.values()
                                       for n in (c.holder_node_id, c.home_node_id) if n})
         residents = sorted({c.resident_id for c in self.cases.values()})
-        reachable = set(s.execute(sa.select(CI.c.person_id).where(
-            CI.c.person_id.in_(residents), CI.c.unreachable.is_(False))).scalars())
+        known = s.execute(sa.select(CI.c.person_id, CI.c.unreachable).where(
+            CI.c.person_id.in_(residents))).all()
+        reachable = {p for p, gone in known if not gone}
         self.unreachable = set(residents) - reachable
+        # Never had a chat (a caller on the hotline) is not "blocked the bot".
+        self.no_chat = set(residents) - {p for p, _ in known}
         if self.unreachable:  # only then can one be a system (no extra read for a chat report)
             from core.open311.model import Open311Client
 

@@ -100,6 +100,8 @@ def gone_note(env: Env, case: Case, r: Recipient) -> str:
         return ""
     if case.resident_id in env.systems:
         return t(r.lang, "n_card_from_system", name=env.name(case.resident_id))
+    if case.resident_id in env.no_chat:
+        return t(r.lang, "n_card_resident_no_chat")
     if case.resident_id in env.unreachable:
         return t(r.lang, "n_card_resident_gone")
     return ""

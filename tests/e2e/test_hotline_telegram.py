@@ -68,7 +68,8 @@ def test_a_phone_only_callers_case_is_answered_by_the_neighbor_leader_in_telegra
 
     card = wait_for(lambda: [m for m in tg.sent_to(LEADER_TG)
                              if "电梯困人" in (m.text or "")], why="the card at the 邻长")[0]
-    assert "电话联系居民" in (card.text or "")  # the 邻长 is told the caller has no chat
+    # The 邻长 is told the caller has no chat (not that they blocked the bot).
+    assert "居民没有聊天账号（电话反映）" in (card.text or "") and "屏蔽" not in (card.text or "")
     press(tg, LEADER_TG, card, buttons(card)["受理"])
     wait_for(lambda: any("已受理" in (e.get("text") or "") for e in tg.edits),
              why="the card edited to show it was accepted")
