@@ -77,6 +77,10 @@ def platforms(c: Container, *, web_hub: Any, polling: bool) -> list[Platform]:
         from bot.handlers.wecom.runtime import wecom_platform
 
         out.append(wecom_platform(c))
+    if "sms" in configured:
+        from bot.handlers.sms.runtime import sms_platform
+
+        out.append(sms_platform(c))
     out.append(Platform(WebTransport(hub=web_hub)))
     return out
 
