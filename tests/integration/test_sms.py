@@ -253,3 +253,28 @@ def test_a_reply_from_an_unknown_number_is_kept_not_acted_on(engine, clock, api,
     assert count(engine, "inbound_update") == 1 and count(engine, "chat_identity") == 0
     assert app.post("/webhooks/sms", params={"token": TOKEN},
                     content=b"not json").status_code == 200  # kept with why, not retried
+
+
+def test_the_root_figures_page_shows_this_months_sms(engine, clock, api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core import accounts
+
+    city = build_city(engine)
+    st = sms_settings(engine, api, tmp_path, sms_cost_fen=4, public_url="http://dash.test")
+    sender = SmsTransport(engine=engine, settings=st, clock=clock)
+    open_case(engine, clock, city, resident="resident1")
+    open_case(engine, clock, city, resident="resident2", text="路灯坏了三天了")
+    drain(engine, clock, sender)
+    c = build_container(st, clock=clock, engine=engine)
+    with serve(create_app(st, clock=clock, container=c, run_jobs=False), lifespan="off") \
+            as url, httpx.Client(base_url=url, follow_redirects=False) as http:
+        for who, shown in (("district_admin", True), ("town_admin", False)):
+            http.cookies.clear()
+            with session_scope(engine) as s:
+                token = accounts.issue_login_token(s, person_id=city[who], now=clock.now(),
+                                                   ttl=timedelta(minutes=15))
+            assert http.get(f"/login/{token}").status_code == 303
+            page = http.get("/dashboard/figures").text
+            assert ('id="sms-month"' in page) is shown, who
+            if shown:
+                assert '<b id="k-sms-sent">2</b>' in page
+                assert '<b id="k-sms-spent">0.08</b>' in page
