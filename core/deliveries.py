@@ -195,7 +195,12 @@ def platform_filter(platform: str, *, configured: Collection[str] | None = None
         raw_sms = sa.and_(OUT.c.address.is_not(None), OUT.c.platform == SMS)
         person = sa.and_(OUT.c.platform.is_(None), OUT.c.person_id.is_not(None),
                          sms_takes(configured))
-        return sa.or_(raw_sms, person)
+        # A row pinned to SMS for a person (an urgent case's duty officer) goes whatever
+        # chats they have.
+        pinned_sms = sa.and_(OUT.c.platform == SMS, OUT.c.person_id.is_not(None),
+                             sa.exists().where(PEOPLE.c.id == OUT.c.person_id,
+                                               PEOPLE.c.phone.is_not(None)))
+        return sa.or_(raw_sms, person, pinned_sms)
     reachable = sa.exists().where(
         CI.c.person_id == OUT.c.person_id, CI.c.platform == platform, carries_messages(CI),
     )

@@ -245,6 +245,11 @@ class Settings(BaseSettings):
     wecom_bot_encoding_aes_key: SecretStr | None = None
     redis_url: str | None = None
 
+    @property
+    def sms_on(self) -> bool:
+        """Whether this deployment sends SMS (credentials and an app)."""
+        return self.sms_secret_key is not None and bool(self.sms_sdk_app_id)
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

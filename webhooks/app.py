@@ -70,6 +70,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     c = container or build_container(settings, clock=clock)
     # Every case change, from chat, dashboard, API or sweep, ends in the one notifier.
     notify.install()
+    from bot.dispatcher.recipients import configured_platforms
+    from bot.handlers.sms import urgent
+
+    # Urgent categories text the town's duty officer (bot/handlers/sms/urgent.py).
+    urgent.install(settings if "sms" in configured_platforms(settings)
+                   else settings.model_copy(update={"sms_urgent_categories": ""}))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -82,6 +82,6 @@ def configured_platforms(settings: Settings) -> frozenset[str]:
         on.add("wechat")
     if settings.wecom_secret is not None:
         on.add("wecom")
-    if settings.sms_secret_key is not None and settings.sms_sdk_app_id:
+    if settings.sms_on:
         on.add(deliveries.SMS)
     return frozenset(on)

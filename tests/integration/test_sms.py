@@ -278,3 +278,81 @@ def test_the_root_figures_page_shows_this_months_sms(engine, clock, api, tmp_pat
             if shown:
                 assert '<b id="k-sms-sent">2</b>' in page
                 assert '<b id="k-sms-spent">0.08</b>' in page
+
+
+@pytest.fixture
+def urgent_installed(engine, api, tmp_path) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+    from bot.handlers.sms import urgent
+    from core.cases import events
+
+    st = sms_settings(engine, api, tmp_path, sms_template_urgent="T-URGENT",
+                      sms_urgent_categories="环境保护, 火警")
+    urgent.install(st)
+    try:
+        yield st
+    finally:
+        events.unsubscribe("sms_urgent")
+
+
+def test_an_urgent_case_texts_the_towns_duty_officer_even_with_a_chat(  # type: ignore[no-untyped-def]
+        engine, clock, api, urgent_installed) -> None:
+    city = build_city(engine)
+    with session_scope(engine) as s:
+        s.add(ChatIdentity(person_id=city["town_admin"], platform="telegram",
+                           external_id="555", last_seen_at=clock.now()))
+    sender = SmsTransport(engine=engine, settings=urgent_installed, clock=clock)
+    case_id = open_case(engine, clock, city, text="河边有人倾倒化工废料", category="环境保护")
+    open_case(engine, clock, city, resident="resident2", text="路灯坏了", category="公共设施")
+    drain(engine, clock, sender, configured=frozenset({"web", "telegram", "sms"}))
+    got = api.sent_to("13900000002")
+    assert [(m.template, m.params[:2]) for m in got] == [("T-URGENT", [str(case_id), "环境保护"])]
+    assert len(outbox(engine, kind="sms_urgent")) == 1
+
+
+def send_notice(engine: Engine, clock: FakeClock, city: City, *, by_sms: bool) -> int:
+    from core.cases.policy import CasePolicy
+    from core.hierarchy.queries import actor, node_by_code
+    from core.notices import services as notices
+
+    with session_scope(engine) as s:
+        sent = notices.send(
+            s, who=actor(s, city["secretary"]), node=node_by_code(s, "341602001001"),
+            audience=("resident",), text="明天上午停水，请提前储水", confirm=True,
+            deadline=None, now=clock.now(), reping=timedelta(hours=4), policy=CasePolicy(),
+            by_sms=by_sms)
+        return sent.notice_id
+
+
+def test_a_notice_reaches_phone_only_residents_by_text_and_they_answer_shoudao(  # type: ignore[no-untyped-def]
+        engine, clock, api, app, tmp_path) -> None:
+    from core.campaigns.model import Campaign
+
+    city = build_city(engine)
+    notice_id = send_notice(engine, clock, city, by_sms=True)
+    with engine.connect() as conn:
+        relays = conn.execute(sa.select(sa.func.count()).select_from(
+            Campaign.__table__)).scalar_one()  # type: ignore[attr-defined]
+        residents = conn.execute(sa.text(
+            "SELECT count(*) FROM notice_recipient WHERE notice_id = :n AND role = 'resident'"),
+            {"n": notice_id}).scalar_one()
+    assert relays == 0 and residents >= 3  # texts, not a relay through the 邻长
+    sender = SmsTransport(engine=engine, settings=sms_settings(engine, api, tmp_path),
+                          clock=clock)
+    drain(engine, clock, sender)
+    got = api.sent_to(PHONE)
+    assert [m.template for m in got] == ["T-NOTICE"] and "停水" in got[0].params[0]
+    assert reply(app, "收到").status_code == 200
+    with engine.connect() as conn:
+        confirmed = conn.execute(sa.text(
+            "SELECT confirmed_at IS NOT NULL FROM notice_recipient WHERE notice_id = :n"
+            " AND person_id = :p"), {"n": notice_id, "p": city["resident1"]}).scalar_one()
+    assert confirmed
+
+
+def test_without_sms_phone_only_residents_are_relayed_by_their_leader(engine, clock) -> None:  # type: ignore[no-untyped-def]
+    city = build_city(engine)
+    notice_id = send_notice(engine, clock, city, by_sms=False)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM campaign WHERE notice_id = :n"),
+                         {"n": notice_id}).scalar_one()
+    assert n == 1
