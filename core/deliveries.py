@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
 
-from core.hierarchy.model import ChatBinding, ChatIdentity, carries_messages
+from core.hierarchy.model import ChatBinding, ChatIdentity, Person, carries_messages
 from core.outbox import OUT, RETRYABLE, OutboxMessage
 
 CARD_UPDATE = "card_update"
@@ -65,6 +65,14 @@ class Delivery(SQLModel, table=True):
 DEL: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
 CB: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
+PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
+
+# SMS (bot/handlers/sms) reaches a person by their phone, only with the message kinds that
+# have a registered template, and only when no chat on another platform the deployment runs
+# reaches them (so nobody gets both). Named here: the claim and the unreachable watch agree.
+SMS = "sms"
+SMS_KINDS = frozenset({"case_opened", "replied", "resolved", "notice", "notice_reping",
+                       "sms_urgent"})
 
 
 @dataclass(frozen=True)
@@ -171,8 +179,30 @@ def forget_card(session: Session, *, delivery_id: int) -> None:
     session.execute(sa.update(DEL).where(DEL.c.id == delivery_id).values(is_card=False))
 
 
-def platform_filter(platform: str) -> sa.ColumnElement[bool]:
-    """Outbox rows a sender for `platform` can deliver (see the module docstring)."""
+def sms_takes(beside: Collection[str] | None) -> sa.ColumnElement[bool]:
+    """Person rows SMS delivers: a template kind, a phone, no reachable chat on `beside` (the
+    deployment's other platforms; None: any)."""
+    chat = sa.and_(CI.c.person_id == OUT.c.person_id, CI.c.platform != SMS, carries_messages(CI))
+    if beside is not None:
+        chat = sa.and_(chat, CI.c.platform.in_(sorted(set(beside) - {SMS})))
+    phone = sa.exists().where(PEOPLE.c.id == OUT.c.person_id, PEOPLE.c.phone.is_not(None))
+    return sa.and_(OUT.c.kind.in_(sorted(SMS_KINDS)), phone, sa.not_(sa.exists().where(chat)))
+
+
+def platform_filter(platform: str, *, configured: Collection[str] | None = None
+                    ) -> sa.ColumnElement[bool]:
+    """Outbox rows a sender for `platform` can deliver (see the module docstring;
+    `configured`: the platforms the deployment runs, for SMS's "no other chat" rule)."""
+    if platform == SMS:
+        raw_sms = sa.and_(OUT.c.address.is_not(None), OUT.c.platform == SMS)
+        person = sa.and_(OUT.c.platform.is_(None), OUT.c.person_id.is_not(None),
+                         sms_takes(configured))
+        # A row pinned to SMS for a person (an urgent case's duty officer) goes whatever
+        # chats they have.
+        pinned_sms = sa.and_(OUT.c.platform == SMS, OUT.c.person_id.is_not(None),
+                             sa.exists().where(PEOPLE.c.id == OUT.c.person_id,
+                                               PEOPLE.c.phone.is_not(None)))
+        return sa.or_(raw_sms, person, pinned_sms)
     reachable = sa.exists().where(
         CI.c.person_id == OUT.c.person_id, CI.c.platform == platform, carries_messages(CI),
     )
@@ -189,13 +219,14 @@ def platform_filter(platform: str) -> sa.ColumnElement[bool]:
 
 
 def claim_for_platform(session: Session, *, platform: str, now: datetime, limit: int = 100,
-                       lease: timedelta = timedelta(seconds=60)) -> list[OutboxMessage]:
+                       lease: timedelta = timedelta(seconds=60),
+                       configured: Collection[str] | None = None) -> list[OutboxMessage]:
     """Like outbox.claim, but only rows this platform's sender can deliver."""
     q = (
         sa.select(OutboxMessage)
         .where(OUT.c.status.in_(RETRYABLE), OUT.c.next_attempt_at <= now)
         .where(sa.or_(OUT.c.claimed_until.is_(None), OUT.c.claimed_until <= now))
-        .where(platform_filter(platform))
+        .where(platform_filter(platform, configured=configured))
         .order_by(OUT.c.next_attempt_at, OUT.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=OUT)
@@ -259,9 +290,12 @@ def unreachable_rows(session: Session, *, platforms: Collection[str], now: datet
                      limit: int = 500) -> dict[int, list[int]]:
     """Due rows for people none of whose identities on `platforms` can be reached, by person
     (nobody would ever claim them: they are settled at once instead of waiting)."""
-    reachable = sa.exists().where(
-        CI.c.person_id == OUT.c.person_id, CI.c.platform.in_(list(platforms)),
+    # An `sms` identity (a number that replied) takes only what SMS_KINDS says: sms_takes.
+    reachable: sa.ColumnElement[bool] = sa.exists().where(
+        CI.c.person_id == OUT.c.person_id, CI.c.platform.in_(sorted(set(platforms) - {SMS})),
         carries_messages(CI))
+    if SMS in platforms:  # what SMS will carry is not given up
+        reachable = sa.or_(reachable, sms_takes(platforms))
     q = (sa.select(OUT.c.id, OUT.c.person_id)
          .where(OUT.c.status.in_(RETRYABLE), OUT.c.next_attempt_at <= now,
                 OUT.c.person_id.is_not(None), sa.not_(reachable),

@@ -227,10 +227,36 @@ class Settings(BaseSettings):
     wechat_template_answer: str | None = None  # "your case was answered"
     wechat_template_confirm: str | None = None  # "is it fixed?"
     wechat_template_notice: str | None = None  # a notice (通知) to confirm with 收到
+    # SMS through Tencent Cloud SMS (bot/handlers/sms): a registered template per message kind
+    # (text params only, each clipped to 20 characters), caps checked before each send.
+    sms_secret_id: str | None = None
+    sms_secret_key: SecretStr | None = None
+    sms_sdk_app_id: str | None = None
+    sms_sign_name: str | None = None
+    sms_region: str = "ap-guangzhou"
+    sms_api_base: str | None = None  # e.g. http://127.0.0.1:9000 (a test double)
+    sms_template_receipt: str | None = None  # {1} case number, {2} category or first words
+    sms_template_answer: str | None = None  # {1} case number, {2} the answer's first words
+    sms_template_fixed: str | None = None  # {1} case number: "fixed? reply 1 yes, 2 no"
+    sms_template_notice: str | None = None  # {1} the notice's first words: "reply 收到"
+    sms_template_urgent: str | None = None  # {1} case number, {2} category, {3} place
+    sms_daily_cap_per_number: int = Field(default=5, ge=1)
+    sms_daily_cap: int = Field(default=1000, ge=1)  # the whole deployment, a local day
+    sms_cost_fen: int = Field(default=5, ge=0)  # what one message costs, in 分
+    # Tencent's reply (上行) callback carries no signature: the URL configured there holds
+    # this secret (/webhooks/sms?token=…), checked in constant time.
+    sms_callback_token: SecretStr | None = None
+    # Urgent categories (the 119/110/120 kind) text the town's duty officer.
+    sms_urgent_categories: str = ""  # comma-separated category names
     # A WeCom smart bot (智能机器人) in tier group chats: its own callback token and key.
     wecom_bot_token: SecretStr | None = None
     wecom_bot_encoding_aes_key: SecretStr | None = None
     redis_url: str | None = None
+
+    @property
+    def sms_on(self) -> bool:
+        """Whether this deployment sends SMS (credentials and an app)."""
+        return self.sms_secret_key is not None and bool(self.sms_sdk_app_id)
 
     @field_validator("timezone")
     @classmethod

@@ -28,6 +28,7 @@ from webhooks import (
     http_errors,
     metrics,
     open311,
+    sms,
     telegram,
     webchat,
     webhook_docs,
@@ -52,7 +53,8 @@ def watched_platforms(settings: Settings) -> list[str]:
     (our own page: nothing outside can go silent)."""
     from bot.dispatcher.recipients import configured_platforms
 
-    return sorted(configured_platforms(settings) - {"web"})
+    # SMS replies are rare by nature: a quiet day says nothing about the provider.
+    return sorted(configured_platforms(settings) - {"web", "sms"})
 
 
 async def _settle(task: asyncio.Task[None]) -> None:
@@ -70,6 +72,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     c = container or build_container(settings, clock=clock)
     # Every case change, from chat, dashboard, API or sweep, ends in the one notifier.
     notify.install()
+    from bot.dispatcher.recipients import configured_platforms
+    from bot.handlers.sms import urgent
+
+    # Urgent categories text the town's duty officer (bot/handlers/sms/urgent.py).
+    urgent.install(settings if "sms" in configured_platforms(settings)
+                   else settings.model_copy(update={"sms_urgent_categories": ""}))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +130,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.include_router(dashboard_hotline.router(c))  # the 12345 / town operator's console
     app.include_router(metrics.router(c))
     app.include_router(open311.router(c))  # GeoReport v2 for 12345 and other client systems
+    if c.settings.sms_callback_token is not None:
+        app.include_router(sms.router(c))  # Tencent Cloud SMS replies (上行)
     if c.settings.wechat_token is not None:
         app.include_router(wechat.router(c))
     if c.settings.wecom_token is not None:

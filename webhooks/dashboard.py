@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from bot.dispatcher.recipients import configured_platforms
 from bot.flows.refusals import event_note
 from core import reports
 from core.cases import services
@@ -25,6 +26,7 @@ from core.errors import DomainError, NotFound
 from core.hierarchy.model import Level
 from core.media.store import MediaStore
 from core.rollup import read as rollup
+from core.sms import this_month as sms_month
 from webhooks import dashboard_login
 from webhooks.dashboard_auth import (
     ACTIONS_ZH,
@@ -276,8 +278,12 @@ def router(c: Container) -> APIRouter:
                                                  end=end_dt, tz=tz,
                                                  min_cases=c.settings.dashboard_min_cases)
             path = crumbs(s, v, at)
+            # SMS is the deployment's bill, counted per message, not per node: the root only.
+            texts = sms_month(s, now=c.clock.now(), tz=tz, cost_fen=c.settings.sms_cost_fen) \
+                if at.parent_id is None and "sms" in configured_platforms(c.settings) else None
         body = figures_body(c, f=f, rolled=rolled, as_of=as_of, weeks=weeks, cats=cats,
-                            level=level, ranked=ranked, too_few=too_few, at=at, path=path)
+                            level=level, ranked=ranked, too_few=too_few, at=at, path=path,
+                            sms=texts)
         return page(c, v, "统计考核", body, active="figures")
 
     @r.get("/dashboard/export/{kind}.xlsx", include_in_schema=False)

@@ -12,6 +12,7 @@ from core.hierarchy.model import Level
 from core.hierarchy.queries import NodeRef
 from core.hierarchy.tree import LEVEL_LABEL_ZH
 from core.reports import RankRow, WeekRow
+from core.sms import MonthFigures
 from webhooks.dashboard_auth import e
 from webhooks.dashboard_charts import category_svg, rate_bar, tier_bars, trend_svg
 from webhooks.dashboard_views import _crumb_html, _qs, pct, role_zh, span, tier_roles
@@ -55,8 +56,8 @@ def _ranking(ranked: list[RankRow]) -> str:
 def figures_body(c: Container, *, f: stats.Figures, rolled: bool, as_of: datetime | None,
                  weeks: list[WeekRow], cats: list[stats.CategoryCount], level: Level,
                  ranked: list[RankRow], too_few: list[RankRow], at: NodeRef,
-                 path: list[NodeRef]) -> str:
-    """The figures page's HTML below the frame."""
+                 path: list[NodeRef], sms: MonthFigures | None = None) -> str:
+    """The figures page's HTML below the frame (`sms`: this month's SMS, at the root)."""
     tz = c.tz
     fresh = ("" if not rolled else '<p class="muted">镇、区县的统计按日汇总，尚未汇总</p>'
              if as_of is None else f'<p class="muted">镇、区县的统计按日汇总，数据截至 '
@@ -97,4 +98,14 @@ def figures_body(c: Container, *, f: stats.Figures, rolled: bool, as_of: datetim
 {f'<p class="muted">样本不足未排名：{few}</p>' if few else ""}</section>
 <section class="card"><h2>邻长满意度 <small>评价记在办结这件工单的邻长名下</small></h2>
 <table class="leaders cards"><thead><tr><th>邻长</th><th>评价数</th><th>平均</th></tr></thead>
-<tbody>{leaders or '<tr><td colspan="3" class="empty">—</td></tr>'}</tbody></table></section>"""
+<tbody>{leaders or '<tr><td colspan="3" class="empty">—</td></tr>'}</tbody></table></section>
+{_sms(sms, c.settings.sms_cost_fen)}"""
+
+
+def _sms(sms: MonthFigures | None, cost_fen: int) -> str:
+    if sms is None:
+        return ""
+    return (f'<section class="card" id="sms-month"><h2>本月短信 <small>每条{cost_fen / 100:.2f}元'
+            f'</small></h2><div class="kpis"><div><b id="k-sms-sent">{sms.sent}</b>已发送</div>'
+            f'<div><b id="k-sms-spent">{sms.spent_fen / 100:.2f}</b>花费(元)</div></div>'
+            '</section>')

@@ -137,7 +137,7 @@ def router(c: Container) -> APIRouter:
                 confirm=body.confirm, deadline=deadline, now=c.clock.now(),
                 reping=c.settings.notice_reping, policy=CasePolicy.from_settings(c.settings),
                 relay_window=c.settings.notice_relay_window,
-                photo=body.photo, document=body.document)
+                photo=body.photo, document=body.document, by_sms=c.settings.sms_on)
 
     def read(v: SignedIn, notice_id: int) -> NoticeOut:
         with session_scope(c.engine) as s:

@@ -177,7 +177,7 @@ class Dispatcher:
             return 0
         now = self.clock.now()
         rows = await self._db(lambda s: claim(s, platform=self.platform, now=now, limit=room,
-                                              lease=self.lease))
+                                              lease=self.lease, configured=self.configured))
         # In the order they were written: a case's receipt before the question that follows
         # it (a flow's rows can carry an earlier time than the ones its services wrote).
         for row in sorted(rows, key=lambda r: r.id):

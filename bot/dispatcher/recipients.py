@@ -7,6 +7,7 @@ binding names on it, or the raw chat the row addresses on it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +31,10 @@ class Dest:
 
 def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
     """The chats `row` goes to on `platform` (none: another platform's row)."""
+    if row.person_id is not None and platform == deliveries.SMS:
+        phone = session.execute(sa.select(deliveries.PEOPLE.c.phone).where(
+            deliveries.PEOPLE.c.id == row.person_id)).scalar_one_or_none()
+        return [Dest(str(phone), identity=False)] if phone else []
     if row.person_id is not None:
         ids = session.execute(sa.select(CI.c.external_id).where(
             CI.c.person_id == row.person_id, CI.c.platform == platform,
@@ -45,10 +50,11 @@ def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
 
 
 def claim(session: Session, *, platform: str, now: datetime, limit: int,
-          lease: timedelta) -> list[Row]:
+          lease: timedelta, configured: Collection[str] | None = None) -> list[Row]:
     """Claim due rows for `platform`, each knowing whose own chat a raw address is."""
     rows = [Row.of(r) for r in deliveries.claim_for_platform(
-        session, platform=platform, now=now, limit=limit, lease=lease)]
+        session, platform=platform, now=now, limit=limit, lease=lease,
+        configured=configured)]
     owners = chat_owners(session, platform=platform, rows=rows)
     return [dataclasses.replace(r, chat_owner=owners[r.address])
             if r.address in owners else r for r in rows]
@@ -76,4 +82,6 @@ def configured_platforms(settings: Settings) -> frozenset[str]:
         on.add("wechat")
     if settings.wecom_secret is not None:
         on.add("wecom")
+    if settings.sms_on:
+        on.add(deliveries.SMS)
     return frozenset(on)

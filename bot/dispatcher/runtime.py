@@ -78,6 +78,10 @@ def platforms(c: Container, *, web_hub: Any, polling: bool) -> list[Platform]:
         from bot.handlers.wecom.runtime import wecom_platform
 
         out.append(wecom_platform(c))
+    if "sms" in configured:
+        from bot.handlers.sms.runtime import sms_platform
+
+        out.append(sms_platform(c))
     out.append(Platform(WebTransport(hub=web_hub)))
     # Client systems' status webhooks: always on, since a hook may be set while we run.
     hooks = WebhookTransport(timeout=c.settings.webhook_timeout.total_seconds(),

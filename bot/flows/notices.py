@@ -251,7 +251,7 @@ def _summary(ctx: Ctx, data: dict[str, Any]) -> None:
     node = node_by_code(ctx.session, data["node"])
     roles = CHOICES[data["aud"]][0]
     sent = services.preview(ctx.session, who=ctx.actor, node=node,
-                            audience=[r.value for r in roles])
+                            audience=[r.value for r in roles], by_sms=ctx.settings.sms_on)
     if not sent.recipients:
         _clear(ctx)
         who = ctx.t("notice_list_sep").join(ctx.t(f"notice_role_{r.value}") for r in roles)
@@ -287,7 +287,7 @@ def _send(ctx: Ctx, data: dict[str, Any]) -> None:
         confirm=bool(data.get("confirm")), deadline=datetime.fromisoformat(dl) if dl else None,
         now=ctx.clock.now(), reping=ctx.settings.notice_reping,
         relay_window=ctx.settings.notice_relay_window,
-        policy=CasePolicy.from_settings(ctx.settings))
+        policy=CasePolicy.from_settings(ctx.settings), by_sms=ctx.settings.sms_on)
     ctx.ack(ctx.t("notice_sent", total=sent.recipients))
     ctx.say(ctx.t("notice_sent", total=sent.recipients))
 

@@ -21,13 +21,14 @@ from bot.flows import (
     texts_notify,
     texts_open311,
     texts_policies,
+    texts_sms,
     texts_zh,
 )
 
 # Further areas add their module here: (module with ZH and EN dicts).
 AREAS: tuple[ModuleType, ...] = (texts_notify, texts_notices, texts_campaigns,
                                   texts_policies, texts_dupes, texts_away, texts_open311,
-                                  texts_kaohe, texts_hotline)
+                                  texts_kaohe, texts_hotline, texts_sms)
 
 
 def _join(lang: str, base: dict[str, str]) -> dict[str, str]:

@@ -27,12 +27,13 @@ from core.cases.model import (
     EventKind,
 )
 from core.clock import Clock
-from core.hierarchy.model import ChatIdentity, carries_messages
+from core.hierarchy.model import ChatIdentity, Person, carries_messages
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
+PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 
 
 def mark_unreachable(session: Session, *, platform: str, external_id: str) -> int | None:
@@ -57,7 +58,11 @@ def reachable_anywhere(session: Session, *, person_id: int,
     )
     if platforms is not None:
         q = q.where(CI.c.platform.in_(list(platforms)))
-    return int(session.execute(q).scalar_one()) > 0
+    if int(session.execute(q).scalar_one()) > 0:
+        return True
+    # A deployment that sends SMS reaches a person with a phone (core/deliveries.py: SMS).
+    return platforms is not None and "sms" in platforms and session.execute(
+        sa.select(PEOPLE.c.phone).where(PEOPLE.c.id == person_id)).scalar_one_or_none() is not None
 
 
 def on_unreachable(session: Session, *, person_id: int, clock: Clock, settings: Settings,

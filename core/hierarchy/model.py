@@ -34,6 +34,7 @@ class Platform(StrEnum):
     wechat = "wechat"
     wecom = "wecom"
     web = "web"
+    sms = "sms"  # a phone number that replied to our text (bot/handlers/sms)
 
 
 class Proof(StrEnum):
@@ -49,13 +50,14 @@ class Proof(StrEnum):
     legacy = "legacy"  # bound before proofs were recorded, on a platform that always had one
     legacy_phone = "legacy_phone"  # bound before proofs on WeChat: perhaps by a typed number
     demo = "demo"  # the web chat's person switcher, in demo mode only
+    sms = "sms"  # the number on file replied to our text: the carrier's word only
 
 
 # Proofs strong enough for a dashboard sign-in and for leader, department and admin posts.
 STRONG_PROOFS = frozenset({Proof.import_, Proof.contact, Proof.person_invite, Proof.code,
                            Proof.admin, Proof.legacy, Proof.demo})
 # A typed phone number proves nothing about posts: such an account acts as a resident only.
-RESIDENT_ONLY_PROOFS = frozenset({Proof.resident_confirmed, Proof.legacy_phone})
+RESIDENT_ONLY_PROOFS = frozenset({Proof.resident_confirmed, Proof.legacy_phone, Proof.sms})
 
 
 class Tier(StrEnum):

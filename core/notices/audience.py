@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.errors import InvalidInput
-from core.hierarchy.model import ChatIdentity, Node, Post, Role
+from core.hierarchy.model import ChatIdentity, Node, Person, Post, Role
 from core.hierarchy.queries import NodeRef
 from core.hierarchy.tree import subtree_bounds
 from core.notices.model import RECIPIENT
@@ -22,6 +22,7 @@ from core.notices.model import RECIPIENT
 N: sa.Table = Node.__table__  # type: ignore[attr-defined]
 POST: sa.Table = Post.__table__  # type: ignore[attr-defined]
 CI: sa.Table = ChatIdentity.__table__  # type: ignore[attr-defined]
+PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 
 # The tiers a notice may go to, top down (书记 and admins send; they are not an audience).
 AUDIENCE_ROLES: tuple[Role, ...] = (Role.area_leader, Role.group_leader, Role.neighbor_leader,
@@ -71,12 +72,18 @@ def _living() -> sa.ColumnElement[bool]:
     return POST.c.moved_at.is_(None)
 
 
-def _has_chat() -> sa.Exists:
-    return sa.exists().where(CI.c.person_id == POST.c.person_id, CI.c.unreachable.is_(False))
+def _has_chat(by_sms: bool = False) -> sa.ColumnElement[bool]:
+    """A chat of their own reaches them; with SMS on (`by_sms`), so does a phone on file, and
+    the notice goes to them by text instead of the relay through their 邻长."""
+    chat = sa.exists().where(CI.c.person_id == POST.c.person_id, CI.c.unreachable.is_(False))
+    if not by_sms:
+        return chat
+    return sa.or_(chat, sa.exists().where(PEOPLE.c.id == POST.c.person_id,
+                                          PEOPLE.c.phone.is_not(None)))
 
 
 def targets(session: Session, *, node: NodeRef, audience: tuple[Role, ...],
-            exclude: int | None = None) -> list[Target]:
+            exclude: int | None = None, by_sms: bool = False) -> list[Target]:
     """Everybody the notice goes to, one row per person (at the highest post they hold in the
     audience); a 邻长 whose residents in the audience have no chat carries their households."""
     leaders = [r.value for r in audience if r is not Role.resident]
@@ -94,10 +101,10 @@ def targets(session: Session, *, node: NodeRef, audience: tuple[Role, ...],
         q = (sa.select(POST.c.person_id, POST.c.node_id)
              .join(N, N.c.id == POST.c.node_id)
              .where(_in_subtree(node), POST.c.role == Role.resident.value, _living(),
-                    _has_chat()))
+                    _has_chat(by_sms)))
         for pid, nid in session.execute(q):
             found.setdefault(pid, Target(pid, Role.resident.value, nid))
-        relay = _households_by_leader(session, node=node)
+        relay = _households_by_leader(session, node=node, by_sms=by_sms)
         for leader_id, (nid, count) in relay.items():
             have = found.get(leader_id)
             if have is None:
@@ -110,13 +117,14 @@ def targets(session: Session, *, node: NodeRef, audience: tuple[Role, ...],
     return list(found.values())
 
 
-def homes_without_chat(session: Session, *, node: NodeRef) -> dict[int, list[Household]]:
+def homes_without_chat(session: Session, *, node: NodeRef, by_sms: bool = False
+                       ) -> dict[int, list[Household]]:
     """Per 邻 (node id) in `node`'s subtree, the households of residents (not moved) of whom
     none has a chat of their own: the items of a notice's relay, 邻长 or not."""
     q = (sa.select(POST.c.node_id, POST.c.address, POST.c.person_id)
          .join(N, N.c.id == POST.c.node_id)
          .where(_in_subtree(node), POST.c.role == Role.resident.value, _living(),
-                sa.not_(_has_chat()))
+                sa.not_(_has_chat(by_sms)))
          .order_by(POST.c.node_id, POST.c.address, POST.c.person_id))
     by_node: dict[int, dict[str | int, list[int]]] = {}
     for nid, address, pid in session.execute(q):
@@ -126,10 +134,11 @@ def homes_without_chat(session: Session, *, node: NodeRef) -> dict[int, list[Hou
                   for k, v in homes.items()] for nid, homes in by_node.items()}
 
 
-def relay_households(session: Session, *, node: NodeRef) -> dict[int, list[Household]]:
+def relay_households(session: Session, *, node: NodeRef, by_sms: bool = False
+                     ) -> dict[int, list[Household]]:
     """Per 邻长 (person id), the households of their 邻 in `node`'s subtree whose residents
     have no chat of their own: what the 邻长 passes on by word of mouth (a campaign's items)."""
-    by_node = homes_without_chat(session, node=node)
+    by_node = homes_without_chat(session, node=node, by_sms=by_sms)
     if not by_node:
         return {}
     leaders = session.execute(
@@ -142,10 +151,11 @@ def relay_households(session: Session, *, node: NodeRef) -> dict[int, list[House
     return out
 
 
-def _households_by_leader(session: Session, *, node: NodeRef) -> dict[int, tuple[int, int]]:
+def _households_by_leader(session: Session, *, node: NodeRef, by_sms: bool = False
+                          ) -> dict[int, tuple[int, int]]:
     """Per 邻长: (their 邻, how many households to tell)."""
     out: dict[int, tuple[int, int]] = {}
-    for leader_id, homes in relay_households(session, node=node).items():
+    for leader_id, homes in relay_households(session, node=node, by_sms=by_sms).items():
         nid = homes[0].neighborhood_id
         out[leader_id] = (nid, len(homes))
     return out
@@ -153,7 +163,7 @@ def _households_by_leader(session: Session, *, node: NodeRef) -> dict[int, tuple
 
 def write_recipients(session: Session, *, notice_id: int, node: NodeRef,
                      audience: tuple[Role, ...], exclude: int | None,
-                     with_relay: bool = True) -> dict[str, int]:
+                     with_relay: bool = True, by_sms: bool = False) -> dict[str, int]:
     """The recipient rows of a notice, written by the database from the tree (INSERT …
     SELECT: a city's 100,000 邻长 never pass through Python); the same people as `targets`.
     `with_relay` False: residents without a chat are not passed on to their 邻长 (a survey about
@@ -182,9 +192,10 @@ def write_recipients(session: Session, *, notice_id: int, node: NodeRef,
             sa.func.min(POST.c.node_id), sa.literal(0))
             .join(N, N.c.id == POST.c.node_id)
             .where(_in_subtree(node), POST.c.role == Role.resident.value, _living(),
-                   _has_chat(), not_sender, ~taken)
+                   _has_chat(by_sms), not_sender, ~taken)
             .group_by(POST.c.person_id)))
-        relay = {k: v for k, v in _households_by_leader(session, node=node).items()
+        relay = {k: v for k, v in _households_by_leader(session, node=node,
+                                                         by_sms=by_sms).items()
                  if k != exclude} if with_relay else {}
         have = set(session.execute(sa.select(r.c.person_id).where(
             r.c.notice_id == notice_id, r.c.person_id.in_(list(relay)))).scalars()) \

@@ -65,10 +65,10 @@ def _labels(session: Session, homes: list[Household]) -> list[tuple[int, str, in
 
 
 def start_relay(session: Session, *, notice: Notice, node: NodeRef, now: datetime,
-                window: timedelta, policy: CasePolicy) -> Campaign | None:
+                window: timedelta, policy: CasePolicy, by_sms: bool = False) -> Campaign | None:
     """The relay campaign of a notice to residents, when some have no chat; None if all do."""
     assert notice.id is not None
-    homes = [h for hs in homes_without_chat(session, node=node).values() for h in hs]
+    homes = [h for hs in homes_without_chat(session, node=node, by_sms=by_sms).values() for h in hs]
     if not homes:
         return None
     title = notice.text if len(notice.text) <= TITLE_MAX else notice.text[:TITLE_MAX - 1] + "…"

@@ -66,11 +66,11 @@ def may_send(*, who: Actor | None, node: NodeRef) -> None:
 
 
 def preview(session: Session, *, who: Actor | None, node: NodeRef,
-            audience: Iterable[str]) -> Sent:
+            audience: Iterable[str], by_sms: bool = False) -> Sent:
     """How many people a notice would reach, per tier, without sending anything."""
     may_send(who=who, node=node)
     found = targets(session, node=node, audience=parse_audience(audience),
-                    exclude=who.person.id if who else None)
+                    exclude=who.person.id if who else None, by_sms=by_sms)
     return _summary(0, found)
 
 
@@ -85,13 +85,15 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
          text: str, confirm: bool, deadline: datetime | None, now: datetime,
          reping: timedelta, policy: CasePolicy, photo: str | None = None,
          document: str | None = None, relay_window: timedelta = timedelta(days=3),
-         survey: bool = False) -> Sent:
+         survey: bool = False, by_sms: bool = False) -> Sent:
     """Send a notice to the chosen tiers of `node`'s subtree; refused whole (nothing written)
     for an empty text, a past deadline, or an audience with nobody in it. Residents without a
-    chat get a relay campaign (core/notices/relay.py), due at the deadline or `relay_window`."""
+    chat get a relay campaign (core/notices/relay.py), due at the deadline or `relay_window`;
+    with `by_sms` (the deployment sends SMS) a resident with a phone gets the notice by text."""
     may_send(who=who, node=node)
     roles = parse_audience(audience)
     words, deadline = _checked(text=text, confirm=confirm, deadline=deadline, now=now)
+    by_sms = by_sms and not survey  # a survey is answered with its five buttons, not by SMS
     reping_at = now + reping if confirm else None
     if reping_at is not None and deadline is not None and reping_at >= deadline:
         reping_at = None  # the deadline's list comes first; no reminder after it
@@ -105,7 +107,8 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
     session.flush()
     assert notice.id is not None
     by_role = write_recipients(session, notice_id=notice.id, node=node, audience=roles,
-                               exclude=who.person.id if who else None, with_relay=not survey)
+                               exclude=who.person.id if who else None, with_relay=not survey,
+                               by_sms=by_sms)
     total = sum(by_role.values())
     if not total:
         raise InvalidInput("notice_nobody")  # the caller's transaction drops the notice row
@@ -117,7 +120,7 @@ def send(session: Session, *, who: Actor | None, node: NodeRef, audience: Iterab
                   actor_id=notice.author_id)
     if Role.resident in roles and not survey:
         relays.start_relay(session, notice=notice, node=node, now=now, window=relay_window,
-                          policy=policy)
+                          policy=policy, by_sms=by_sms)
     return Sent(notice.id, total, by_role, relay_n)
 
 

@@ -5,6 +5,11 @@ web chat's own store), the way httpx runs one test suite over each of its transp
 Every harness drains the outbox with the same dispatcher (bot/dispatcher/loop.py) over its
 platform's transport; a harness knows how to build that transport and how to read, from the
 fake, what arrived where; the tests know nothing of any platform.
+
+SMS is not one of them: the contract speaks of a person's chat identities, buttons, card copies
+and chats that block the bot, and SMS has none of these (one phone number per person, template
+texts only, nothing to edit or block); its rules are tested in tests/integration/test_sms.py
+against tests/fakes/sms_api.py through the same dispatcher.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from bot.flows.texts import TEXTS
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAT_LIBS = {"telegram", "aiogram", "wechatpy"}
+CHAT_LIBS = {"telegram", "aiogram", "wechatpy", "tencentcloud"}
 WEB = {"fastapi", "starlette", "uvicorn"}
 # Han characters, CJK punctuation (、。「」) and full-width forms (，：（）).
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
@@ -235,6 +235,11 @@ def test_flows_make_no_platform_call() -> None:
 
 def test_bot_does_not_reach_up_into_webhooks() -> None:
     assert offenders("bot", WEB | {"webhooks", "linzhang"}) == []
+
+
+def test_only_the_sms_handler_imports_the_sms_sdk() -> None:
+    found = [o for pkg in ("bot", "webhooks", "linzhang") for o in offenders(pkg, {"tencentcloud"})]
+    assert [o for o in found if not o.startswith("bot/handlers/sms/")] == []
 
 
 def test_no_platform_handler_imports_another() -> None:

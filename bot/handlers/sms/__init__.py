@@ -1,0 +1,1 @@
+"""SMS through Tencent Cloud SMS: the transport and the reply (上行) callback."""
