@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from bot.dispatcher.loop import Stats, pass_once
+from bot.dispatcher.loop import Stats
+from bot.dispatcher.once import pass_once
 from bot.handlers.sms.transport import SmsTransport
 from core.cases import actions
 from core.clock import FakeClock
