@@ -8,8 +8,10 @@ resident, the operator its opener, the opening event `via="phone"` naming the op
 routing, deadlines and the notifier's receipt to the caller's chat are the chat's own.
 
 How the caller hears what was filed is decided in one place, `how_told`: by chat when they
-have one, else the operator reads the receipt out on the phone. SMS slots in there (and in the
-notifier's receipt rule, bot/notify/messages.py `m_receipt`) once a transport exists.
+have one, else by SMS when the deployment sends SMS (core/sms.py) and the caller has a phone on
+file, else the operator reads the receipt out on the phone. The opening event's detail says
+which (`told`), so the notifier writes no receipt for a caller who is told aloud
+(bot/notify/messages.py `m_receipt`).
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ class Told(StrEnum):
     """How the caller learns what was filed."""
 
     chat = "chat"  # the notifier's receipt goes to their chat account
-    read_aloud = "read_aloud"  # no chat: the operator reads the receipt out
-    # sms = "sms"  — the seam: when an SMS transport exists, callers with a phone get it
+    sms = "sms"  # no chat, SMS on and a phone on file: the receipt goes by SMS
+    read_aloud = "read_aloud"  # neither: the operator reads the receipt out
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,15 @@ def _full_roster(operator: Actor, node: NodeRef) -> bool:
                for s in dashboard_scopes(operator))
 
 
-def how_told(session: Session, person_id: int) -> Told:
-    """How a caller hears of their case: their chat if any account of theirs reaches them."""
+def how_told(session: Session, person_id: int, *, sms_on: bool) -> Told:
+    """How a caller hears of their case: their chat if any account of theirs reaches them,
+    else an SMS to their phone when the deployment sends SMS, else the operator's voice."""
     reachable = session.execute(sa.select(CI.c.id).where(
         CI.c.person_id == person_id, CI.c.unreachable.is_(False)).limit(1)).first()
-    return Told.chat if reachable is not None else Told.read_aloud
+    if reachable is not None:
+        return Told.chat
+    phone = session.execute(sa.select(P.c.phone).where(P.c.id == person_id)).scalar_one_or_none()
+    return Told.sms if sms_on and phone else Told.read_aloud
 
 
 def _home(session: Session, person_id: int) -> NodeRef | None:
@@ -165,7 +171,8 @@ def _open_cases(session: Session, person_id: int, operator: Actor,
     return tuple(out)
 
 
-def look_up(session: Session, *, operator: Actor, phone: str, now: datetime) -> Caller:
+def look_up(session: Session, *, operator: Actor, phone: str, now: datetime,
+            sms_on: bool = False) -> Caller:
     """Who is calling from `phone`, as far as the operator may know."""
     norm = _phone(phone)
     pid = person_by_phone(session, norm)
@@ -178,7 +185,7 @@ def look_up(session: Session, *, operator: Actor, phone: str, now: datetime) -> 
         # A number with no household (an earlier unregistered caller, or an official): only
         # its cases in the operator's area; the place is chosen when filing.
         return Caller(norm, person_id=pid, cases=_open_cases(session, pid, operator, now),
-                      told=how_told(session, pid))
+                      told=how_told(session, pid, sms_on=sms_on))
     name = session.execute(sa.select(P.c.name).where(P.c.id == pid)).scalar_one()
     address = session.execute(sa.select(POST.c.address).where(
         POST.c.person_id == pid, POST.c.node_id == home.id,
@@ -187,7 +194,7 @@ def look_up(session: Session, *, operator: Actor, phone: str, now: datetime) -> 
         address = mask_address(address)  # below a town the roster is masked (README)
     return Caller(norm, person_id=pid, name=name, home=home, address=address,
                   chain=_chain(session, home), cases=_open_cases(session, pid, operator, now),
-                  told=how_told(session, pid))
+                  told=how_told(session, pid, sms_on=sms_on))
 
 
 def places(session: Session, *, operator: Actor, query: str) -> list[NodeRef]:
@@ -247,7 +254,8 @@ def file_call(session: Session, *, clock: Clock, settings: Settings, operator: A
         session.flush()
         assert who.id is not None
         pid = who.id
-    by = {"operator": operator.person.id, "operator_name": operator.person.name}
+    by = {"operator": operator.person.id, "operator_name": operator.person.name,
+          "told": how_told(session, pid, sms_on=settings.sms_on).value}
     recent = services.case_to_append_to(session, clock=clock, settings=settings,
                                         resident_id=pid)
     if recent is not None:
@@ -258,10 +266,10 @@ def file_call(session: Session, *, clock: Clock, settings: Settings, operator: A
                                   text=text, opened_by=operator.person.id, category=category,
                                   via=VIA, home=home, detail=by)
     assert case.id is not None
-    return _receipt(session, case, added=recent is not None)
+    return _receipt(session, case, added=recent is not None, sms_on=settings.sms_on)
 
 
-def _receipt(session: Session, case: Case, *, added: bool) -> Receipt:
+def _receipt(session: Session, case: Case, *, added: bool, sms_on: bool) -> Receipt:
     assert case.id is not None
     holder = session.get(Person, case.holder_id) if case.holder_id else None
     node = node_by_id(session, case.holder_node_id) if case.holder_node_id else None
@@ -269,13 +277,15 @@ def _receipt(session: Session, case: Case, *, added: bool) -> Receipt:
     return Receipt(case.id, added, case.holder_role, holder.name if holder else None,
                    node.name if node else None,
                    as_utc(case.deadline_at) if case.deadline_at else None,
-                   how_told(session, case.resident_id), caller.name if caller else "")
+                   how_told(session, case.resident_id, sms_on=sms_on),
+                   caller.name if caller else "")
 
 
-def receipt(session: Session, *, operator: Actor, case_id: int, added: bool) -> Receipt:
+def receipt(session: Session, *, operator: Actor, case_id: int, added: bool,
+            sms_on: bool = False) -> Receipt:
     """The receipt of a case the operator may see (shown again after the form's redirect)."""
     case = session.get(Case, case_id)
     if case is None or not _sees(operator, case.node_path):
         raise NotFound("case_not_found", case=case_id)
-    return _receipt(session, case, added=added)
+    return _receipt(session, case, added=added, sms_on=sms_on)
 

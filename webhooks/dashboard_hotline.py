@@ -87,8 +87,9 @@ def _who_html(c: Container, caller: hotline.Caller) -> str:
                 f'地址查找），或登记到本辖区办公室；工单照常分派并记录为电话来源。</p>'
                 f'{_cases_html(c, caller)}</section>')
     level = LEVEL_LABEL_ZH.get(caller.home.level, "")
-    told = ("有聊天账号：登记后回执自动发到对方聊天。" if caller.told is hotline.Told.chat
-            else "没有聊天账号：登记后请在电话里把回执读给对方听。")
+    told = {hotline.Told.chat: "有聊天账号：登记后回执自动发到对方聊天。",
+            hotline.Told.sms: "没有聊天账号：登记后回执以短信发到此号码。"}.get(
+        caller.told, "没有聊天账号：登记后请在电话里把回执读给对方听。")
     return (f'<section class="card hl-who"><h2>{e(caller.name or "")} <small>'
             f'{e(caller.phone)}</small></h2><dl><dt>住址</dt><dd>{e(caller.address or "—")}'
             f'</dd><dt>所在{level}</dt><dd>{e(caller.home.name)} <small class="muted">'
@@ -140,6 +141,8 @@ def _receipt_html(c: Container, r: hotline.Receipt) -> str:
             else f"已登记工单 #{r.case_id}")
     if r.told is hotline.Told.chat:
         told = '<p class="ok">回执已发到来电人的聊天。</p>'
+    elif r.told is hotline.Told.sms:
+        told = '<p class="ok">回执将以短信发到来电人的手机。</p>'
     else:
         words = t("zh", "hotline_read_aloud_added" if r.added else "hotline_read_aloud",
                   case=r.case_id, holder=holder, when=when)
@@ -163,7 +166,8 @@ def router(c: Container) -> APIRouter:
         with session_scope(c.engine) as s:
             if phone and not receipt:
                 try:
-                    caller = hotline.look_up(s, operator=v.who, phone=phone, now=c.clock.now())
+                    caller = hotline.look_up(s, operator=v.who, phone=phone, now=c.clock.now(),
+                                            sms_on=c.settings.sms_on)
                 except DomainError as exc:
                     error = error or sentence(exc, "zh")
             if caller is not None and caller.home is None and not caller.outside:
@@ -202,7 +206,7 @@ def router(c: Container) -> APIRouter:
             with session_scope(c.engine) as s:
                 try:
                     receipt = hotline.receipt(s, operator=v.who, case_id=filed,
-                                              added=bool(added))
+                                              added=bool(added), sms_on=c.settings.sms_on)
                 except DomainError as exc:
                     return render(v, error=sentence(exc, "zh"), status=_status(exc))
         return render(v, phone=phone[:40], place_q=place_q[:60], receipt=receipt)

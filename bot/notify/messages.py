@@ -151,9 +151,9 @@ def m_sent_back(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out:
 @message
 def m_receipt(env: Env, e: CaseEvent, case: Case, r: Recipient) -> Out | None:
     if e.via == "phone" and r.person_id == case.resident_id \
-            and case.resident_id in env.unreachable:
-        # A caller with no chat hears the receipt from the hotline operator (core/hotline.py
-        # `how_told`); an SMS transport would take this row instead.
+            and (e.detail or {}).get("told") == "read_aloud":
+        # A caller with neither a chat nor SMS hears the receipt from the hotline operator
+        # (core/hotline.py `how_told`); by SMS, this row is the text.
         return None
     lang = r.lang
     from core.cases.ops import policy_of

@@ -357,3 +357,29 @@ def test_without_sms_phone_only_residents_are_relayed_by_their_leader(engine, cl
         n = conn.execute(sa.text("SELECT count(*) FROM campaign WHERE notice_id = :n"),
                          {"n": notice_id}).scalar_one()
     assert n == 1
+
+
+def test_a_hotline_caller_with_only_a_phone_gets_the_receipt_by_sms(  # type: ignore[no-untyped-def]
+        engine, clock, api, tmp_path) -> None:
+    from core import hotline
+    from core.hierarchy.queries import actor
+
+    city = build_city(engine)
+    st = sms_settings(engine, api, tmp_path)
+    with session_scope(engine) as s:
+        got = hotline.file_call(s, clock=clock, settings=st, operator=actor(s, city["town_admin"]),
+                                phone=PHONE, words="单元门的门禁坏了关不上", caller_name="")
+        assert hotline.look_up(s, operator=actor(s, city["town_admin"]), phone=PHONE,
+                               now=clock.now(), sms_on=True).told is hotline.Told.sms
+    assert got.told is hotline.Told.sms  # the console says the receipt goes by SMS
+    drain(engine, clock, SmsTransport(engine=engine, settings=st, clock=clock))
+    sent = api.sent_to(PHONE)
+    assert [m.template for m in sent] == ["T-RECEIPT"] and sent[0].params[0] == str(got.case_id)
+    # Without SMS a caller with only a phone is told aloud, and no receipt row waits for them.
+    plain = Settings(_env_file=None, media_dir=str(tmp_path / "m2"))  # type: ignore[call-arg]
+    with session_scope(engine) as s:
+        aloud = hotline.file_call(s, clock=clock, settings=plain,
+                                  operator=actor(s, city["town_admin"]), phone="13900000010",
+                                  words="路灯不亮", caller_name="")
+    assert aloud.told is hotline.Told.read_aloud
+    assert outbox(engine, person_id=city["resident2"]) == []
