@@ -66,8 +66,10 @@ def limits_of(settings: Settings) -> Limits:
     """The deployment's limits: callbacks as small as a callback is, uploads as media allow."""
     upload = settings.max_photo_bytes + settings.max_voice_bytes + (1 << 20)  # + the fields
     callback = min(MAX_XML, settings.http_max_body_bytes)
+    # A notice from the dashboard may carry a photo and a document.
+    notice = settings.max_photo_bytes + settings.max_document_bytes + (1 << 20)
     return Limits(rules=(("/webhooks/wechat", callback), ("/webhooks/wecom", callback),
-                         ("/chat/send", upload)),
+                         ("/chat/send", upload), ("/dashboard/notices", notice)),
                   default=settings.http_max_body_bytes,
                   deadline=settings.http_body_timeout.total_seconds())
 

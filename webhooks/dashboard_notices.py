@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -99,6 +99,26 @@ ROSTER_STATE = {"confirmed": "已确认", "waiting": "未确认", "unreachable":
                 "undelivered": "发送中"}
 VIA = {"telegram": "Telegram", "wechat": "微信", "wecom": "政务微信", "web": "网页",
        "dashboard": "后台"}
+
+
+def _attachments(c: Container, photo: UploadFile | None,
+                 document: UploadFile | None) -> tuple[str | None, str | None]:
+    """Keep the form's optional photo and document in the media store; their refs."""
+    from core.media import check_media, process_image
+
+    st = c.settings
+    store = MediaStore.from_settings(st)
+    photo_ref = doc_ref = None
+    if photo is not None and photo.filename:
+        data = photo.file.read(st.max_photo_bytes + 1)
+        img = process_image(data, max_bytes=st.max_photo_bytes, max_pixels=st.max_image_pixels)
+        photo_ref = store.put(img.image, img.suffix)
+    if document is not None and document.filename:
+        data = document.file.read(st.max_document_bytes + 1)
+        info = check_media(data, kind="document", max_bytes=st.max_document_bytes,
+                           filename=document.filename)
+        doc_ref = store.put(data, info.suffix)
+    return photo_ref, doc_ref
 
 
 def _counts(c: services.Counts) -> dict[str, int]:
@@ -196,12 +216,14 @@ def router(c: Container) -> APIRouter:
             for x in recent)
         note = f'<p class="error" role="alert">{e(msg[:200])}</p>' if msg else ""
         form = (f'<section class="card"><h2>发通知</h2>{note}'
-                f'<form method="post" action="/dashboard/notices">'
+                f'<form method="post" action="/dashboard/notices" enctype="multipart/form-data">'
                 f'<input type="hidden" name="csrf" value="{v.csrf}">'
                 f'<p><label>发往 <select name="node_code">{options}</select></label></p>'
                 f"<p>接收人：{roles}</p>"
                 f'<p><textarea name="text" rows="4" cols="60" maxlength="2000" '
                 f'placeholder="通知内容" required></textarea></p>'
+                f'<p><label>照片（可选） <input type="file" name="photo" accept="image/*"></label> '
+                f'<label>文件（可选） <input type="file" name="document"></label></p>'
                 f'<p><label><input type="checkbox" name="confirm" value="1" checked> '
                 f"需要回复“收到”</label> "
                 f'<label>截止 <input type="datetime-local" name="deadline"></label></p>'
@@ -216,7 +238,9 @@ def router(c: Container) -> APIRouter:
     def notices_post(v: SignedIn, csrf: str = Form(""), node_code: str = Form(""),
                      audience: Annotated[list[str] | None, Form()] = None,
                      text: str = Form(""),
-                     confirm: str = Form(""), deadline: str = Form("")) -> Response:
+                     confirm: str = Form(""), deadline: str = Form(""),
+                     photo: UploadFile | None = None,
+                     document: UploadFile | None = None) -> Response:
         check_csrf(v, csrf)
         try:
             dl = None
@@ -225,8 +249,12 @@ def router(c: Container) -> APIRouter:
                     dl = datetime.fromisoformat(deadline.strip()).replace(tzinfo=tz)
                 except ValueError:
                     raise InvalidInput("notice_deadline_past") from None
+            # The files are checked (type by their bytes, size, pixels) and kept before the
+            # notice is sent; a refusal of either sends nothing.
+            photo_ref, doc_ref = _attachments(c, photo, document)
             sent = send(v, NoticeIn(node_code=node_code[:40], audience=(audience or [])[:5],
-                                    text=text[:4000], confirm=bool(confirm), deadline=dl))
+                                    text=text[:4000], confirm=bool(confirm), deadline=dl,
+                                    photo=photo_ref, document=doc_ref))
         except DomainError as exc:
             return RedirectResponse("/dashboard/notices?" + urlencode(
                 {"msg": sentence(exc, "zh")}), status_code=303)

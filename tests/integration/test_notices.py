@@ -357,3 +357,58 @@ def test_the_roster_names_each_recipient_and_the_export_lists_them(
     confirmed = [x for x in names if x[3] == "已确认"]
     assert [x[0] for x in confirmed] == [first.name] and confirmed[0][5] == "Telegram"
     assert sum(x[3] == "联系不上" for x in names) == 1
+
+
+def test_the_dashboard_form_sends_a_photo_and_a_document_or_nothing(
+        city: Engine, clock: FakeClock, db_url: str, tmp_path: Any) -> None:
+    import io
+    import json
+    import re
+
+    import httpx
+    from PIL import Image
+
+    from core import accounts
+    from core.container import build_container
+    from core.media.store import MediaStore
+    from tests.support.server import serve
+    from webhooks.app import create_app
+
+    st = Settings(_env_file=None, database_url=db_url,  # type: ignore[call-arg]
+                  media_dir=str(tmp_path / "media"))
+    app = create_app(st, clock=clock, container=build_container(st, clock=clock, engine=city),
+                     run_jobs=False)
+    sec = holder_of(city, "secretary", VILLAGE1).person_id
+    with session_scope(city) as s:
+        token = accounts.issue_login_token(s, person_id=sec, now=clock.now(),
+                                           ttl=timedelta(minutes=15))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "PNG")
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    fields = {"node_code": VILLAGE1, "audience": "neighbor_leader", "text": "防汛值班表见附件",
+              "confirm": "1"}
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as b:
+        assert b.get(f"/login/{token}").status_code == 303
+        form = b.get("/dashboard/notices").text
+        assert 'enctype="multipart/form-data"' in form and 'name="photo"' in form
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        before = rows(city)
+        # A "photo" that is not one: refused with a sentence, nothing sent.
+        r = b.post("/dashboard/notices", data={**fields, "csrf": csrf},
+                   files={"photo": ("x.jpg", b"not an image at all", "image/jpeg")})
+        assert r.status_code == 303 and "msg=" in r.headers["location"]
+        assert rows(city) == before
+        r = b.post("/dashboard/notices", data={**fields, "csrf": csrf},
+                   files={"photo": ("duty.png", buf.getvalue(), "image/png"),
+                          "document": ("值班表.pdf", pdf, "application/pdf")})
+        assert r.status_code == 303 and "/dashboard/notices/" in r.headers["location"], r.text
+    with city.connect() as conn:
+        photo, document = conn.execute(sa.text(
+            "SELECT photo, document FROM notice ORDER BY id DESC LIMIT 1")).one()
+        options = [o for o in conn.execute(sa.text(
+            "SELECT options FROM outbox WHERE kind LIKE 'notice%'")).scalars()]
+    assert photo and document and document.endswith(".pdf")
+    store = MediaStore.from_settings(st)
+    assert store.exists(photo) and store.open(document) == pdf
+    decoded = [o if isinstance(o, dict) else json.loads(o) for o in options]
+    assert decoded and all(o.get("photo") == photo for o in decoded)
