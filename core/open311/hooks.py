@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -137,6 +138,7 @@ def set_hook(session: Session, *, client: str, url: str, scope_wide: bool,
     if not done.rowcount:  # type: ignore[attr-defined]
         session.add(Open311Hook(client_id=cid, created_at=now, **values))
     session.flush()
+    forget()
     return secret
 
 
@@ -149,6 +151,7 @@ def remove_hook(session: Session, *, client: str, now: datetime) -> None:
         raise NotFound("open311_hook_unknown", name=client)
     _give_up(session, hook_id=int(hid), why="hook removed")
     session.execute(sa.delete(HOOKS).where(HOOKS.c.id == hid))
+    forget()
 
 
 def list_hooks(session: Session) -> list[HookRow]:
@@ -178,7 +181,31 @@ def verify(*, secret: str, timestamp: str, body: bytes, signature: str) -> bool:
 # ---- case events → rows -------------------------------------------------------------------------
 
 
-def _hooks(session: Session) -> list[Any]:
+# Every case event asks which hooks there are, and most deployments have none: the answer is
+# kept per database for HOOKS_TTL seconds (a hook set in another process, e.g. by the CLI,
+# takes effect within that; this process's own changes forget it at once).
+HOOKS_TTL = 10.0
+_known: dict[str, tuple[float, list[Any]]] = {}
+
+
+def forget() -> None:
+    """Read the hooks afresh on the next event (after a hook or a client key changed)."""
+    _known.clear()
+
+
+def active_hooks(session: Session) -> list[Any]:
+    """The enabled hooks of clients whose key is not revoked (cached: see HOOKS_TTL)."""
+    key = str(session.get_bind().engine.url)
+    now = time.monotonic()
+    cached = _known.get(key)
+    if cached is not None and now - cached[0] < HOOKS_TTL:
+        return cached[1]
+    found = _read_hooks(session)
+    _known[key] = (now, found)
+    return found
+
+
+def _read_hooks(session: Session) -> list[Any]:
     scope = N.alias("scope")
     return list(session.execute(
         sa.select(HOOKS.c.id, HOOKS.c.client_id, HOOKS.c.scope_wide, scope.c.path,
@@ -222,7 +249,7 @@ def on_events(session: Session, events: Sequence[CaseEvent]) -> int:
     changes = [e for e in events if e.kind in STATUS_KINDS and e.id is not None]
     if not changes:
         return 0
-    hooks = _hooks(session)
+    hooks = active_hooks(session)
     if not hooks:
         return 0
     case_ids = {e.case_id for e in changes}
@@ -314,6 +341,7 @@ def gone(session: Session, *, hook_id: int, now: datetime, why: str) -> None:
         return
     session.execute(sa.update(HOOKS).where(HOOKS.c.id == hook_id)
                     .values(disabled_at=now, disabled_why=why[:200]))
+    forget()
     _give_up(session, hook_id=hook_id, why=f"hook disabled: {why}")
     _tell_admins(session, now=now, key=f"hook{hook_id}:gone:{now.isoformat()}",
                  say=lambda lang: _texts.gone(lang=lang, name=h.name, url=h.url))

@@ -73,6 +73,9 @@ def revoke_key(session: Session, *, name: str, now: datetime) -> None:
         CLIENTS.c.name == name.strip(), CLIENTS.c.revoked_at.is_(None)).values(revoked_at=now))
     if not done.rowcount:  # type: ignore[attr-defined]
         raise NotFound("open311_client_unknown", name=name)
+    from core.open311 import hooks
+
+    hooks.forget()  # a revoked client's hook hears of nothing more
 
 
 def list_keys(session: Session) -> list[KeyRow]:

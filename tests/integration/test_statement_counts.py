@@ -14,8 +14,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from core.clock import FakeClock
+from core.open311 import hooks
 from core.settings import Settings
 from tests.integration.test_flows import link, resident_of, send
 from tests.support.demo_city import LIN1, holder_of, load_demo
@@ -56,6 +58,8 @@ def test_a_first_report_and_an_addition_stay_within_their_statements(
     link(engine, resident.person_id, "5100")
     link(engine, holder_of(engine, "neighbor_leader", LIN1).person_id, "9100")
     send(engine, clock, st, sender="5100", command="start")  # the greeting, not a report
+    with Session(engine) as s:  # steady state: a running server has the hooks list cached
+        hooks.active_hooks(s)
     clock.advance(timedelta(minutes=30))
 
     with counted(engine) as first:
