@@ -54,13 +54,15 @@ def router(c: Container) -> APIRouter:
     r = APIRouter(include_in_schema=False)
     keys: list[bytes] = []  # the deployment's key never changes once made: read it once
 
-    def key(s: Session) -> bytes:
+    def key() -> bytes:
+        # Before any other session: SQLite's one writer lock is not reentrant.
         if not keys:
-            keys.append(links.signing_key(s, settings=c.settings, now=c.clock.now()))
+            with write_session(c.engine) as s:
+                keys.append(links.signing_key(s, settings=c.settings, now=c.clock.now()))
         return keys[0]
 
     def opened(s: Session, token: str) -> Opened:
-        link = links.read(key=key(s), token=token, now=c.clock.now())
+        link = links.read(key=keys[0], token=token, now=c.clock.now())
         camp = links.campaign_of(s, link)
         who = actor(s, link.person_id)
         mine = {n.id: n.name for r, n in who.posts if r is Role.neighbor_leader}
@@ -70,9 +72,10 @@ def router(c: Container) -> APIRouter:
 
     def show(token: str, *, flash: str = "", error: str = "", status: int = 200) -> Response:
         try:
-            with write_session(c.engine) as s:
+            form = links.form_value(key=key(), token=token)
+            with Session(c.engine) as s:
                 o = opened(s, token)
-                view = View(token=token, form=links.form_value(key=key(s), token=token),
+                view = View(token=token, form=form,
                             campaign=o.campaign, items=o.items, places=o.places, tz=c.tz,
                             closed=o.campaign.state != CampaignState.open.value,
                             flash=flash, error=error)
@@ -87,13 +90,13 @@ def router(c: Container) -> APIRouter:
 
     def act(request: Request, token: str, fields: dict[str, str], what: str) -> Response:
         """Check the link, the form value and the household, then record; the page again."""
-        stage = "link"
+        stage, k = "link", key()
         try:
             with write_session(c.engine) as s:
                 o = opened(s, token)
                 stage = "record"
                 if request.headers.get("sec-fetch-site") == "cross-site" or not links.form_ok(
-                        key=key(s), token=token, given=fields.get("form")):
+                        key=k, token=token, given=fields.get("form")):
                     raise PermissionDenied("checklist_form_stale")
                 item = _own_item(s, o, fields.get("item", ""))
                 if what == "mark":

@@ -99,7 +99,7 @@ def show_page(ctx: Ctx, c: Campaign, page: int) -> None:
     if ctx.via not in PAGE_ON or len(buttons) < 6:
         buttons.append(Button(ctx.t("cmp_add"), "cmp_add", c.id, items[0].node_id))
     ctx.ack(head.split("\n")[0])
-    ctx.say(head, buttons=tuple(buttons), options=_link(ctx, c) if ctx.via in LINK_ON else None)
+    ctx.say(head, buttons=tuple(buttons), options=_link(ctx, c) if _links(ctx, page) else None)
 
 
 ADDRESS_ALL = 300
@@ -111,6 +111,13 @@ def checklist_url(ctx: Ctx, c: Campaign) -> str:
     key = links.signing_key(ctx.session, settings=ctx.settings, now=ctx.clock.now())
     token = links.issue(key=key, campaign=c, person_id=ctx.actor.person.id)
     return f"{ctx.settings.own_url}/checklist/{token}"
+
+
+def _links(ctx: Ctx, page: int) -> bool:
+    # Telegram refuses a URL button to a private address: only with a public https PUBLIC_URL,
+    # and on the first page only (the keyboard is the list there).
+    return ctx.via in LINK_ON or (ctx.via == "telegram" and page == 1
+                                  and ctx.settings.public_url.startswith("https://"))
 
 
 def _link(ctx: Ctx, c: Campaign) -> dict[str, Any]:

@@ -326,3 +326,43 @@ def test_the_link_never_reaches_a_log_line(site: dict[str, Any]) -> None:
     text = buf.getvalue()
     assert token not in text and token.rsplit(".", 1)[1] not in text
     assert text.count("/checklist/***") == 3
+
+
+def test_telegram_gets_a_url_button_on_the_first_page_with_a_public_https_address(
+        site: dict[str, Any]) -> None:
+    from bot.handlers.telegram.api import inline_keyboard
+    from bot.handlers.telegram.parts import buttons_from_actions
+
+    with session_scope(site["engine"]) as s:
+        s.add(ChatIdentity(person_id=site["leader1"].person_id, platform="telegram",
+                           external_id="7001"))
+    uid = str(next(_ids))
+
+    def first_page(settings: Settings) -> dict[str, Any]:
+        inbound = Inbound(platform="telegram", update_id=f"{uid}{settings.public_url[:5]}",
+                          chat_id="7001", sender_id="7001", received_at=site["clock"].now(),
+                          text="摸排")
+        assert process(site["engine"], inbound=inbound, payload={"id": inbound.update_id},
+                       clock=site["clock"], settings=settings)
+        from core.outbox import OutboxMessage
+
+        with Session(site["engine"]) as s:
+            rows = list(s.execute(sa.select(OutboxMessage).where(
+                OutboxMessage.dedupe_key.like(  # type: ignore[union-attr]
+                    f"in:telegram:{inbound.update_id}:%"))).scalars())
+        [page] = [r for r in rows if r.actions]
+        return {"options": page.options or {}, "actions": page.actions}
+
+    private = first_page(site["settings"])  # http://127.0.0.1: Telegram would refuse it
+    assert "link_url" not in private["options"]
+    public = first_page(site["settings"].model_copy(
+        update={"public_url": "https://linzhang.example"}))
+    url = public["options"]["link_url"]
+    assert url.startswith("https://linzhang.example/checklist/")
+    markup = inline_keyboard(buttons_from_actions(public["actions"]),
+                             link=("网页清单", url)).to_dict()
+    assert markup["inline_keyboard"][0] == [{"text": "网页清单", "url": url}]
+    assert all("callback_data" in b for row in markup["inline_keyboard"][1:] for b in row)
+    # the link's token works on this deployment whatever address it was built with
+    path = "/checklist/" + url.rsplit("/checklist/", 1)[1]
+    assert site["http"].get(path).status_code == 200
