@@ -3,9 +3,10 @@
 Secrets reach log lines through libraries more than through our own code: httpx logs every
 request URL, and Telegram's URLs carry the bot token (`/bot<TOKEN>/sendMessage`); urllib3
 logs WeChat's `?secret=` and `?access_token=` query strings at DEBUG, and its connection
-errors repeat them in tracebacks; uvicorn's access log shows `/login/<one-time token>`. So
-the redaction runs on the finished line (message, arguments, traceback and extras alike), in
-the formatter of the one root handler that everything propagates to.
+errors repeat them in tracebacks; uvicorn's access log shows `/login/<one-time token>` and
+`/checklist/<signed link>`. So the redaction runs on the finished line (message, arguments,
+traceback and extras alike), in the formatter of the one root handler that everything
+propagates to.
 
 Residents' phone, ID and house numbers reach log lines the same way (the Bot API's debug line
 carries every message text, a parse error repeats the update): they are masked on the finished
@@ -39,6 +40,8 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
      rf"\1={MASK}"),
     # Dashboard one-time login links.
     (re.compile(r"(/login/)[\w-]{8,}"), rf"\1{MASK}"),
+    # A 邻长's checklist link (/checklist/<campaign>.<person>.<expiry>.<signature>).
+    (re.compile(r"(/checklist/)\d+\.[\w.-]{8,}"), rf"\1{MASK}"),
     # Cookies and authorization headers, should a library ever log them.
     (re.compile(r"(?i)((?:set-)?cookie|authorization)([\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
      rf"\1\2{MASK}"),

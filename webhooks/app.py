@@ -19,6 +19,7 @@ from core.db import migrate
 from core.settings import Settings
 from webhooks import (
     campaigns,
+    checklist,
     dashboard,
     dashboard_hotline,
     dashboard_invites,
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     webhook_docs.document_errors(app)  # our own 422s say why in one sentence
     app.include_router(dashboard.router(c))
     app.include_router(campaigns.router(c))
+    app.include_router(checklist.router(c))  # a 邻长's checklist page behind its signed link
     app.include_router(webchat.router(c))
     app.include_router(dashboard_invites.router(c))
     app.include_router(dashboard_notices.router(c))

@@ -18,7 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.settings import Settings
 
-# The login link (/login/<token>) and the join link (/join/<code>) carry secrets in the path:
+# The login link (/login/<token>), the join link (/join/<code>) and a 邻长's checklist link
+# (/checklist/<token>) carry secrets in the path:
 # they never leave for another site in a Referer (map tiles get our origin only; see geo.js).
 REFERRER_POLICY = "same-origin"
 MEDIA_POLICY = ("default-src 'none'; img-src 'self'; media-src 'self'; "

@@ -14,7 +14,7 @@ from bot.flows.context import Ctx
 from bot.flows.texts import t
 from bot.flows.types import Button, Press
 from core import conversations
-from core.campaigns import marking, registry
+from core.campaigns import links, marking, registry
 from core.campaigns.marking import Item
 from core.campaigns.model import NEWCOMER, Campaign
 from core.campaigns.services import add_household, check_open, load, open_campaigns_for
@@ -29,6 +29,9 @@ LABEL_MAX = 24
 # on its button, every address of the page written out in the card's text.
 PAGE_ON = {"wecom": 4}
 LABEL_ON = {"wecom": 7}
+# Where a checklist card carries the link to its web page (/checklist/<token>): WeCom's cards
+# show 4 households; the web page shows them all, in large type.
+LINK_ON = {"wecom"}
 PRESSES = {"cmp_list", "cmp_item", "cmp_mark", "cmp_note", "cmp_add", "cmp_ok", "cmp_no"}
 STATES = {"await_cmp_note", "await_cmp_newcomer", "await_cmp_address"}
 WORDS = {"摸排", "敲门", "敲门行动", "摸排清单"}
@@ -96,10 +99,31 @@ def show_page(ctx: Ctx, c: Campaign, page: int) -> None:
     if ctx.via not in PAGE_ON or len(buttons) < 6:
         buttons.append(Button(ctx.t("cmp_add"), "cmp_add", c.id, items[0].node_id))
     ctx.ack(head.split("\n")[0])
-    ctx.say(head, buttons=tuple(buttons))
+    ctx.say(head, buttons=tuple(buttons), options=_link(ctx, c) if _links(ctx, page) else None)
 
 
 ADDRESS_ALL = 300
+
+
+def checklist_url(ctx: Ctx, c: Campaign) -> str:
+    """The web page of the actor's checklist of this campaign (core/campaigns/links.py)."""
+    assert ctx.actor is not None and ctx.actor.person.id is not None
+    key = links.signing_key(ctx.session, settings=ctx.settings, now=ctx.clock.now())
+    token = links.issue(key=key, campaign=c, person_id=ctx.actor.person.id)
+    return f"{ctx.settings.own_url}/checklist/{token}"
+
+
+def _links(ctx: Ctx, page: int) -> bool:
+    # Telegram refuses a URL button to a private address: only with a public https PUBLIC_URL,
+    # and on the first page only (the keyboard is the list there).
+    return ctx.via in LINK_ON or (ctx.via == "telegram" and page == 1
+                                  and ctx.settings.public_url.startswith("https://"))
+
+
+def _link(ctx: Ctx, c: Campaign) -> dict[str, Any]:
+    # The transport turns these into the card's link row (WeCom: horizontal_content_list).
+    return {"link_url": checklist_url(ctx, c), "link_title": ctx.t("cmp_link"),
+            "link_text": ctx.t("cmp_link_open")}
 
 
 def _label(c: Campaign, it: Item, width: int = LABEL_MAX) -> str:

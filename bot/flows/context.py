@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -42,7 +43,8 @@ class Ctx:
         return t(self.lang, key, **fields)
 
     def say(self, text: str, *, buttons: tuple[Button, ...] = (), request_contact: bool = False,
-            kind: str = "reply", case_id: int | None = None) -> None:
+            kind: str = "reply", case_id: int | None = None,
+            options: dict[str, Any] | None = None) -> None:
         """Answer in the chat the message came from (masked when that is a group chat)."""
         if not self.inbound.chat_is_private:
             text = mask_text(text)
@@ -50,6 +52,7 @@ class Ctx:
             text=text, kind=kind, platform=self.inbound.platform, address=self.inbound.chat_id,
             buttons=buttons, request_contact=request_contact, case_id=case_id,
             reply_to_message_id=None if self.inbound.chat_is_private else self.inbound.message_id,
+            options=dict(options or {}),
         ))
 
     def ack(self, text: str) -> None:

@@ -30,6 +30,12 @@ ZH: dict[str, str] = {
     "campaign_note_empty": "备注是空的，没有保存",
     "campaign_note_long": "备注最多{most}个字",
     "campaign_node_outside": "“{name}”不在这次摸排的范围内",
+    "checklist_link_bad": "这个清单链接不对，请在聊天里发送“摸排”重新打开清单",
+    "checklist_link_expired": "这个清单链接已经过期，请在聊天里发送“摸排”重新打开清单",
+    "checklist_item_outside": "这一户不在您的清单里",
+    "checklist_form_stale": "页面已失效，请重新打开清单链接后再登记",
+    "cmp_link": "网页清单",
+    "cmp_link_open": "点此打开，大字逐户登记",
     # chat
     "cmp_none": "您现在没有进行中的摸排任务。",
     # a notice's relay (core/notices/relay.py): residents without a chat, told by their 邻长
@@ -101,6 +107,14 @@ EN: dict[str, str] = {
     "campaign_note_empty": "the note is empty; nothing saved",
     "campaign_note_long": "a note may have at most {most} characters",
     "campaign_node_outside": "{name} is outside this campaign",
+    "checklist_link_bad": "this checklist link is not right; send “摸排” in the chat to open "
+                          "the checklist again",
+    "checklist_link_expired": "this checklist link has expired; send “摸排” in the chat to "
+                              "open the checklist again",
+    "checklist_item_outside": "this household is not on your checklist",
+    "checklist_form_stale": "the page has expired; open the checklist link again to record",
+    "cmp_link": "Web list",
+    "cmp_link_open": "Open it to record, in large type",
     "cmp_none": "You have no campaign under way.",
     "cmp_relay_title": "Relay: {title}",
     "cmp_relay_started": ("📋 Pass on a notice: {title}\nYour {n} households have no phone "

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core import accounts
+from core.campaigns import links
+from core.campaigns.services import start_campaign
 from core.clock import FakeClock
 from core.container import build_container
 from core.db import session_scope
@@ -81,6 +83,13 @@ def site(engine: Engine, db_url: str, tmp_path: Path,
         conn.execute(sa.text("INSERT INTO invite (code, node_id, created_at, uses, revoked)"
                              " VALUES ('jposter1234', :n, :t, 0, false)"),
                      {"n": city.nodes["n1"], "t": clock.now()})
+    with session_scope(engine) as s:
+        camp = start_campaign(s, node_id=city.nodes["n1"], title="敲门行动", instructions="",
+                              outcomes=None, deadline=clock.now() + timedelta(hours=8),
+                              started_by=None, clock=clock,
+                              households=[(city.nodes["n1"], "1号楼101室")])
+        key = links.signing_key(s, settings=st, now=clock.now())
+        checklist = links.issue(key=key, campaign=camp, person_id=city.people["leader1"])
     app = create_app(st, clock=clock, container=build_container(st, clock=clock, engine=engine),
                      run_jobs=False)
     clients: list[httpx.Client] = []
@@ -88,7 +97,8 @@ def site(engine: Engine, db_url: str, tmp_path: Path,
         try:
             yield {"engine": engine, "city": city, "clock": clock, "url": url,
                    "clients": clients, "case1": case1, "case2": case2, "photo": photo,
-                   "ogg": ogg, "page": page, "outsider": outsider}
+                   "ogg": ogg, "page": page, "outsider": outsider,
+                   "checklist": checklist}
         finally:
             for client in clients:
                 client.close()
@@ -120,7 +130,9 @@ def _pages(site: dict[str, Any]) -> list[tuple[str, str]]:
             ("GET", "/dashboard/export/figures.xlsx"), ("GET", "/dashboard/hotline"),
             ("GET", "/dashboard/hotline?phone=13900000009"),
             ("GET", "/dashboard/hotline?phone=13812345678&place_q=1"),
-            ("GET", "/dashboard/static/hotline.js")]
+            ("GET", "/dashboard/static/hotline.js"),
+            ("GET", f"/checklist/{site['checklist']}"), ("GET", "/checklist/static/checklist.css"),
+            ("GET", "/checklist/1.2.3.forgedforgedforgedforged")]
 
 
 def test_every_answer_carries_the_security_headers(site: dict[str, Any]) -> None:

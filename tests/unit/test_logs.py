@@ -81,16 +81,19 @@ def test_secrets_and_credential_shapes_are_redacted(root_logging: None) -> None:
     log.warning("token fetch: /cgi-bin/token?grant_type=client_credential&appid=wx1"
                 "&secret=unknown-to-settings-1&x=1 and ?access_token=ACCESS-abc123")
     log.warning('127.0.0.1 - "GET /login/AbCdEfGh12345678_- HTTP/1.1" 303')
+    log.warning('127.0.0.1 - "POST /checklist/12.345.1764806400.Zq3-xY_9AbCdEfGhIjKlMn/mark '
+                'HTTP/1.1" 303')
     try:
         raise ConnectionError("refused: wx-app-secret-77 / hook-secret-42")
     except ConnectionError:
         log.exception("call failed", extra={"header": "Cookie: lz_dash=sessval-123456"})
     text = buf.getvalue()
     for value in (BOT_TOKEN, "hook-secret-42", "wx-app-secret-77", "unknown-to-settings-1",
-                  "ACCESS-abc123", "AbCdEfGh12345678_-", "sessval-123456"):
+                  "ACCESS-abc123", "AbCdEfGh12345678_-", "sessval-123456",
+                  "Zq3-xY_9AbCdEfGhIjKlMn"):
         assert value not in text
     assert "/bot***/sendMessage" in text and "secret=***&x=1" in text
-    assert "/login/***" in text
+    assert "/login/***" in text and "/checklist/***" in text
     assert all(json.loads(line) for line in text.splitlines())
 
 

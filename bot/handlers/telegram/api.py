@@ -81,14 +81,16 @@ def is_not_modified(exc: BadRequest) -> bool:
     return "message is not modified" in exc.message.lower()
 
 
-def inline_keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
-    """An inline keyboard for the buttons (None when none can be shown)."""
-    rows = keyboard_rows(buttons)
-    if not rows:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
-    )
+def inline_keyboard(buttons: Sequence[Button], *, link: tuple[str, str] | None = None
+                    ) -> InlineKeyboardMarkup | None:
+    """An inline keyboard for the buttons (None when none can be shown); `link` (label, url)
+    adds a row of its own with a URL button on top (a checklist's web page)."""
+    rows: list[list[InlineKeyboardButton]] = [
+        [InlineKeyboardButton(label, callback_data=data) for label, data in row]
+        for row in keyboard_rows(buttons)]
+    if link is not None:
+        rows.insert(0, [InlineKeyboardButton(link[0], url=link[1])])
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def contact_keyboard(label: str = CONTACT_LABEL) -> ReplyKeyboardMarkup:

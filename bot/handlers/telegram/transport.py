@@ -150,7 +150,10 @@ class TelegramTransport:
             label = row.options.get("contact_label")
             markup = contact_keyboard(label) if label else contact_keyboard()
         else:
-            markup = inline_keyboard(buttons_from_actions(row.actions))
+            url = row.options.get("link_url")
+            markup = inline_keyboard(buttons_from_actions(row.actions), link=(
+                f'{row.options.get("link_title") or "网页"} · {row.options.get("link_text")}',
+                str(url)) if url else None)
         reply_to = row.options.get("reply_to_message_id")
         problems: list[str] = []
         lost: list[str] = []

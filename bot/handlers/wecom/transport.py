@@ -48,6 +48,8 @@ STYLE = {"accept": 1, "resolve": 1, "escalate": 2, "whistle": 3, "ask_more": 4}
 # for one update, within 72 hours.
 TITLE_LIMIT, DESC_LIMIT, SUB_TITLE_LIMIT, BUTTON_LIMIT, BUTTONS = 26, 30, 112, 10, 6
 TASK_ID_LIMIT = 128
+# A horizontal_content_list line: its keyname 5 characters, its value 26.
+KEYNAME_LIMIT, LINK_TEXT_LIMIT = 5, 26
 CODE_LIFETIME = timedelta(hours=72)
 TASK_ID_TAKEN = 42014
 HINT = "回复“#工单号 内容”即可答复居民。"
@@ -59,10 +61,11 @@ def clip(text: str, limit: int) -> str:
 
 
 def card(row: Row, *, task_id: str) -> dict[str, Any]:
-    """A button_interaction template card for a case message, within WeCom's limits."""
+    """A button_interaction template card for a case message, within WeCom's limits; a row
+    with a `link_url` (a checklist's web page) gets it as a link line and as the card's tap."""
     head = row.text.partition("\n")[0]
     body = row.text.strip()
-    return {
+    out: dict[str, Any] = {
         "card_type": "button_interaction",
         "source": {"desc": "邻长制"},
         "main_title": {"title": clip(f"工单#{row.case_id}" if row.case_id else head,
@@ -75,6 +78,14 @@ def card(row: Row, *, task_id: str) -> dict[str, Any]:
                          "key": encode(a["action"], a["case_id"], a["version"], press_arg(a))}
                         for a in row.actions[:BUTTONS]],
     }
+    url = row.options.get("link_url")
+    if url:
+        out["horizontal_content_list"] = [{
+            "type": 1, "keyname": clip(str(row.options.get("link_title") or "网页"), KEYNAME_LIMIT),
+            "value": clip(str(row.options.get("link_text") or url), LINK_TEXT_LIMIT),
+            "url": str(url)}]
+        out["card_action"] = {"type": 1, "url": str(url)}
+    return out
 
 
 class WeComTransport:
