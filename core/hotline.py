@@ -16,6 +16,7 @@ which (`told`), so the notifier writes no receipt for a caller who is told aloud
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -44,6 +45,8 @@ from core.hierarchy.queries import (
 from core.hierarchy.tree import normalize_phone, subtree_bounds
 from core.privacy import FULL_ROSTER_LEVELS, mask_address
 from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 VIA = "phone"
 MAX_PLACES = 8
@@ -265,8 +268,44 @@ def file_call(session: Session, *, clock: Clock, settings: Settings, operator: A
         case = services.open_case(session, clock=clock, settings=settings, resident_id=pid,
                                   text=text, opened_by=operator.person.id, category=category,
                                   via=VIA, home=home, detail=by)
+        _as_request(session, settings=settings, case=case, phone=norm)
     assert case.id is not None
     return _receipt(session, case, added=recent is not None, sms_on=settings.sms_on)
+
+
+def _as_request(session: Session, *, settings: Settings, case: Case, phone: str) -> None:
+    """Record a hotline case as the configured Open311 client's request, when its subtree
+    holds the case (HOTLINE_OPEN311_CLIENT): the 12345 system reads it back over Open311."""
+    if not settings.hotline_open311_client:
+        return
+    from core.open311.model import CLIENTS, Open311Request
+
+    row = session.execute(
+        sa.select(CLIENTS.c.id, Node.__table__.c.path)  # type: ignore[attr-defined]
+        .join(Node.__table__, Node.__table__.c.id == CLIENTS.c.scope_node_id)  # type: ignore[attr-defined]
+        .where(CLIENTS.c.name == settings.hotline_open311_client,
+               CLIENTS.c.revoked_at.is_(None))).first()
+    if row is None:
+        # A name that matches no live client: the case stays the console's own, and the
+        # operator of the deployment hears why the 12345 system does not see it.
+        log.warning("HOTLINE_OPEN311_CLIENT %r names no Open311 client with a live key",
+                    settings.hotline_open311_client)
+        return
+    low, high = subtree_bounds(row.path)
+    if not (low <= case.node_path < high):
+        return
+    assert case.id is not None
+    session.add(Open311Request(case_id=case.id, client_id=row.id, scope_path=row.path,
+                               placed_by="phone", phone=phone))
+    session.flush()
+    # The opening was published before the case was the client's: its status webhook hears
+    # of it now (the same row it would have had; its dedupe key makes this once).
+    from core.cases.model import EVENTS, CaseEvent, EventKind
+    from core.open311 import hooks
+
+    opened = session.execute(sa.select(CaseEvent).where(
+        EVENTS.c.case_id == case.id, EVENTS.c.kind == EventKind.opened.value)).scalars().all()
+    hooks.on_events(session, list(opened))
 
 
 def _receipt(session: Session, case: Case, *, added: bool, sms_on: bool) -> Receipt:

@@ -248,6 +248,10 @@ class Settings(BaseSettings):
     sms_callback_token: SecretStr | None = None
     # Urgent categories (the 119/110/120 kind) text the town's duty officer.
     sms_urgent_categories: str = ""  # comma-separated category names
+    # The hotline console's cases are also this Open311 client's requests (its name, as made
+    # by `linzhang open311 key create`): the 12345 system whose operators take the calls reads
+    # them back over Open311 and hears of their changes by its status webhook.
+    hotline_open311_client: str | None = None
     # A WeCom smart bot (智能机器人) in tier group chats: its own callback token and key.
     wecom_bot_token: SecretStr | None = None
     wecom_bot_encoding_aes_key: SecretStr | None = None

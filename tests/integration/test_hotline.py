@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core import accounts
+from core import accounts, hotline
 from core.clock import FakeClock
 from core.container import build_container
 from core.db import session_scope
@@ -256,3 +256,34 @@ def test_words_within_the_append_window_go_to_the_callers_fresh_case(
         ev = conn.execute(sa.text("SELECT actor_id, via, note FROM case_event"
                                   " WHERE kind = 'added'")).one()
     assert (ev.actor_id, ev.via, ev.note) == (zhou, "phone", "补充：是三楼的灯")
+
+
+def test_the_12345_client_gets_the_hotline_case_only_when_it_exists_and_holds_it(
+        engine: Engine, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    """HOTLINE_OPEN311_CLIENT: a hotline case becomes that client's request (read back over
+    Open311) when the client exists and its subtree holds the case; a wrong name is logged."""
+    from core.hierarchy.queries import actor
+    from core.open311 import keys
+
+    load_demo(engine)
+    with session_scope(engine) as s:
+        keys.create_key(s, name="12345热线", scope_code="341602001", now=clock.now())
+        keys.create_key(s, name="别的区", scope_code="341602001002", now=clock.now())
+
+    def filed(client: str, phone: str) -> int:
+        st = Settings(_env_file=None, hotline_open311_client=client)  # type: ignore[call-arg]
+        with session_scope(engine) as s:
+            got = hotline.file_call(s, clock=clock, settings=st,
+                                    operator=actor(s, person(engine, TOWN_ADMIN)), phone=phone,
+                                    words="楼道灯不亮", caller_name="")
+        return count(engine, "SELECT count(*) FROM open311_request WHERE case_id = :c",
+                     c=got.case_id)
+
+    assert filed("12345热线", ZHOU) == 1
+    clock.advance(timedelta(hours=1))  # past the append window: a case of its own
+    assert filed("别的区", ZHOU) == 0  # that client's subtree (和谐社区) does not hold it
+    assert filed("别的区", OUTSIDER) == 1  # a 和谐社区 caller's case it does
+    with caplog.at_level("WARNING", logger="core.hotline"):
+        clock.advance(timedelta(hours=1))
+        assert filed("没有这个", ZHOU) == 0
+    assert "names no Open311 client" in caplog.text
