@@ -30,6 +30,9 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
         raise SystemExit(f"linzhang: bad setting: {exc}") from None
 
 
+_OPEN: list[object] = []  # the engines a command made: `main` closes them when it ends
+
+
 def _engine(settings):  # type: ignore[no-untyped-def]
     from bot import notify
     from core.db import make_engine, migrate
@@ -37,6 +40,7 @@ def _engine(settings):  # type: ignore[no-untyped-def]
     notify.install()  # a case changed from the CLI notifies like any other
 
     engine = make_engine(settings.database_url)
+    _OPEN.append(engine)
     migrate(engine)
     return engine
 
@@ -389,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        # Run in-process (tests, a shell), a command leaves no pooled connection behind.
+        while _OPEN:
+            _OPEN.pop().dispose()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
