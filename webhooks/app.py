@@ -42,11 +42,15 @@ from webhooks.security_headers import install as install_security_headers
 log = logging.getLogger(__name__)
 
 
-def _warm_up() -> None:
+def _warm_up(state: dict[str, str]) -> None:
+    state["words"] = "loading"
     try:
         duplicates.warm_up()
     except Exception:  # the first report then loads it itself; say why it could not now
+        state["words"] = "failed"
         log.exception("loading the word-cutting dictionary at start failed")
+        return
+    state["words"] = "ready"
 
 
 def watched_platforms(settings: Settings) -> list[str]:
@@ -73,6 +77,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     c = container or build_container(settings, clock=clock)
     # Every case change, from chat, dashboard, API or sweep, ends in the one notifier.
     notify.install()
+    # The word-cutting dictionary: loaded beside the start (lazy: on first use), for /healthz.
+    words = {"words": "lazy"}
     from bot.dispatcher.recipients import configured_platforms
     from bot.handlers.sms import urgent
 
@@ -102,7 +108,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             stoppers += start_dispatcher(c, web_hub=webchat.hub_of(app), polling=polling)
             # The duplicate check cuts words with jieba, whose dictionary takes a second or
             # more to load: loaded beside the start, not inside the first resident's report.
-            warming = asyncio.create_task(asyncio.to_thread(_warm_up))
+            warming = asyncio.create_task(asyncio.to_thread(_warm_up, words))
             stoppers.append(lambda: _settle(warming))
         log.info("linzhang ready on %s", c.engine.url.render_as_string(hide_password=True))
         try:
@@ -177,7 +183,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         # A silent channel is told to the admins and shown here, not a 503: the other
         # platforms and the web chat still work.
         return JSONResponse({"status": status, "sweep_lag_seconds": round(lag, 1), **stall,
-                             **media, "channels": chans})
+                             **media, "channels": chans, **words})
 
     install_security_headers(app, c.settings)  # keep last: the outermost middleware
     return app

@@ -41,6 +41,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(env, free_port(), work)
     try:
         wait_healthy(srv)
+        # The dictionary it loads beside the start would count as the bodies' memory.
+        poll(lambda: httpx.get(f"{srv.base}/healthz", timeout=10).json().get("words")
+             == "ready", timeout=60, what="the word-cutting dictionary loaded at start")
         yield srv
     finally:
         srv.stop()

@@ -9,7 +9,7 @@ on the wire.
 SQLite: one process under load, killed with SIGKILL and restarted three times: nothing
 acknowledged is lost, no case twice, and deadlines that fell due while it was down fire once.
 
-The PostgreSQL test posts UPDATES reports (1,500 in the default run, about 35 s on a quiet
+The PostgreSQL test posts UPDATES reports (800 in the default run, about 30 s on a quiet
 2-core machine; LINZHANG_CRASH_UPDATES=5000 for the long run, about 100 s), the SQLite one
 SQLITE_UPDATES (600) over its four rounds; real time, deadlines of a few seconds.
 """
@@ -43,7 +43,7 @@ from tests.support.workers import (
     wait_healthy,
 )
 
-UPDATES = int(os.environ.get("LINZHANG_CRASH_UPDATES", "1500"))
+UPDATES = int(os.environ.get("LINZHANG_CRASH_UPDATES", "800"))
 # SQLite's single process takes a third of these per round, four rounds.
 SQLITE_UPDATES = int(os.environ.get("LINZHANG_CRASH_SQLITE_UPDATES", "600"))
 pytestmark = pytest.mark.timeout(300)

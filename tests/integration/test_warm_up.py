@@ -21,6 +21,12 @@ app = create_app(settings)
 print("after build:", jieba.dt.initialized)
 with TestClient(app) as client:
     assert client.get("/healthz").status_code == 200
+    import time
+    for _ in range(600):  # the load runs in a worker thread; /healthz says when it is done
+        if client.get("/healthz").json()["words"] == "ready":
+            break
+        time.sleep(0.1)
+    print("healthz:", client.get("/healthz").json()["words"])
 print("after start:", jieba.dt.initialized)
 """
 
@@ -31,3 +37,4 @@ def test_the_dictionary_loads_when_the_server_starts_not_before(tmp_path: Path) 
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "after build: False" in out.stdout and "after start: True" in out.stdout, out.stdout
+    assert "healthz: ready" in out.stdout, out.stdout
