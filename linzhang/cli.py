@@ -1,5 +1,5 @@
-"""`linzhang serve | demo | migrate | import FILE... | export | purge | set-password |
-wechat-menu | open311 key create|revoke|list`."""
+"""`linzhang serve | demo | migrate | import | export | purge | set-password | wechat-menu |
+open311 key|hook …`."""
 
 from __future__ import annotations
 
@@ -32,13 +32,11 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
 
 _OPEN: list[object] = []  # the engines a command made: `main` closes them when it ends
 
-
 def _engine(settings):  # type: ignore[no-untyped-def]
     from bot import notify
     from core.db import make_engine, migrate
 
     notify.install()  # a case changed from the CLI notifies like any other
-
     engine = make_engine(settings.database_url)
     _OPEN.append(engine)
     migrate(engine)
@@ -393,8 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    finally:
-        # Run in-process (tests, a shell), a command leaves no pooled connection behind.
+    finally:  # in-process (tests, a shell), a command leaves no pooled connection behind
         while _OPEN:
             _OPEN.pop().dispose()  # type: ignore[attr-defined]
 
