@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from core.clock import FakeClock
+from tests.support.poll import apoll
 
 
 class VirtualTime(FakeClock):
@@ -43,8 +44,9 @@ class VirtualTime(FakeClock):
         await asyncio.sleep(0)  # let others run, as a real sleep would
         if seconds <= 0:
             return
-        while self._busy():
-            await asyncio.sleep(0.0005)  # real time: requests on the wire finish first
+        if self._busy():  # real time: requests on the wire finish first
+            await apoll(lambda: not self._busy(), timeout=30, step=0.0005,
+                        what="the calls on the wire to finish")
         self.slept += seconds
         target_us = max(math.ceil((start + seconds) * 1e6), math.ceil(start * 1e6) + 1)
         target = self._epoch + timedelta(microseconds=target_us)

@@ -166,7 +166,7 @@ def test_500s_then_recovery_deliver_every_change_in_order(
 def test_a_receiver_slower_than_the_timeout_gets_the_change_on_a_retry(
         engine: Engine, vt: VirtualTime, city: tuple[City, dict[str, str]]) -> None:
     _, api = city
-    r = Receiver(1.0)  # real seconds, past the 0.2 s timeout below
+    r = Receiver(5.0)  # stalls until the sender gives up at the 0.2 s timeout below
     with receiving(r) as url:
         hook(engine, vt, "东关APP", url)
         case_id = file(engine, vt, api["东关APP"])

@@ -10,10 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
+import contextlib
 import sys
 import jieba
 from fastapi.testclient import TestClient
 from core.settings import Settings
+from tests.support.poll import poll
 from webhooks.app import create_app
 
 settings = Settings(_env_file=None, database_url=sys.argv[1], media_dir=sys.argv[2])
@@ -21,11 +23,10 @@ app = create_app(settings)
 print("after build:", jieba.dt.initialized)
 with TestClient(app) as client:
     assert client.get("/healthz").status_code == 200
-    import time
-    for _ in range(600):  # the load runs in a worker thread; /healthz says when it is done
-        if client.get("/healthz").json()["words"] == "ready":
-            break
-        time.sleep(0.1)
+    # The load runs in a worker thread; /healthz says when it is done.
+    with contextlib.suppress(AssertionError):
+        poll(lambda: client.get("/healthz").json()["words"] == "ready", timeout=60,
+             what="the dictionary")
     print("healthz:", client.get("/healthz").json()["words"])
 print("after start:", jieba.dt.initialized)
 """

@@ -4,6 +4,7 @@ every POST and answers from a plan (a status code, or seconds to stall before a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +35,8 @@ class Post:
 
 
 class Receiver:
-    """An ASGI app: `plan` is consumed one answer per POST (then 200 for good)."""
+    """An ASGI app: `plan` is consumed one answer per POST (then 200 for good); a float in
+    the plan is a stall: no answer until the sender hangs up (at most that many seconds)."""
 
     def __init__(self, *plan: int | float) -> None:
         self.plan: list[int | float] = list(plan)
@@ -55,7 +57,9 @@ class Receiver:
                 break
         step = self.plan.pop(0) if self.plan else 200
         if isinstance(step, float):
-            await asyncio.sleep(step)  # past the sender's timeout: it gave up waiting
+            # Stall: the next message is the sender's disconnect when its timeout gives up.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receive(), timeout=step)
         status = step if isinstance(step, int) else 200
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.posts.append(Post(headers, body, status if isinstance(step, int) else 0))
