@@ -12,18 +12,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 
 from core.clock import FakeClock
-from core.container import build_container
-from core.db import make_engine, migrate
 from core.hierarchy.importer import import_files
-from core.settings import Settings
 from tests.e2e.test_telegram_story import buttons, msg, press, wait_for
 from tests.fakes.telegram_api import FakeTelegram
-from tests.support.demo_city import LIN1, holder_of, load_demo
-from tests.support.server import serve
-from webhooks.app import create_app
+from tests.support.demo_city import LIN1, holder_of
+from tests.support.telegram_world import demo_city, link_telegram, telegram_app
 
 RESIDENT_TG, LEADER_TG, GROUP_LEADER_TG = 5301, 9301, 9302
 # Monday 23 November 2026, 10:00 in Shanghai.
@@ -34,28 +29,15 @@ READY = "已安排维修人员，今天之内到场处理"
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[FakeTelegram, Any, FakeClock]]:
     clock = FakeClock(MONDAY)
-    url = f"sqlite:///{tmp_path / 'tg.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    load_demo(engine)
+    url, engine = demo_city(tmp_path)
     cats = tmp_path / "类别.csv"
     cats.write_text(f"类别,责任部门,常用答复\n公共设施,D01,{READY}|已报市政所，三个工作日内修好\n",
                     encoding="utf-8")
     import_files(engine, [cats])
-    for role, code, tg in (("resident", LIN1, RESIDENT_TG), ("neighbor_leader", LIN1, LEADER_TG),
-                           ("group_leader", LIN1[:-3], GROUP_LEADER_TG)):
-        who = holder_of(engine, role, code)
-        with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
-                                 " unreachable) VALUES (:p, 'telegram', :t, false)"),
-                         {"p": who.person_id, "t": str(tg)})
-    with FakeTelegram() as tg:
-        settings = Settings(_env_file=None, database_url=url,  # type: ignore[call-arg]
-                            telegram_bot_token=SecretStr(tg.token),
-                            telegram_api_base=tg.base_url, media_dir=str(tmp_path / "media"))
-        container = build_container(settings, clock=clock, engine=engine)
-        with serve(create_app(settings, container=container, polling=True)):
-            yield tg, engine, clock
+    link_telegram(engine, (("resident", LIN1, RESIDENT_TG), ("neighbor_leader", LIN1, LEADER_TG),
+                           ("group_leader", LIN1[:-3], GROUP_LEADER_TG)))
+    with telegram_app(engine, url, tmp_path, clock) as (tg, _base):
+        yield tg, engine, clock
 
 
 def texts(tg: FakeTelegram, uid: int) -> list[str]:

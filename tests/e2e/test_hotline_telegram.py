@@ -13,38 +13,21 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 
 from core import accounts
 from core.clock import FakeClock
-from core.container import build_container
-from core.db import make_engine, migrate, write_session
-from core.settings import Settings
+from core.db import write_session
 from tests.e2e.test_telegram_story import LEADER_TG, buttons, msg, press, private, wait_for
-from tests.fakes.telegram_api import FakeTelegram
-from tests.support.demo_city import LIN1, holder_of, load_demo
-from tests.support.server import serve
-from webhooks.app import create_app
+from tests.support.demo_city import LIN1, holder_of
+from tests.support.telegram_world import demo_city, link_telegram, telegram_app
 
 
 @pytest.fixture
 def world(tmp_path: Path, clock: FakeClock) -> Iterator[dict[str, Any]]:
-    url = f"sqlite:///{tmp_path / 'tg.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    load_demo(engine)
-    leader = holder_of(engine, "neighbor_leader", LIN1)
-    with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
-                             " unreachable) VALUES (:p, 'telegram', :t, false)"),
-                     {"p": leader.person_id, "t": str(LEADER_TG)})
-    with FakeTelegram() as tg:
-        settings = Settings(_env_file=None, database_url=url,  # type: ignore[call-arg]
-                            telegram_bot_token=SecretStr(tg.token),
-                            telegram_api_base=tg.base_url, media_dir=str(tmp_path / "media"))
-        container = build_container(settings, clock=clock, engine=engine)
-        with serve(create_app(settings, container=container, polling=True)) as base:
-            yield {"tg": tg, "engine": engine, "clock": clock, "url": base}
+    url, engine = demo_city(tmp_path)
+    link_telegram(engine, (("neighbor_leader", LIN1, LEADER_TG),))
+    with telegram_app(engine, url, tmp_path, clock) as (tg, base):
+        yield {"tg": tg, "engine": engine, "clock": clock, "url": base}
 
 
 def test_a_phone_only_callers_case_is_answered_by_the_neighbor_leader_in_telegram(

@@ -25,17 +25,13 @@ from pydantic import SecretStr
 
 from core import accounts
 from core.clock import FakeClock
-from core.container import build_container
-from core.db import make_engine, migrate, write_session
+from core.db import write_session
 from core.open311 import hooks, keys
-from core.settings import Settings
 from tests.e2e.test_telegram_story import LEADER_TG, buttons, msg, press, private, wait_for
 from tests.fakes.sms_api import FakeSmsApi
-from tests.fakes.telegram_api import FakeTelegram
-from tests.support.demo_city import LIN1, TOWN, holder_of, load_demo
+from tests.support.demo_city import LIN1, TOWN, holder_of
 from tests.support.hook_receiver import Receiver, receiving
-from tests.support.server import serve
-from webhooks.app import create_app
+from tests.support.telegram_world import demo_city, link_telegram, telegram_app
 
 CLIENT = "12345热线"
 TOKEN = "sms-callback-secret"
@@ -45,31 +41,21 @@ NOON = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # a Monday, 12:00 in Shanghai
 @pytest.fixture
 def world(tmp_path: Path, clock: FakeClock) -> Iterator[dict[str, Any]]:
     clock.set(NOON)
-    url = f"sqlite:///{tmp_path / 'story.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    load_demo(engine)
-    leader = holder_of(engine, "neighbor_leader", LIN1)
-    with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
-                             " unreachable) VALUES (:p, 'telegram', :t, false)"),
-                     {"p": leader.person_id, "t": str(LEADER_TG)})
+    url, engine = demo_city(tmp_path)
+    link_telegram(engine, (("neighbor_leader", LIN1, LEADER_TG),))
     receiver = Receiver()
-    with FakeTelegram() as tg, FakeSmsApi(clock) as sms, receiving(receiver) as hook_url:
+    with FakeSmsApi(clock) as sms, receiving(receiver) as hook_url:
         with write_session(engine) as s:
             api_key = keys.create_key(s, name=CLIENT, scope_code=TOWN, now=clock.now())
             secret = hooks.set_hook(s, client=CLIENT, url=hook_url, scope_wide=False,
                                     now=clock.now())
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, database_url=url, media_dir=str(tmp_path / "media"),
-            telegram_bot_token=SecretStr(tg.token), telegram_api_base=tg.base_url,
-            sms_secret_id=sms.secret_id, sms_secret_key=SecretStr(sms.secret_key),
-            sms_sdk_app_id=sms.app_id, sms_sign_name=sms.sign_name, sms_api_base=sms.endpoint,
-            sms_template_receipt="T-RECEIPT", sms_template_answer="T-ANSWER",
-            sms_template_fixed="T-FIXED", sms_callback_token=SecretStr(TOKEN),
-            hotline_open311_client=CLIENT)
-        container = build_container(settings, clock=clock, engine=engine)
-        with serve(create_app(settings, container=container, polling=True)) as base:
+        with telegram_app(
+                engine, url, tmp_path, clock,
+                sms_secret_id=sms.secret_id, sms_secret_key=SecretStr(sms.secret_key),
+                sms_sdk_app_id=sms.app_id, sms_sign_name=sms.sign_name,
+                sms_api_base=sms.endpoint, sms_template_receipt="T-RECEIPT",
+                sms_template_answer="T-ANSWER", sms_template_fixed="T-FIXED",
+                sms_callback_token=SecretStr(TOKEN), hotline_open311_client=CLIENT) as (tg, base):
             yield {"tg": tg, "sms": sms, "engine": engine, "clock": clock, "url": base,
                    "api_key": api_key, "secret": secret, "receiver": receiver}
 

@@ -15,17 +15,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from pydantic import SecretStr
 
 from core.clock import FakeClock
-from core.container import build_container
-from core.db import make_engine, migrate
-from core.settings import Settings
 from tests.fakes.telegram_api import FakeTelegram, SentMessage
-from tests.support.demo_city import LIN1, holder_of, load_demo
+from tests.support.demo_city import LIN1, holder_of
 from tests.support.poll import poll
-from tests.support.server import serve
-from webhooks.app import create_app
+from tests.support.telegram_world import demo_city, link_telegram, telegram_app
 
 RESIDENT_TG, LEADER_TG, GROUP_LEADER_TG = 5001, 9001, 9002
 
@@ -63,24 +58,11 @@ def buttons(m: SentMessage) -> dict[str, str]:
 
 @pytest.fixture
 def world(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[FakeTelegram, Any, FakeClock]]:
-    url = f"sqlite:///{tmp_path / 'tg.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    load_demo(engine)
-    for role, code, tg in (("neighbor_leader", LIN1, LEADER_TG),
-                           ("group_leader", LIN1[:-3], GROUP_LEADER_TG)):
-        who = holder_of(engine, role, code)
-        with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO chat_identity (person_id, platform, external_id,"
-                                 " unreachable) VALUES (:p, 'telegram', :t, false)"),
-                         {"p": who.person_id, "t": str(tg)})
-    with FakeTelegram() as tg:
-        settings = Settings(_env_file=None, database_url=url,  # type: ignore[call-arg]
-                            telegram_bot_token=SecretStr(tg.token),
-                            telegram_api_base=tg.base_url, media_dir=str(tmp_path / "media"))
-        container = build_container(settings, clock=clock, engine=engine)
-        with serve(create_app(settings, container=container, polling=True)):
-            yield tg, engine, clock
+    url, engine = demo_city(tmp_path)
+    link_telegram(engine, (("neighbor_leader", LIN1, LEADER_TG),
+                           ("group_leader", LIN1[:-3], GROUP_LEADER_TG)))
+    with telegram_app(engine, url, tmp_path, clock) as (tg, _base):
+        yield tg, engine, clock
 
 
 def test_from_first_message_to_escalation(world) -> None:  # type: ignore[no-untyped-def]
