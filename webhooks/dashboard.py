@@ -284,7 +284,7 @@ def router(c: Container) -> APIRouter:
         body = figures_body(c, f=f, rolled=rolled, as_of=as_of, weeks=weeks, cats=cats,
                             level=level, ranked=ranked, too_few=too_few, at=at, path=path,
                             sms=texts)
-        return page(c, v, "统计考核", body, active="figures")
+        return page(c, v, "统计", body, active="figures")
 
     @r.get("/dashboard/export/{kind}.xlsx", include_in_schema=False)
     def export(kind: str, v: SignedIn, node: str | None = None,

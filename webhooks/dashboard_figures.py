@@ -1,4 +1,4 @@
-"""The figures page (统计考核): key figures, the weekly trend, cases by category, the tiers'
+"""The figures page (统计): key figures, the weekly trend, cases by category, the tiers'
 first answers, the 考核 ranking and the 邻长 ratings. Charts are inline SVG
 (webhooks/dashboard_charts.py); every table turns into cards on a phone (`table.cards`)."""
 
@@ -70,7 +70,7 @@ def figures_body(c: Container, *, f: stats.Figures, rolled: bool, as_of: datetim
                       f'{_td("平均", f"{x.mean:.2f}", "num")}</tr>'
                       for x in f.rating_by_neighbor_leader[:20])
     rating = f"{f.mean_rating:.2f}" if f.mean_rating is not None else "—"
-    return f"""{_crumb_html(path, "/dashboard/figures")}<h1>统计考核 · {e(at.name)}</h1>
+    return f"""{_crumb_html(path, "/dashboard/figures")}<h1>统计 · {e(at.name)}</h1>
 <form class="filters" method="get"><input type="hidden" name="node" value="{e(at.code)}">
 <label>从<input type="date" name="start" value="{start_day}"></label>
 <label>到(不含)<input type="date" name="end" value="{end_day}"></label>
@@ -95,7 +95,10 @@ def figures_body(c: Container, *, f: stats.Figures, rolled: bool, as_of: datetim
 <a class="btn small" href="/dashboard/export/ranking.xlsx?{q}">导出</a></h2>
 <table class="ranking cards"><thead><tr><th>名次</th><th>单位</th><th>收到</th><th>办结率</th>
 <th>按时答复</th><th>满意度</th><th>得分</th></tr></thead><tbody>{_ranking(ranked)}</tbody></table>
-{f'<p class="muted">样本不足未排名：{few}</p>' if few else ""}</section>
+{f'<p class="muted">样本不足未排名：{few}</p>' if few else ""}
+<p class="muted">签收率、按时办结率、重办率等按月考核见<a href="/dashboard/kaohe">考核</a>页。
+</p>
+</section>
 <section class="card"><h2>邻长满意度 <small>评价记在办结这件工单的邻长名下</small></h2>
 <table class="leaders cards"><thead><tr><th>邻长</th><th>评价数</th><th>平均</th></tr></thead>
 <tbody>{leaders or '<tr><td colspan="3" class="empty">—</td></tr>'}</tbody></table></section>

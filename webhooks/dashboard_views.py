@@ -221,7 +221,7 @@ def page(c: Container, viewer: Viewer | None, title: str, body: str, *,
     if viewer is not None:
         links = [("map", "/dashboard", "预警地图"), ("cases", "/dashboard/cases", "工单"),
                  ("hotline", "/dashboard/hotline", "热线受理"),
-                 ("figures", "/dashboard/figures", "统计考核"),
+                 ("figures", "/dashboard/figures", "统计"),
                  ("kaohe", "/dashboard/kaohe", "考核"),
                  ("notices", "/dashboard/notices", "通知"),
                  ("campaigns", "/dashboard/campaigns", "摸排"),

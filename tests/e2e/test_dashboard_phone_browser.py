@@ -81,7 +81,7 @@ def test_phone_folds_the_nav_and_shows_tables_as_cards(site: dict[str, Any]) -> 
     assert button.is_visible() and not links.first.is_visible()
     page.screenshot(path=str(ARTIFACTS / "dashboard-phone-map.png"), full_page=True)
     button.click()
-    # 预警地图, 工单, 热线受理, 统计考核, 考核, 通知, 摸排, 类别规则: every page, on one line each.
+    # 预警地图, 工单, 热线受理, 统计, 考核, 通知, 摸排, 类别规则: every page, on one line each.
     assert links.count() == 8
     for i in range(links.count()):
         box = links.nth(i).bounding_box()
