@@ -104,7 +104,7 @@ def list_page(v: View) -> str:
     total = len(v.items)
     head = (f'<header><h1>{e(title)}</h1>'
             f'<p class="meta">{e("、".join(v.places))} · 截止 {deadline}</p>'
-            f'<p class="progress">已完成 <strong>{len(done)}/{total}</strong> 户</p>'
+            f'<p class="progress">已登记 <strong>{len(done)}/{total}</strong> 户</p>'
             f'<progress max="{max(total, 1)}" value="{len(done)}">{len(done)}/{total}</progress>'
             '</header>')
     if c.instructions:

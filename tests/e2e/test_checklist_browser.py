@@ -67,7 +67,7 @@ def test_two_households_marked_on_a_phone_stay_marked(site: dict[str, Any]) -> N
                                     device_scale_factor=2)
     page.add_init_script(WATCH)
     page.goto(site["link"])
-    assert page.locator(".progress").inner_text() == "已完成 0/3 户"
+    assert page.locator(".progress").inner_text() == "已登记 0/3 户"
     page.screenshot(path=str(ARTIFACTS / "checklist-phone-start.png"), full_page=True)
     for button in page.locator("button.outcome, summary").all():
         box = button.bounding_box()
@@ -84,7 +84,7 @@ def test_two_households_marked_on_a_phone_stay_marked(site: dict[str, Any]) -> N
     nxt.get_by_role("button", name="不在家").click()
     page.wait_for_load_state()
     page.reload()
-    assert page.locator(".progress").inner_text() == "已完成 2/3 户"
+    assert page.locator(".progress").inner_text() == "已登记 2/3 户"
     done = page.locator("section.hh.done")
     assert done.count() == 2
     assert "当前：已完成" in done.nth(0).inner_text()

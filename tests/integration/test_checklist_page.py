@@ -153,7 +153,7 @@ def test_the_wecom_card_links_to_the_leaders_own_list(site: dict[str, Any]) -> N
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     assert all(a in page.text for a in LIN1_HOMES)
     assert not any(a in page.text for a in LIN2_HOMES)  # scope: only their 邻
-    assert "已完成 <strong>0/3</strong>" in page.text
+    assert "已登记 <strong>0/3</strong>" in page.text
 
 
 def test_a_tap_on_the_page_writes_what_a_chat_press_writes(site: dict[str, Any]) -> None:
@@ -166,7 +166,7 @@ def test_a_tap_on_the_page_writes_what_a_chat_press_writes(site: dict[str, Any])
     assert r.status_code == 303
     page = site["http"].get(r.headers["location"])
     assert "已保存：幸福社区3号楼202室 — 不在家" in page.text
-    assert "已完成 <strong>2/3</strong>" in page.text
+    assert "已登记 <strong>2/3</strong>" in page.text
     # the same two outcomes pressed in chat, on the other 邻, by its own 邻长
     c, d, _ = _items(site, LIN2)
     for item, outcome in ((c, 0), (d, 1)):
