@@ -99,7 +99,7 @@ def build_city(engine: Engine) -> list[tuple[int, int, int, int, str]]:
 COLS = ["resident_id", "opened_by_id", "home_node_id", "node_path", "text", "state", "version",
         "holder_id", "holder_role", "holder_node_id", "first_holder_id", "first_holder_role",
         "stage", "stage_started_at", "deadline_at", "next_due_at", "nags_sent",
-        "stage_renewals", "escalations", "opened_at", "updated_at", "policy"]
+        "stage_renewals", "escalations", "opened_at", "updated_at", "policy", "maybe_dupes"]
 
 
 # Per-category policies (`--policies mixed`): the escalations the sweep makes recompute these
@@ -112,7 +112,9 @@ MIXED = [CasePolicy(), CasePolicy().with_limits(reply="4wh", handle="20wd"),
 def case_rows(homes: list[tuple[int, int, int, int, str]], n: int, due: int, due_at: datetime,
               start: int, stop: int, policies: list[str]):
     """Rows start..stop of the N cases: the first `due` fall due at `due_at` (one per
-    neighborhood), the rest later, spread over the next four hours."""
+    neighborhood), the rest later, spread over the next four hours. Each due case's first
+    card named two likely duplicates in its neighbourhood (`maybe_dupes`, as a case opened in
+    the app keeps them), so every escalated card checks them and offers their merge buttons."""
     for i in range(start, stop):
         nb, resident, leader, _, path = homes[i % len(homes)]
         if i < due:
@@ -124,7 +126,8 @@ def case_rows(homes: list[tuple[int, int, int, int, str]], n: int, due: int, due
         opened = deadline - timedelta(hours=4)
         yield (resident, resident, nb, path, f"问题{i}", "open", 1, leader, "neighbor_leader",
                nb, leader, "neighbor_leader", "reply", opened, deadline, next_due, 2, 0, 0,
-               opened, opened, policies[i % len(policies)])
+               opened, opened, policies[i % len(policies)],
+               f"{i + 1 + len(homes)},{i + 1 + 2 * len(homes)}" if i < due else "")
 
 
 def load_cases(engine: Engine, homes, n: int, due: int, due_at: datetime,

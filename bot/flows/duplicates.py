@@ -21,7 +21,7 @@ def summary(text: str) -> str:
 def offer(ctx: Ctx, case: Case) -> bool:
     """Offer the open cases the new report is probably about; False when there are none."""
     assert case.id is not None
-    found = duplicates.candidates(ctx.session, case_id=case.id)
+    found = duplicates.offered(ctx.session, case=case)
     if not found:
         return False
     buttons = tuple(

@@ -25,8 +25,10 @@ def supporters_note(env: Env, case: Case, r: Recipient) -> str:
     from core.cases import duplicates
 
     assert case.id is not None
-    if case.id not in env.supporters:
-        env.supporters[case.id] = duplicates.supporters(env.session, [case.id]).get(case.id, 1)
+    if case.id not in env.supporters:  # every case of the batch in one read
+        ids = sorted(set(env.cases) - set(env.supporters) | {case.id})
+        found = duplicates.supporters(env.session, ids)
+        env.supporters.update({i: found.get(i, 1) for i in ids})
     n = env.supporters[case.id]
     return t(r.lang, "n_supporters", n=n) if n > 1 else ""
 
@@ -37,9 +39,13 @@ def _maybe_dupes(env: Env, case: Case) -> list[int]:
     if case.state not in duplicates.UNRESOLVED or case.id is None:
         return []
     if case.id not in env.maybe_dupes:
-        env.maybe_dupes[case.id] = [
-            c.id for c in duplicates.candidates(env.session, case_id=case.id)]
-    return env.maybe_dupes[case.id]
+        # This case, and every case of the batch whose list is kept, in one read; a case never
+        # looked at is searched only when its card is written.
+        todo = [case] + [c for i, c in env.cases.items() if i != case.id
+                         and i not in env.maybe_dupes and c.maybe_dupes is not None]
+        found = duplicates.likely_originals(env.session, todo)
+        env.maybe_dupes.update({c.id: found.get(c.id, []) for c in todo if c.id is not None})
+    return env.maybe_dupes.get(case.id, [])
 
 
 def merge_actions(env: Env, case: Case, r: Recipient) -> tuple[Action, ...]:

@@ -127,6 +127,7 @@ def locate(case: Case, attachments: Sequence[object]) -> None:
                 and lat is not None and lon is not None:
             case.latitude, case.longitude = float(lat), float(lon)
             case.geo_cell = geo_cell(case.latitude, case.longitude)
+            case.maybe_dupes = None  # a place brings neighbours within 100 m: look again
             return
 
 
@@ -204,6 +205,37 @@ def candidates(session: Session, *, case_id: int, limit: int = MAX_CANDIDATES) -
     best = found[:limit]
     counts = supporters(session, [c.id for c in best])
     return [Candidate(c.id, c.text, c.score, c.distance_m, counts.get(c.id, 1)) for c in best]
+
+
+def likely_originals(session: Session, cases: Sequence[Case]) -> dict[int, list[int]]:
+    """The open cases each case's cards name as likely originals: looked up at its first card
+    and kept on the case, less those that have ended since (one read for the whole batch)."""
+    kept: dict[int, list[int]] = {}
+    for case in cases:
+        if case.id is None or case.state not in UNRESOLVED:
+            continue
+        if case.maybe_dupes is None:
+            case.maybe_dupes = ",".join(str(c.id) for c in candidates(session, case_id=case.id))
+        kept[case.id] = [int(x) for x in case.maybe_dupes.split(",") if x]
+    wanted = sorted({i for ids in kept.values() for i in ids})
+    live = set(session.execute(sa.select(CASES.c.id).where(
+        CASES.c.id.in_(wanted), CASES.c.state.in_(UNRESOLVED))).scalars()) if wanted else set()
+    return {cid: [i for i in ids if i in live] for cid, ids in kept.items()}
+
+
+def offered(session: Session, *, case: Case) -> list[Candidate]:
+    """What to offer the resident after a report: the likely originals its card already
+    found (no second search of the 组), else a fresh look."""
+    assert case.id is not None
+    if case.maybe_dupes is None:
+        return candidates(session, case_id=case.id)
+    ids = likely_originals(session, [case]).get(case.id, [])
+    if not ids:
+        return []
+    texts = {int(i): str(t) for i, t in session.execute(
+        sa.select(CASES.c.id, CASES.c.text).where(CASES.c.id.in_(ids)))}
+    counts = supporters(session, ids)
+    return [Candidate(i, texts[i], 0.0, None, counts.get(i, 1)) for i in ids if i in texts]
 
 
 def supporters(session: Session, case_ids: list[int]) -> dict[int, int]:

@@ -151,6 +151,10 @@ class Case(SQLModel, table=True):
     latitude: float | None = None
     longitude: float | None = None
     geo_cell: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    # The likely originals its cards name (可能重复), found once at its first card ("12,15";
+    # "" none; NULL not looked yet): a card refreshed on every escalation must not search the
+    # 组 again (core/cases/duplicates.likely_originals).
+    maybe_dupes: str | None = Field(default=None, sa_column=sa.Column(sa.String(80)))
     # The away 邻长 (or other leader) whose case the holder covers as stand-in (代张三);
     # /back hands the case back to them while the stand-in still holds it.
     covering_for_id: int | None = Field(default=None, foreign_key="person.id")

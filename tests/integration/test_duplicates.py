@@ -247,3 +247,53 @@ def test_the_map_and_figures_count_a_joined_report_once(city: Engine, clock: Fak
         page, _ = reports.case_list(session, f=reports.CaseFilter(node=group, limit=10),
                                     now=clock.now())
     assert {r.id: r.supporters for r in page} == {first: 2, second: 1}
+
+
+def test_an_escalated_card_names_the_kept_originals_without_searching_again(
+        city: Engine, clock: FakeClock, settings: Settings) -> None:
+    from datetime import timedelta
+
+    from core.cases.sweep import run_sweep
+
+    two_neighbours(city)
+    send(city, clock, settings, sender="7001", text="3号楼前面的垃圾好几天没人清理了",
+         media=where(HERE))
+    first = newest_case(city)
+    send(city, clock, settings, sender="7002", text="3号楼垃圾没人清理，很臭", media=where(NEAR))
+    second = newest_case(city)
+    with city.connect() as conn:
+        kept = conn.execute(sa.text("SELECT maybe_dupes FROM cases WHERE id = :c"),
+                            {"c": second}).scalar_one()
+    assert kept == str(first)  # found once, at its first card
+
+    # The 4-hour deadline passes unanswered: the sweep hands both up a tier.
+    seen: list[str] = []
+
+    def grab(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    clock.advance(timedelta(hours=5))
+    sa.event.listen(city, "before_cursor_execute", grab)
+    try:
+        assert run_sweep(city, clock=clock).escalated == 2
+    finally:
+        sa.event.remove(city, "before_cursor_execute", grab)
+    assert not [s for s in seen if "ORDER BY cases.id DESC" in s], "searched the 组 again"
+    with city.connect() as conn:
+        holder = conn.execute(sa.text("SELECT holder_id FROM cases WHERE id = :c"),
+                              {"c": second}).scalar_one()
+    card = [r for r in outbox_for(city, holder) if r["case_id"] == second][-1]
+    assert f"可能重复：#{first}" in card["text"]
+    assert any(x["action"] == "merge" and x["arg"] == str(first) for x in card["actions"])
+
+    # Once the original has ended, the next card of the second case no longer names it.
+    with city.begin() as conn:
+        conn.execute(sa.text("UPDATE cases SET state = 'closed', next_due_at = NULL"
+                             " WHERE id = :c"), {"c": first})
+    clock.advance(timedelta(hours=5))
+    assert run_sweep(city, clock=clock).escalated == 1
+    with city.connect() as conn:
+        holder = conn.execute(sa.text("SELECT holder_id FROM cases WHERE id = :c"),
+                              {"c": second}).scalar_one()
+    card = [r for r in outbox_for(city, holder) if r["case_id"] == second][-1]
+    assert "可能重复" not in card["text"]

@@ -68,6 +68,6 @@ def test_servers_starting_together_on_postgres_migrate_once(pg_url: str) -> None
     for t in threads:
         t.join(timeout=max(0.0, deadline - time.monotonic()))
     assert errors == [] and not any(t.is_alive() for t in threads), errors
-    assert current_revision(engines[0]) == "0017_hooks"
+    assert current_revision(engines[0]) == "0018_dupe_memo"
     for e in engines:
         e.dispose()
