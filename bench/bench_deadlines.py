@@ -237,6 +237,72 @@ def measure(engine: Engine, label: str, n: int, due: int, lead: float,
             "escalated": job.totals.escalated}
 
 
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q))]
+
+
+def during_rebuild(engine: Engine, *, clients: int = 4, baseline: int = 200,
+                   cap: int = 3000, apart: bool = True) -> dict[str, float]:
+    """Residents' reports through the inbound path (bot.dispatch.process, in-process: the
+    server's scheduler thread shares the process and the writer with its webhooks), first on
+    their own, then while a full rollup rebuild of the 1 M cases runs beside them (`apart`: its
+    reading in a child process, as the server's job does; else in a thread of this one, as
+    before, the comparison)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from zoneinfo import ZoneInfo
+
+    from bot.dispatch import process
+    from bot.flows.types import Inbound
+    from core.cases.duplicates import warm_up
+    from core.rollup.refresh import refresh, request_rebuild
+
+    warm_up()  # a server loads the word list at start
+    settings = Settings(_env_file=None, media_dir=tempfile.mkdtemp())  # type: ignore[call-arg]
+    clock = SystemClock()
+    with engine.begin() as conn:
+        residents = list(conn.execute(sa.text(
+            "SELECT person_id FROM post WHERE role = 'resident' ORDER BY person_id")).scalars())
+        linked = conn.execute(sa.text("SELECT count(*) FROM chat_identity")).scalar_one()
+        if not linked:
+            conn.execute(sa.text(
+                "INSERT INTO chat_identity (person_id, platform, external_id, unreachable)"
+                " VALUES (:p, 'telegram', :t, false)"),
+                [{"p": p, "t": f"r{p}"} for p in residents])
+    counter = iter(range(10**9))
+    run = "apart" if apart else "thread"
+
+    def post(_: int) -> float:
+        n = next(counter)
+        who = f"r{residents[n % len(residents)]}"
+        t = time.perf_counter()
+        process(engine, inbound=Inbound(
+            platform="telegram", update_id=f"{run}{n}", chat_id=who, sender_id=who,
+            received_at=clock.now(), text=f"楼道灯坏了{n}"), payload={"n": n}, clock=clock,
+            settings=settings)
+        return (time.perf_counter() - t) * 1000
+
+    with ThreadPoolExecutor(clients) as pool:
+        alone = list(pool.map(post, range(baseline)))
+        request_rebuild(engine)
+        rebuilt: list[float] = []
+
+        def rebuild() -> None:
+            t = time.perf_counter()
+            refresh(engine, clock=clock, tz=ZoneInfo(settings.timezone), apart=apart)
+            rebuilt.append(time.perf_counter() - t)
+
+        worker = threading.Thread(target=rebuild)
+        worker.start()
+        during: list[float] = []
+        while worker.is_alive() and len(during) < cap:
+            during += pool.map(post, range(clients * 5))
+        worker.join()
+    return {"alone_p50": _pct(alone, 0.5), "alone_p99": _pct(alone, 0.99),
+            "during_p50": _pct(during, 0.5), "during_p99": _pct(during, 0.99),
+            "during_max": max(during), "during_n": len(during), "rebuild_s": rebuilt[0]}
+
+
 def fresh_sqlite() -> tuple[Engine, str]:
     path = Path(tempfile.mkdtemp(prefix="linzhang-bench-")) / "bench.db"
     engine = make_engine(f"sqlite:///{path}")
@@ -293,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", default="plain,mixed",
                     help="plain: every case on the deployment's 4 h (the baseline); mixed: a "
                          "quarter each on 4 h, 4wh, 2wd and 2h category limits")
+    ap.add_argument("--no-rebuild", action="store_true",
+                    help="leave out the reports-during-a-rollup-rebuild measure")
+    ap.add_argument("--compare-in-process", action="store_true",
+                    help="also rebuild the old way (reading in a thread of the server)")
     args = ap.parse_args(argv)
     plain, mixed = arithmetic_us([CasePolicy()]), arithmetic_us(MIXED)
     print(f"deadline arithmetic per escalation: mixed category policies {mixed:.1f} µs, "
@@ -311,6 +381,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             r = measure(engine, label, n, min(args.due, n), args.lead, mode)
             report(f"{label}, {mode} policies", n, min(args.due, n), r)
+            ways = [True, False] if args.compare_in_process else [True]
+            for apart in ways if mode == args.policies.split(",")[0] and not args.no_rebuild \
+                    else []:
+                st = during_rebuild(engine, apart=apart)
+                ok = "OK" if st["during_p99"] < 250 else "MISSED"
+                how = "read in a child process" if apart else "BEFORE: read in a thread"
+                print(f"  reports during a full rollup rebuild ({how}, {st['rebuild_s']:.1f} s, "
+                      f"{int(st['during_n'])} reports, 4 clients): p50 {st['during_p50']:.0f} ms,"
+                      f" p99 {st['during_p99']:.0f} ms (target < 250 ms: {ok}), max "
+                      f"{st['during_max']:.0f} ms; baseline without the rebuild, same run: "
+                      f"p50 {st['alone_p50']:.0f} ms, p99 {st['alone_p99']:.0f} ms", flush=True)
         finally:
             engine.dispose()
             if label != "sqlite":

@@ -169,7 +169,10 @@ class RollupRefresh:
 
         from core.rollup.refresh import refresh
 
-        result = refresh(self.engine, clock=self.clock, tz=ZoneInfo(self.timezone))
+        # A rebuild reads in a child process: its Python would hold the GIL the webhooks'
+        # threads share with this one (core/rollup/apart.py).
+        result = refresh(self.engine, clock=self.clock, tz=ZoneInfo(self.timezone),
+                         apart=True)
         if result.rebuilt:
             log.info("rollups rebuilt: %d villages, %d village-days in %.1f s",
                      result.villages, result.village_days, result.seconds)

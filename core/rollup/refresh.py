@@ -262,14 +262,14 @@ def _state(conn: sa.Connection) -> sa.Row[Any]:
     return row
 
 
-def refresh(engine: Engine, *, clock: Clock, tz: tzinfo, max_marks: int = 20_000
-            ) -> RefreshResult:
+def refresh(engine: Engine, *, clock: Clock, tz: tzinfo, max_marks: int = 20_000,
+            apart: bool = False) -> RefreshResult:
     """Recompute the village-days marked dirty (or rebuild everything when asked to).
 
     The reading happens outside the writer; the writer is held only to swap the computed rows
     in, a few villages at a time, so webhooks and the sweep wait milliseconds, not the whole
     refresh. A change that commits meanwhile leaves a mark of its own, which stays for the
-    next refresh."""
+    next refresh. `apart`: a rebuild reads in a child process (core/rollup/apart.py)."""
     started = clock.now()
     with _refresher(engine) as mine:
         if not mine:
@@ -278,7 +278,7 @@ def refresh(engine: Engine, *, clock: Clock, tz: tzinfo, max_marks: int = 20_000
             state = conn.execute(sa.select(STATE.c.rebuild).where(STATE.c.id == 1)).first()
             if state is None or state.rebuild:
                 conn.rollback()
-                return _rebuild(engine, clock=clock, tz=tz)
+                return _rebuild(engine, clock=clock, tz=tz, apart=apart)
             marks = conn.execute(sa.select(DIRTY.c.id, DIRTY.c.node_path, DIRTY.c.at)
                                  .order_by(DIRTY.c.id).limit(max_marks)).all()
             result, computed = _compute_marks(conn, marks, tz)
@@ -329,17 +329,22 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
     return out
 
 
-def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
+def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart: bool = False
+            ) -> RefreshResult:
     """Recompute every village over every day that holds cases (skipped when another
     refresher is at work)."""
     with _refresher(engine) as mine:
         if not mine:
             return RefreshResult()
-        return _rebuild(engine, clock=clock, tz=tz)
+        return _rebuild(engine, clock=clock, tz=tz, apart=apart)
 
 
-def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
-    # Each village is read outside the writer and swapped in by a write of its own.
+def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart: bool = False
+             ) -> RefreshResult:
+    # Each village is read outside the writer (and, apart, in a child process) and swapped in
+    # by a write of its own.
+    from core.rollup import apart as child
+
     started = clock.now()
     result = RefreshResult(rebuilt=True)
     with engine.connect() as conn:
@@ -352,17 +357,26 @@ def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo) -> RefreshResult:
     moments = [as_utc(m) for m in (*cases, last_event) if m is not None]
     if moments:
         first, last = local_day(min(moments), tz), local_day(max(moments), tz)
-        for vid, vpath in villages:
-            with engine.connect() as conn:
-                computed = compute(conn, village_id=vid, village_path=vpath, first=first,
-                                   last=last, tz=tz)
-                conn.rollback()
-            with write_transaction(engine) as conn:
-                for table in TABLES:
-                    # Days outside first..last too: nothing may survive from an older build.
-                    conn.execute(sa.delete(table).where(table.c.village_id == vid))
-                store(conn, computed)
-            result.village_days += computed.days
+        pool = child.pool() if apart and child.can_go_apart(engine) else None
+        try:
+            for vid, vpath in villages:
+                if pool is not None:
+                    computed = pool.submit(child.compute_village, child.url_of(engine), vid,
+                                           vpath, first, last, tz).result()
+                else:
+                    with engine.connect() as conn:
+                        computed = compute(conn, village_id=vid, village_path=vpath,
+                                           first=first, last=last, tz=tz)
+                        conn.rollback()
+                with write_transaction(engine) as conn:
+                    for table in TABLES:
+                        # Days outside first..last too: nothing may survive from an older build.
+                        conn.execute(sa.delete(table).where(table.c.village_id == vid))
+                    store(conn, computed)
+                result.village_days += computed.days
+        finally:
+            if pool is not None:
+                pool.shutdown()
         result.villages = len(villages)
     with write_transaction(engine) as conn:
         _state(conn)
