@@ -25,7 +25,7 @@ from core.clock import Clock
 from core.counters import Counters
 from core.db import write_session
 from core.errors import DomainError
-from core.hierarchy.queries import actor_by_identity
+from core.hierarchy.queries import Actor, actor_by_identity
 from core.outbox import Action, Draft, enqueue_many
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,10 @@ def to_drafts(outs: list[Outbound], *, inbound: Inbound) -> list[Draft]:
 
 
 def run_flow(session: Session, *, inbound: Inbound, clock: Clock, settings: Any,
-             drafts_of: Callable[[list[Outbound]], list[Draft]]) -> None:
+             drafts_of: Callable[[list[Outbound]], list[Draft]]) -> Actor | None:
     """Run the flow for one inbound message inside the caller's transaction and write what it
-    says; a refusal undoes the flow's work and writes the refusal instead."""
+    says; a refusal undoes the flow's work and writes the refusal instead. Who wrote, as
+    known before the flow ran."""
     who = actor_by_identity(session, inbound.platform, inbound.sender_id)
     ctx = Ctx(session=session, clock=clock, settings=settings, inbound=inbound, actor=who)
     # One savepoint holds the flow and its messages: a refusal or a crash undoes both.
@@ -74,11 +75,12 @@ def run_flow(session: Session, *, inbound: Inbound, clock: Clock, settings: Any,
         ctx.say(error_reply(exc, ctx.lang))
         _close_prompt(ctx)
         enqueue_many(session, drafts=drafts_of(ctx.out), now=clock.now())
-        return
+        return who
     except BaseException:
         savepoint.rollback()
         raise
     savepoint.commit()
+    return who
 
 
 def _close_prompt(ctx: Ctx) -> None:
@@ -108,9 +110,10 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             if counters is not None:
                 counters.update_in(inbound.platform, "duplicate")
             return False
+        who: Actor | None = None
         try:
-            run_flow(session, inbound=inbound, clock=clock, settings=settings,
-                     drafts_of=lambda outs: to_drafts(outs, inbound=inbound))
+            who = run_flow(session, inbound=inbound, clock=clock, settings=settings,
+                           drafts_of=lambda outs: to_drafts(outs, inbound=inbound))
         except Exception as exc:
             # Not understood or a bug: keep the update (for replay) and answer the platform 200,
             # so it is never retried forever; the person is told we are on it.
@@ -126,8 +129,10 @@ def process(engine: Engine, *, inbound: Inbound, payload: dict[str, Any], clock:
             enqueue_many(session, drafts=to_drafts([busy], inbound=inbound), now=now)
         # Whoever writes can be reached again (after the flow: a join makes the identity),
         # and what was given up for want of a way to reach them goes out (bot/dispatcher).
+        known = None if who is None or who.identity is None else (
+            who.identity[0], who.person.id, who.identity[1])
         deliveries.reachable_again(session, platform=inbound.platform,
-                                   external_id=inbound.sender_id, now=now)
+                                   external_id=inbound.sender_id, now=now, known=known)
     if counters is not None:
         counters.update_in(inbound.platform, result)
         counters.beat("in", inbound.platform, now)

@@ -320,17 +320,21 @@ def give_up_unreachable(session: Session, *, message_ids: Sequence[int], now: da
 
 
 def reachable_again(session: Session, *, platform: str, external_id: str,
-                    now: datetime) -> int:
+                    now: datetime, known: tuple[int, int, bool] | None = None) -> int:
     """A person wrote from this chat: it reaches them again, and what was given up for want of
-    a way to reach them goes out again; how many rows were released."""
-    row = session.execute(sa.select(CI.c.id, CI.c.person_id, CI.c.unreachable).where(
-        CI.c.platform == platform, CI.c.external_id == str(external_id))).first()
-    if row is None:
-        return 0
-    if row.unreachable:
-        session.execute(sa.update(CI).where(CI.c.id == row.id).values(unreachable=False))
+    a way to reach them goes out again; how many rows were released. `known`: the account's
+    (id, person, unreachable) as read at the start of the update, if it existed then."""
+    if known is None:
+        row = session.execute(sa.select(CI.c.id, CI.c.person_id, CI.c.unreachable).where(
+            CI.c.platform == platform, CI.c.external_id == str(external_id))).first()
+        if row is None:
+            return 0
+        known = (row.id, row.person_id, row.unreachable)
+    identity_id, person_id, unreachable = known
+    if unreachable:
+        session.execute(sa.update(CI).where(CI.c.id == identity_id).values(unreachable=False))
     res = session.execute(
-        sa.update(OUT).where(OUT.c.person_id == row.person_id, OUT.c.status == "dead",
+        sa.update(OUT).where(OUT.c.person_id == person_id, OUT.c.status == "dead",
                              OUT.c.last_error.like(UNREACHABLE + "%"))
         .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None,
                 last_error=None))

@@ -74,8 +74,10 @@ def report(ctx: Ctx) -> None:
         forward_photos(ctx, case_id=recent, holder_id=case.holder_id)
         return
     category = suggest_category(text)
+    homes = ctx.actor.residences()  # read with them (the same first resident post)
     case = open_case(ctx.session, clock=ctx.clock, settings=ctx.settings, resident_id=resident,
-                     text=text, attachments=attachments, category=category, via=i.platform)
+                     text=text, attachments=attachments, category=category, via=i.platform,
+                     home=homes[0] if homes else None)
     # "是不是这件事？" first: joining a case needs no category; else the category question.
     from bot.flows import duplicates
 

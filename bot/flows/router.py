@@ -67,7 +67,9 @@ def _resident_only(ctx: Ctx) -> bool:
 def handle(ctx: Ctx) -> None:
     """Run the flow an inbound message calls for; what to send collects in ctx.out."""
     i = ctx.inbound
-    if ctx.actor is not None:
+    if ctx.actor is not None and ctx.actor.language is not None:
+        ctx.lang = ctx.actor.language
+    elif ctx.actor is not None:
         person = ctx.session.get(Person, ctx.actor.person.id)
         ctx.lang = person.language if person else "zh"
     elif i.language and i.language.startswith("en"):

@@ -116,6 +116,10 @@ class Env:
                                      .join(cats, cats.c.id == CASES.c.category_id)
                                      .where(CASES.c.id.in_(ids), cats.c.canned.is_not(None))):
             self.canned[cid] = tuple(split_canned(canned))
+        # A case opened in this transaction has no card anywhere yet.
+        ids = [cid for cid in ids if not ops.is_new_here(s, cid)]
+        if not ids:
+            return
         q = (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id)
              .where(OUT.c.case_id.in_(ids), OUT.c.kind.in_(CARD_ROW_KINDS)).distinct())
         found = list(s.execute(q))

@@ -35,8 +35,8 @@ from core.cases.model import (
 from core.clock import Clock
 from core.errors import Conflict, PermissionDenied
 from core.hierarchy.model import Level
-from core.hierarchy.queries import NodeRef, node_by_id
-from core.hierarchy.tree import subtree_bounds
+from core.hierarchy.queries import NodeRef, node_by_id, nodes_by_ids
+from core.hierarchy.tree import path_ids, subtree_bounds
 
 NEARBY_M = 100.0
 # Cells of 0.002° (≈222 m north–south, ≈184 m east–west at Bozhou's 34°N): a 100 m circle
@@ -143,11 +143,13 @@ class Candidate:
     supporters: int
 
 
-def group_of(session: Session, home: NodeRef) -> NodeRef:
-    """The 组 a neighborhood belongs to (the neighborhood itself where there is none)."""
+def group_of(session: Session, home: NodeRef,
+             line: dict[int, NodeRef] | None = None) -> NodeRef:
+    """The 组 a neighborhood belongs to (the neighborhood itself where there is none);
+    `line`: its ancestors, when already read."""
     node = home
     while node.level is not Level.group and node.parent_id is not None:
-        parent = node_by_id(session, node.parent_id)
+        parent = (line or {}).get(node.parent_id) or node_by_id(session, node.parent_id)
         if parent.level in (Level.area, Level.village, Level.town, Level.district):
             break
         node = parent
@@ -176,9 +178,10 @@ def _nearby_rows(session: Session, lat: float, lon: float) -> list[tuple[int, st
 def candidates(session: Session, *, case_id: int, limit: int = MAX_CANDIDATES) -> list[Candidate]:
     """Open cases the given new case is probably about: within 100 m, or in the same 组 and
     reading alike; best first, never one the resident already follows."""
-    case = ops.load(session, case_id, lock=False)
-    home = node_by_id(session, case.home_node_id)
-    group = group_of(session, home)
+    case = session.get(Case, case_id) or ops.load(session, case_id, lock=False)
+    line = nodes_by_ids(session, path_ids(case.node_path))  # the home and its ancestors
+    home = line.get(case.home_node_id) or node_by_id(session, case.home_node_id)
+    group = group_of(session, home, line)
     Row = tuple[int, str, float | None, float | None]
     rows: dict[int, tuple[Row, float | None]] = {r[0]: (r, None)
                                                  for r in _group_rows(session, group)}

@@ -155,12 +155,45 @@ def stop_clock(case: Case) -> None:
 
 
 def followers(session: Session, case_id: int) -> list[int]:
-    q = sa.select(FOLLOWERS.c.person_id).where(FOLLOWERS.c.case_id == case_id)
-    return sorted(session.execute(q).scalars())
+    """Who follows a case (read once per transaction; `follow` keeps it current)."""
+    known = _known(session)
+    if case_id not in known:
+        q = sa.select(FOLLOWERS.c.person_id).where(FOLLOWERS.c.case_id == case_id)
+        known[case_id] = set(session.execute(q).scalars())
+    return sorted(known[case_id])
+
+
+_KNOWN = "linzhang.case_followers"  # case → its followers, as this transaction knows them
+_NEW = "linzhang.new_cases"  # the cases this transaction opened
+
+
+def _known(session: Session) -> dict[int, set[int]]:
+    if _KNOWN not in session.info:
+        sa.event.listen(session, "after_transaction_end", _forget)
+        session.info[_KNOWN], session.info[_NEW] = {}, set()
+    known: dict[int, set[int]] = session.info[_KNOWN]
+    return known
+
+
+def _forget(session: Session, transaction: Any) -> None:
+    # Once committed or undone (a savepoint too), others may follow the case: read them
+    # again. A flush's own subtransaction (neither the outermost nor a savepoint) changes
+    # nothing.
+    if transaction.parent is None or transaction.nested:
+        session.info.get(_KNOWN, {}).clear()
+        session.info.get(_NEW, set()).clear()
+
+
+def opened_here(session: Session, case_id: int) -> None:
+    """A case this transaction created: nobody else can follow it yet, so its followers are
+    the ones `follow` adds here (no read of them)."""
+    _known(session)[case_id] = set()
+    session.info[_NEW].add(case_id)
 
 
 def follow(session: Session, case_id: int, person_ids: list[int]) -> None:
-    have = set(followers(session, case_id))
+    followers(session, case_id)
+    have = _known(session)[case_id]
     for pid in person_ids:
         if pid not in have:
             session.add(CaseFollower(case_id=case_id, person_id=pid))
@@ -191,14 +224,25 @@ def mirror_bindings(session: Session, node: NodeRef,
 
 
 def followers_of(session: Session, case_ids: list[int]) -> dict[int, list[int]]:
-    """The followers of many cases in one query."""
-    out: dict[int, list[int]] = {cid: [] for cid in case_ids}
+    """The followers of many cases in one query (none for the cases this transaction has
+    followed or opened: it knows theirs)."""
+    known: dict[int, set[int]] = session.info.get(_KNOWN, {})
+    out: dict[int, list[int]] = {cid: sorted(known[cid]) if cid in known else []
+                                 for cid in case_ids}
+    rest = [cid for cid in case_ids if cid not in known]
+    if not rest:
+        return out
     q = (sa.select(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id)
-         .where(FOLLOWERS.c.case_id.in_(case_ids))
+         .where(FOLLOWERS.c.case_id.in_(rest))
          .order_by(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id))
     for case_id, person_id in session.execute(q):
         out[case_id].append(person_id)
     return out
+
+
+def is_new_here(session: Session, case_id: int) -> bool:
+    """Whether this transaction opened the case (nothing was ever sent about it)."""
+    return case_id in session.info.get(_NEW, set())
 
 
 

@@ -121,9 +121,10 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
               attachments: Sequence[NewAttachment] = (), via: str | None = None,
               home: NodeRef | None = None, detail: Mapping[str, Any] | None = None) -> Case:
     """Open a case for a resident and route it at once to the lowest filled tier above them
-    (`home`: the node a client system placed the report on, for a reporter who lives nowhere
-    in the tree — an Open311 request; `detail`: more for the opening event, e.g. the hotline
-    operator who took the call)."""
+    (`home`: where the report belongs when the caller knows it already — the resident's own
+    home as the flow read it with them, or the node a client system placed the report on, for
+    a reporter who lives nowhere in the tree, an Open311 request; `detail`: more for the
+    opening event, e.g. the hotline operator who took the call)."""
     now = clock.now()
     text = _clean_text(text, required=not attachments) or NO_WORDS
     for a in attachments:
@@ -155,14 +156,16 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     )
     ops.assign(case, target)
     duplicates.locate(case, attachments)
+    if route_rules.is_department(target):
+        case.department_node_id = target.node.id
+    # Before the first write: the deadline goes in with the row, not in an UPDATE after it.
+    ops.start_stage(case, Stage.department if route_rules.is_department(target) else
+                    Stage.reply, now)
     session.add(case)
     session.flush()
     assert case.id is not None
+    ops.opened_here(session, case.id)
     ops.follow(session, case.id, [resident_id])
-    if route_rules.is_department(target):
-        case.department_node_id = target.node.id
-    ops.start_stage(case, Stage.department if route_rules.is_department(target) else
-                    Stage.reply, now)
     skipped = [f"{s.role.value}@{s.node.code}" for s in chain.steps[: _index(chain, routed_to)]
                if s.vacant]
     event = ops.record(

@@ -83,6 +83,9 @@ class Actor:
 
     person: PersonRef
     posts: tuple[tuple[Role, NodeRef], ...] = field(default=())
+    language: str | None = None  # when read with the person (actor_by_identity)
+    # The chat account they were found by: its id and whether it was marked unreachable.
+    identity: tuple[int, bool] | None = None
 
     def roles(self) -> set[Role]:
         return {r for r, _ in self.posts}
@@ -270,9 +273,25 @@ def person_by_phone(session: Session, phone: str) -> int | None:
 
 
 def actor_by_identity(session: Session, platform: str, external_id: str) -> Actor | None:
-    """Who a chat account belongs to, or None for a stranger."""
-    pid = person_by_identity(session, platform, external_id)
-    return actor(session, pid) if pid is not None else None
+    """Who a chat account belongs to, or None for a stranger (one read: the account, the
+    person and every post they hold)."""
+    q = (
+        sa.select(CI.c.id.label("ci_id"), CI.c.unreachable, P.c.id.label("pid"),
+                  P.c.name.label("pname"), P.c.language, POST.c.role, *_NODE_COLS)
+        .join(P, P.c.id == CI.c.person_id)
+        # A resident a campaign found moved away (core/campaigns/registry.py) lives there no more.
+        .outerjoin(POST, sa.and_(POST.c.person_id == P.c.id, POST.c.moved_at.is_(None)))
+        .outerjoin(N, N.c.id == POST.c.node_id)
+        .where(CI.c.platform == platform, CI.c.external_id == str(external_id))
+        .order_by(POST.c.id)
+    )
+    rows = session.execute(q).all()
+    if not rows:
+        return None
+    head = rows[0]
+    posts = tuple((Role(r.role), _node_ref(r)) for r in rows if r.role is not None)
+    return Actor(PersonRef(head.pid, head.pname), posts, language=head.language or "zh",
+                 identity=(head.ci_id, bool(head.unreachable)))
 
 
 def identities_of(session: Session, person_id: int) -> list[tuple[str, str, bool]]:
