@@ -112,9 +112,11 @@ class Env:
         for cid, address in rows:
             self.addresses.setdefault(cid, address)
         cats: sa.Table = Category.__table__  # type: ignore[attr-defined]
-        for cid, canned in s.execute(sa.select(CASES.c.id, cats.c.canned)
-                                     .join(cats, cats.c.id == CASES.c.category_id)
-                                     .where(CASES.c.id.in_(ids), cats.c.canned.is_not(None))):
+        with_category = [cid for cid, c in self.cases.items() if c.category_id is not None]
+        canned_q = (sa.select(CASES.c.id, cats.c.canned)
+                    .join(cats, cats.c.id == CASES.c.category_id)
+                    .where(CASES.c.id.in_(with_category), cats.c.canned.is_not(None)))
+        for cid, canned in s.execute(canned_q) if with_category else []:
             self.canned[cid] = tuple(split_canned(canned))
         # A case opened in this transaction has no card anywhere yet.
         ids = [cid for cid in ids if not ops.is_new_here(s, cid)]

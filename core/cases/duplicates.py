@@ -179,6 +179,18 @@ def candidates(session: Session, *, case_id: int, limit: int = MAX_CANDIDATES) -
     """Open cases the given new case is probably about: within 100 m, or in the same 组 and
     reading alike; best first, never one the resident already follows."""
     case = session.get(Case, case_id) or ops.load(session, case_id, lock=False)
+    return find(session, case=case, limit=limit)
+
+
+def first_look(case: Case, session: Session) -> None:
+    """Keep the likely originals of a case about to be written (open_case): its cards and
+    the resident's offer read them, no later card searches again."""
+    case.maybe_dupes = ",".join(str(c.id) for c in find(session, case=case))
+
+
+def find(session: Session, *, case: Case, limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """`candidates` for a case, written yet or not."""
+    case_id = case.id
     line = nodes_by_ids(session, path_ids(case.node_path))  # the home and its ancestors
     home = line.get(case.home_node_id) or node_by_id(session, case.home_node_id)
     group = group_of(session, home, line)

@@ -25,12 +25,13 @@ from core.cases.policy import CasePolicy, next_due, stage_deadline
 from core.cases.routing import Target
 from core.clock import as_utc
 from core.errors import InvalidTransition, NotFound, Phrase, StaleAction, phrase
-from core.hierarchy.model import ChatBinding, Person
-from core.hierarchy.queries import NodeRef, node_by_id
+from core.hierarchy.model import ChatBinding, Level, Node, Person
+from core.hierarchy.queries import NodeRef
 from core.hierarchy.tree import TIER_FOR_LEVEL
 
 PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
 BINDINGS: sa.Table = ChatBinding.__table__  # type: ignore[attr-defined]
+NODES: sa.Table = Node.__table__  # type: ignore[attr-defined]
 
 EVENT_VERB_ZH: dict[str, str] = {
     EventKind.opened: "受理登记", EventKind.added: "补充了情况", EventKind.accepted: "受理",
@@ -208,15 +209,14 @@ def mirror_bindings(session: Session, node: NodeRef,
         return []
     if cache is not None and node.parent_id in cache:
         return cache[node.parent_id]
-    parent = node_by_id(session, node.parent_id)
-    tier = TIER_FOR_LEVEL.get(parent.level)
-    ids: list[int] = []
-    if tier is not None:
-        ids = list(session.execute(
-            sa.select(BINDINGS.c.id)
-            .where(BINDINGS.c.node_id == parent.id, BINDINGS.c.tier == tier.value)
-            .order_by(BINDINGS.c.id)
-        ).scalars())
+    # One read: the parent's bindings with its level, the level naming the pair of tiers.
+    rows = session.execute(
+        sa.select(BINDINGS.c.id, BINDINGS.c.tier, NODES.c.level)
+        .join(NODES, NODES.c.id == BINDINGS.c.node_id)
+        .where(BINDINGS.c.node_id == node.parent_id)
+        .order_by(BINDINGS.c.id)).all()
+    ids = [r.id for r in rows if (t := TIER_FOR_LEVEL.get(Level(r.level))) is not None
+           and r.tier == t.value]
     if cache is not None:
         cache[node.parent_id] = ids
     return ids
