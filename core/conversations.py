@@ -13,6 +13,7 @@ Commands, and messages a prompt does not wait for, go their usual way (bot/flows
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,13 +53,24 @@ class PendingReport(SQLModel, table=True):
     case_id: int | None = Field(default=None, foreign_key="cases.id")
 
 
+@functools.cache
+def _find_stmt() -> Any:
+    # Built once (core/db.py, "Statements built once"): every update runs it.
+    return select(Conversation).where(
+        Conversation.platform == sa.bindparam("p"), Conversation.chat_id == sa.bindparam("c"),
+        Conversation.user_id == sa.bindparam("u"))
+
+
+def _find(session: Session, platform: str, chat_id: str, user_id: str) -> Conversation | None:
+    found: Conversation | None = session.execute(
+        _find_stmt(), {"p": platform, "c": chat_id, "u": user_id}).scalars().first()
+    return found
+
+
 def get_state(session: Session, *, platform: str, chat_id: str, user_id: str, now: datetime,
               ttl: timedelta = timedelta(hours=24)) -> Conversation | None:
     """The conversation someone is in, unless it went stale."""
-    conv = session.exec(select(Conversation).where(
-        Conversation.platform == platform, Conversation.chat_id == chat_id,
-        Conversation.user_id == user_id,
-    )).first()
+    conv = _find(session, platform, chat_id, user_id)
     if conv is None:
         return None
     if now - as_utc(conv.updated_at) > ttl:
@@ -70,10 +82,7 @@ def get_state(session: Session, *, platform: str, chat_id: str, user_id: str, no
 def set_state(session: Session, *, platform: str, chat_id: str, user_id: str, state: str,
               data: dict[str, Any], now: datetime) -> None:
     """Remember what someone is in the middle of."""
-    conv = session.exec(select(Conversation).where(
-        Conversation.platform == platform, Conversation.chat_id == chat_id,
-        Conversation.user_id == user_id,
-    )).first()
+    conv = _find(session, platform, chat_id, user_id)
     if conv is None:
         session.add(Conversation(platform=platform, chat_id=chat_id, user_id=user_id,
                                  state=state, data=data, updated_at=now))

@@ -1,4 +1,11 @@
-"""The database: engine construction, sessions and schema migration."""
+"""The database: engine construction, sessions and schema migration.
+
+Statements built once: the queries every update runs (who wrote, their open case, the
+notifier's batch reads, the outbox insert…) are built on first use by a `functools.cache`d
+function with bound parameters (`sa.bindparam`, `expanding=True` for IN lists) and reused.
+Building a SQLAlchemy statement (coercing each column and operator, then its cache key) cost
+several times more CPU than running it on SQLite: 725 µs against 87 µs for the lookup of a
+chat account (bench/bench_inbound_ceiling.py prints the CPU per update)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ The outbox contract (core/outbox.py) is extended here for senders that serve one
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -333,12 +334,17 @@ def reachable_again(session: Session, *, platform: str, external_id: str,
     identity_id, person_id, unreachable = known
     if unreachable:
         session.execute(sa.update(CI).where(CI.c.id == identity_id).values(unreachable=False))
-    res = session.execute(
-        sa.update(OUT).where(OUT.c.person_id == person_id, OUT.c.status == "dead",
-                             OUT.c.last_error.like(UNREACHABLE + "%"))
-        .values(status="pending", attempts=0, next_attempt_at=now, claimed_until=None,
-                last_error=None))
+    res = session.execute(_release_stmt(), {"person": person_id, "now": now})
     return int(getattr(res, "rowcount", 0) or 0)
+
+
+@functools.cache
+def _release_stmt() -> Any:
+    # Built once (core/db.py, "Statements built once"): every update runs it.
+    return (sa.update(OUT).where(OUT.c.person_id == sa.bindparam("person"),
+                                 OUT.c.status == "dead", OUT.c.last_error.like(UNREACHABLE + "%"))
+            .values(status="pending", attempts=0, next_attempt_at=sa.bindparam("now"),
+                    claimed_until=None, last_error=None))
 
 
 def sent_since(session: Session, *, platform: str, chat_id: str, since: datetime,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +37,17 @@ def record(session: Session, *, platform: str, update_id: str, payload: dict[str
     """Store an update; None when this platform already delivered this id (a retry).
     `handled`: it is handled in this same transaction, so it is stored as done (`finish`
     with an error if that fails), one UPDATE fewer per update."""
-    dialect = session.get_bind().dialect.name
+    row = session.execute(_record_stmt(session.get_bind().dialect.name), {
+        "platform": platform, "update_id": str(update_id)[:128], "payload": payload,
+        "received_at": now, "status": "done" if handled else "received",
+        "processed_at": now if handled else None,
+        "sender_id": sender_id[:128] if sender_id is not None else None}).first()
+    return None if row is None else int(row[0])
+
+
+@functools.cache
+def _record_stmt(dialect: str) -> Any:
+    # Built once (core/db.py, "Statements built once"): every update runs it.
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -45,21 +56,24 @@ def record(session: Session, *, platform: str, update_id: str, payload: dict[str
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(IU)
-    stmt = stmt.values(platform=platform, update_id=str(update_id)[:128], payload=payload,
-                       received_at=now, status="done" if handled else "received",
-                       processed_at=now if handled else None,
-                       sender_id=sender_id[:128] if sender_id is not None else None)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["platform", "update_id"])
-    row = session.execute(stmt.returning(IU.c.id)).first()
-    return None if row is None else int(row[0])
+    stmt = stmt.values({c: sa.bindparam(c) for c in (
+        "platform", "update_id", "payload", "received_at", "status", "processed_at",
+        "sender_id")})
+    return stmt.on_conflict_do_nothing(index_elements=["platform", "update_id"]).returning(
+        IU.c.id)
 
 
 def recent_from(session: Session, *, platform: str, sender_id: str, since: datetime) -> int:
     """How many updates this person sent since then (every worker's, from the shared log)."""
-    return int(session.execute(
-        sa.select(sa.func.count()).select_from(IU).where(
-            IU.c.platform == platform, IU.c.sender_id == sender_id, IU.c.received_at > since)
-    ).scalar_one())
+    return int(session.execute(_recent_stmt(), {
+        "platform": platform, "sender_id": sender_id, "since": since}).scalar_one())
+
+
+@functools.cache
+def _recent_stmt() -> sa.Select[Any]:
+    return sa.select(sa.func.count()).select_from(IU).where(
+        IU.c.platform == sa.bindparam("platform"), IU.c.sender_id == sa.bindparam("sender_id"),
+        IU.c.received_at > sa.bindparam("since"))
 
 
 def finish(session: Session, *, inbound_id: int, now: datetime, error: str | None = None) -> None:

@@ -23,6 +23,7 @@ Contract for senders (issue 4):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,16 +120,6 @@ class Draft:
     options: dict[str, Any] | None = None
 
 
-def _insert(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(OUT)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(OUT)
-
-
 def enqueue_many(session: Session, *, drafts: Sequence[Draft], now: datetime) -> int:
     """Write messages in the caller's transaction, skipping any whose dedupe key exists."""
     if not drafts:
@@ -148,22 +139,37 @@ def enqueue_many(session: Session, *, drafts: Sequence[Draft], now: datetime) ->
             "next_attempt_at": max(d.not_before, now) if d.not_before else now,
             "created_at": now, "dedupe_key": d.dedupe_key,
         })
-    stmt = _insert(session).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    dialect = session.get_bind().dialect.name
     if len(rows) == 1:
-        return len(session.execute(stmt.returning(OUT.c.id), rows).all())
+        return len(session.execute(_insert_stmt(dialect, True), rows).all())
     # Many rows: leave out keys already written, then a plain executemany (pipelined on
     # PostgreSQL), several times faster than RETURNING every id; ON CONFLICT still covers a
     # concurrent writer of the same key.
     keys = [r["dedupe_key"] for r in rows]
-    known = set(session.execute(
-        sa.select(OUT.c.dedupe_key).where(OUT.c.dedupe_key.in_(keys))).scalars())
+    known = set(session.execute(_known_stmt(), {"keys": keys}).scalars())
     fresh: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r["dedupe_key"] not in known:
             fresh.setdefault(str(r["dedupe_key"]), r)
     if fresh:
-        session.execute(stmt, list(fresh.values()))
+        session.execute(_insert_stmt(dialect, False), list(fresh.values()))
     return len(fresh)
+
+
+@functools.cache
+def _insert_stmt(dialect: str, returning: bool) -> Any:
+    # Built once (core/db.py, "Statements built once"): every update writes messages.
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(OUT).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return stmt.returning(OUT.c.id) if returning else stmt
+
+
+@functools.cache
+def _known_stmt() -> Any:
+    return sa.select(OUT.c.dedupe_key).where(
+        OUT.c.dedupe_key.in_(sa.bindparam("keys", expanding=True)))
 
 
 def enqueue(session: Session, *, draft: Draft, now: datetime) -> bool:

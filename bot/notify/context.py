@@ -3,6 +3,7 @@ whatever the batch's size (a sweep publishes a thousand events at once)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -42,6 +43,57 @@ class Recipient:
     @property
     def key(self) -> str:
         return f"p{self.person_id}" if self.person_id is not None else f"b{self.binding_id}"
+
+
+def _ids() -> sa.BindParameter[list[int]]:
+    return sa.bindparam("ids", expanding=True)
+
+
+class _Q:
+    """The batch's reads, built once (core/db.py, "Statements built once"): every update's
+    events come through here."""
+
+    @staticmethod
+    @functools.cache
+    def reach() -> sa.Select[tuple[int, bool]]:
+        return sa.select(CI.c.person_id, CI.c.unreachable).where(CI.c.person_id.in_(_ids()))
+
+    @staticmethod
+    @functools.cache
+    def addresses() -> sa.Select[tuple[int, str | None]]:
+        return (sa.select(CASES.c.id, POSTS.c.address)
+                .join(POSTS, sa.and_(POSTS.c.person_id == CASES.c.resident_id,
+                                     POSTS.c.node_id == CASES.c.home_node_id,
+                                     POSTS.c.role == Role.resident.value))
+                .where(CASES.c.id.in_(_ids())))
+
+    @staticmethod
+    @functools.cache
+    def canned() -> sa.Select[tuple[int, str]]:
+        cats: sa.Table = Category.__table__  # type: ignore[attr-defined]
+        return (sa.select(CASES.c.id, cats.c.canned)
+                .join(cats, cats.c.id == CASES.c.category_id)
+                .where(CASES.c.id.in_(_ids()), cats.c.canned.is_not(None)))
+
+    @staticmethod
+    @functools.cache
+    def cards() -> sa.Select[tuple[int, int | None, int | None]]:
+        return (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id)
+                .where(OUT.c.case_id.in_(_ids()), OUT.c.kind.in_(CARD_ROW_KINDS)).distinct())
+
+    @staticmethod
+    @functools.cache
+    def copies() -> sa.Select[tuple[int, int | None, int | None, str]]:
+        return (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id,
+                          DEL.c.platform)
+                .join(DEL, DEL.c.outbox_id == OUT.c.id)
+                .where(DEL.c.case_id.in_(_ids()), DEL.c.is_card.is_(True)).distinct())
+
+    @staticmethod
+    @functools.cache
+    def people() -> sa.Select[tuple[int, str, str | None]]:
+        return sa.select(PEOPLE.c.id, PEOPLE.c.name, PEOPLE.c.language).where(
+            PEOPLE.c.id.in_(_ids()))
 
 
 @dataclass
@@ -91,8 +143,7 @@ class Env:
         self.nodes = nodes_by_ids(s, {n for c in self.cases.values()
                                       for n in (c.holder_node_id, c.home_node_id) if n})
         residents = sorted({c.resident_id for c in self.cases.values()})
-        known = s.execute(sa.select(CI.c.person_id, CI.c.unreachable).where(
-            CI.c.person_id.in_(residents))).all()
+        known = s.execute(_Q.reach(), {"ids": residents}).all()
         reachable = {p for p, gone in known if not gone}
         self.unreachable = set(residents) - reachable
         # Never had a chat (a caller on the hotline) is not "blocked the bot".
@@ -104,44 +155,28 @@ class Env:
             self.systems = set(s.execute(sa.select(clients.c.person_id).where(
                 clients.c.person_id.in_(sorted(self.unreachable)))).scalars())
             self.unreachable -= self.systems
-        rows = s.execute(sa.select(CASES.c.id, POSTS.c.address)
-                         .join(POSTS, sa.and_(POSTS.c.person_id == CASES.c.resident_id,
-                                              POSTS.c.node_id == CASES.c.home_node_id,
-                                              POSTS.c.role == Role.resident.value))
-                         .where(CASES.c.id.in_(ids)))
-        for cid, address in rows:
+        for cid, address in s.execute(_Q.addresses(), {"ids": ids}):
             self.addresses.setdefault(cid, address)
-        cats: sa.Table = Category.__table__  # type: ignore[attr-defined]
         with_category = [cid for cid, c in self.cases.items() if c.category_id is not None]
-        canned_q = (sa.select(CASES.c.id, cats.c.canned)
-                    .join(cats, cats.c.id == CASES.c.category_id)
-                    .where(CASES.c.id.in_(with_category), cats.c.canned.is_not(None)))
-        for cid, canned in s.execute(canned_q) if with_category else []:
+        for cid, canned in s.execute(_Q.canned(), {"ids": with_category}) \
+                if with_category else []:
             self.canned[cid] = tuple(split_canned(canned))
         # A case opened in this transaction has no card anywhere yet.
         ids = [cid for cid in ids if not ops.is_new_here(s, cid)]
         if not ids:
             return
-        q = (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id)
-             .where(OUT.c.case_id.in_(ids), OUT.c.kind.in_(CARD_ROW_KINDS)).distinct())
-        found = list(s.execute(q))
+        found = list(s.execute(_Q.cards(), {"ids": ids}))
         self._people({r.person_id for r in found if r.person_id})
         for cid, pid, bid in found:
             self.card_holders.setdefault(cid, set()).add(
                 Recipient(pid, bid, self.lang(pid) if pid else "zh"))
-        copies = (sa.select(OUT.c.case_id, OUT.c.person_id, OUT.c.chat_binding_id,
-                            DEL.c.platform)
-                  .join(DEL, DEL.c.outbox_id == OUT.c.id)
-                  .where(DEL.c.case_id.in_(ids), DEL.c.is_card.is_(True)).distinct())
-        for cid, pid, bid, platform in s.execute(copies):
+        for cid, pid, bid, platform in s.execute(_Q.copies(), {"ids": ids}):
             self.card_platforms.setdefault((cid, pid, bid), set()).add(platform)
 
     def _people(self, ids: set[int]) -> None:
         missing = [i for i in ids if i not in self.people]
         if missing:
-            q = sa.select(PEOPLE.c.id, PEOPLE.c.name, PEOPLE.c.language).where(
-                PEOPLE.c.id.in_(missing))
-            for pid, name, lang in self.session.execute(q):
+            for pid, name, lang in self.session.execute(_Q.people(), {"ids": missing}):
                 self.people[pid] = (name, lang or "zh")
 
     def name(self, person_id: int | None) -> str:

@@ -159,11 +159,18 @@ def group_of(session: Session, home: NodeRef,
 def _group_rows(session: Session, group: NodeRef) -> list[tuple[int, str, float | None,
                                                                 float | None]]:
     low, high = subtree_bounds(group.path)
-    q = (sa.select(CASES.c.id, CASES.c.text, CASES.c.latitude, CASES.c.longitude)
-         .where(CASES.c.state.in_(UNRESOLVED))
-         .where(CASES.c.node_path >= low, CASES.c.node_path < high)
-         .order_by(CASES.c.id.desc()).limit(GROUP_WINDOW))
-    return [(int(r[0]), str(r[1]), r[2], r[3]) for r in session.execute(q)]
+    return [(int(r[0]), str(r[1]), r[2], r[3])
+            for r in session.execute(_group_stmt(), {"low": low, "high": high})]
+
+
+@functools.cache
+def _group_stmt() -> sa.Select[tuple[int, str, float | None, float | None]]:
+    # Built once (core/db.py, "Statements built once"): every report runs it.
+    return (sa.select(CASES.c.id, CASES.c.text, CASES.c.latitude, CASES.c.longitude)
+            .where(CASES.c.state.in_(UNRESOLVED))
+            .where(CASES.c.node_path >= sa.bindparam("low"),
+                   CASES.c.node_path < sa.bindparam("high"))
+            .order_by(CASES.c.id.desc()).limit(GROUP_WINDOW))
 
 
 def _nearby_rows(session: Session, lat: float, lon: float) -> list[tuple[int, str, float | None,
@@ -205,9 +212,8 @@ def find(session: Session, *, case: Case, limit: int = MAX_CANDIDATES) -> list[C
                 d = distance_m(here, (r[2], r[3]))
                 if d <= NEARBY_M:
                     rows[r[0]] = (r, d)
-    mine = set(session.execute(sa.select(FOLLOWERS.c.case_id).where(
-        FOLLOWERS.c.person_id == case.resident_id,
-        FOLLOWERS.c.case_id.in_(list(rows)))).scalars()) if rows else set()
+    mine = set(session.execute(_mine_stmt(), {"person": case.resident_id, "ids": list(rows)})
+               .scalars()) if rows else set()
     found: list[Candidate] = []
     own = tokens(case.text)
     for cid, (row, dist) in rows.items():
@@ -253,13 +259,26 @@ def offered(session: Session, *, case: Case) -> list[Candidate]:
     return [Candidate(i, texts[i], 0.0, None, counts.get(i, 1)) for i in ids if i in texts]
 
 
+@functools.cache
+def _mine_stmt() -> sa.Select[tuple[int]]:
+    return sa.select(FOLLOWERS.c.case_id).where(
+        FOLLOWERS.c.person_id == sa.bindparam("person"),
+        FOLLOWERS.c.case_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+@functools.cache
+def _supporters_stmt() -> sa.Select[tuple[int, int]]:
+    return (sa.select(FOLLOWERS.c.case_id, sa.func.count())
+            .where(FOLLOWERS.c.case_id.in_(sa.bindparam("ids", expanding=True)))
+            .group_by(FOLLOWERS.c.case_id))
+
+
 def supporters(session: Session, case_ids: list[int]) -> dict[int, int]:
     """How many residents follow each case (N 人反映)."""
     if not case_ids:
         return {}
-    q = (sa.select(FOLLOWERS.c.case_id, sa.func.count()).where(FOLLOWERS.c.case_id.in_(case_ids))
-         .group_by(FOLLOWERS.c.case_id))
-    return {int(cid): int(n) for cid, n in session.execute(q)}
+    return {int(cid): int(n)
+            for cid, n in session.execute(_supporters_stmt(), {"ids": case_ids})}
 
 
 def is_candidate(session: Session, *, case_id: int, into_case_id: int) -> bool:

@@ -3,6 +3,7 @@ holders, running deadlines and who follows a case (who hears of it is bot/notify
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,13 +52,18 @@ EVENT_VERB_ZH: dict[str, str] = {
 
 def load(session: Session, case_id: int, *, lock: bool = True) -> Case:
     """The case, locked for this transaction (FOR UPDATE on PostgreSQL) and freshly read."""
-    q = sa.select(Case).where(CASES.c.id == case_id).execution_options(populate_existing=True)
-    if lock:
-        q = q.with_for_update()
-    case = session.execute(q).scalar_one_or_none()
+    case = session.execute(_load_stmt(lock), {"id": case_id}).scalar_one_or_none()
     if case is None:
         raise NotFound("case_not_found", case=case_id)
     return case
+
+
+@functools.cache
+def _load_stmt(lock: bool) -> Any:
+    # Built once (core/db.py, "Statements built once"): most actions load their case.
+    q = sa.select(Case).where(CASES.c.id == sa.bindparam("id")).execution_options(
+        populate_existing=True)
+    return q.with_for_update() if lock else q
 
 
 def policy_of(case: Case) -> CasePolicy:
@@ -159,8 +165,7 @@ def followers(session: Session, case_id: int) -> list[int]:
     """Who follows a case (read once per transaction; `follow` keeps it current)."""
     known = _known(session)
     if case_id not in known:
-        q = sa.select(FOLLOWERS.c.person_id).where(FOLLOWERS.c.case_id == case_id)
-        known[case_id] = set(session.execute(q).scalars())
+        known[case_id] = set(session.execute(_followers_stmt(), {"id": case_id}).scalars())
     return sorted(known[case_id])
 
 
@@ -192,6 +197,11 @@ def opened_here(session: Session, case_id: int) -> None:
     session.info[_NEW].add(case_id)
 
 
+@functools.cache
+def _followers_stmt() -> Any:
+    return sa.select(FOLLOWERS.c.person_id).where(FOLLOWERS.c.case_id == sa.bindparam("id"))
+
+
 def follow(session: Session, case_id: int, person_ids: list[int]) -> None:
     followers(session, case_id)
     have = _known(session)[case_id]
@@ -210,11 +220,7 @@ def mirror_bindings(session: Session, node: NodeRef,
     if cache is not None and node.parent_id in cache:
         return cache[node.parent_id]
     # One read: the parent's bindings with its level, the level naming the pair of tiers.
-    rows = session.execute(
-        sa.select(BINDINGS.c.id, BINDINGS.c.tier, NODES.c.level)
-        .join(NODES, NODES.c.id == BINDINGS.c.node_id)
-        .where(BINDINGS.c.node_id == node.parent_id)
-        .order_by(BINDINGS.c.id)).all()
+    rows = session.execute(_bindings_stmt(), {"node": node.parent_id}).all()
     ids = [r.id for r in rows if (t := TIER_FOR_LEVEL.get(Level(r.level))) is not None
            and r.tier == t.value]
     if cache is not None:
@@ -232,12 +238,16 @@ def followers_of(session: Session, case_ids: list[int]) -> dict[int, list[int]]:
     rest = [cid for cid in case_ids if cid not in known]
     if not rest:
         return out
-    q = (sa.select(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id)
-         .where(FOLLOWERS.c.case_id.in_(rest))
-         .order_by(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id))
-    for case_id, person_id in session.execute(q):
+    for case_id, person_id in session.execute(_followers_of_stmt(), {"ids": rest}):
         out[case_id].append(person_id)
     return out
+
+
+@functools.cache
+def _followers_of_stmt() -> Any:
+    return (sa.select(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id)
+            .where(FOLLOWERS.c.case_id.in_(sa.bindparam("ids", expanding=True)))
+            .order_by(FOLLOWERS.c.case_id, FOLLOWERS.c.person_id))
 
 
 def is_new_here(session: Session, case_id: int) -> bool:
@@ -254,3 +264,11 @@ def late_by(case: Case, now: datetime) -> timedelta | None:
         return None
     late = now - as_utc(case.deadline_at)
     return late if late.total_seconds() > policy_of(case).late_grace_s else None
+
+
+@functools.cache
+def _bindings_stmt() -> Any:
+    return (sa.select(BINDINGS.c.id, BINDINGS.c.tier, NODES.c.level)
+            .join(NODES, NODES.c.id == BINDINGS.c.node_id)
+            .where(BINDINGS.c.node_id == sa.bindparam("node"))
+            .order_by(BINDINGS.c.id))

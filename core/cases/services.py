@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -232,25 +233,33 @@ def case_to_append_to(session: Session, *, clock: Clock, settings: Settings,
     """The resident's case that a message arriving now should extend rather than open anew:
     their newest unresolved case they wrote to within the append window."""
     since = clock.now() - settings.append_window
+    found: int | None = session.execute(
+        _append_stmt(), {"resident": resident_id, "since": since}).scalar_one_or_none()
+    return found
+
+
+@functools.cache
+def _append_stmt() -> sa.Select[Any]:
+    # Built once (core/db.py, "Statements built once"): every report runs it.
     # EXISTS over the case's own (case_id, kind, at) entries: a max() over a correlated
     # subquery let SQLite walk every opened/added event ever written (ix_case_event_kind_at).
+    resident: sa.BindParameter[int] = sa.bindparam("resident")
     wrote_lately = (
         sa.select(sa.literal(1))
-        .where(EVENTS.c.case_id == CASES.c.id, EVENTS.c.actor_id == resident_id)
+        .where(EVENTS.c.case_id == CASES.c.id, EVENTS.c.actor_id == resident)
         .where(EVENTS.c.kind.in_([EventKind.opened.value, EventKind.added.value]))
-        .where(EVENTS.c.at >= since)
+        .where(EVENTS.c.at >= sa.bindparam("since"))
         .exists()
     )
-    q = (
+    return (
         sa.select(CASES.c.id)
         .join(FOLLOWERS, FOLLOWERS.c.case_id == CASES.c.id)
-        .where(FOLLOWERS.c.person_id == resident_id)
+        .where(FOLLOWERS.c.person_id == resident)
         .where(CASES.c.state.in_([State.open.value, State.accepted.value]))
         .where(wrote_lately)
         .order_by(CASES.c.id.desc())
         .limit(1)
     )
-    return session.execute(q).scalar_one_or_none()
 
 
 @dataclass(frozen=True)

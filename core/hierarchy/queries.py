@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -141,8 +143,13 @@ def node_by_id(session: Session, node_id: int) -> NodeRef:
 
 
 def nodes_by_ids(session: Session, ids: Iterable[int]) -> dict[int, NodeRef]:
-    rows = session.execute(sa.select(*_NODE_COLS).where(N.c.id.in_(list(ids)))).all()
+    rows = session.execute(_nodes_stmt(), {"ids": list(ids)}).all()
     return {r.id: _node_ref(r) for r in rows}
+
+
+@functools.cache
+def _nodes_stmt() -> sa.Select[Any]:
+    return sa.select(*_NODE_COLS).where(N.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def ancestors(session: Session, node: NodeRef, *, include_self: bool = False) -> list[NodeRef]:
@@ -275,23 +282,30 @@ def person_by_phone(session: Session, phone: str) -> int | None:
 def actor_by_identity(session: Session, platform: str, external_id: str) -> Actor | None:
     """Who a chat account belongs to, or None for a stranger (one read: the account, the
     person and every post they hold)."""
-    q = (
-        sa.select(CI.c.id.label("ci_id"), CI.c.unreachable, P.c.id.label("pid"),
-                  P.c.name.label("pname"), P.c.language, POST.c.role, *_NODE_COLS)
-        .join(P, P.c.id == CI.c.person_id)
-        # A resident a campaign found moved away (core/campaigns/registry.py) lives there no more.
-        .outerjoin(POST, sa.and_(POST.c.person_id == P.c.id, POST.c.moved_at.is_(None)))
-        .outerjoin(N, N.c.id == POST.c.node_id)
-        .where(CI.c.platform == platform, CI.c.external_id == str(external_id))
-        .order_by(POST.c.id)
-    )
-    rows = session.execute(q).all()
+    rows = session.execute(_actor_stmt(), {"platform": platform,
+                                           "external_id": str(external_id)}).all()
     if not rows:
         return None
     head = rows[0]
     posts = tuple((Role(r.role), _node_ref(r)) for r in rows if r.role is not None)
     return Actor(PersonRef(head.pid, head.pname), posts, language=head.language or "zh",
                  identity=(head.ci_id, bool(head.unreachable)))
+
+
+@functools.cache
+def _actor_stmt() -> sa.Select[Any]:
+    # Built once (core/db.py, "Statements built once"): every update runs it.
+    return (
+        sa.select(CI.c.id.label("ci_id"), CI.c.unreachable, P.c.id.label("pid"),
+                  P.c.name.label("pname"), P.c.language, POST.c.role, *_NODE_COLS)
+        .join(P, P.c.id == CI.c.person_id)
+        # A resident a campaign found moved away (core/campaigns/registry.py) lives there no more.
+        .outerjoin(POST, sa.and_(POST.c.person_id == P.c.id, POST.c.moved_at.is_(None)))
+        .outerjoin(N, N.c.id == POST.c.node_id)
+        .where(CI.c.platform == sa.bindparam("platform"),
+               CI.c.external_id == sa.bindparam("external_id"))
+        .order_by(POST.c.id)
+    )
 
 
 def identities_of(session: Session, person_id: int) -> list[tuple[str, str, bool]]:

@@ -68,7 +68,7 @@ def test_no_read_of_a_report_scans_a_growing_table(sqlite_engine: Engine,
     reads += _selects(engine, lambda: send(engine, clock, st, sender="5100",
                                            text="而且楼梯扶手也松了"))
     reads = [(s, p) for s, p in reads if "dedupe_key LIKE" not in s]  # the test's own read
-    assert len(reads) > 30  # the reads of both updates were seen
+    assert len(reads) >= 20  # the reads of both updates were seen
     # The check sees a scan when there is one (of the table, or of a whole index).
     assert _scans(engine, "SELECT id FROM cases WHERE text = ?", ("x",))
     assert _scans(engine, "SELECT count(*) FROM cases", ())
