@@ -167,12 +167,13 @@ class RollupRefresh:
         if self.after is not None and not self.after.is_set():
             return  # the next tick: the sweep goes first
 
+        from core.rollup.apart import SMALL
         from core.rollup.refresh import refresh
 
-        # A rebuild reads in a child process: its Python would hold the GIL the webhooks'
-        # threads share with this one (core/rollup/apart.py).
+        # A rebuild of a big database reads in a child process: its Python would hold the GIL
+        # the webhooks' threads share with this one (core/rollup/apart.py).
         result = refresh(self.engine, clock=self.clock, tz=ZoneInfo(self.timezone),
-                         apart=True)
+                         apart_from=SMALL)
         if result.rebuilt:
             log.info("rollups rebuilt: %d villages, %d village-days in %.1f s",
                      result.villages, result.village_days, result.seconds)

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 _ENGINES: dict[str, Engine] = {}  # in the child: one engine per database
 
 
+# Below this many cases a rebuild takes less time in-process than starting a child does (a
+# fresh server's first rebuild of a demo city: milliseconds, against a second for the child).
+SMALL = 20_000
+
+
 def can_go_apart(engine: Engine) -> bool:
     """Whether a child process can open the same database (not an in-memory SQLite)."""
     url = engine.url

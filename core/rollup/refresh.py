@@ -263,13 +263,14 @@ def _state(conn: sa.Connection) -> sa.Row[Any]:
 
 
 def refresh(engine: Engine, *, clock: Clock, tz: tzinfo, max_marks: int = 20_000,
-            apart: bool = False) -> RefreshResult:
+            apart_from: int | None = None) -> RefreshResult:
     """Recompute the village-days marked dirty (or rebuild everything when asked to).
 
     The reading happens outside the writer; the writer is held only to swap the computed rows
     in, a few villages at a time, so webhooks and the sweep wait milliseconds, not the whole
     refresh. A change that commits meanwhile leaves a mark of its own, which stays for the
-    next refresh. `apart`: a rebuild reads in a child process (core/rollup/apart.py)."""
+    next refresh. `apart_from`: a rebuild of a database of at least that many cases reads in
+    a child process (core/rollup/apart.py)."""
     started = clock.now()
     with _refresher(engine) as mine:
         if not mine:
@@ -278,7 +279,7 @@ def refresh(engine: Engine, *, clock: Clock, tz: tzinfo, max_marks: int = 20_000
             state = conn.execute(sa.select(STATE.c.rebuild).where(STATE.c.id == 1)).first()
             if state is None or state.rebuild:
                 conn.rollback()
-                return _rebuild(engine, clock=clock, tz=tz, apart=apart)
+                return _rebuild(engine, clock=clock, tz=tz, apart_from=apart_from)
             marks = conn.execute(sa.select(DIRTY.c.id, DIRTY.c.node_path, DIRTY.c.at)
                                  .order_by(DIRTY.c.id).limit(max_marks)).all()
             result, computed = _compute_marks(conn, marks, tz)
@@ -329,17 +330,17 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
     return out
 
 
-def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart: bool = False
+def rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart_from: int | None = None
             ) -> RefreshResult:
     """Recompute every village over every day that holds cases (skipped when another
     refresher is at work)."""
     with _refresher(engine) as mine:
         if not mine:
             return RefreshResult()
-        return _rebuild(engine, clock=clock, tz=tz, apart=apart)
+        return _rebuild(engine, clock=clock, tz=tz, apart_from=apart_from)
 
 
-def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart: bool = False
+def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart_from: int | None = None
              ) -> RefreshResult:
     # Each village is read outside the writer (and, apart, in a child process) and swapped in
     # by a write of its own.
@@ -350,6 +351,7 @@ def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart: bool = False
     with engine.connect() as conn:
         cases = conn.execute(sa.select(sa.func.min(C.c.opened_at),
                                        sa.func.max(C.c.opened_at))).one()
+        size = conn.execute(sa.select(sa.func.max(C.c.id))).scalar() or 0
         last_event = conn.execute(sa.select(sa.func.max(E.c.at))).scalar()
         villages = conn.execute(sa.select(N.c.id, N.c.path)
                                 .where(N.c.level == Level.village.value)
@@ -357,7 +359,8 @@ def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart: bool = False
     moments = [as_utc(m) for m in (*cases, last_event) if m is not None]
     if moments:
         first, last = local_day(min(moments), tz), local_day(max(moments), tz)
-        pool = child.pool() if apart and child.can_go_apart(engine) else None
+        pool = child.pool() if apart_from is not None and size >= apart_from \
+            and child.can_go_apart(engine) else None
         try:
             for vid, vpath in villages:
                 if pool is not None:
