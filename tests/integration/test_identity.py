@@ -137,7 +137,7 @@ def world(engine: Engine, tmp_path, clock: FakeClock) -> Iterator[World]:  # typ
                         media_dir=str(tmp_path / "media"))
     c = build_container(settings, clock=clock, engine=engine)
     with serve(create_app(settings, container=c, run_jobs=False)) as url, \
-            httpx.Client(base_url=url) as http:
+            httpx.Client(base_url=url, timeout=30) as http:  # a loaded machine: no 5 s limit
         yield World(engine, clock, settings, http)
 
 
