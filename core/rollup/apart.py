@@ -45,6 +45,30 @@ def _background() -> None:
     os.nice(10)
 
 
+def pool_for(engine: Engine, *, cases: int, apart_from: int | None
+             ) -> ProcessPoolExecutor | None:
+    """The child a rebuild reads in: for a database of at least `apart_from` cases (None:
+    never) that a child can open."""
+    if apart_from is None or cases < apart_from or not can_go_apart(engine):
+        return None
+    return pool()
+
+
+def read_village(pool: ProcessPoolExecutor | None, engine: Engine, *, village_id: int,
+                 village_path: str, first: date, last: date, tz: tzinfo) -> VillageDays:
+    """One village's rows, computed in the child when there is one, else here."""
+    if pool is not None:
+        return pool.submit(compute_village, url_of(engine), village_id, village_path, first,
+                           last, tz).result()
+    from core.rollup.refresh import compute
+
+    with engine.connect() as conn:
+        computed = compute(conn, village_id=village_id, village_path=village_path,
+                           first=first, last=last, tz=tz)
+        conn.rollback()
+    return computed
+
+
 def url_of(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
@@ -53,13 +77,9 @@ def compute_village(url: str, village_id: int, village_path: str, first: date, l
                     tz: tzinfo) -> VillageDays:
     """In the child: one village's rollup rows (reads only)."""
     from core.db import make_engine
-    from core.rollup.refresh import compute
 
     engine = _ENGINES.get(url)
     if engine is None:
         engine = _ENGINES[url] = make_engine(url)
-    with engine.connect() as conn:
-        computed = compute(conn, village_id=village_id, village_path=village_path,
-                           first=first, last=last, tz=tz)
-        conn.rollback()
-    return computed
+    return read_village(None, engine, village_id=village_id, village_path=village_path,
+                        first=first, last=last, tz=tz)

@@ -359,18 +359,11 @@ def _rebuild(engine: Engine, *, clock: Clock, tz: tzinfo, apart_from: int | None
     moments = [as_utc(m) for m in (*cases, last_event) if m is not None]
     if moments:
         first, last = local_day(min(moments), tz), local_day(max(moments), tz)
-        pool = child.pool() if apart_from is not None and size >= apart_from \
-            and child.can_go_apart(engine) else None
+        pool = child.pool_for(engine, cases=size, apart_from=apart_from)
         try:
             for vid, vpath in villages:
-                if pool is not None:
-                    computed = pool.submit(child.compute_village, child.url_of(engine), vid,
-                                           vpath, first, last, tz).result()
-                else:
-                    with engine.connect() as conn:
-                        computed = compute(conn, village_id=vid, village_path=vpath,
-                                           first=first, last=last, tz=tz)
-                        conn.rollback()
+                computed = child.read_village(pool, engine, village_id=vid, village_path=vpath,
+                                              first=first, last=last, tz=tz)
                 with write_transaction(engine) as conn:
                     for table in TABLES:
                         # Days outside first..last too: nothing may survive from an older build.
