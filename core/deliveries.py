@@ -94,18 +94,29 @@ def record_delivery(session: Session, *, outbox_id: int | None, platform: str, c
                     part_type: str = "text", case_id: int | None = None,
                     is_card: bool = False, response_code: str | None = None) -> None:
     """Remember a message the platform accepted, in the caller's transaction."""
-    session.add(Delivery(
-        outbox_id=outbox_id, platform=platform, chat_id=str(chat_id),
-        message_id=str(message_id), part=part, part_type=part_type, case_id=case_id,
-        kind=kind, is_card=is_card, response_code=response_code, sent_at=now,
-    ))
-    session.flush()
+    session.execute(_delivery_stmt(), {
+        "outbox_id": outbox_id, "platform": platform, "chat_id": str(chat_id),
+        "message_id": str(message_id), "part": part, "part_type": part_type,
+        "case_id": case_id, "kind": kind, "is_card": is_card, "response_code": response_code,
+        "sent_at": now})
+
+
+@functools.cache
+def _delivery_stmt() -> Any:
+    # Built once (core/db.py, "Statements built once"): every message sent writes one.
+    return sa.insert(DEL).values({c: sa.bindparam(c) for c in (
+        "outbox_id", "platform", "chat_id", "message_id", "part", "part_type", "case_id",
+        "kind", "is_card", "response_code", "sent_at")})
 
 
 def delivered_parts(session: Session, *, outbox_id: int) -> set[tuple[str, int]]:
     """(chat id, part) pairs already delivered for an outbox row (a retry skips them)."""
-    q = sa.select(DEL.c.chat_id, DEL.c.part).where(DEL.c.outbox_id == outbox_id)
-    return {(r.chat_id, r.part) for r in session.execute(q)}
+    return {(r.chat_id, r.part) for r in session.execute(_parts_stmt(), {"id": outbox_id})}
+
+
+@functools.cache
+def _parts_stmt() -> Any:
+    return sa.select(DEL.c.chat_id, DEL.c.part).where(DEL.c.outbox_id == sa.bindparam("id"))
 
 
 def message_case(session: Session, platform: str, chat_id: str, message_id: str) -> int | None:

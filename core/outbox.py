@@ -203,13 +203,18 @@ def _get(session: Session, message_id: int) -> OutboxMessage:
 
 
 def mark_sent(session: Session, *, message_id: int, now: datetime) -> None:
-    """Record a delivery."""
-    row = _get(session, message_id)
-    row.status = OutboxStatus.sent.value
-    row.attempts += 1
-    row.sent_at = now
-    row.claimed_until = None
-    row.last_error = None
+    """Record a delivery (one UPDATE: no read of the row first)."""
+    done = session.execute(_sent_stmt(), {"row_id": message_id, "now": now})
+    if not getattr(done, "rowcount", 1):
+        raise NotFound("outbox_unknown", message=message_id)
+
+
+@functools.cache
+def _sent_stmt() -> Any:
+    # Built once (core/db.py, "Statements built once"): every message sent runs it.
+    return (sa.update(OUT).where(OUT.c.id == sa.bindparam("row_id"))
+            .values(status=OutboxStatus.sent.value, attempts=OUT.c.attempts + 1,
+                    sent_at=sa.bindparam("now"), claimed_until=None, last_error=None))
 
 
 def mark_failed(session: Session, *, message_id: int, now: datetime, error: str,

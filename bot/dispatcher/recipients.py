@@ -7,9 +7,11 @@ binding names on it, or the raw chat the row addresses on it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -36,9 +38,8 @@ def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
             deliveries.PEOPLE.c.id == row.person_id)).scalar_one_or_none()
         return [Dest(str(phone), identity=False)] if phone else []
     if row.person_id is not None:
-        ids = session.execute(sa.select(CI.c.external_id).where(
-            CI.c.person_id == row.person_id, CI.c.platform == platform,
-            carries_messages(CI)).order_by(CI.c.id)).scalars()
+        ids = session.execute(_identities_stmt(), {"person": row.person_id,
+                                                    "platform": platform}).scalars()
         return [Dest(str(x), identity=True) for x in ids]
     if row.chat_binding_id is not None:
         chat = session.execute(sa.select(CB.c.chat_id).where(
@@ -47,6 +48,14 @@ def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
     if row.address and row.platform in (platform, None):
         return [Dest(str(row.address), identity=False)]
     return []
+
+
+@functools.cache
+def _identities_stmt() -> Any:
+    # Built once (core/db.py, "Statements built once"): every row sent runs it.
+    return sa.select(CI.c.external_id).where(
+        CI.c.person_id == sa.bindparam("person"), CI.c.platform == sa.bindparam("platform"),
+        carries_messages(CI)).order_by(CI.c.id)
 
 
 def claim(session: Session, *, platform: str, now: datetime, limit: int,
