@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from bot.flows import (
@@ -20,7 +21,6 @@ from bot.flows.context import Ctx
 from core import conversations
 from core.hierarchy.invites import typed_code
 from core.hierarchy.model import RESIDENT_ONLY_PROOFS, Person, Role
-from core.hierarchy.queries import Actor
 from core.hierarchy.services import identity_proof
 from core.hierarchy.tree import normalize_phone
 
@@ -60,7 +60,8 @@ def _resident_only(ctx: Ctx) -> bool:
     if identity_proof(ctx.session, platform=i.platform,
                       external_id=i.sender_id) not in RESIDENT_ONLY_PROOFS:
         return False
-    ctx.actor = Actor(a.person, tuple((r, n) for r, n in a.posts if r is Role.resident))
+    ctx.actor = dataclasses.replace(a, posts=tuple((r, n) for r, n in a.posts
+                                                   if r is Role.resident))
     return True
 
 

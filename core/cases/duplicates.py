@@ -235,9 +235,9 @@ def likely_originals(session: Session, cases: Sequence[Case]) -> dict[int, list[
     for case in cases:
         if case.id is None or case.state not in UNRESOLVED:
             continue
-        if case.maybe_dupes is None:
-            case.maybe_dupes = ",".join(str(c.id) for c in candidates(session, case_id=case.id))
-        kept[case.id] = [int(x) for x in case.maybe_dupes.split(",") if x]
+        if case.maybe_dupes is None:  # a case from before the column: looked at once now
+            first_look(case, session)
+        kept[case.id] = [int(x) for x in (case.maybe_dupes or "").split(",") if x]
     wanted = sorted({i for ids in kept.values() for i in ids})
     live = set(session.execute(sa.select(CASES.c.id).where(
         CASES.c.id.in_(wanted), CASES.c.state.in_(UNRESOLVED))).scalars()) if wanted else set()

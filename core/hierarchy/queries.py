@@ -263,13 +263,6 @@ def actor(session: Session, person_id: int) -> Actor:
     return Actor(PersonRef(prow.id, prow.name), posts)
 
 
-def person_by_identity(session: Session, platform: str, external_id: str) -> int | None:
-    q = sa.select(CI.c.person_id).where(
-        CI.c.platform == platform, CI.c.external_id == str(external_id)
-    )
-    return session.execute(q).scalar_one_or_none()
-
-
 def person_by_phone(session: Session, phone: str) -> int | None:
     from core.hierarchy.tree import normalize_phone
 

@@ -81,6 +81,15 @@ def two_neighbours(city: Engine) -> tuple[int, int, int]:
     return a, b, c
 
 
+def rubbish_twice(city: Engine, clock: FakeClock, settings: Settings) -> tuple[int, int]:
+    """Two neighbours report the same rubbish 30 m apart; the two cases, older first."""
+    send(city, clock, settings, sender="7001", text="3号楼前面的垃圾好几天没人清理了",
+         media=where(HERE))
+    first = newest_case(city)
+    send(city, clock, settings, sender="7002", text="3号楼垃圾没人清理，很臭", media=where(NEAR))
+    return first, newest_case(city)
+
+
 def test_a_similar_report_nearby_becomes_a_supporter_with_one_tap(
         city: Engine, clock: FakeClock, settings: Settings) -> None:
     a, b, _ = two_neighbours(city)
@@ -190,11 +199,7 @@ def test_a_press_on_a_case_that_closed_meanwhile_or_on_someone_elses_offer(
 def test_a_leader_merges_from_the_card(city: Engine, clock: FakeClock,
                                        settings: Settings) -> None:
     a, b, _ = two_neighbours(city)
-    send(city, clock, settings, sender="7001", text="3号楼前面的垃圾好几天没人清理了",
-         media=where(HERE))
-    first = newest_case(city)
-    send(city, clock, settings, sender="7002", text="3号楼垃圾没人清理，很臭", media=where(NEAR))
-    second = newest_case(city)
+    first, second = rubbish_twice(city, clock, settings)
     with city.connect() as conn:
         holder_id = conn.execute(sa.text("SELECT holder_id FROM cases WHERE id = :c"),
                                  {"c": second}).scalar_one()
@@ -256,11 +261,7 @@ def test_an_escalated_card_names_the_kept_originals_without_searching_again(
     from core.cases.sweep import run_sweep
 
     two_neighbours(city)
-    send(city, clock, settings, sender="7001", text="3号楼前面的垃圾好几天没人清理了",
-         media=where(HERE))
-    first = newest_case(city)
-    send(city, clock, settings, sender="7002", text="3号楼垃圾没人清理，很臭", media=where(NEAR))
-    second = newest_case(city)
+    first, second = rubbish_twice(city, clock, settings)
     with city.connect() as conn:
         kept = conn.execute(sa.text("SELECT maybe_dupes FROM cases WHERE id = :c"),
                             {"c": second}).scalar_one()

@@ -233,12 +233,13 @@ def test_find_people_with_sql_metacharacters_finds_nothing_and_breaks_nothing(
 
 def test_who_is_this_account_or_phone(db: Engine, s: Session) -> None:
     sun = pid(db, "resident_sun")
-    assert q.person_by_identity(s, "telegram", TG_SUN) == sun
-    assert q.person_by_identity(s, "telegram", int(TG_SUN)) == sun  # type: ignore[arg-type]
-    assert q.person_by_identity(s, "wechat", "oSunOpenId") == sun
-    assert q.person_by_identity(s, "wecom", "zhou.wecom") == pid(db, "resident_zhou")
-    assert q.person_by_identity(s, "wechat", TG_SUN) is None  # the right id, the wrong platform
-    assert q.person_by_identity(s, "telegram", "404") is None
+    assert _person(q.actor_by_identity(s, "telegram", TG_SUN)) == sun
+    assert _person(q.actor_by_identity(s, "telegram", int(TG_SUN))) == sun  # type: ignore[arg-type]
+    assert _person(q.actor_by_identity(s, "wechat", "oSunOpenId")) == sun
+    assert _person(q.actor_by_identity(s, "wecom", "zhou.wecom")) == pid(db, "resident_zhou")
+    # the right id, the wrong platform
+    assert _person(q.actor_by_identity(s, "wechat", TG_SUN)) is None
+    assert _person(q.actor_by_identity(s, "telegram", "404")) is None
     assert q.person_by_phone(s, PHONE["resident_sun"]) == sun
     assert q.person_by_phone(s, "+86 " + PHONE["resident_sun"]) == sun
     assert q.person_by_phone(s, "13999999999") is None
@@ -250,3 +251,8 @@ def test_who_is_this_account_or_phone(db: Engine, s: Session) -> None:
                                        ("wechat", "oSunOpenId", False)]
     assert names(q.holders(s, q.node_by_code(s, LIN), Role.resident)) == ["居民孙", "居民周"]
     assert q.residence_of(s, sun).code == LIN
+
+
+def _person(who: q.Actor | None) -> int | None:
+    """The person an account belongs to (None: a stranger)."""
+    return who.person.id if who is not None else None

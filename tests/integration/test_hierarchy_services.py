@@ -182,7 +182,7 @@ def test_link_identity_refuses_an_account_owned_by_someone_else(
     made = run(engine, sv.link_identity, person_id=zhou, platform="telegram",
                external_id="31337", now=clock.now(), proof="contact")
     with Session(engine) as s:
-        assert q.person_by_identity(s, "telegram", "31337") == zhou
+        assert _person(q.actor_by_identity(s, "telegram", "31337")) == zhou
     with session_scope(engine) as s:  # seen again after being marked unreachable
         s.execute(sa.update(ChatIdentity).values(unreachable=True))
     clock.advance(timedelta(hours=1))
@@ -218,3 +218,8 @@ def test_create_person(engine: Engine, city: dict[str, int], clock: FakeClock) -
     refused(engine, InvalidInput, sv.create_person, name="坏号", phone="0551-1234567",
             now=clock.now())
     assert person_ids(engine)["13812340000"] == q2.id
+
+
+def _person(who: q.Actor | None) -> int | None:
+    """The person an account belongs to (None: a stranger)."""
+    return who.person.id if who is not None else None
