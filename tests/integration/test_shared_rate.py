@@ -1,6 +1,7 @@
 """Two senders (two engines, two limiters: two processes' worth) drain one PostgreSQL outbox
 to the fake Bot API: with the token's rate shared they stay within 30/s together, with no
-429; without it, each keeps 30/s on its own and together they are told 429. Real time."""
+429; without it, each keeps 30/s on its own and together they are told 429. Real time, so
+`scripts/test` runs them alone, after the rest (marker `realtime`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.integration.test_ratebucket import redis_or_skip
 from tests.integration.test_telegram_sender import count_in_window
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.postgres, pytest.mark.realtime, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
