@@ -119,6 +119,13 @@ def _parts_stmt() -> Any:
     return sa.select(DEL.c.chat_id, DEL.c.part).where(DEL.c.outbox_id == sa.bindparam("id"))
 
 
+@functools.cache
+def parts_of_many_stmt() -> Any:
+    """(outbox id, chat id, part) of every part delivered for the rows `ids` (expanding)."""
+    return sa.select(DEL.c.outbox_id, DEL.c.chat_id, DEL.c.part).where(
+        DEL.c.outbox_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def message_case(session: Session, platform: str, chat_id: str, message_id: str) -> int | None:
     """Which case a bot message was about, or None (a reply to a card finds its case here)."""
     q = (

@@ -11,17 +11,12 @@ broadcast. When a row is put off or retried, the rows queued behind it on its ke
 A transport may take several rows at the head of a key's queue as one delivery (`group`: a
 Telegram album); if they cannot go together it answers `OneByOne` and they go one at a time.
 
-What each outcome means for the row (transport.py has the outcomes):
-- Done → sent; the chats it names as lost are flagged unreachable first;
-- Retry → `mark_failed`: backoff, dead after max attempts or at once when permanent;
-- Later → `defer`: put off without counting an attempt (a 429 or a spent budget; a storm
-  loses nothing);
-- Gone → the person's chats that said so are flagged (reach.py: core hears when no
-  configured platform reaches the person); the row goes to another platform if one still
-  can, else it is given up as unreachable (it goes out again when they write); a row for a
-  chat (not a person) is dead;
-- Moved → the chat's binding follows its new id and the row goes again at once;
-- an exception in a transport is a Retry (a bug or the network): the others go on.
+What each outcome means for the row: settle.py; an exception in a transport is a Retry (a
+bug or the network), and the others go on.
+
+Where a row goes and what of it was delivered are read with its claim, for the whole batch
+(recipients.resolve), so a send waits on no read; an outcome other than a clean Done drops
+what was read for the rows behind it on its key, and they read theirs again.
 
 Never twice on purpose: a transport records each message right after the platform accepted
 it (Ledger), and a retry is handed the parts already delivered to skip them; a transport's
@@ -33,16 +28,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.dispatcher.reach import chat_gone, still_reachable
-from bot.dispatcher.recipients import claim, destinations
+from bot.dispatcher.recipients import Resolved, claim, resolve
 from bot.dispatcher.rows import Row
+from bot.dispatcher.settle import Settler
 from bot.dispatcher.transport import (
     Done,
     Gone,
@@ -60,10 +55,9 @@ from bot.dispatcher.transport import (
     group_size,
 )
 from core import deliveries
-from core.clock import Clock, as_utc
+from core.clock import Clock
 from core.counters import Counters
 from core.db import write_session
-from core.outbox import OutboxMessage, OutboxStatus, mark_failed, mark_sent
 from core.settings import Settings
 
 __all__ = ["Dispatcher", "Done", "Gone", "Later", "Moved", "OneByOne", "Outcome", "Retry",
@@ -90,14 +84,25 @@ class Dispatcher:
         self.batch, self.max_held, self.lease, self.idle = batch, max_held, lease, idle
         self.timer: Timer = timer or getattr(transport, "timer", None) or RealTimer()
         self.ledger = Ledger(engine, clock, self.platform)
-        self.stats = Stats()
+        self._settler = Settler(platform=self.platform, transport=transport, clock=clock,
+                                settings=self.settings, configured=configured, stats=Stats())
         parallel = getattr(transport, "parallel", None)
         self._gate = asyncio.Semaphore(parallel) if parallel else None
         self._held: dict[int, Row] = {}
+        self._ready: dict[int, Resolved] = {}  # read with the claim; dropped once it may be stale
         self._queues: dict[str, deque[Row]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self._last_heartbeat = 0.0
+
+    @property
+    def stats(self) -> Stats:
+        """What this dispatcher did (a caller may hand it its own to add to)."""
+        return self._settler.stats
+
+    @stats.setter
+    def stats(self, stats: Stats) -> None:
+        self._settler.stats = stats
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -176,8 +181,15 @@ class Dispatcher:
         if room <= 0:
             return 0
         now = self.clock.now()
-        rows = await self._db(lambda s: claim(s, platform=self.platform, now=now, limit=room,
-                                              lease=self.lease, configured=self.configured))
+        def take(s: Session) -> list[Row]:
+            got = claim(s, platform=self.platform, now=now, limit=room, lease=self.lease,
+                        configured=self.configured)
+            # A card edit's copies are read as it goes out: each edit before it adds to them.
+            self._ready.update(resolve(s, platform=self.platform, rows=[
+                r for r in got if r.kind != deliveries.CARD_UPDATE]))
+            return got
+
+        rows = await self._db(take)
         # In the order they were written: a case's receipt before the question that follows
         # it (a flow's rows can carry an earlier time than the ones its services wrote).
         for row in sorted(rows, key=lambda r: r.id):
@@ -214,6 +226,7 @@ class Dispatcher:
             await self._db(lambda s: deliveries.release(s, message_ids=ids))
             self.stats.rows_released += len(ids)
         self._held.clear()
+        self._ready.clear()
         self._queues.clear()
         self._workers.clear()
 
@@ -232,6 +245,7 @@ class Dispatcher:
                 for _ in rows:
                     done = queue.popleft()
                     self._held.pop(done.id, None)
+                    self._ready.pop(done.id, None)
                 if until is not None and queue:
                     # Later rows for the same key wait behind this one: order is kept.
                     # Taken off the queue before the await: rows claimed meanwhile join behind.
@@ -239,6 +253,7 @@ class Dispatcher:
                     queue.clear()
                     for rid in rest:
                         self._held.pop(rid, None)
+                        self._ready.pop(rid, None)
                     await self._db(lambda s, r=rest, u=until: deliveries.defer(  # type: ignore[misc]
                         s, message_ids=r, until=u))
                     self.stats.rows_deferred += len(rest)
@@ -249,7 +264,11 @@ class Dispatcher:
     async def _deliver(self, rows: list[Row]) -> datetime | None:
         """Deliver rows as one, settle them; when their key's queue may go on (None: now)."""
         try:
-            work = await self._db(lambda s: self._resolve(s, rows))
+            ready = [self._ready.pop(r.id, None) for r in rows]
+            if all(ready):
+                work = self._work_of(rows, [x for x in ready if x is not None])
+            else:
+                work = await self._db(lambda s: self._resolve(s, rows))
             outcome = await self.transport.deliver(work)
         except asyncio.CancelledError:
             raise
@@ -257,6 +276,10 @@ class Dispatcher:
             log.exception("%s outbox row %s failed", self.platform, rows[0].id)
             self.stats.errors.append(f"row {rows[0].id}: {exc!r}")
             outcome = Retry(f"sender error: {exc!r}")
+        if not isinstance(outcome, Done) or outcome.lost:
+            # Chats flagged, moved or parts half sent: the rows behind read theirs afresh.
+            for r in self._queues.get(rows[0].key, ()):
+                self._ready.pop(r.id, None)
         if isinstance(outcome, OneByOne):
             if len(rows) == 1:
                 outcome = Retry("the transport could not deliver the row alone")
@@ -286,7 +309,7 @@ class Dispatcher:
             until = None
         else:
             self.ledger.sent.difference_update(r.id for r in rows)
-            until = await self._db(lambda s: self._settle(s, rows, outcome))
+            until = await self._db(lambda s: self._settler.settle(s, rows, outcome))
         delivered = getattr(self.transport, "delivered", None)
         if delivered is not None:
             delivered()
@@ -301,84 +324,15 @@ class Dispatcher:
                 chat_binding_id=head.chat_binding_id))
             return Work(tuple(rows), (), frozenset(), cards, self.ledger, self.stats,
                         self.clock.now())
-        dests = tuple(destinations(session, platform=self.platform, row=head))
-        done: set[tuple[str, int]] = set()
-        for r in rows:
-            done |= deliveries.delivered_parts(session, outbox_id=r.id)
-        return Work(tuple(rows), dests, frozenset(done), (), self.ledger, self.stats,
+        return self._work_of(rows, resolve(session, platform=self.platform,
+                                           rows=rows).values())
+
+    def _work_of(self, rows: Sequence[Row], ready: Iterable[Resolved]) -> Work:
+        """The work for rows resolved together: the first row's chats, every row's parts."""
+        ready = list(ready)
+        done = frozenset().union(*(x.done for x in ready))
+        return Work(tuple(rows), ready[0].dests, done, (), self.ledger, self.stats,
                     self.clock.now())
-
-    # ---- settling -------------------------------------------------------------------------------
-
-    def _settle(self, s: Session, rows: Sequence[Row], outcome: Outcome
-                ) -> datetime | None:
-        now = self.clock.now()
-        ids = [r.id for r in rows]
-        if isinstance(outcome, Done | Gone):
-            for chat in outcome.lost:
-                chat_gone(s, platform=self.platform, chat_id=chat, clock=self.clock,
-                          settings=self.settings, configured=self.configured)
-                self.stats.unreachable += 1
-        if isinstance(outcome, Done):
-            for rid in ids:
-                mark_sent(s, message_id=rid, now=now)
-            self.stats.rows_sent += len(ids)
-            return None
-        if isinstance(outcome, Later):
-            deliveries.defer(s, message_ids=ids, until=outcome.until, note=outcome.note)
-            self.stats.rows_deferred += len(ids)
-            return outcome.until
-        if isinstance(outcome, Moved):
-            log.info("%s chat %s moved to %s; its binding follows", self.platform,
-                     outcome.old, outcome.new)
-            deliveries.chat_moved(s, platform=self.platform, old=outcome.old, new=outcome.new)
-            deliveries.defer(s, message_ids=ids, until=now, note=f"chat moved to {outcome.new}")
-            self.stats.rows_deferred += len(ids)
-            return now
-        if isinstance(outcome, Gone):
-            for row in rows:
-                self._gone(s, row, outcome.why, now)
-            return None
-        assert isinstance(outcome, Retry)
-        until: datetime | None = None
-        most: int | None = getattr(self.transport, "max_attempts", 8)
-        if outcome.max_attempts is not None:
-            most = min(most, outcome.max_attempts) if most is not None else outcome.max_attempts
-        for row in rows:
-            rid = row.id
-            status = mark_failed(s, message_id=rid, now=now, error=outcome.error,
-                                 permanent=outcome.permanent, max_attempts=most,
-                                 max_age=getattr(self.transport, "max_age", None))
-            if status is OutboxStatus.dead:
-                self.stats.rows_dead += 1
-                log.warning("%s outbox row %s dead: %s", self.platform, rid, outcome.error)
-                self._dead(s, row, outcome.error)
-            else:
-                self.stats.rows_retried += 1
-                got = s.get(OutboxMessage, rid)
-                if got is not None:
-                    until = as_utc(got.next_attempt_at)
-        return until
-
-    def _gone(self, s: Session, row: Row, why: str, now: datetime) -> None:
-        if row.person_id is None:
-            mark_failed(s, message_id=row.id, now=now, error=f"undeliverable: {why}",
-                        permanent=True)
-            self.stats.rows_dead += 1
-            self._dead(s, row, f"undeliverable: {why}")
-        elif still_reachable(s, person_id=row.person_id, configured=self.configured):
-            deliveries.release(s, message_ids=[row.id])  # another platform's turn
-            self.stats.rows_released += 1
-        else:
-            # Nobody can reach them now: their next message brings the row back.
-            deliveries.give_up_unreachable(s, message_ids=[row.id], now=now, why=why)
-            self.stats.rows_dead += 1
-
-    def _dead(self, s: Session, row: Row, error: str) -> None:
-        """Tell the transport a row was given up, in the settling transaction."""
-        dead = getattr(self.transport, "dead", None)
-        if dead is not None:
-            dead(s, row, error=error, now=self.clock.now())
 
     async def _db(self, fn: Callable[[Session], T]) -> T:
         """One short transaction in a worker thread (the event loop never waits on the DB)."""

@@ -33,29 +33,73 @@ class Dest:
 
 def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
     """The chats `row` goes to on `platform` (none: another platform's row)."""
-    if row.person_id is not None and platform == deliveries.SMS:
-        phone = session.execute(sa.select(deliveries.PEOPLE.c.phone).where(
-            deliveries.PEOPLE.c.id == row.person_id)).scalar_one_or_none()
-        return [Dest(str(phone), identity=False)] if phone else []
-    if row.person_id is not None:
-        ids = session.execute(_identities_stmt(), {"person": row.person_id,
-                                                    "platform": platform}).scalars()
-        return [Dest(str(x), identity=True) for x in ids]
-    if row.chat_binding_id is not None:
-        chat = session.execute(sa.select(CB.c.chat_id).where(
-            CB.c.id == row.chat_binding_id, CB.c.platform == platform)).scalar_one_or_none()
-        return [Dest(str(chat), identity=False)] if chat else []
-    if row.address and row.platform in (platform, None):
-        return [Dest(str(row.address), identity=False)]
-    return []
+    return list(resolve(session, platform=platform, rows=[row], parts=False)[row.id].dests)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a claimed row goes on the platform, and which (chat, part) of it were delivered."""
+
+    dests: tuple[Dest, ...]
+    done: frozenset[tuple[str, int]]
+
+
+def resolve(session: Session, *, platform: str, rows: Collection[Row],
+            parts: bool = True) -> dict[int, Resolved]:
+    """Destinations and delivered parts of many rows in at most four reads, whatever their
+    number (the dispatcher reads them with its claim, so a row's send waits on no database)."""
+    people = {r.person_id for r in rows if r.person_id is not None}
+    chats: dict[int, list[str]] = {}
+    if people and platform == deliveries.SMS:
+        chats = {int(i): [str(ph)] for i, ph in session.execute(
+            _phones_stmt(), {"people": sorted(people)}) if ph}
+    elif people:
+        for person, external in session.execute(_identities_stmt(), {
+                "people": sorted(people), "platform": platform}):
+            chats.setdefault(int(person), []).append(str(external))
+    bindings = {r.chat_binding_id for r in rows
+                if r.person_id is None and r.chat_binding_id is not None}
+    bound = {int(i): str(c) for i, c in session.execute(_bindings_stmt(), {
+        "ids": sorted(bindings), "platform": platform})} if bindings else {}
+    done: dict[int, set[tuple[str, int]]] = {}
+    if parts and rows:
+        for oid, chat, part in session.execute(deliveries.parts_of_many_stmt(),
+                                               {"ids": sorted(r.id for r in rows)}):
+            done.setdefault(int(oid), set()).add((str(chat), int(part)))
+    out: dict[int, Resolved] = {}
+    for r in rows:
+        if r.person_id is not None:
+            identity = platform != deliveries.SMS
+            dests = tuple(Dest(c, identity=identity) for c in chats.get(r.person_id, ()))
+        elif r.chat_binding_id is not None:
+            chat = bound.get(r.chat_binding_id)
+            dests = (Dest(chat, identity=False),) if chat else ()
+        elif r.address and r.platform in (platform, None):
+            dests = (Dest(str(r.address), identity=False),)
+        else:
+            dests = ()
+        out[r.id] = Resolved(dests, frozenset(done.get(r.id, ())))
+    return out
+
+
+# Built once (core/db.py, "Statements built once"): every claim runs them.
+@functools.cache
+def _identities_stmt() -> Any:
+    return sa.select(CI.c.person_id, CI.c.external_id).where(
+        CI.c.person_id.in_(sa.bindparam("people", expanding=True)),
+        CI.c.platform == sa.bindparam("platform"), carries_messages(CI)).order_by(CI.c.id)
 
 
 @functools.cache
-def _identities_stmt() -> Any:
-    # Built once (core/db.py, "Statements built once"): every row sent runs it.
-    return sa.select(CI.c.external_id).where(
-        CI.c.person_id == sa.bindparam("person"), CI.c.platform == sa.bindparam("platform"),
-        carries_messages(CI)).order_by(CI.c.id)
+def _phones_stmt() -> Any:
+    return sa.select(deliveries.PEOPLE.c.id, deliveries.PEOPLE.c.phone).where(
+        deliveries.PEOPLE.c.id.in_(sa.bindparam("people", expanding=True)))
+
+
+@functools.cache
+def _bindings_stmt() -> Any:
+    return sa.select(CB.c.id, CB.c.chat_id).where(
+        CB.c.id.in_(sa.bindparam("ids", expanding=True)), CB.c.platform == sa.bindparam("platform"))
 
 
 def claim(session: Session, *, platform: str, now: datetime, limit: int,
