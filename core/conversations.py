@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, select
 
 from core.clock import as_utc
+from core.db import memo
 
 PROMPT_PREFIX = "await_"
 
@@ -61,10 +62,23 @@ def _find_stmt() -> Any:
         Conversation.user_id == sa.bindparam("u"))
 
 
+_CONVERSATIONS = "conversations"  # (platform, chat, user) → the row or None, this transaction
+
+
 def _find(session: Session, platform: str, chat_id: str, user_id: str) -> Conversation | None:
-    found: Conversation | None = session.execute(
-        _find_stmt(), {"p": platform, "c": chat_id, "u": user_id}).scalars().first()
+    # An update reads the conversation, and often writes it after: one read for both.
+    known = memo(session, _CONVERSATIONS)
+    key = (platform, chat_id, user_id)
+    if key not in known:
+        known[key] = session.execute(
+            _find_stmt(), {"p": platform, "c": chat_id, "u": user_id}).scalars().first()
+    found: Conversation | None = known[key]
     return found
+
+
+def _forget(session: Session, platform: str, chat_id: str, user_id: str,
+            conv: Conversation | None = None) -> None:
+    memo(session, _CONVERSATIONS)[(platform, chat_id, user_id)] = conv
 
 
 def get_state(session: Session, *, platform: str, chat_id: str, user_id: str, now: datetime,
@@ -75,6 +89,7 @@ def get_state(session: Session, *, platform: str, chat_id: str, user_id: str, no
         return None
     if now - as_utc(conv.updated_at) > ttl:
         session.delete(conv)
+        _forget(session, platform, chat_id, user_id)
         return None
     return conv
 
@@ -84,14 +99,17 @@ def set_state(session: Session, *, platform: str, chat_id: str, user_id: str, st
     """Remember what someone is in the middle of."""
     conv = _find(session, platform, chat_id, user_id)
     if conv is None:
-        session.add(Conversation(platform=platform, chat_id=chat_id, user_id=user_id,
-                                 state=state, data=data, updated_at=now))
+        conv = Conversation(platform=platform, chat_id=chat_id, user_id=user_id, state=state,
+                            data=data, updated_at=now)
+        session.add(conv)
+        _forget(session, platform, chat_id, user_id, conv)
     else:
         conv.state, conv.data, conv.updated_at = state, data, now
 
 
 def clear_state(session: Session, *, platform: str, chat_id: str, user_id: str) -> None:
     """Forget what someone was in the middle of."""
+    _forget(session, platform, chat_id, user_id)
     session.execute(sa.delete(Conversation.__table__).where(  # type: ignore[attr-defined]
         sa.text("platform = :p AND chat_id = :c AND user_id = :u")
     ), {"p": platform, "c": chat_id, "u": user_id})
@@ -99,13 +117,11 @@ def clear_state(session: Session, *, platform: str, chat_id: str, user_id: str) 
 
 def drop_prompt(session: Session, *, platform: str, chat_id: str, user_id: str) -> str | None:
     """End the prompt someone is in, if any; which one it was."""
-    conv = session.exec(select(Conversation).where(
-        Conversation.platform == platform, Conversation.chat_id == chat_id,
-        Conversation.user_id == user_id,
-    )).first()
+    conv = _find(session, platform, chat_id, user_id)
     if conv is None or not conv.state.startswith(PROMPT_PREFIX):
         return None
     session.delete(conv)
+    _forget(session, platform, chat_id, user_id)
     session.flush()
     return conv.state
 

@@ -68,6 +68,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_MEMO = "linzhang.memo"
+
+
+def memo(session: Session, name: str) -> dict[Any, Any]:
+    """A dict, by name, for what this transaction found out and may read again (a
+    conversation, a duplicate search's finds). Forgotten when the transaction or a savepoint
+    ends, since others may change it after; a flush's own subtransaction keeps it."""
+    book: dict[str, dict[Any, Any]] | None = session.info.get(_MEMO)
+    if book is None:
+        book = session.info[_MEMO] = {}
+        sa.event.listen(session, "after_transaction_end", _forget_memo)
+    return book.setdefault(name, {})
+
+
+def _forget_memo(session: Session, transaction: Any) -> None:
+    if transaction.parent is None or transaction.nested:
+        session.info.get(_MEMO, {}).clear()
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 

@@ -33,6 +33,7 @@ from core.cases.model import (
     State,
 )
 from core.clock import Clock
+from core.db import memo
 from core.errors import Conflict, PermissionDenied
 from core.hierarchy.model import Level
 from core.hierarchy.queries import NodeRef, node_by_id, nodes_by_ids
@@ -189,18 +190,33 @@ def candidates(session: Session, *, case_id: int, limit: int = MAX_CANDIDATES) -
     return find(session, case=case, limit=limit)
 
 
-def first_look(case: Case, session: Session) -> None:
+def first_look(case: Case, session: Session, line: Sequence[NodeRef] = ()) -> None:
     """Keep the likely originals of a case about to be written (open_case): its cards and
-    the resident's offer read them, no later card searches again."""
-    case.maybe_dupes = ",".join(str(c.id) for c in find(session, case=case))
+    the resident's offer read them, no later card searches again (`line`: its home and
+    ancestors, when the caller has read them)."""
+    found = find(session, case=case, line=line)
+    case.maybe_dupes = ",".join(str(c.id) for c in found)
+    # Open and counted now: the card and the offer of this transaction read them here.
+    memo(session, _FOUND)[id(case)] = (case, found)
 
 
-def find(session: Session, *, case: Case, limit: int = MAX_CANDIDATES) -> list[Candidate]:
+_FOUND = "dupes_found"  # id(case) → (case, its candidates), for first_look's transaction
+
+
+def _found_here(session: Session, case: Case) -> list[Candidate] | None:
+    got = memo(session, _FOUND).get(id(case))
+    return got[1] if got is not None and got[0] is case else None
+
+
+def find(session: Session, *, case: Case, limit: int = MAX_CANDIDATES,
+         line: Sequence[NodeRef] = ()) -> list[Candidate]:
     """`candidates` for a case, written yet or not."""
     case_id = case.id
-    line = nodes_by_ids(session, path_ids(case.node_path))  # the home and its ancestors
-    home = line.get(case.home_node_id) or node_by_id(session, case.home_node_id)
-    group = group_of(session, home, line)
+    known = {n.id: n for n in line}
+    if case.home_node_id not in known:  # the home and its ancestors
+        known = nodes_by_ids(session, path_ids(case.node_path))
+    home = known.get(case.home_node_id) or node_by_id(session, case.home_node_id)
+    group = group_of(session, home, known)
     Row = tuple[int, str, float | None, float | None]
     rows: dict[int, tuple[Row, float | None]] = {r[0]: (r, None)
                                                  for r in _group_rows(session, group)}
@@ -232,15 +248,22 @@ def likely_originals(session: Session, cases: Sequence[Case]) -> dict[int, list[
     """The open cases each case's cards name as likely originals: looked up at its first card
     and kept on the case, less those that have ended since (one read for the whole batch)."""
     kept: dict[int, list[int]] = {}
+    live: set[int] = set()
     for case in cases:
         if case.id is None or case.state not in UNRESOLVED:
             continue
         if case.maybe_dupes is None:  # a case from before the column: looked at once now
             first_look(case, session)
+        here = _found_here(session, case)
+        if here is not None:
+            kept[case.id] = [c.id for c in here]
+            live.update(kept[case.id])
+            continue
         kept[case.id] = [int(x) for x in (case.maybe_dupes or "").split(",") if x]
-    wanted = sorted({i for ids in kept.values() for i in ids})
-    live = set(session.execute(sa.select(CASES.c.id).where(
-        CASES.c.id.in_(wanted), CASES.c.state.in_(UNRESOLVED))).scalars()) if wanted else set()
+    wanted = sorted({i for ids in kept.values() for i in ids} - live)
+    if wanted:
+        live.update(session.execute(sa.select(CASES.c.id).where(
+            CASES.c.id.in_(wanted), CASES.c.state.in_(UNRESOLVED))).scalars())
     return {cid: [i for i in ids if i in live] for cid, ids in kept.items()}
 
 
@@ -250,6 +273,9 @@ def offered(session: Session, *, case: Case) -> list[Candidate]:
     assert case.id is not None
     if case.maybe_dupes is None:
         return candidates(session, case_id=case.id)
+    here = _found_here(session, case)
+    if here is not None:
+        return here
     ids = likely_originals(session, [case]).get(case.id, [])
     if not ids:
         return []
@@ -277,8 +303,12 @@ def supporters(session: Session, case_ids: list[int]) -> dict[int, int]:
     """How many residents follow each case (N 人反映)."""
     if not case_ids:
         return {}
-    return {int(cid): int(n)
-            for cid, n in session.execute(_supporters_stmt(), {"ids": case_ids})}
+    out = ops.known_followers(session, case_ids)  # a case opened or joined here: no read
+    rest = [cid for cid in case_ids if cid not in out]
+    if rest:
+        out.update({int(cid): int(n)
+                    for cid, n in session.execute(_supporters_stmt(), {"ids": rest})})
+    return {cid: n for cid, n in out.items() if n}
 
 
 def is_candidate(session: Session, *, case_id: int, into_case_id: int) -> bool:

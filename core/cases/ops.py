@@ -190,6 +190,12 @@ def _forget(session: Session, transaction: Any) -> None:
         session.info.get(_NEW, set()).clear()
 
 
+def known_followers(session: Session, case_ids: list[int]) -> dict[int, int]:
+    """How many follow each of these cases, for those this transaction knows (no read)."""
+    known: dict[int, set[int]] = session.info.get(_KNOWN, {})
+    return {cid: len(known[cid]) for cid in case_ids if cid in known}
+
+
 def opened_here(session: Session, case_id: int) -> None:
     """A case this transaction created: nobody else can follow it yet, so its followers are
     the ones `follow` adds here (no read of them)."""

@@ -157,7 +157,8 @@ def open_case(session: Session, *, clock: Clock, settings: Settings, resident_id
     )
     ops.assign(case, target)
     duplicates.locate(case, attachments)
-    duplicates.first_look(case, session)  # kept with the row: no card searches the 组 again
+    # Kept with the row: no card searches the 组 again.
+    duplicates.first_look(case, session, chain.lineage)
     if route_rules.is_department(target):
         case.department_node_id = target.node.id
     # Before the first write: the deadline goes in with the row, not in an UPDATE after it.

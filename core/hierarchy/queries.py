@@ -59,6 +59,8 @@ class Chain:
     """The posts above a neighborhood, bottom up: 邻长 → 组长 → 片长 → 书记 → admins."""
 
     steps: tuple[ChainStep, ...]
+    # The node and its ancestors as the chain's read found them (a caller needs no re-read).
+    lineage: tuple[NodeRef, ...] = field(default=(), compare=False)
 
     def filled(self) -> list[ChainStep]:
         """Steps with a holder, each person kept only at the lowest post they hold."""
@@ -231,7 +233,7 @@ def chain_for_node(session: Session, node: NodeRef) -> Chain:
     for n in ordered:
         if n.level in (Level.town, Level.district):
             steps.append(ChainStep(Role.admin, n, tuple(by_node.get((n.id, Role.admin.value), ()))))
-    return Chain(tuple(steps))
+    return Chain(tuple(steps), tuple(ordered))
 
 
 def residence_of(session: Session, person_id: int) -> NodeRef:

@@ -253,6 +253,22 @@ def test_a_leader_who_blocked_the_bot_is_unreachable_and_the_next_tier_hears(
     assert tg.requests("sendMessage") == before
 
 
+def test_rows_claimed_together_go_no_more_to_a_chat_that_blocked_the_bot(
+        sqlite_engine: Engine, city: City, vt: VirtualTime, tg: FakeTelegram,
+        tmp_path: Path) -> None:
+    """Where a batch goes is read with its claim; once a chat says it blocked the bot, the
+    rows behind on the person's queue read theirs again and skip it."""
+    link(sqlite_engine, city["resident2"], 7001)
+    link(sqlite_engine, city["resident2"], 7002)
+    tg.block(7001)
+    for i in range(3):
+        put(sqlite_engine, vt, f"通知{i}", f"k{i}", person_id=city["resident2"])
+    stats = drain(sqlite_engine, tg, vt, settings(tmp_path))
+    assert tg.texts_to(7002) == ["通知0", "通知1", "通知2"]
+    assert tg.requests("sendMessage") == 4  # the blocked chat was tried once, not three times
+    assert stats.unreachable == 1 and stats.rows_sent == 3
+
+
 def test_a_person_only_on_wechat_is_left_for_the_wechat_sender(
         sqlite_engine: Engine, city: City, vt: VirtualTime, tg: FakeTelegram,
         tmp_path: Path) -> None:
