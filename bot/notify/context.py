@@ -55,16 +55,17 @@ class _Q:
 
     @staticmethod
     @functools.cache
-    def reach() -> sa.Select[tuple[int, bool]]:
-        return sa.select(CI.c.person_id, CI.c.unreachable).where(CI.c.person_id.in_(_ids()))
-
-    @staticmethod
-    @functools.cache
-    def addresses() -> sa.Select[tuple[int, str | None]]:
-        return (sa.select(CASES.c.id, POSTS.c.address)
-                .join(POSTS, sa.and_(POSTS.c.person_id == CASES.c.resident_id,
-                                     POSTS.c.node_id == CASES.c.home_node_id,
-                                     POSTS.c.role == Role.resident.value))
+    def residents() -> sa.Select[tuple[int, int, str | None, bool, bool]]:
+        """Each case's resident: their address at home, whether a chat reaches them, and
+        whether they have a chat account at all (one read for both)."""
+        reachable = sa.exists().where(CI.c.person_id == CASES.c.resident_id,
+                                      CI.c.unreachable.is_(False))
+        any_chat = sa.exists().where(CI.c.person_id == CASES.c.resident_id)
+        return (sa.select(CASES.c.id, CASES.c.resident_id, POSTS.c.address,
+                          reachable.label("reachable"), any_chat.label("any_chat"))
+                .outerjoin(POSTS, sa.and_(POSTS.c.person_id == CASES.c.resident_id,
+                                          POSTS.c.node_id == CASES.c.home_node_id,
+                                          POSTS.c.role == Role.resident.value))
                 .where(CASES.c.id.in_(_ids())))
 
     @staticmethod
@@ -142,12 +143,20 @@ class Env:
         self._people(people)
         self.nodes = nodes_by_ids(s, {n for c in self.cases.values()
                                       for n in (c.holder_node_id, c.home_node_id) if n})
-        residents = sorted({c.resident_id for c in self.cases.values()})
-        known = s.execute(_Q.reach(), {"ids": residents}).all()
-        reachable = {p for p, gone in known if not gone}
-        self.unreachable = set(residents) - reachable
+        residents = {c.resident_id for c in self.cases.values()}
+        reachable: set[int] = set()
+        with_chat: set[int] = set()
+        for cid, resident, address, reaches, any_chat in s.execute(
+                _Q.residents(), {"ids": ids}):
+            if address is not None:
+                self.addresses.setdefault(cid, address)
+            if reaches:
+                reachable.add(resident)
+            if any_chat:
+                with_chat.add(resident)
+        self.unreachable = residents - reachable
         # Never had a chat (a caller on the hotline) is not "blocked the bot".
-        self.no_chat = set(residents) - {p for p, _ in known}
+        self.no_chat = residents - with_chat
         if self.unreachable:  # only then can one be a system (no extra read for a chat report)
             from core.open311.model import Open311Client
 
@@ -155,8 +164,6 @@ class Env:
             self.systems = set(s.execute(sa.select(clients.c.person_id).where(
                 clients.c.person_id.in_(sorted(self.unreachable)))).scalars())
             self.unreachable -= self.systems
-        for cid, address in s.execute(_Q.addresses(), {"ids": ids}):
-            self.addresses.setdefault(cid, address)
         with_category = [cid for cid, c in self.cases.items() if c.category_id is not None]
         for cid, canned in s.execute(_Q.canned(), {"ids": with_category}) \
                 if with_category else []:
