@@ -21,6 +21,7 @@ from bot.flows.context import Ctx
 from core import conversations
 from core.hierarchy.invites import typed_code
 from core.hierarchy.model import RESIDENT_ONLY_PROOFS, Person, Role
+from core.hierarchy.queries import seen_people
 from core.hierarchy.services import identity_proof
 from core.hierarchy.tree import normalize_phone
 
@@ -202,5 +203,6 @@ def _lang(ctx: Ctx) -> None:
     person = ctx.person()
     if person is not None:
         person.language = lang
+        seen_people(ctx.session).pop(person.id or 0, None)  # read as it is now
     ctx.lang = lang
     ctx.say(ctx.t("lang_set"))

@@ -19,7 +19,7 @@ from core.cases.routing import Target, chains_for, next_target
 from core.deliveries import CARD_UPDATE, DEL
 from core.hierarchy.import_categories import split_canned
 from core.hierarchy.model import Category, ChatIdentity, Person, Post, Role
-from core.hierarchy.queries import NodeRef, nodes_by_ids
+from core.hierarchy.queries import NodeRef, nodes_by_ids, seen_nodes, seen_people
 from core.outbox import OUT, Action
 
 PEOPLE: sa.Table = Person.__table__  # type: ignore[attr-defined]
@@ -141,8 +141,12 @@ class Env:
             if e.actor_id:
                 people.add(e.actor_id)
         self._people(people)
-        self.nodes = nodes_by_ids(s, {n for c in self.cases.values()
-                                      for n in (c.holder_node_id, c.home_node_id) if n})
+        seen = seen_nodes(s)
+        wanted = {n for c in self.cases.values() for n in (c.holder_node_id, c.home_node_id)
+                  if n}
+        self.nodes = {n: seen[n] for n in wanted if n in seen}
+        if wanted - set(self.nodes):
+            self.nodes.update(nodes_by_ids(s, wanted - set(self.nodes)))
         residents = {c.resident_id for c in self.cases.values()}
         reachable: set[int] = set()
         with_chat: set[int] = set()
@@ -182,6 +186,9 @@ class Env:
 
     def _people(self, ids: set[int]) -> None:
         missing = [i for i in ids if i not in self.people]
+        seen = seen_people(self.session)  # who the update's own reads found
+        self.people.update({i: seen[i] for i in missing if i in seen})
+        missing = [i for i in missing if i not in self.people]
         if missing:
             for pid, name, lang in self.session.execute(_Q.people(), {"ids": missing}):
                 self.people[pid] = (name, lang or "zh")

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.db import memo
 from core.errors import NotFound
 from core.hierarchy.model import ChatIdentity, Level, Node, Person, Post, Role
 from core.hierarchy.tree import LEADER_ROLE, LEADER_ROLES, path_ids, subtree_bounds
@@ -118,6 +119,16 @@ class Actor:
         return bool(self.admin_scopes())
 
 
+def seen_people(session: Session) -> dict[int, tuple[str, str]]:
+    """People this transaction read, id → (name, language), for the notifier (core.db.memo)."""
+    return memo(session, "people")
+
+
+def seen_nodes(session: Session) -> dict[int, NodeRef]:
+    """Nodes this transaction read (the sender's posts, a chain's lineage), for display."""
+    return memo(session, "nodes")
+
+
 def _node_ref(row: sa.Row) -> NodeRef:
     return NodeRef(
         id=row.id, code=row.code, level=Level(row.level), name=row.name, path=row.path,
@@ -198,7 +209,7 @@ _CHAIN_ROLES = ", ".join(f"'{r.value}'" for r in (*LEADER_ROLES, Role.admin))
 # Fixed parameter slots keep this one cached statement for every lookup.
 _LINEAGE_SQL = sa.text(
     "SELECT n.id, n.code, n.level, n.name, n.path, n.parent_id,"
-    " x.role, p.id AS pid, p.name AS pname"
+    " x.role, p.id AS pid, p.name AS pname, p.language"
     " FROM node n LEFT JOIN post x ON x.node_id = n.id AND x.role IN (" + _CHAIN_ROLES + ")"
     " LEFT JOIN person p ON p.id = x.person_id"
     " WHERE n.id IN (" + ", ".join(f":a{i}" for i in range(MAX_DEPTH)) + ")"
@@ -218,11 +229,14 @@ def chain_for_node(session: Session, node: NodeRef) -> Chain:
     params = {f"a{i}": (ids[i] if i < len(ids) else -1) for i in range(MAX_DEPTH)}
     lineage: dict[int, NodeRef] = {}
     by_node: dict[tuple[int, str], list[PersonRef]] = {}
+    people = seen_people(session)
     for row in session.connection().execute(_LINEAGE_SQL, params):
         if row.id not in lineage:
             lineage[row.id] = _node_ref(row)
         if row.role is not None:
             by_node.setdefault((row.id, row.role), []).append(PersonRef(row.pid, row.pname))
+            people[row.pid] = (row.pname, row.language or "zh")
+    seen_nodes(session).update(lineage)
     ordered = [lineage[i] for i in reversed(ids) if i in lineage]
     steps: list[ChainStep] = []
     for n in ordered:
@@ -283,6 +297,8 @@ def actor_by_identity(session: Session, platform: str, external_id: str) -> Acto
         return None
     head = rows[0]
     posts = tuple((Role(r.role), _node_ref(r)) for r in rows if r.role is not None)
+    seen_people(session)[head.pid] = (head.pname, head.language or "zh")
+    seen_nodes(session).update((n.id, n) for _, n in posts)
     return Actor(PersonRef(head.pid, head.pname), posts, language=head.language or "zh",
                  identity=(head.ci_id, bool(head.unreachable)))
 
@@ -305,8 +321,7 @@ def _actor_stmt() -> sa.Select[Any]:
 
 def identities_of(session: Session, person_id: int) -> list[tuple[str, str, bool]]:
     q = sa.select(CI.c.platform, CI.c.external_id, CI.c.unreachable).where(
-        CI.c.person_id == person_id
-    ).order_by(CI.c.id)
+        CI.c.person_id == person_id).order_by(CI.c.id)
     return [(r.platform, r.external_id, r.unreachable) for r in session.execute(q)]
 
 

@@ -22,8 +22,8 @@ from core.settings import Settings
 from tests.integration.test_flows import link, resident_of, send
 from tests.support.demo_city import LIN1, holder_of, load_demo
 
-FIRST_REPORT_MAX = 24
-ADDITION_MAX = 21
+FIRST_REPORT_MAX = 22
+ADDITION_MAX = 20
 
 
 @contextmanager
