@@ -90,6 +90,7 @@ class Dispatcher:
         self._gate = asyncio.Semaphore(parallel) if parallel else None
         self._held: dict[int, Row] = {}
         self._ready: dict[int, Resolved] = {}  # read with the claim; dropped once it may be stale
+        self._short_at: float | None = None  # when a claim last found less than it could take
         self._queues: dict[str, deque[Row]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
@@ -148,7 +149,7 @@ class Dispatcher:
         """Claim one batch and deliver it to the end; how many rows were claimed."""
         self._stopping = False
         try:
-            n = await self._fill(limit)
+            n = await self._fill(limit, eager=True)
             if self._workers:
                 await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
         finally:
@@ -176,20 +177,27 @@ class Dispatcher:
             if f not in self._workers.values():
                 f.cancel()
 
-    async def _fill(self, limit: int | None = None) -> int:
+    async def _fill(self, limit: int | None = None, *, eager: bool = False) -> int:
         room = min(limit or self.batch, self.max_held - len(self._held))
         if room <= 0:
             return 0
+        if not eager and self._short_at is not None and \
+                self.timer.monotonic() - self._short_at < self.idle:
+            # The last claim found fewer rows than it could take: a worker finishing is no
+            # reason to look again before `idle` (a write transaction, on SQLite the lock).
+            return 0
         now = self.clock.now()
-        def take(s: Session) -> list[Row]:
+
+        def take(s: Session) -> tuple[list[Row], dict[int, Resolved]]:
             got = claim(s, platform=self.platform, now=now, limit=room, lease=self.lease,
                         configured=self.configured)
             # A card edit's copies are read as it goes out: each edit before it adds to them.
-            self._ready.update(resolve(s, platform=self.platform, rows=[
-                r for r in got if r.kind != deliveries.CARD_UPDATE]))
-            return got
+            return got, resolve(s, platform=self.platform, rows=[
+                r for r in got if r.kind != deliveries.CARD_UPDATE])
 
-        rows = await self._db(take)
+        rows, ready = await self._db(take)
+        self._ready.update(ready)
+        self._short_at = self.timer.monotonic() if len(rows) < room else None
         # In the order they were written: a case's receipt before the question that follows
         # it (a flow's rows can carry an earlier time than the ones its services wrote).
         for row in sorted(rows, key=lambda r: r.id):

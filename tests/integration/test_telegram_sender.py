@@ -295,6 +295,30 @@ def test_a_burst_to_many_chats_goes_close_to_30_a_second_without_429(
     assert max(m.at for m in tg.sent) - start < 300 / 30 * 1.1
 
 
+def test_a_sender_holding_rows_does_not_claim_again_at_every_send(
+        sqlite_engine: Engine, city: City, vt: VirtualTime, tg: FakeTelegram,
+        tmp_path: Path) -> None:
+    """Once a claim found fewer rows than it could take, the next looks after `idle` (0.5 s),
+    not as each send ends: 300 messages at 30/s take 10 s, so about 20 claims, not 300 (each
+    a write transaction, on SQLite the one writer lock the webhooks wait on)."""
+    for i in range(300):
+        put(sqlite_engine, vt, f"广播{i}", f"b{i}", platform=TG, address=str(10_000 + i))
+    claims: list[str] = []
+
+    def seen(_c, _cur, statement, _p, _ctx, _many):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "FROM outbox" in statement \
+                and "outbox.claimed_until" in statement and "count(" not in statement:
+            claims.append(statement)
+
+    sa.event.listen(sqlite_engine, "before_cursor_execute", seen)
+    try:
+        drain(sqlite_engine, tg, vt, settings(tmp_path))
+    finally:
+        sa.event.remove(sqlite_engine, "before_cursor_execute", seen)
+    assert len(tg.sent) == 300 and tg.too_many == []
+    assert 3 <= len(claims) <= 40, len(claims)
+
+
 def test_a_burst_into_one_group_and_one_chat_gets_no_429(
         sqlite_engine: Engine, city: City, vt: VirtualTime, tg: FakeTelegram,
         tmp_path: Path) -> None:
