@@ -161,18 +161,22 @@ class Dispatcher:
         be due (`idle`), or when told to stop."""
         waits: set[asyncio.Future[Any]] = set(self._workers.values())
         idle = getattr(self.transport, "idle", None)
+        woken: asyncio.Future[Any] | None = None
         if waits:
             # Workers run on real I/O: wait for them in real time, not on a virtual clock.
             timeout: float | None = self.idle
         else:
-            waits.add(asyncio.ensure_future(idle(self.idle) if idle is not None
-                                            else self.timer.sleep(self.idle)))
+            woken = asyncio.ensure_future(idle(self.idle) if idle is not None
+                                          else self.timer.sleep(self.idle))
+            waits.add(woken)
             timeout = None
         stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
         if stopper is not None:
             waits.add(stopper)
         _, pending = await asyncio.wait(waits, timeout=timeout,
                                         return_when=asyncio.FIRST_COMPLETED)
+        if woken is not None and woken.done():
+            self._short_at = None  # idle passed, or the transport says new work came
         for f in pending:
             if f not in self._workers.values():
                 f.cancel()
