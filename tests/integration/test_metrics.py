@@ -36,7 +36,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(base: str) -> Samples:
-    r = httpx.get(f"{base}/metrics")
+    r = httpx.get(f"{base}/metrics", timeout=30)  # a loaded CI machine: not httpx's 5 s
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     out: Samples = {}
     for family in text_string_to_metric_families(r.text):
