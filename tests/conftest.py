@@ -212,7 +212,6 @@ SLOW_FIRST = (
     "tests/e2e/test_telegram_notices.py::test_bad_input_in_the_dialogue_sends_nothing",
     "tests/e2e/test_output_browser.py::test_names_like_markup_stay_text_and_no_page_breaks",
     "tests/e2e/test_webchat.py::test_report_with_photo_reaches_leader_and_answer_streams_back",
-    "tests/unit/test_layers.py::test_every_allowlist_entry_is_still_needed",
     "tests/integration/test_case_benches_smoke.py::test_bench_notify_toy",
 )
 
