@@ -191,37 +191,3 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
               if r.when == "call" and _is_pg(r))
     if ran:
         terminalreporter.write_line(f"PostgreSQL tests ran ({ran} tests).")
-
-
-# The longest tests (seconds under three workers, from `--durations`), handed out first:
-# pytest-xdist's load scheduler deals tests in collection order, and a 75 s test dealt last
-# would run on alone after the other workers have emptied their queues. Only the order
-# changes; a test missing from the collection is simply not there to move.
-SLOW_FIRST = (
-    "tests/integration/test_case_state_machine.py::TestCaseMachine",  # 75
-    "tests/e2e/test_crash_workers.py::test_two_workers_on_postgres_one_killed_half_way",  # 74
-    "tests/e2e/test_crash_workers.py::test_sqlite_killed_and_restarted_three_times",  # 46
-    "tests/integration/test_fuzz_openapi.py::test_every_operation_survives_generated_requests",
-    "tests/e2e/test_serve_workers.py::test_two_workers_take_webhooks_and_a_leader_survives",
-    "tests/e2e/test_campaign_telegram.py::test_two_leaders_mark_resume_registry_and_board",
-    "tests/e2e/test_verify_story.py::test_a_check_sent_back_three_times_climbs_a_tier",
-    "tests/integration/test_fuzz_openapi.py::test_the_open311_routes_survive_generated",
-    "tests/integration/test_status_hooks_cli.py::test_the_cli_sets_lists_and_removes_hooks",
-    "tests/e2e/test_telegram_notice_relay.py::test_residents_get_it_the_rest_through",
-    "tests/integration/test_open311_errors.py::test_the_cli_creates_lists_and_revokes_keys",
-    "tests/e2e/test_telegram_notices.py::test_bad_input_in_the_dialogue_sends_nothing",
-    "tests/e2e/test_output_browser.py::test_names_like_markup_stay_text_and_no_page_breaks",
-    "tests/e2e/test_webchat.py::test_report_with_photo_reaches_leader_and_answer_streams_back",
-    "tests/integration/test_case_benches_smoke.py::test_bench_notify_toy",
-)
-
-
-def _slow_rank(item: pytest.Item) -> int:
-    for rank, prefix in enumerate(SLOW_FIRST):
-        if item.nodeid.startswith(prefix):
-            return rank
-    return len(SLOW_FIRST)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=_slow_rank)  # stable: everything else keeps its collection order
