@@ -34,7 +34,7 @@ def test_bench_naive_scheduler_toy(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_notify_toy(capsys: pytest.CaptureFixture[str]) -> None:
-    assert load("bench_notify").main(["--cases", "5"]) == 0
+    assert load("bench_notify").main(["--cases", "5", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "rows/event" in out and "replied" in out and "baseline" in out
 

@@ -5,9 +5,11 @@ the changes left give the town's and the district's figures exactly as counted l
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -220,14 +222,28 @@ class CaseMachine(RuleBasedStateMachine):
             except DomainError:
                 pass
 
+    def _state_key(self) -> tuple[datetime, str]:
+        """The clock and the database files' bytes: equal keys, the very same state."""
+        digest = hashlib.blake2b()
+        for suffix in ("", "-wal"):
+            f = self.dir / f"db.sqlite{suffix}"
+            if f.exists():
+                digest.update(f.read_bytes())
+        return self.clock.now(), digest.hexdigest()
+
     @invariant()
     def rollups_follow_every_change(self) -> None:
         if not hasattr(self, "engine"):
+            return
+        # After a step that changed nothing (a refused action, a rule with no case to act on:
+        # about 4 steps in 10), the state is the one this check just passed on: not read again.
+        if getattr(self, "_rollups_checked", None) == self._state_key():
             return
         refresh.refresh(self.engine, clock=self.clock, tz=TZ)
         with Session(self.engine) as s:
             nodes = [node_by_id(s, self.city.nodes[k]) for k in ("town", "district")]
         assert_rollups_match(self.engine, self.clock, nodes)
+        self._rollups_checked = self._state_key()
 
 
 # 25 random runs in the default test run (about 20 s on the 2-core machine);

@@ -9,6 +9,7 @@ import contextlib
 import re
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -152,17 +153,25 @@ def cjk_literals(package: str, *, root: Path = ROOT,
                      if rel == k or (k.endswith("/") and rel.startswith(k))), frozenset())
         if rule is None:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
-        skip = _docstrings(tree)
-        assert isinstance(tree, ast.Module)
-        for stmt in tree.body:
-            if _assigned_names(stmt) & rule:
-                continue
-            for node in ast.walk(stmt):
-                if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                        and id(node) not in skip and CJK.search(node.value)):
-                    out.append(f"{rel}:{node.lineno}: {node.value[:30]!r}")
+        for names, hits in _statement_literals(rel, path.read_text(encoding="utf-8")):
+            if not names & rule:
+                out.extend(hits)
     return out
+
+
+@cache
+def _statement_literals(rel: str, text: str) -> tuple[tuple[frozenset[str], tuple[str, ...]], ...]:
+    """Per module-level statement: the names it binds and its Chinese literals. Cached by the
+    file's text: the allowlist test asks again for each of its entries."""
+    tree = ast.parse(text, filename=rel)
+    skip = _docstrings(tree)
+    assert isinstance(tree, ast.Module)
+    return tuple(
+        (frozenset(_assigned_names(stmt)),
+         tuple(f"{rel}:{node.lineno}: {node.value[:30]!r}" for node in ast.walk(stmt)
+               if isinstance(node, ast.Constant) and isinstance(node.value, str)
+               and id(node) not in skip and CJK.search(node.value)))
+        for stmt in tree.body)
 
 
 def error_calls(package: str, *, root: Path = ROOT) -> list[tuple[str, str | None]]:
