@@ -76,8 +76,9 @@ def _find(session: Session, platform: str, chat_id: str, user_id: str) -> Conver
     return found
 
 
-def _forget(session: Session, platform: str, chat_id: str, user_id: str,
-            conv: Conversation | None = None) -> None:
+def _remember(session: Session, platform: str, chat_id: str, user_id: str,
+              conv: Conversation | None = None) -> None:
+    """What the conversation is now, as this transaction wrote it (None: there is none)."""
     memo(session, _CONVERSATIONS)[(platform, chat_id, user_id)] = conv
 
 
@@ -89,7 +90,7 @@ def get_state(session: Session, *, platform: str, chat_id: str, user_id: str, no
         return None
     if now - as_utc(conv.updated_at) > ttl:
         session.delete(conv)
-        _forget(session, platform, chat_id, user_id)
+        _remember(session, platform, chat_id, user_id)
         return None
     return conv
 
@@ -102,14 +103,14 @@ def set_state(session: Session, *, platform: str, chat_id: str, user_id: str, st
         conv = Conversation(platform=platform, chat_id=chat_id, user_id=user_id, state=state,
                             data=data, updated_at=now)
         session.add(conv)
-        _forget(session, platform, chat_id, user_id, conv)
+        _remember(session, platform, chat_id, user_id, conv)
     else:
         conv.state, conv.data, conv.updated_at = state, data, now
 
 
 def clear_state(session: Session, *, platform: str, chat_id: str, user_id: str) -> None:
     """Forget what someone was in the middle of."""
-    _forget(session, platform, chat_id, user_id)
+    _remember(session, platform, chat_id, user_id)
     session.execute(sa.delete(Conversation.__table__).where(  # type: ignore[attr-defined]
         sa.text("platform = :p AND chat_id = :c AND user_id = :u")
     ), {"p": platform, "c": chat_id, "u": user_id})
@@ -121,7 +122,7 @@ def drop_prompt(session: Session, *, platform: str, chat_id: str, user_id: str) 
     if conv is None or not conv.state.startswith(PROMPT_PREFIX):
         return None
     session.delete(conv)
-    _forget(session, platform, chat_id, user_id)
+    _remember(session, platform, chat_id, user_id)
     session.flush()
     return conv.state
 

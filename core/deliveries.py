@@ -111,17 +111,20 @@ def _delivery_stmt() -> Any:
 
 def delivered_parts(session: Session, *, outbox_id: int) -> set[tuple[str, int]]:
     """(chat id, part) pairs already delivered for an outbox row (a retry skips them)."""
-    return {(r.chat_id, r.part) for r in session.execute(_parts_stmt(), {"id": outbox_id})}
+    return parts_of(session, [outbox_id]).get(outbox_id, set())
+
+
+def parts_of(session: Session, outbox_ids: Sequence[int]) -> dict[int, set[tuple[str, int]]]:
+    """`delivered_parts` of many rows in one read (rows with none are left out)."""
+    done: dict[int, set[tuple[str, int]]] = {}
+    if outbox_ids:
+        for oid, chat, part in session.execute(_parts_stmt(), {"ids": sorted(outbox_ids)}):
+            done.setdefault(int(oid), set()).add((str(chat), int(part)))
+    return done
 
 
 @functools.cache
 def _parts_stmt() -> Any:
-    return sa.select(DEL.c.chat_id, DEL.c.part).where(DEL.c.outbox_id == sa.bindparam("id"))
-
-
-@functools.cache
-def parts_of_many_stmt() -> Any:
-    """(outbox id, chat id, part) of every part delivered for the rows `ids` (expanding)."""
     return sa.select(DEL.c.outbox_id, DEL.c.chat_id, DEL.c.part).where(
         DEL.c.outbox_id.in_(sa.bindparam("ids", expanding=True)))
 

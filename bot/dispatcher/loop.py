@@ -14,6 +14,10 @@ Telegram album); if they cannot go together it answers `OneByOne` and they go on
 What each outcome means for the row: settle.py; an exception in a transport is a Retry (a
 bug or the network), and the others go on.
 
+A claim that came back short (fewer due rows than room) means the next waits for `idle` or
+the transport's wake-up (the web chat's hub), not for a send to end: each claim is a write
+transaction, on SQLite the writer lock the webhooks wait on.
+
 Where a row goes and what of it was delivered are read with its claim, for the whole batch
 (recipients.resolve), so a send waits on no read; an outcome other than a clean Done drops
 what was read for the rows behind it on its key, and they read theirs again.

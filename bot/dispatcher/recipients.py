@@ -31,11 +31,6 @@ class Dest:
     identity: bool  # a person's own chat: "blocked" makes the identity unreachable
 
 
-def destinations(session: Session, *, platform: str, row: Row) -> list[Dest]:
-    """The chats `row` goes to on `platform` (none: another platform's row)."""
-    return list(resolve(session, platform=platform, rows=[row], parts=False)[row.id].dests)
-
-
 @dataclass(frozen=True)
 class Resolved:
     """Where a claimed row goes on the platform, and which (chat, part) of it were delivered."""
@@ -44,10 +39,10 @@ class Resolved:
     done: frozenset[tuple[str, int]]
 
 
-def resolve(session: Session, *, platform: str, rows: Collection[Row],
-            parts: bool = True) -> dict[int, Resolved]:
-    """Destinations and delivered parts of many rows in at most four reads, whatever their
-    number (the dispatcher reads them with its claim, so a row's send waits on no database)."""
+def resolve(session: Session, *, platform: str, rows: Collection[Row]) -> dict[int, Resolved]:
+    """Where many rows go on `platform` (none: another platform's row) and what of them was
+    delivered, in at most three reads whatever their number (the dispatcher reads them with
+    its claim, so a row's send waits on no database)."""
     people = {r.person_id for r in rows if r.person_id is not None}
     chats: dict[int, list[str]] = {}
     if people and platform == deliveries.SMS:
@@ -61,11 +56,7 @@ def resolve(session: Session, *, platform: str, rows: Collection[Row],
                 if r.person_id is None and r.chat_binding_id is not None}
     bound = {int(i): str(c) for i, c in session.execute(_bindings_stmt(), {
         "ids": sorted(bindings), "platform": platform})} if bindings else {}
-    done: dict[int, set[tuple[str, int]]] = {}
-    if parts and rows:
-        for oid, chat, part in session.execute(deliveries.parts_of_many_stmt(),
-                                               {"ids": sorted(r.id for r in rows)}):
-            done.setdefault(int(oid), set()).add((str(chat), int(part)))
+    done = deliveries.parts_of(session, [r.id for r in rows])
     out: dict[int, Resolved] = {}
     for r in rows:
         if r.person_id is not None:

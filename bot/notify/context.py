@@ -141,12 +141,12 @@ class Env:
             if e.actor_id:
                 people.add(e.actor_id)
         self._people(people)
-        seen = seen_nodes(s)
+        seen = seen_nodes(s)  # what the update's own reads found
         wanted = {n for c in self.cases.values() for n in (c.holder_node_id, c.home_node_id)
                   if n}
         self.nodes = {n: seen[n] for n in wanted if n in seen}
-        if wanted - set(self.nodes):
-            self.nodes.update(nodes_by_ids(s, wanted - set(self.nodes)))
+        if rest := wanted - self.nodes.keys():
+            self.nodes.update(nodes_by_ids(s, rest))
         residents = {c.resident_id for c in self.cases.values()}
         reachable: set[int] = set()
         with_chat: set[int] = set()

@@ -25,6 +25,7 @@ from core.cases.model import (
 from core.cases.policy import CasePolicy, next_due, stage_deadline
 from core.cases.routing import Target
 from core.clock import as_utc
+from core.db import memo
 from core.errors import InvalidTransition, NotFound, Phrase, StaleAction, phrase
 from core.hierarchy.model import ChatBinding, Level, Node, Person
 from core.hierarchy.queries import NodeRef
@@ -169,30 +170,20 @@ def followers(session: Session, case_id: int) -> list[int]:
     return sorted(known[case_id])
 
 
-_KNOWN = "linzhang.case_followers"  # case → its followers, as this transaction knows them
-_NEW = "linzhang.new_cases"  # the cases this transaction opened
-
-
 def _known(session: Session) -> dict[int, set[int]]:
-    if _KNOWN not in session.info:
-        sa.event.listen(session, "after_transaction_end", _forget)
-        session.info[_KNOWN], session.info[_NEW] = {}, set()
-    known: dict[int, set[int]] = session.info[_KNOWN]
-    return known
+    """Case → its followers, as this transaction knows them (core.db.memo: once committed or
+    undone, a savepoint too, others may follow the case, so they are read again)."""
+    return memo(session, "case_followers")
 
 
-def _forget(session: Session, transaction: Any) -> None:
-    # Once committed or undone (a savepoint too), others may follow the case: read them
-    # again. A flush's own subtransaction (neither the outermost nor a savepoint) changes
-    # nothing.
-    if transaction.parent is None or transaction.nested:
-        session.info.get(_KNOWN, {}).clear()
-        session.info.get(_NEW, set()).clear()
+def _new(session: Session) -> dict[int, bool]:
+    """The cases this transaction opened."""
+    return memo(session, "new_cases")
 
 
 def known_followers(session: Session, case_ids: list[int]) -> dict[int, int]:
     """How many follow each of these cases, for those this transaction knows (no read)."""
-    known: dict[int, set[int]] = session.info.get(_KNOWN, {})
+    known = _known(session)
     return {cid: len(known[cid]) for cid in case_ids if cid in known}
 
 
@@ -200,7 +191,7 @@ def opened_here(session: Session, case_id: int) -> None:
     """A case this transaction created: nobody else can follow it yet, so its followers are
     the ones `follow` adds here (no read of them)."""
     _known(session)[case_id] = set()
-    session.info[_NEW].add(case_id)
+    _new(session)[case_id] = True
 
 
 @functools.cache
@@ -238,7 +229,7 @@ def mirror_bindings(session: Session, node: NodeRef,
 def followers_of(session: Session, case_ids: list[int]) -> dict[int, list[int]]:
     """The followers of many cases in one query (none for the cases this transaction has
     followed or opened: it knows theirs)."""
-    known: dict[int, set[int]] = session.info.get(_KNOWN, {})
+    known = _known(session)
     out: dict[int, list[int]] = {cid: sorted(known[cid]) if cid in known else []
                                  for cid in case_ids}
     rest = [cid for cid in case_ids if cid not in known]
@@ -258,7 +249,7 @@ def _followers_of_stmt() -> Any:
 
 def is_new_here(session: Session, case_id: int) -> bool:
     """Whether this transaction opened the case (nothing was ever sent about it)."""
-    return case_id in session.info.get(_NEW, set())
+    return case_id in _new(session)
 
 
 
