@@ -109,13 +109,9 @@ def _delivery_stmt() -> Any:
         "kind", "is_card", "response_code", "sent_at")})
 
 
-def delivered_parts(session: Session, *, outbox_id: int) -> set[tuple[str, int]]:
-    """(chat id, part) pairs already delivered for an outbox row (a retry skips them)."""
-    return parts_of(session, [outbox_id]).get(outbox_id, set())
-
-
 def parts_of(session: Session, outbox_ids: Sequence[int]) -> dict[int, set[tuple[str, int]]]:
-    """`delivered_parts` of many rows in one read (rows with none are left out)."""
+    """(chat id, part) pairs already delivered for each outbox row, a retry skips them (rows
+    with none are left out); one read for them all."""
     done: dict[int, set[tuple[str, int]]] = {}
     if outbox_ids:
         for oid, chat, part in session.execute(_parts_stmt(), {"ids": sorted(outbox_ids)}):

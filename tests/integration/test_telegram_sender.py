@@ -179,7 +179,7 @@ def test_long_text_is_split_and_every_part_points_to_the_case(
     with Session(sqlite_engine) as s:
         assert all(deliveries.message_case(s, TG, "1001", str(m.message_id)) == case_id
                    for m in parts)
-        assert deliveries.delivered_parts(s, outbox_id=rid) == {("1001", i) for i in range(4)}
+        assert deliveries.parts_of(s, [rid]) == {rid: {("1001", i) for i in range(4)}}
 
 
 # ---- failures ------------------------------------------------------------------------------
